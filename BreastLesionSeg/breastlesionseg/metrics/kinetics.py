@@ -1,0 +1,201 @@
+"""Contrast kinetics of a lesion in a DCE exam: percent enhancement, SER, curve type, FTV, mean curve.
+
+Definitions (``S0`` = pre-contrast signal, ``Se`` = early post-contrast phase, ``Sl`` = late phase):
+
+- percent enhancement (PE) of a voxel in phase k: ``100 * (Sk - S0) / S0``. Voxels with
+  ``S0 <= min_pre_signal`` (default 0) have no defined PE and are left out of every PE / SER / FTV
+  figure (their count is reported as ``excluded_low_pre_voxel_count``).
+- enhancing voxels: early PE >= ``pe_threshold_percent`` (default 70 %, Hylton et al., Radiology 2012;
+  263:663-672, the I-SPY 1 FTV definition).
+- signal enhancement ratio (SER) of a voxel: ``(Se - S0) / (Sl - S0)`` (Hylton). Reported as the mean over
+  enhancing voxels (``ser_mean``; voxels with ``Sl <= S0`` have an infinite SER and are left out of the
+  mean), and as the SER of the lesion's mean curve (``ser_of_mean_curve``, ``None`` when ``Sl <= S0``).
+- kinetic curve type (ACR BI-RADS MRI lexicon, 2nd ed. 2013, delayed-phase enhancement): the change of the
+  lesion's mean signal from the early to the late phase relative to the early signal,
+  ``late_change_percent = 100 * (Sl - Se) / Se``: > +10 % persistent, < -10 % washout, otherwise plateau.
+  The same rule per enhancing voxel gives ``curve_type_fractions``.
+- functional tumour volume (FTV): the volume of the lesion's enhancing voxels; with ``ftv_ser_min`` set,
+  only enhancing voxels whose SER >= ``ftv_ser_min`` count (Hylton's FTV variants with an SER cut-off).
+- mean time-intensity curve: per phase, the mean absolute signal over all lesion voxels and the mean
+  voxel PE over voxels with a defined PE.
+
+Undefined values are ``None`` (strict-JSON friendly), never NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ._inputs import finite_or_none
+
+PERSISTENT = "persistent"
+PLATEAU = "plateau"
+WASHOUT = "washout"
+CURVE_TYPES = (PERSISTENT, PLATEAU, WASHOUT)
+CURVE_TYPE_REFERENCE = (
+    "ACR BI-RADS Atlas, MRI lexicon (2nd ed., 2013), delayed phase: change of signal from the early to the "
+    "late phase relative to the early signal, > +10% persistent, within +/-10% plateau, < -10% washout"
+)
+FTV_REFERENCE = "Hylton et al., Radiology 2012;263:663-672 (I-SPY 1): enhancing voxels with early PE >= threshold"
+
+
+@dataclass(frozen=True)
+class KineticsConfig:
+    """Parameters of the kinetic analysis.
+
+    Attributes:
+        pe_threshold_percent: early percent enhancement at or above which a voxel is "enhancing" (FTV).
+        early_phase: phase index of the early post-contrast phase (0 = pre; negative counts from the end).
+        late_phase: phase index of the late (delayed) phase; default the last phase.
+        ftv_ser_min: optional SER cut-off for the FTV (enhancing voxels with SER below it are left out).
+        curve_threshold_percent: half width of the plateau band of the curve-type rule (10 %).
+        min_pre_signal: voxels whose pre-contrast signal is <= this have no defined PE.
+    """
+
+    pe_threshold_percent: float = 70.0
+    early_phase: int = 1
+    late_phase: int = -1
+    ftv_ser_min: float | None = None
+    curve_threshold_percent: float = 10.0
+    min_pre_signal: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.pe_threshold_percent):
+            raise InputError(f"pe_threshold_percent must be a finite number, got {self.pe_threshold_percent}")
+        if not np.isfinite(self.curve_threshold_percent) or self.curve_threshold_percent < 0:
+            raise InputError(f"curve_threshold_percent must be >= 0, got {self.curve_threshold_percent}")
+        if self.ftv_ser_min is not None and not np.isfinite(self.ftv_ser_min):
+            raise InputError(f"ftv_ser_min must be a finite number or None, got {self.ftv_ser_min}")
+        if not np.isfinite(self.min_pre_signal):
+            raise InputError(f"min_pre_signal must be finite, got {self.min_pre_signal}")
+
+    def resolve_phases(self, n_phases: int) -> tuple[int, int]:
+        """Absolute (early, late) phase indices for an exam of ``n_phases`` phases.
+
+        Raises:
+            InputError: a phase is out of range, is the pre-contrast phase, or late < early.
+        """
+        out = []
+        for name, value in (("early_phase", self.early_phase), ("late_phase", self.late_phase)):
+            idx = value + n_phases if value < 0 else value
+            if not 1 <= idx < n_phases:
+                raise InputError(
+                    f"{name}={value} is not a post-contrast phase of this exam (phases 1..{n_phases - 1}; "
+                    f"0 is pre-contrast)"
+                )
+            out.append(idx)
+        if out[1] < out[0]:
+            raise InputError(f"late_phase={self.late_phase} comes before early_phase={self.early_phase}")
+        return out[0], out[1]
+
+    def to_dict(self) -> dict:
+        """JSON-friendly parameters."""
+        return asdict(self)
+
+
+def classify_curve(late_change_percent: float | None, threshold_percent: float = 10.0) -> str | None:
+    """Kinetic curve type from the early-to-late signal change (BI-RADS delayed phase rule)."""
+    if late_change_percent is None or not np.isfinite(late_change_percent):
+        return None
+    if late_change_percent > threshold_percent:
+        return PERSISTENT
+    if late_change_percent < -threshold_percent:
+        return WASHOUT
+    return PLATEAU
+
+
+def lesion_kinetics(
+    signals: np.ndarray,
+    config: KineticsConfig,
+    voxel_volume_mm3: float,
+    phase_names: list[str] | None = None,
+    times_s: list[float] | None = None,
+) -> dict:
+    """Kinetic metrics of one lesion from its voxels' signals.
+
+    Args:
+        signals: ``(P, n)`` signal of the lesion's n voxels in each of the P phases (phase 0 = pre).
+        config: analysis parameters.
+        voxel_volume_mm3: volume of one voxel (mm3) for the FTV.
+        phase_names: optional names of the P phases (for the curve).
+        times_s: optional acquisition time of each phase in seconds.
+
+    Returns:
+        JSON-ready dict (see the module docstring for every key's definition).
+    """
+    signals = np.asarray(signals, dtype=np.float64)
+    if signals.ndim != 2 or signals.shape[0] < 2:
+        raise InputError(f"signals must have shape (phases >= 2, voxels), got {signals.shape}")
+    n_phases, n_vox = signals.shape
+    early, late = config.resolve_phases(n_phases)
+    if n_vox == 0:
+        raise InputError("a lesion must have at least one voxel")
+    s0 = signals[0]
+    valid = s0 > config.min_pre_signal
+    sv = signals[:, valid]
+    pe = 100.0 * (sv - sv[0]) / sv[0] if sv.shape[1] else np.zeros((n_phases, 0))
+
+    # per voxel: SER and curve type among enhancing voxels
+    enhancing = pe[early] >= config.pe_threshold_percent
+    num = sv[early] - sv[0]
+    den = sv[late] - sv[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ser = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, np.nan))
+        voxel_change = 100.0 * (sv[late] - sv[early]) / sv[early]
+    ser_enh = ser[enhancing]
+    ser_finite = ser_enh[np.isfinite(ser_enh)]
+    ftv_sel = enhancing.copy()
+    if config.ftv_ser_min is not None:
+        ftv_sel &= np.nan_to_num(ser, nan=-np.inf) >= config.ftv_ser_min
+    n_ftv = int(np.count_nonzero(ftv_sel))
+
+    fractions = None
+    n_enh = int(np.count_nonzero(enhancing))
+    if n_enh and late > early:
+        th = config.curve_threshold_percent
+        ch = voxel_change[enhancing]
+        fractions = {
+            PERSISTENT: float(np.count_nonzero(ch > th) / n_enh),
+            PLATEAU: float(np.count_nonzero((ch >= -th) & (ch <= th)) / n_enh),
+            WASHOUT: float(np.count_nonzero(ch < -th) / n_enh),
+        }
+
+    # mean curve
+    mean_signal = signals.mean(axis=1)
+    mean_pe = pe.mean(axis=1) if pe.shape[1] else np.full(n_phases, np.nan)
+    late_change = None
+    if late > early and mean_signal[early] > 0:
+        late_change = 100.0 * (mean_signal[late] - mean_signal[early]) / mean_signal[early]
+    den_mean = mean_signal[late] - mean_signal[0]
+    ser_curve = (mean_signal[early] - mean_signal[0]) / den_mean if den_mean > 0 else None
+
+    curve = []
+    for k in range(n_phases):
+        curve.append(
+            {
+                "phase_index": k,
+                "phase_name": (phase_names[k] if phase_names and k < len(phase_names) else f"phase{k}"),
+                "time_s": finite_or_none(times_s[k]) if times_s and k < len(times_s) else None,
+                "mean_signal": float(mean_signal[k]),
+                "mean_percent_enhancement_percent": finite_or_none(mean_pe[k]),
+            }
+        )
+    return {
+        "early_phase_index": early,
+        "late_phase_index": late,
+        "mean_pe_early_percent": finite_or_none(pe[early].mean()) if pe.shape[1] else None,
+        "peak_pe_early_percent": finite_or_none(pe[early].max()) if pe.shape[1] else None,
+        "ser_mean": finite_or_none(ser_finite.mean()) if len(ser_finite) else None,
+        "ser_of_mean_curve": finite_or_none(ser_curve),
+        "late_change_percent": finite_or_none(late_change),
+        "kinetic_curve_type": classify_curve(late_change, config.curve_threshold_percent),
+        "curve_type_fractions": fractions,
+        "enhancing_voxel_count": n_enh,
+        "excluded_low_pre_voxel_count": int(n_vox - np.count_nonzero(valid)),
+        "ftv_voxel_count": n_ftv,
+        "ftv_mm3": n_ftv * float(voxel_volume_mm3),
+        "ftv_ml": n_ftv * float(voxel_volume_mm3) / 1000.0,
+        "time_intensity_curve": curve,
+    }
