@@ -1,0 +1,85 @@
+"""Common behaviour of the segmentation networks: input checks, padding odd sizes, the output contract.
+
+Contract (docs/DESIGN.md): ``forward(x) -> seg_logits`` of shape ``(N, L, D, H, W)`` (logits; the
+probabilities are ``sigmoid(seg_logits)``) and ``forward_with_aux(x) -> (seg_logits, act_logits)``
+with ``act_logits`` of shape ``(N, 2)`` or ``None`` when the network has no ACT head.
+
+Any spatial size works: the input is padded (config ``pad_mode``, split evenly before/after) to the
+next multiple of ``size_multiple = 2 ** (levels - 1)`` and the logits are cropped back, so an
+odd-sized window gives logits of exactly the input size.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SegmentationNetwork(nn.Module):
+    """Base class: subclasses build their layers and implement :meth:`_forward_padded`.
+
+    Attributes:
+        in_channels: expected input channels C.
+        out_channels: label channels L of the logits.
+        size_multiple: spatial sizes the layers need (inputs are padded to it internally).
+        pad_mode: padding mode for the internal padding (``replicate``, ``constant`` (zeros), ``reflect``).
+        bottleneck: the encoder's last feature module (deepest resolution); hook it for Grad-CAM.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, size_multiple: int, pad_mode: str) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.size_multiple = size_multiple
+        self.pad_mode = pad_mode
+
+    def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        raise NotImplementedError
+
+    def _padding(self, x: torch.Tensor) -> List[int]:
+        """F.pad amounts ``[w0, w1, h0, h1, d0, d1]`` that bring D, H, W to multiples of size_multiple."""
+        m = self.size_multiple
+        pads: List[int] = []
+        for dim in (4, 3, 2):
+            total = (m - x.shape[dim] % m) % m
+            pads.append(total // 2)
+            pads.append(total - total // 2)
+        return pads
+
+    def forward_with_aux(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Segmentation logits and ACT logits.
+
+        Args:
+            x: ``(N, C, D, H, W)`` float tensor, C = ``in_channels``; any D, H, W >= 1.
+
+        Returns:
+            ``(seg_logits (N, L, D, H, W), act_logits (N, 2) or None)``.
+
+        Raises:
+            ValueError: ``x`` is not 5-D or has the wrong number of channels.
+        """
+        if x.dim() != 5:
+            raise ValueError("network input must be 5-D (N, C, D, H, W); got " + str(x.dim()) + "-D")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                "network input has " + str(x.shape[1]) + " channels; this network expects " + str(self.in_channels)
+            )
+        d, h, w = x.shape[2], x.shape[3], x.shape[4]
+        pads = self._padding(x)
+        padded = pads[0] + pads[1] + pads[2] + pads[3] + pads[4] + pads[5] > 0
+        if padded:
+            if self.pad_mode == "constant":
+                x = F.pad(x, pads, mode="constant", value=0.0)
+            else:
+                x = F.pad(x, pads, mode=self.pad_mode)
+        seg, act = self._forward_padded(x)
+        if padded:
+            seg = seg[:, :, pads[4]:pads[4] + d, pads[2]:pads[2] + h, pads[0]:pads[0] + w]
+        return seg, act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, D, H, W) -> (N, L, D, H, W)`` segmentation logits."""
+        seg, _ = self.forward_with_aux(x)
+        return seg

@@ -1,0 +1,107 @@
+"""MM-3DUNet (Multi-task Mobile 3D U-Net), seed 000 (Wang et al. 2025), section 2.1 and Figure 1.
+
+Layout for ``levels = 4``, ``base_width = 8`` (widths 8, 16, 32, 64), ``units_per_level = 2``::
+
+    x (C_in)                                                                   -> head 1x1x1 -> seg logits (L)
+     enc0: CEC(C_in->8, t), CEC(8->8, t)  ------------------- skip ------------ dec0: up(16->8), cat, CEC(16->8, t_d), CEC(8->8, t_d)
+      maxpool
+      enc1: CEC(8->16, t), CEC(16->16, t)  ---------- skip --------- dec1: up(32->16), cat, CEC(32->16, t_d), CEC(16->16, t_d)
+       maxpool
+       enc2: CEC(16->32, t), CEC(32->32, t) -- skip -- dec2: up(64->32), cat, CEC(64->32, t_d), CEC(32->32, t_d)
+        maxpool
+        bottleneck: CEC(32->64, t), CEC(64->64, t) -> [ACT head: conv3x3x3 -> global max pool -> linear -> 2]
+
+"up" is a 2x2x2 stride-2 transposed convolution. The four encoder modules double the channels
+and (after max pooling) halve the size; the decoder mirrors them. ``expansion`` (t) applies to the
+encoder, ``decoder_expansion`` (t_d) to the decoder: ``t_d = 1`` (decoder units with no expansion)
+is what reproduces Table 1's parameter and FLOP counts with ``base_width = 8`` (see docs/networks.md).
+
+The ACT head sits on the bottleneck output (end of the encoder); it costs almost nothing
+(~14 k parameters, ~0.1 GFLOPs at 32 x 256 x 256).
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .act_head import ACTHead
+from .base import SegmentationNetwork
+from .cec_unit import CECUnit
+from .config import MM3DUNetConfig
+
+
+class DecoderLevel(nn.Module):
+    """Transposed-convolution upsampling, concatenation with the skip, then CEC units.
+
+    Shapes: ``x (N, 2C, D, H, W)``, ``skip (N, C, 2D, 2H, 2W) -> (N, C, 2D, 2H, 2W)``.
+    """
+
+    def __init__(self, units: nn.Module, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose3d(in_channels, out_channels, kernel_size=2, stride=2)
+        self.units = units
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """Upsample ``x``, concatenate ``skip`` along channels, refine."""
+        return self.units(torch.cat([self.up(x), skip], dim=1))
+
+
+class MM3DUNet(SegmentationNetwork):
+    """MM-3DUNet: CEC-unit encoder/decoder with skip connections and an optional ACT head.
+
+    Args:
+        config: the architecture (defaults: :class:`MM3DUNetConfig`, t = 12 with ACT, 3 input channels).
+
+    Attributes:
+        config: the validated config.
+        encoders: encoder modules above the bottleneck (shallow to deep), each ``nn.Sequential`` of CEC units.
+        bottleneck: the last encoder module (deepest, ``base_width * 2**(levels-1)`` channels); the ACT head
+            reads its output, and it is the layer to hook for Grad-CAM.
+        decoder: decoder levels, deep to shallow.
+        head: final 1x1x1 convolution to ``out_channels`` logits.
+        act_head: :class:`ACTHead` or ``None``.
+    """
+
+    def __init__(self, config: MM3DUNetConfig | None = None) -> None:
+        cfg = config if config is not None else MM3DUNetConfig()
+        if not isinstance(cfg, MM3DUNetConfig):
+            raise TypeError(f"config must be an MM3DUNetConfig; got {type(cfg).__name__}")
+        super().__init__(cfg.in_channels, cfg.out_channels, cfg.size_multiple, cfg.pad_mode)
+        self.config = cfg
+        widths = cfg.widths()
+
+        def unit(cin: int, cout: int, t: int) -> CECUnit:
+            return CECUnit(cin, cout, t, 1, cfg.norm, cfg.activation, cfg.negative_slope, cfg.norm_groups)
+
+        def module(cin: int, cout: int, t: int) -> nn.Sequential:
+            return nn.Sequential(unit(cin, cout, t), *[unit(cout, cout, t) for _ in range(cfg.units_per_level - 1)])
+
+        ins = [cfg.in_channels] + widths[:-1]
+        self.encoders = nn.ModuleList([module(ins[i], widths[i], cfg.expansion) for i in range(cfg.levels - 1)])
+        self.pool = nn.MaxPool3d(2)
+        self.bottleneck = module(ins[-1], widths[-1], cfg.expansion)
+        self.decoder = nn.ModuleList([
+            DecoderLevel(module(2 * widths[i], widths[i], cfg.decoder_expansion), widths[i + 1], widths[i])
+            for i in reversed(range(cfg.levels - 1))
+        ])
+        self.head = nn.Conv3d(widths[0], cfg.out_channels, 1)
+        self.act_head: Optional[ACTHead] = (
+            ACTHead(widths[-1], cfg.act_channels, 2, cfg.activation, cfg.negative_slope) if cfg.act else None
+        )
+
+    def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        skips: List[torch.Tensor] = []
+        for enc in self.encoders:
+            x = enc(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        act: Optional[torch.Tensor] = None
+        if self.act_head is not None:
+            act = self.act_head(x)
+        n = len(skips)
+        for i, level in enumerate(self.decoder):
+            x = level(x, skips[n - 1 - i])
+        return self.head(x), act

@@ -1,0 +1,227 @@
+"""Model folders: save, find, verify and load trained lesion models.
+
+A model folder is ``<model_id>/`` with ``model_card.json`` and the weights file the card names
+(``weights.pt``, a plain ``state_dict`` saved with ``torch.save``). Models are found by path or by
+name in the model search path, in this order:
+
+1. the folders of the environment variable ``BREASTLESIONSEG_MODELS`` (``os.pathsep``-separated);
+2. the user folder ``~/.breastlesionseg/models``;
+3. the repository's ``models/`` folder (beside ``BreastLesionSeg/``; the shipped demo model lives there).
+
+Loading verifies the weights' sha256 against the card **before** deserialising anything, and
+deserialises with ``torch.load(..., weights_only=True)`` (no pickled code is executed).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError, ModelError
+from .base import SegmentationNetwork
+from .factory import network_config_of
+from .model_card import CARD_FILE, ModelCard
+
+log = logging.getLogger(__name__)
+
+#: environment variable with extra model folders (os.pathsep-separated)
+MODELS_ENV = "BREASTLESIONSEG_MODELS"
+#: the repository's models/ folder (exists in a source checkout / editable install)
+REPO_MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
+
+
+def user_models_dir() -> Path:
+    """``~/.breastlesionseg/models``."""
+    return Path.home() / ".breastlesionseg" / "models"
+
+
+def model_search_path() -> list[Path]:
+    """Folders searched for models by name, in priority order (existing or not)."""
+    paths = [Path(p).expanduser() for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p.strip()]
+    paths += [user_models_dir(), REPO_MODELS_DIR]
+    return paths
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """The model folder for a path (folder or its ``model_card.json``) or a model id in the search path.
+
+    Raises:
+        ModelError: nothing found (the message lists where it looked).
+    """
+    text = str(name_or_path)
+    if not text.strip():
+        raise ModelError("empty model name or path")
+    path = Path(text).expanduser()
+    if path.is_file() and path.name == CARD_FILE:
+        return path.parent
+    if path.is_dir():
+        if not (path / CARD_FILE).is_file():
+            raise ModelError(f"model folder '{path}' has no {CARD_FILE}")
+        return path
+    looks_like_path = os.sep in text or (os.altsep is not None and os.altsep in text) or text.startswith(".")
+    if not looks_like_path:
+        for root in model_search_path():
+            candidate = root / text
+            if (candidate / CARD_FILE).is_file():
+                return candidate
+    searched = ", ".join(str(p) for p in model_search_path())
+    raise ModelError(
+        f"model '{text}' not found: not a model folder, and no folder of that name with a {CARD_FILE} in the "
+        f"model search path ({searched}; add folders with ${MODELS_ENV})"
+    )
+
+
+def list_models() -> list[ModelCard]:
+    """Cards of every valid model in the search path (first occurrence of each id wins).
+
+    Invalid folders are skipped with a warning, so one broken model does not hide the others.
+    """
+    cards: dict[str, ModelCard] = {}
+    for root in model_search_path():
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file()):
+            try:
+                card = ModelCard.read(folder)
+            except ModelError as exc:
+                log.warning("skipping model folder %s: %s", folder, exc)
+                continue
+            cards.setdefault(card.model_id, card)
+    return list(cards.values())
+
+
+def _check_state_dict(module: nn.Module, state: dict[str, Any], source: str) -> None:
+    """Raise ModelError naming missing / unexpected keys and shape mismatches."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs network {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and isinstance(state[k], torch.Tensor) and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        def short(items: list[str]) -> str:
+            return ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {short(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {short(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches: {short(shapes)}")
+        raise ModelError(f"weights in {source} do not match the architecture in the model card: " + "; ".join(parts))
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[SegmentationNetwork, ModelCard]:
+    """Load a model folder: verify, rebuild the network from the card, load the weights.
+
+    Args:
+        name_or_path: a model folder, its ``model_card.json``, or a model id in the search path.
+        device: torch device for the module.
+
+    Returns:
+        ``(module in eval mode on device, card)``.
+
+    Raises:
+        ModelError: missing folder/card/weights, invalid card, checksum mismatch (truncated,
+            corrupted or swapped weights file), unreadable weights, or weights not matching the architecture.
+    """
+    folder = resolve_model(name_or_path)
+    card = ModelCard.read(folder)
+    weights = folder / card.weights_file
+    if not weights.is_file():
+        raise ModelError(f"weights file '{weights}' named by the model card of '{card.model_id}' is missing")
+    if not card.weights_sha256:
+        raise ModelError(f"model card '{folder / CARD_FILE}' has no weights_sha256; refusing unverified weights")
+    actual = sha256_file(weights)
+    if actual != card.weights_sha256:
+        raise ModelError(
+            f"checksum mismatch for '{weights}': sha256 {actual} but the model card says {card.weights_sha256} "
+            f"(the file is truncated, corrupted or not the one this card describes)"
+        )
+    module = card.model_config().build()
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for unreadable files; re-raised as ModelError
+        raise ModelError(f"cannot read weights '{weights}': {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict):
+        raise ModelError(f"weights '{weights}' do not hold a state_dict (got {type(state).__name__})")
+    _check_state_dict(module, state, f"'{weights}'")
+    module.load_state_dict(state, strict=True)
+    try:
+        module = module.to(device)
+    except (RuntimeError, AssertionError) as exc:
+        raise InputError(f"cannot move model '{card.model_id}' to device {device!r}: {exc}") from exc
+    module.eval()
+    log.debug("loaded model %s from %s (sha256 %s)", card.model_id, folder, actual)
+    return module, card
+
+
+def save_model(module: nn.Module, card: ModelCard, folder: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``weights.pt`` (state_dict) and ``model_card.json`` (with the weights' sha256) into ``folder``.
+
+    The folder is assembled in a temporary folder beside it and renamed into place, so a crash never
+    leaves a half-written model. The card's ``arch`` / ``config`` must describe ``module``; its
+    ``weights_sha256`` is filled in. ``card`` is updated in place and also written.
+
+    Args:
+        module: an :class:`MM3DUNet` or :class:`UNet3D` (any device; saved from CPU copies).
+        card: the model card.
+        folder: the model folder to create (conventionally named after ``card.model_id``).
+        overwrite: replace an existing folder.
+
+    Returns:
+        The model folder.
+
+    Raises:
+        InputError: ``folder`` exists and ``overwrite`` is false, or the card does not describe ``module``.
+    """
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise InputError(f"refusing to overwrite existing model folder '{folder}' (use --force / overwrite=True)")
+    model_config = network_config_of(module)
+    if model_config.arch != card.arch or model_config.network.to_dict() != card.model_config().network.to_dict():
+        raise InputError(
+            f"model card '{card.model_id}' describes {card.arch} {card.config} but the module is "
+            f"{model_config.arch} {model_config.network.to_dict()}"
+        )
+    card.config = model_config.network.to_dict()
+    state = {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        torch.save(state, tmp / card.weights_file)
+        card.weights_sha256 = sha256_file(tmp / card.weights_file)
+        card.validate()
+        (tmp / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            old.rmdir()
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("saved model %s to %s (sha256 %s)", card.model_id, folder, card.weights_sha256)
+    return folder
