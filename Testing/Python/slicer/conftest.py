@@ -1,0 +1,67 @@
+"""Fixtures for the Slicer logic tests: a real MRML scene from the slicer-core wheel."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel (real MRML)")
+
+
+def pytest_collection_modifyitems(items):  # noqa: D103
+    for item in items:
+        if "Testing/Python/slicer/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.slicer)
+
+
+@pytest.fixture
+def ctx():
+    """A fresh scene with the module logics (Segmentations converter rules registered once)."""
+    from BreastLesionSegLib.mrml_context import create_standalone_context
+
+    return create_standalone_context()
+
+
+def oblique_direction(deg: float = 25.0) -> tuple[float, ...]:
+    """An oblique LPS direction (rotation about an axis not aligned with x, y or z)."""
+    axis = np.array([0.3, -0.2, 0.93])
+    axis /= np.linalg.norm(axis)
+    a = np.deg2rad(deg)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    rot = np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * (k @ k)
+    return tuple(rot.ravel())
+
+
+@pytest.fixture
+def small_geometry():
+    """Odd-sized oblique grid (x, y, z) = (23, 19, 11)."""
+    from breastlesionseg.geometry import Geometry
+
+    return Geometry((23, 19, 11), (0.8, 0.9, 2.0), (-40.0, 25.0, -12.5), oblique_direction())
+
+
+@pytest.fixture
+def synthetic_results(small_geometry):
+    """(pre, post1, post2 volumes, breast mask 0/1/2, lesion labels 0..2) on ``small_geometry``.
+
+    Left breast (label 1) is the +x (LPS) half; lesion 1 is a 4x5x6 box (120 voxels) in the left
+    breast, lesion 2 a 3x3x2 box (18 voxels) in the right breast; lesions enhance 100 -> 300 -> 250.
+    """
+    from breastlesionseg.geometry import Volume
+
+    g = small_geometry
+    z, y, x = g.shape_zyx
+    rng = np.random.default_rng(0)
+    breast = np.zeros((z, y, x), np.uint8)
+    breast[1:10, 2:17, 12:22] = 1
+    breast[1:10, 2:17, 1:11] = 2
+    lesions = np.zeros((z, y, x), np.uint8)
+    lesions[3:9, 5:10, 14:18] = 1
+    lesions[4:6, 8:11, 4:7] = 2
+    base = rng.normal(50.0, 1.0, (z, y, x)).astype(np.float32) + 50.0 * (breast > 0)
+    pre = base.copy()
+    post1 = base.copy()
+    post2 = base.copy()
+    post1[lesions > 0] += 200.0
+    post2[lesions > 0] += 150.0
+    vols = [Volume(a, g, name=n) for a, n in ((pre, "ax dyn pre"), (post1, "ax dyn 1st pass"), (post2, "ax dyn 2nd pass"))]
+    return vols, Volume(breast, g, name="breast_mask"), Volume(lesions, g, name="lesions")
