@@ -1,0 +1,376 @@
+"""Slicer segmentation files (``.seg.nrrd``): breast left/right + lesion segments, via ``slicerio``.
+
+Written file (readable by 3D Slicer and ``slicerio.read_segmentation``):
+
+- geometry: the label maps' grid, ``space: left-posterior-superior``, space directions = direction x spacing,
+  space origin = LPS origin (exact doubles);
+- segments "Breast left", "Breast right" (when a breast mask is given) and "Lesion 1".."Lesion N"
+  (one per lesion label present; the number is the label value), each with a colour, the standard
+  terminology entry of :mod:`.terminology` and the tags ``BreastLesionSeg.Role`` (``breast_left``,
+  ``breast_right``, ``lesion``, ``extra``) and ``BreastLesionSeg.Label``;
+- overlapping segments (a lesion inside a breast) are stored in separate layers, as Slicer does:
+  layer 0 holds the breast mask (label values 1 left, 2 right), layer 1 the lesions (label value = lesion
+  number); extra segments go to the first layer they do not overlap (``slicerio.add_segment``).
+
+Reading (:func:`read_seg_nrrd`) also accepts files saved by Slicer after editing, where segment IDs, names,
+order, layers and label values may all differ and the labelmap may be cropped to the segments' extent:
+
+- breast segments: tag ``BreastLesionSeg.Role``, else the name "Breast left" / "Breast right"
+  (case-insensitive), else a "Breast" terminology with a left/right modifier;
+- lesion segments: tag ``BreastLesionSeg.Role == lesion``, else a name starting with "Lesion"
+  (case-insensitive), else a lesion terminology (category "Morphologically Altered Structure" or a
+  mass / lesion / neoplasm type);
+- lesion numbers: the integer in a "Lesion <n>" name when unique, otherwise the next free number in
+  file order; where lesion segments overlap, the later segment wins (logged);
+- everything else is listed in ``segments`` with role ``other`` and not put in the maps.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import slicerio
+from scipy import ndimage
+
+from ..errors import GeometryError, InputError
+from ..geometry import Geometry, Volume
+from ..labels import BREAST_LABEL_NAMES, BREAST_LEFT, BREAST_RIGHT, LESION_SEGMENT_PREFIX, lesion_segment_name
+from .atomic import atomic_path
+from .terminology import (
+    BREAST_LEFT_COLOR,
+    BREAST_RIGHT_COLOR,
+    breast_side_of_terminology,
+    breast_terminology,
+    is_lesion_terminology,
+    lesion_color,
+    lesion_terminology,
+    terminology_string,
+)
+
+log = logging.getLogger(__name__)
+
+ROLE_TAG = "BreastLesionSeg.Role"
+LABEL_TAG = "BreastLesionSeg.Label"
+_LESION_NAME = re.compile(rf"^\s*{LESION_SEGMENT_PREFIX}\s*[_ -]?\s*(\d+)\s*$", re.IGNORECASE)
+
+
+@dataclass
+class SegNrrdContents:
+    """What :func:`read_seg_nrrd` found in a segmentation file.
+
+    Attributes:
+        breast_mask: ``(z, y, x)`` uint8 0 / 1 left / 2 right, or None when the file has no breast segment.
+        lesion_labels: ``(z, y, x)`` int32 0 background, 1..N lesions (numbers from the segment names).
+        segments: one dict per segment in file order: ``id, name, role (breast_left | breast_right | lesion |
+            other), label (value in its map or None), color, terminology (dict or None),
+            terminology_string, voxel_count``.
+        geometry: the grid of the maps (the file's, or ``reference_geometry`` when given).
+    """
+
+    breast_mask: Volume | None
+    lesion_labels: Volume
+    segments: list[dict] = field(default_factory=list)
+    geometry: Geometry | None = None
+
+
+def _geometry_from_ijk_to_lps(matrix: np.ndarray, size_ijk: tuple[int, int, int]) -> Geometry:
+    m = np.asarray(matrix, dtype=float)[:3, :4]
+    spacing = np.linalg.norm(m[:, :3], axis=0)
+    if np.any(spacing <= 0) or not np.all(np.isfinite(spacing)):
+        raise InputError(f"invalid space directions {m[:, :3].T.tolist()}")
+    direction = m[:, :3] / spacing[None, :]
+    return Geometry(tuple(int(s) for s in size_ijk), tuple(spacing), tuple(m[:, 3]), tuple(direction.ravel()))
+
+
+def _extent_ijk(mask_zyx: np.ndarray) -> list[int]:
+    """Slicer segment extent ``[imin, imax, jmin, jmax, kmin, kmax]`` of a mask (empty: 0 -1 ...)."""
+    if not mask_zyx.any():
+        return [0, -1, 0, -1, 0, -1]
+    sl = ndimage.find_objects(mask_zyx.astype(np.uint8))[0]
+    z, y, x = sl
+    return [x.start, x.stop - 1, y.start, y.stop - 1, z.start, z.stop - 1]
+
+
+def _label_side(lesion: np.ndarray, breast: np.ndarray | None) -> str | None:
+    if breast is None:
+        return None
+    inside = breast[lesion]
+    n_left = int(np.count_nonzero(inside == BREAST_LEFT))
+    n_right = int(np.count_nonzero(inside == BREAST_RIGHT))
+    if n_left == n_right:
+        return None
+    return "left" if n_left > n_right else "right"
+
+
+def _as_label_array(vol: Volume, role: str, geometry: Geometry) -> np.ndarray:
+    if not isinstance(vol, Volume):
+        raise InputError(f"{role} must be a breastlesionseg.geometry.Volume, got {type(vol).__name__}")
+    if not vol.geometry.same_grid(geometry):
+        raise GeometryError(
+            f"{role} '{vol.source or vol.name}' is not on the grid of lesion_labels: "
+            f"{vol.geometry.to_dict()} vs {geometry.to_dict()}"
+        )
+    arr = np.asarray(vol.array)
+    if arr.dtype != bool and not np.issubdtype(arr.dtype, np.integer):
+        if not np.array_equal(arr, np.round(arr)):
+            raise InputError(f"{role} '{vol.source or vol.name}': label values must be integers (dtype {arr.dtype})")
+    arr = arr.astype(np.int64)
+    if arr.size and arr.min() < 0:
+        raise InputError(f"{role} '{vol.source or vol.name}': negative label {int(arr.min())}")
+    return arr
+
+
+def write_seg_nrrd(
+    path: str | os.PathLike,
+    breast_mask: Volume | None,
+    lesion_labels: Volume,
+    overwrite: bool = False,
+    extra_segments: list[dict] | None = None,
+) -> Path:
+    """Write a Slicer segmentation with breast and lesion segments (see the module docstring).
+
+    Args:
+        path: target file, should end in ``.seg.nrrd``.
+        breast_mask: ``(z, y, x)`` 0 / 1 left / 2 right on the lesion grid, or None (no breast segments).
+        lesion_labels: ``(z, y, x)`` 0 background, 1..N lesion instances; defines the grid.
+        overwrite: replace an existing file (otherwise refuse).
+        extra_segments: optional further segments, each ``{"name": str, "mask": (z, y, x) bool array or
+            Volume on the grid, "color": (r, g, b) in 0..1 (optional), "terminology": slicerio dict
+            (optional)}``.
+
+    Returns:
+        The written path.
+
+    Raises:
+        InputError: existing file without ``overwrite``, bad labels, bad extra segment.
+        GeometryError: the breast mask / an extra segment is not on the lesion grid.
+    """
+    path = Path(path)
+    if not path.name.lower().endswith(".seg.nrrd"):
+        raise InputError(f"segmentation file name must end with '.seg.nrrd', got '{path}'")
+    if path.exists() and not overwrite:
+        raise InputError(f"refusing to overwrite existing file '{path}' (use --force / overwrite=True)")
+    if not isinstance(lesion_labels, Volume):
+        raise InputError(f"lesion_labels must be a Volume, got {type(lesion_labels).__name__}")
+    geometry = lesion_labels.geometry
+    lesions = _as_label_array(lesion_labels, "lesion_labels", geometry)
+    breast = _as_label_array(breast_mask, "breast_mask", geometry) if breast_mask is not None else None
+    if breast is not None:
+        bad = np.setdiff1d(np.unique(breast), [0, BREAST_LEFT, BREAST_RIGHT])
+        if len(bad):
+            raise InputError(f"breast_mask: labels must be 0, 1 (left) or 2 (right); found {bad.tolist()}")
+
+    lesion_values = [int(v) for v in np.unique(lesions) if v != 0]
+    dtype = np.uint8 if (not lesion_values or max(lesion_values) <= 255) else np.uint16
+    layers, segments = [], []
+    if breast is not None:
+        layer = len(layers)
+        layers.append(breast.astype(dtype))
+        for value, side, color in ((BREAST_LEFT, "left", BREAST_LEFT_COLOR), (BREAST_RIGHT, "right", BREAST_RIGHT_COLOR)):
+            segments.append(
+                {
+                    "id": f"Breast_{side}",
+                    "name": BREAST_LABEL_NAMES[value],
+                    "color": list(color),
+                    "colorAutoGenerated": False,
+                    "nameAutoGenerated": False,
+                    "labelValue": value,
+                    "layer": layer,
+                    "extent": _extent_ijk(breast == value),
+                    "terminology": breast_terminology(side),
+                    "tags": {ROLE_TAG: f"breast_{side}", LABEL_TAG: str(value)},
+                }
+            )
+    if lesion_values:
+        layer = len(layers)
+        layers.append(lesions.astype(dtype))
+        objects = ndimage.find_objects(lesions.astype(np.int32))
+        for value in lesion_values:
+            sl = objects[value - 1]
+            sub = lesions[sl] == value
+            idx = np.argwhere(sub)
+            lo, hi = idx.min(axis=0) + [s.start for s in sl], idx.max(axis=0) + [s.start for s in sl]
+            side = _label_side(sub, breast[sl] if breast is not None else None)
+            segments.append(
+                {
+                    "id": f"Lesion_{value}",
+                    "name": lesion_segment_name(value),
+                    "color": list(lesion_color(value)),
+                    "colorAutoGenerated": False,
+                    "nameAutoGenerated": False,
+                    "labelValue": value,
+                    "layer": layer,
+                    "extent": [int(lo[2]), int(hi[2]), int(lo[1]), int(hi[1]), int(lo[0]), int(hi[0])],
+                    "terminology": lesion_terminology(side),
+                    "tags": {ROLE_TAG: "lesion", LABEL_TAG: str(value)},
+                }
+            )
+    if not layers:
+        layers.append(np.zeros(geometry.shape_zyx, dtype=dtype))
+    # slicerio works on (i, j, k) = (x, y, z) arrays with Fortran index order
+    voxels_xyz = np.stack([l.transpose(2, 1, 0) for l in layers]) if len(layers) > 1 else layers[0].transpose(2, 1, 0)
+    segmentation = {
+        "voxels": np.ascontiguousarray(voxels_xyz),
+        "ijkToLPS": geometry.ijk_to_lps_matrix(),
+        "containedRepresentationNames": ["Binary labelmap"],
+        "masterRepresentation": "Binary labelmap",
+        "referenceImageExtentOffset": [0, 0, 0],
+        "segments": segments,
+    }
+    for k, extra in enumerate(extra_segments or []):
+        _add_extra(segmentation, extra, geometry, k)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        slicerio.write_segmentation(str(tmp), segmentation)
+    log.info("wrote %s (%d segments)", path, len(segmentation["segments"]))
+    return path
+
+
+def _add_extra(segmentation: dict, extra: dict, geometry: Geometry, k: int) -> None:
+    if not isinstance(extra, dict) or "name" not in extra or "mask" not in extra:
+        raise InputError(f"extra_segments[{k}] must be a dict with 'name' and 'mask'")
+    mask = extra["mask"]
+    if isinstance(mask, Volume):
+        if not mask.geometry.same_grid(geometry):
+            raise GeometryError(f"extra_segments[{k}] '{extra['name']}' is not on the lesion grid")
+        mask = mask.array
+    mask = np.asarray(mask)
+    if mask.shape != geometry.shape_zyx:
+        raise InputError(f"extra_segments[{k}] '{extra['name']}': mask shape {mask.shape} != grid {geometry.shape_zyx}")
+    segment = {
+        "id": str(extra.get("id", re.sub(r"\W+", "_", str(extra["name"])))),
+        "name": str(extra["name"]),
+        "color": list(extra.get("color", (0.5, 0.5, 0.5))),
+        "colorAutoGenerated": "color" not in extra,
+        "nameAutoGenerated": False,
+        "tags": {ROLE_TAG: "extra"},
+    }
+    if extra.get("terminology"):
+        segment["terminology"] = extra["terminology"]
+    try:
+        slicerio.add_segment(segmentation, mask.transpose(2, 1, 0) != 0, segment)
+    except ValueError as exc:
+        raise InputError(f"extra_segments[{k}] '{extra['name']}': {exc}") from exc
+
+
+def _role(segment: dict) -> tuple[str, str | None]:
+    """(role, breast side) of a segment read from a file."""
+    tags = segment.get("tags", {}) or {}
+    role = tags.get(ROLE_TAG)
+    if role in ("breast_left", "breast_right"):
+        return role, role.split("_")[1]
+    if role == "lesion":
+        return "lesion", None
+    name = str(segment.get("name", "")).strip().lower()
+    for value, seg_name in BREAST_LABEL_NAMES.items():
+        if name == seg_name.lower():
+            side = "left" if value == BREAST_LEFT else "right"
+            return f"breast_{side}", side
+    if name.startswith(LESION_SEGMENT_PREFIX.lower()):
+        return "lesion", None
+    term = segment.get("terminology")
+    side = breast_side_of_terminology(term)
+    if side is not None:
+        return f"breast_{side}", side
+    if is_lesion_terminology(term):
+        return "lesion", None
+    return "other", None
+
+
+def read_seg_nrrd(path: str | os.PathLike, reference_geometry: Geometry | None = None) -> SegNrrdContents:
+    """Read breast and lesion maps from a ``.seg.nrrd`` (ours or edited / exported by Slicer).
+
+    Args:
+        path: the segmentation file.
+        reference_geometry: optional grid to return the maps on (e.g. the exam's pre-contrast grid, when
+            Slicer saved a labelmap cropped to the segments' extent); segments are resampled onto it with
+            nearest-neighbour interpolation, which is exact for a sub-grid of the same lattice.
+
+    Returns:
+        :class:`SegNrrdContents` (see the module docstring for how segments are recognised).
+
+    Raises:
+        InputError: the file is missing or not a readable segmentation.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"segmentation file '{path}' does not exist")
+    try:
+        seg = slicerio.read_segmentation(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"'{path}' is not a readable Slicer segmentation (.seg.nrrd): {exc}") from exc
+    voxels = seg.get("voxels")
+    if voxels is None or voxels.ndim not in (3, 4):
+        raise InputError(f"'{path}': expected a 3D or 4D (layered) labelmap, got {None if voxels is None else voxels.shape}")
+    geometry = _geometry_from_ijk_to_lps(seg["ijkToLPS"], voxels.shape[-3:])
+
+    breast = np.zeros(geometry.shape_zyx, dtype=np.uint8)
+    lesions = np.zeros(geometry.shape_zyx, dtype=np.int32)
+    has_breast = False
+    infos = []
+    lesion_segments = []
+    for s in seg["segments"]:
+        role, side = _role(s)
+        mask = slicerio.segment_mask(seg, s).transpose(2, 1, 0)
+        info = {
+            "id": s.get("id"),
+            "name": s.get("name"),
+            "role": role,
+            "label": None,
+            "color": s.get("color"),
+            "terminology": s.get("terminology"),
+            "terminology_string": terminology_string(s["terminology"]) if s.get("terminology") else None,
+            "voxel_count": int(np.count_nonzero(mask)),
+        }
+        infos.append(info)
+        if role.startswith("breast_"):
+            value = BREAST_LEFT if side == "left" else BREAST_RIGHT
+            if np.any(breast[mask] != 0):
+                log.warning("%s: breast segment '%s' overlaps another breast segment; it wins", path, s.get("name"))
+            breast[mask] = value
+            info["label"] = value
+            has_breast = True
+        elif role == "lesion":
+            lesion_segments.append((info, mask))
+
+    # lesion numbers: "Lesion <n>" names when unique, else the next free numbers in file order
+    numbers = [_LESION_NAME.match(str(info["name"] or "")) for info, _ in lesion_segments]
+    wanted = [int(m.group(1)) if m and int(m.group(1)) > 0 else None for m in numbers]
+    used: set[int] = set()
+    for i, w in enumerate(wanted):
+        if w is not None and wanted.count(w) == 1:
+            used.add(w)
+        else:
+            wanted[i] = None
+    next_free = 1
+    for (info, mask), w in zip(lesion_segments, wanted):
+        if w is None:
+            while next_free in used:
+                next_free += 1
+            w = next_free
+            used.add(w)
+        if np.any(lesions[mask] != 0):
+            log.warning("%s: lesion segment '%s' overlaps another lesion segment; it wins", path, info["name"])
+        lesions[mask] = w
+        info["label"] = w
+
+    breast_vol = Volume(breast, geometry, name="breast_mask", source=str(path)) if has_breast else None
+    lesion_vol = Volume(lesions, geometry, name="lesion_labels", source=str(path))
+    if reference_geometry is not None and not geometry.same_grid(reference_geometry):
+        lesion_vol = _onto(lesion_vol, reference_geometry)
+        breast_vol = _onto(breast_vol, reference_geometry) if breast_vol is not None else None
+        geometry = reference_geometry
+    return SegNrrdContents(breast_vol, lesion_vol, infos, geometry)
+
+
+def _onto(volume: Volume, geometry: Geometry) -> Volume:
+    """Nearest-neighbour resampling of a label volume onto ``geometry`` (0 outside)."""
+    image = sitk.Resample(volume.to_sitk(), geometry.reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return Volume(sitk.GetArrayFromImage(image), geometry, name=volume.name, source=volume.source)
+
+
+__all__ = ["SegNrrdContents", "read_seg_nrrd", "write_seg_nrrd", "lesion_segment_name"]
