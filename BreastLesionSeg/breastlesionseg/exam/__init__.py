@@ -2,5 +2,25 @@
 from __future__ import annotations
 
 from .dce_exam import DCEExam
+from .derived import percent_enhancement, signal_enhancement_ratio, subtraction
+from .loader import ProgressFn, default_phase_names, load_exam, read_dicom_study_phases
+from .registration import RigidRegistrationConfig, register_rigid
+from .resample import INTERPOLATORS, resample_to_grid
+from .validation import overlap_fraction, require_overlap
 
-__all__ = ["DCEExam"]
+__all__ = [
+    "DCEExam",
+    "INTERPOLATORS",
+    "ProgressFn",
+    "RigidRegistrationConfig",
+    "default_phase_names",
+    "load_exam",
+    "overlap_fraction",
+    "percent_enhancement",
+    "read_dicom_study_phases",
+    "register_rigid",
+    "require_overlap",
+    "resample_to_grid",
+    "signal_enhancement_ratio",
+    "subtraction",
+]

@@ -1,0 +1,167 @@
+"""Assemble a :class:`DCEExam` from phase files, DICOM series folders or a DICOM study folder."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+from ..geometry import Geometry, Volume
+from ..io.dicom import read_series_image, relative_times_s, scan_dicom_study, select_dynamic_series
+from ..io.volume_io import check_volume_values, read_volume
+from .dce_exam import DCEExam
+from .registration import RigidRegistrationConfig, register_rigid
+from .resample import resample_to_grid
+from .validation import require_overlap
+
+log = logging.getLogger(__name__)
+
+#: progress callback: ``progress(stage, fraction 0..1, message)`` (same fields as the CLI's JSON progress events)
+ProgressFn = Callable[[str, float, str], None]
+
+PathLike = str | os.PathLike
+
+
+def default_phase_names(n: int) -> list[str]:
+    """``["pre", "post1", "post2", ...]`` for ``n`` phases."""
+    return ["pre"] + [f"post{k}" for k in range(1, n)]
+
+
+def _report(progress: ProgressFn | None, fraction: float, message: str) -> None:
+    log.debug("%s", message)
+    if progress is not None:
+        progress("load_exam", float(min(max(fraction, 0.0), 1.0)), message)
+
+
+def _volume_from_sitk(image: sitk.Image, name: str, source: str, metadata: dict) -> Volume:
+    arr = np.array(sitk.GetArrayViewFromImage(image), dtype=np.float32, copy=True)
+    vol = Volume(arr, Geometry.from_sitk(image), name=name, source=source, metadata=metadata)
+    check_volume_values(vol)
+    return vol
+
+
+def read_dicom_study_phases(folder: PathLike, progress: ProgressFn | None = None) -> tuple[list[Volume], list[float] | None, str]:
+    """Read the dynamic phases of a DICOM study folder.
+
+    Returns:
+        ``(phases, times_s, explanation)``: float32 volumes in time order (pre first), their times after the
+        first phase in seconds (``None`` when unknown) and the text saying which series were chosen and why.
+    """
+    series = scan_dicom_study(folder)
+    chosen, explanation = select_dynamic_series(series)
+    phases = []
+    for i, info in enumerate(chosen):
+        _report(progress, 0.1 + 0.5 * i / len(chosen), f"reading DICOM series {info.label}")
+        image = read_series_image(info)
+        phases.append(_volume_from_sitk(image, name="", source=f"{folder} [series {info.label}]",
+                                        metadata={"path": str(folder), "dicom": info.to_dict(),
+                                                  "pixel_type": image.GetPixelIDTypeAsString()}))
+    return phases, relative_times_s(chosen), explanation
+
+
+def load_exam(
+    inputs: PathLike | Sequence[PathLike],
+    names: Sequence[str] | None = None,
+    register: bool = False,
+    progress: ProgressFn | None = None,
+    registration_config: RigidRegistrationConfig | None = None,
+) -> DCEExam:
+    """Load a DCE-MRI exam: ordered phases on the pre-contrast grid, validated, optionally registered.
+
+    Args:
+        inputs: either the phase files / DICOM series folders in time order (first = pre-contrast), or a
+            single DICOM study folder whose dynamic series are found and ordered automatically
+            (:func:`~breastlesionseg.io.dicom.select_dynamic_series`).
+        names: phase names (default ``pre, post1, post2, ...``).
+        register: rigidly align each post-contrast phase to the pre-contrast phase
+            (:func:`~breastlesionseg.exam.registration.register_rigid`).
+        progress: optional ``progress(stage, fraction, message)`` callback.
+        registration_config: registration settings.
+
+    Returns:
+        :class:`DCEExam` with float32 phases ``(z, y, x)`` on the pre-contrast grid; ``notes`` says what was
+        chosen, resampled and registered; ``acquisition_times_s`` from DICOM when known.
+
+    Raises:
+        InputError: missing/unreadable file, fewer than two phases, 2D/4D image, empty/constant volume, NaN/Inf,
+            wrong number of ``names``; GeometryError: a phase does not overlap the pre-contrast phase in space.
+    """
+    t0 = time.perf_counter()
+    notes: list[str] = []
+    times_s: list[float] | None = None
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise InputError("no exam inputs given: pass the phase files in time order (pre-contrast first) or a DICOM "
+                         "study folder.")
+    if len(paths) == 1 and paths[0].is_dir():
+        _report(progress, 0.0, f"scanning DICOM study {paths[0]}")
+        phases, times_s, explanation = read_dicom_study_phases(paths[0], progress)
+        notes.append(f"DICOM study '{paths[0]}': {explanation}")
+    else:
+        if len(paths) == 1:
+            raise InputError(
+                f"a DCE exam needs a pre-contrast and at least one post-contrast phase; got only '{paths[0]}'. "
+                f"Pass the phases in time order (pre first) or a DICOM study folder."
+            )
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise InputError(f"phase file(s) not found: {', '.join(repr(m) for m in missing)}")
+        phases = []
+        for i, p in enumerate(paths):
+            _report(progress, 0.6 * i / len(paths), f"reading {p}")
+            phases.append(read_volume(p))
+    n = len(phases)
+    if names is None:
+        names = default_phase_names(n)
+    names = list(names)
+    if len(names) != n:
+        raise InputError(f"names: {len(names)} names given ({names}) for {n} phases")
+    for vol, name in zip(phases, names):
+        vol.name = name
+
+    ref = phases[0]
+    out = [ref]
+    for i, vol in enumerate(phases[1:], start=1):
+        if vol.geometry.same_grid(ref.geometry):
+            if vol.geometry != ref.geometry:  # equal within 1e-3 mm: use the reference grid exactly
+                vol = Volume(vol.array, ref.geometry, name=vol.name, source=vol.source, metadata=vol.metadata)
+            out.append(vol)
+            continue
+        frac = require_overlap(vol, ref)
+        _report(progress, 0.6 + 0.1 * i / n, f"resampling {vol.name} onto the pre-contrast grid")
+        out.append(resample_to_grid(vol, ref.geometry, "linear"))
+        notes.append(
+            f"{vol.name} ('{vol.source}') was on another grid (size {vol.geometry.size}, spacing "
+            f"{tuple(round(s, 4) for s in vol.geometry.spacing)} mm, {100 * frac:.0f}% overlap) and was resampled "
+            f"(linear) onto the pre-contrast grid {ref.geometry.size}"
+        )
+    if register:
+        for i in range(1, n):
+            _report(progress, 0.7 + 0.3 * (i - 1) / (n - 1), f"registering {out[i].name} to {ref.name}")
+            # register the original phase (not the resampled copy) to avoid interpolating twice
+            moving = phases[i]
+            aligned, _, metrics = register_rigid(moving, ref, registration_config)
+            aligned.name, aligned.source = out[i].name, out[i].source
+            out[i] = aligned
+            t = metrics["translation_mm"]
+            r = metrics["rotation_deg"]
+            notes.append(
+                f"{aligned.name} rigidly registered to {ref.name}: translation ({t[0]:.2f}, {t[1]:.2f}, {t[2]:.2f}) mm, "
+                f"rotation ({r[0]:.2f}, {r[1]:.2f}, {r[2]:.2f}) deg, mean displacement {metrics['displacement_mm']:.2f} mm"
+                + ("" if metrics["accepted"] else " -- REJECTED (implausible or worse), kept unregistered")
+            )
+    exam = DCEExam(out, acquisition_times_s=times_s, notes=notes)
+    elapsed = time.perf_counter() - t0
+    _report(progress, 1.0, f"loaded {n} phases {ref.geometry.size} in {elapsed:.2f} s")
+    log.info("loaded exam: %d phases, grid %s, spacing %s mm (%.2f s)", n, ref.geometry.size,
+             tuple(round(s, 4) for s in ref.geometry.spacing), elapsed)
+    for note in notes:
+        log.info("%s", note)
+    return exam
