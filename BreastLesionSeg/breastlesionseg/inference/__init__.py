@@ -1,1 +1,30 @@
-"""breastlesionseg.inference"""
+"""Segment a DCE exam end to end: breast region, crop, model-spacing resampling, sliding-window
+inference, lesion instances, metrics and output files.
+
+Public API:
+    InferenceConfig(model=..., device="auto", overlap=None, threshold=None, min_lesion_volume_mm3=10, ...)
+    SegmentationEngine(config=None, *, model=None, card=None, breast_segmenter=None)
+        .run(exam, progress=None, cancel=None) -> SegmentationResult
+    write_outputs(result, exam, out_dir, overwrite=False, extra_metrics=None, title="") -> {name: Path}
+    check_output_dir(out_dir, overwrite=False) -> Path
+"""
+from __future__ import annotations
+
+from .config import DEFAULT_MODEL, InferenceConfig
+from .engine import SegmentationEngine, default_breast_segmenter, peak_rss_mb
+from .outputs import OUTPUT_FILES, check_output_dir, metrics_document, write_outputs
+from .result import ModelInfo, SegmentationResult
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "InferenceConfig",
+    "ModelInfo",
+    "OUTPUT_FILES",
+    "SegmentationEngine",
+    "SegmentationResult",
+    "check_output_dir",
+    "default_breast_segmenter",
+    "metrics_document",
+    "peak_rss_mb",
+    "write_outputs",
+]

@@ -1,0 +1,101 @@
+"""Typed configuration of one segmentation run."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from ..errors import InputError
+
+#: the model used when none is named (shipped in ``models/``)
+DEFAULT_MODEL = "mm3dunet-phantom-demo"
+
+#: flips (spatial axes of a (z, y, x) array) used by ``tta=True`` when no explicit list is given:
+#: left-right, and left-right + anterior-posterior
+DEFAULT_TTA_FLIPS: tuple[tuple[int, ...], ...] = ((2,), (1,), (1, 2))
+
+
+@dataclass
+class InferenceConfig:
+    """Settings of :class:`breastlesionseg.inference.SegmentationEngine`.
+
+    Attributes:
+        model: model name in ``models/`` or path to a model folder.
+        device: ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        overlap: sliding-window overlap fraction in [0, 1); ``None`` = the model card's value.
+        blend_mode: ``"gaussian"`` (default) or ``"constant"`` window blending.
+        sigma_scale: Gaussian sigma as a fraction of the window size.
+        threshold: probability threshold in (0, 1) for the lesion mask; ``None`` = the model card's value.
+        min_lesion_volume_mm3: connected components smaller than this are removed.
+        breast_masking: restrict lesions to the breast region (and compute the crop from it).
+        crop_margin_mm: safety margin of the optimized-volume crop around the breast region.
+        tta: test-time augmentation by flips (probabilities averaged).
+        tta_flips: flips used when ``tta`` is on; each a tuple of spatial axes of the (z, y, x) input.
+        sw_batch_size: windows per forward pass (halved automatically on out-of-memory).
+        amp: mixed precision (float16 autocast) on CUDA; ignored on CPU.
+        save_probability: keep the lesion probability map on the pre grid in the result.
+        heatmap: compute a Grad-CAM heat map from the ACT head (one backward pass per window).
+        pe_threshold_percent: percent-enhancement threshold of the functional tumour volume (FTV).
+        num_threads: torch CPU threads, or ``None`` to leave torch's setting alone.
+    """
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    overlap: float | None = None
+    blend_mode: str = "gaussian"
+    sigma_scale: float = 0.125
+    threshold: float | None = None
+    min_lesion_volume_mm3: float = 10.0
+    breast_masking: bool = True
+    crop_margin_mm: float = 16.0
+    tta: bool = False
+    tta_flips: tuple[tuple[int, ...], ...] = field(default=DEFAULT_TTA_FLIPS)
+    sw_batch_size: int = 1
+    amp: bool = True
+    save_probability: bool = False
+    heatmap: bool = False
+    pe_threshold_percent: float = 70.0
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ``InputError`` (a ``ValueError``) naming the field and its value."""
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InputError(f"InferenceConfig.model must be a model name or folder path, got {self.model!r}")
+        if self.overlap is not None and not (0.0 <= float(self.overlap) < 1.0):
+            raise InputError(f"InferenceConfig.overlap must be in [0, 1), got {self.overlap}")
+        if self.blend_mode not in ("gaussian", "constant"):
+            raise InputError(f"InferenceConfig.blend_mode must be 'gaussian' or 'constant', got {self.blend_mode!r}")
+        if not (0.0 < float(self.sigma_scale) <= 1.0):
+            raise InputError(f"InferenceConfig.sigma_scale must be in (0, 1], got {self.sigma_scale}")
+        if self.threshold is not None and not (0.0 < float(self.threshold) < 1.0):
+            raise InputError(f"InferenceConfig.threshold must be in (0, 1), got {self.threshold}")
+        if not math.isfinite(float(self.min_lesion_volume_mm3)) or self.min_lesion_volume_mm3 < 0:
+            raise InputError(
+                f"InferenceConfig.min_lesion_volume_mm3 must be >= 0 mm3, got {self.min_lesion_volume_mm3}"
+            )
+        if not math.isfinite(float(self.crop_margin_mm)) or self.crop_margin_mm < 0:
+            raise InputError(f"InferenceConfig.crop_margin_mm must be >= 0 mm, got {self.crop_margin_mm}")
+        if int(self.sw_batch_size) < 1:
+            raise InputError(f"InferenceConfig.sw_batch_size must be >= 1, got {self.sw_batch_size}")
+        if not (0.0 < float(self.pe_threshold_percent) < 10000.0):
+            raise InputError(
+                f"InferenceConfig.pe_threshold_percent must be a positive percentage, got {self.pe_threshold_percent}"
+            )
+        if self.num_threads is not None and int(self.num_threads) < 1:
+            raise InputError(f"InferenceConfig.num_threads must be >= 1 or None, got {self.num_threads}")
+        flips = tuple(tuple(int(a) for a in f) for f in self.tta_flips)
+        for f in flips:
+            if not f or any(a not in (0, 1, 2) for a in f) or len(set(f)) != len(f):
+                raise InputError(
+                    f"InferenceConfig.tta_flips entries must be non-empty tuples of distinct axes 0, 1, 2 "
+                    f"(z, y, x), got {self.tta_flips}"
+                )
+        self.tta_flips = flips
+
+    def to_dict(self) -> dict:
+        """JSON-friendly copy (goes into ``metrics.json``)."""
+        out = asdict(self)
+        out["tta_flips"] = [list(f) for f in self.tta_flips]
+        return out

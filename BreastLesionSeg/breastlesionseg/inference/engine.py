@@ -1,0 +1,298 @@
+"""The segmentation engine: one DCE exam in, breast region + numbered lesions + metrics out.
+
+Pipeline (each step timed, reported through ``progress`` and checked for cancellation):
+
+1. ``breast_region`` — breast region 0/1/2 on the pre grid (:mod:`breastlesionseg.breast`);
+2. ``crop`` — optimized-volume crop (breast bounding box + margin) of the phases the model needs;
+3. ``resample`` — the crop resampled linearly to the model card's spacing;
+4. ``channels`` — input channels + normalisation from the model card;
+5. ``inference`` — Gaussian-blended sliding-window inference (+ test-time flips), ACT score;
+6. ``heatmap`` — optional Grad-CAM of the ACT head;
+7. ``postprocess`` — probability back onto the cropped pre grid (linear), threshold, restrict to the
+   breast, remove components < min volume (mm3), instances 1..N by decreasing volume, un-crop;
+8. ``metrics`` — lesion and breast metrics (:func:`breastlesionseg.metrics.lesion_metrics`).
+
+Memory: apart from the exam itself, only crops of the needed phases are copied (float32), and the
+full-grid float maps (probability / heat map) are only built when asked for.
+"""
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import CancelledError, InputError, ModelError
+from ..exam import DCEExam
+from ..geometry import Geometry, Volume
+from ..progress import CancelToken, ProgressCallback, StageProgress
+from .config import InferenceConfig
+from .device import describe_device, resolve_device, torch_threads
+from .postprocess import postprocess_probability, resample_array
+from .preprocess import (PreparedInput, build_model_input, crop_exam, phases_needed, resample_to_model)
+from .result import ModelInfo, SegmentationResult
+
+log = logging.getLogger(__name__)
+
+#: a breast-region function: exam -> (z, y, x) 0/1/2 mask Volume on the pre grid
+BreastSegmenter = Callable[[DCEExam], Volume]
+
+#: relative expected duration of each step (for one overall progress fraction)
+_STAGE_WEIGHTS = {
+    "breast_region": 3.0,
+    "crop": 0.5,
+    "resample": 1.5,
+    "channels": 0.5,
+    "inference": 16.0,
+    "heatmap": 16.0,
+    "postprocess": 1.5,
+    "metrics": 2.0,
+}
+
+
+def default_breast_segmenter(exam: DCEExam) -> Volume:
+    """The package's breast-region segmentation (``breastlesionseg.breast.segment_breast_region``)."""
+    from ..breast import segment_breast_region
+    from ..breast.config import BreastRegionConfig
+
+    result = segment_breast_region(exam, BreastRegionConfig())
+    return result.mask
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (``ru_maxrss``)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+class SegmentationEngine:
+    """Segment breast DCE-MRI exams with one lesion model.
+
+    Args:
+        config: run settings (model, device, overlap, threshold, ...).
+        model: an already built network (optional; then ``card`` is required). Tests use this to
+            run the pipeline with a network whose output is a known function.
+        card: the model card of ``model``.
+        breast_segmenter: ``f(exam) -> Volume`` (0/1/2 on the pre grid); default: the package's
+            breast-region segmentation.
+        model_path: folder of ``model`` for the report (optional).
+
+    Raises:
+        ModelError: the model cannot be found or loaded (checksum, architecture).
+        InputError: a bad device or setting.
+    """
+
+    def __init__(
+        self,
+        config: InferenceConfig | None = None,
+        *,
+        model: torch.nn.Module | None = None,
+        card: Any = None,
+        breast_segmenter: BreastSegmenter | None = None,
+        model_path: str | Path | None = None,
+    ) -> None:
+        self.config = config if config is not None else InferenceConfig()
+        self.config.validate()
+        self.device = resolve_device(self.config.device)
+        if model is None:
+            from ..nn.registry import load_model, resolve_model
+
+            folder = resolve_model(self.config.model)
+            model, card = load_model(folder, device="cpu")
+            model_path = folder
+        elif card is None:
+            raise ModelError("SegmentationEngine: a model passed in needs its model card (card=...)")
+        self.model = model.eval()
+        self.card = card
+        self.breast_segmenter = breast_segmenter if breast_segmenter is not None else default_breast_segmenter
+        self.model_info = ModelInfo(
+            model_id=str(card.model_id),
+            sha256=str(getattr(card, "weights_sha256", "") or ""),
+            is_demo=bool(getattr(card, "demo", False)),
+            path=str(model_path or ""),
+            arch=str(getattr(card, "arch", type(model).__name__)),
+            channels=list(card.input_channels),
+            spacing_mm_xyz=tuple(float(s) for s in card.target_spacing_mm),
+            patch_size_zyx=tuple(int(s) for s in card.patch_size),
+        )
+        self.overlap = float(self.config.overlap if self.config.overlap is not None else card.overlap)
+        self.threshold = float(self.config.threshold if self.config.threshold is not None else card.threshold)
+
+    # ------------------------------------------------------------------------------------------
+    def run(
+        self,
+        exam: DCEExam,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> SegmentationResult:
+        """Segment one exam.
+
+        Args:
+            exam: the DCE exam, every phase on the pre-contrast grid.
+            progress: ``progress(stage, fraction, message)`` with the overall fraction (monotone).
+            cancel: ``is_set()`` token (e.g. :class:`threading.Event`), checked between steps and
+                between sliding windows.
+
+        Returns:
+            The :class:`SegmentationResult` (all volumes on the pre grid).
+
+        Raises:
+            CancelledError: ``cancel`` was set; nothing is returned.
+            InputError: the exam does not suit the model (too few phases, no breast found, ...).
+        """
+        if not isinstance(exam, DCEExam):
+            raise InputError(f"SegmentationEngine.run needs a DCEExam, got {type(exam).__name__}")
+        cfg = self.config
+        stages = ["breast_region", "crop", "resample", "channels", "inference"]
+        if cfg.heatmap:
+            stages.append("heatmap")
+        stages += ["postprocess", "metrics"]
+        passes = 1 + (len(cfg.tta_flips) if cfg.tta else 0)
+        weights = [(s, _STAGE_WEIGHTS[s] * (passes if s == "inference" else 1)) for s in stages]
+        tracker = StageProgress(weights, progress)
+        timings: dict[str, float] = {}
+        notes: list[str] = []
+        if self.model_info.is_demo:
+            notes.append(
+                f"model '{self.model_info.model_id}' is a DEMO model trained on synthetic phantoms only; "
+                "its results on real exams are illustrations, not findings"
+            )
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t_start = time.perf_counter()
+
+        @contextmanager
+        def step(name: str) -> Iterator[None]:
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("segmentation cancelled by the user")
+            tracker.update(name, 0.0, "start")
+            t0 = time.perf_counter()
+            yield
+            timings[name] = time.perf_counter() - t0
+            tracker.update(name, 1.0, f"{timings[name]:.2f} s")
+            log.debug("step %s: %.3f s", name, timings[name])
+
+        with torch_threads(cfg.num_threads):
+            with step("breast_region"):
+                breast_mask = self._breast_region(exam)
+            with step("crop"):
+                n_phases = phases_needed(self.card.input_channels)
+                cropped = crop_exam(exam, breast_mask, n_phases, cfg.crop_margin_mm, use_breast_crop=cfg.breast_masking)
+            with step("resample"):
+                model_exam, breast_model, model_geometry = resample_to_model(cropped, self.card.target_spacing_mm)
+                del cropped.phases[:]  # the crops are no longer needed
+            with step("channels"):
+                channels = build_model_input(model_exam, breast_model, self.card.input_channels,
+                                             self.card.normalization, getattr(self.card, "normalization_region",
+                                                                              "breast_mask"))
+                del model_exam
+            prepared = PreparedInput(cropped.crop, cropped.geometry, model_geometry, channels, breast_model,
+                                     cropped.breast, tuple(int(s) for s in self.card.patch_size))
+            with step("inference"):
+                prediction = predict(self.model, prepared, cfg, self.device, self.overlap,
+                                     tracker.sub("inference"), cancel)
+            notes.extend(prediction.notes)
+            heat_model = None
+            if cfg.heatmap:
+                with step("heatmap"):
+                    from .gradcam import gradcam_heatmap
+
+                    heat_model = gradcam_heatmap(
+                        self.model, prepared.channels, self.card.patch_size, overlap=self.overlap,
+                        sigma_scale=cfg.sigma_scale, device=prediction.device,
+                        breast_mask=prepared.breast_model if cfg.breast_masking else None,
+                        progress=tracker.sub("heatmap"), cancel=cancel,
+                    )
+            with step("postprocess"):
+                post = postprocess_probability(
+                    prediction.probability, prepared.model_geometry, prepared.crop_geometry,
+                    prepared.breast_crop if cfg.breast_masking else None, self.threshold, cfg.min_lesion_volume_mm3,
+                )
+                crop = prepared.crop
+                labels = Volume(crop.uncrop(post.lesion_labels_crop, fill=0), exam.geometry, name="lesions")
+                probability = None
+                if cfg.save_probability:
+                    probability = Volume(crop.uncrop(post.probability_crop, fill=0.0).astype(np.float32),
+                                         exam.geometry, name="lesion probability")
+                heatmap = None
+                if heat_model is not None:
+                    heat_crop = resample_array(heat_model, prepared.model_geometry, prepared.crop_geometry)
+                    heatmap = Volume(crop.uncrop(heat_crop.astype(np.float32), fill=0.0), exam.geometry,
+                                     name="Grad-CAM heat map")
+                if post.removed_outside_breast_voxels:
+                    log.info("%d above-threshold voxels outside the breast region were discarded",
+                             post.removed_outside_breast_voxels)
+            with step("metrics"):
+                metrics = self._metrics(exam, labels, breast_mask)
+        timings["total"] = time.perf_counter() - t_start
+        peak_gpu = None
+        if prediction.device.type == "cuda":
+            peak_gpu = torch.cuda.max_memory_allocated(prediction.device) / 2**20
+        return SegmentationResult(
+            breast_mask=breast_mask,
+            lesion_labels=labels,
+            lesion_volumes_mm3=post.volumes_mm3,
+            probability=probability,
+            heatmap=heatmap,
+            act_score=prediction.act_score,
+            metrics=metrics,
+            model=self.model_info,
+            device=describe_device(prediction.device),
+            timings_s=timings,
+            peak_memory_mb=peak_rss_mb(),
+            peak_gpu_memory_mb=peak_gpu,
+            crop_geometry=prepared.crop_geometry,
+            model_geometry=prepared.model_geometry,
+            n_windows=prediction.n_windows,
+            config={**cfg.to_dict(), "overlap": self.overlap, "threshold": self.threshold},
+            notes=notes,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    def _breast_region(self, exam: DCEExam) -> Volume:
+        mask = self.breast_segmenter(exam)
+        if not isinstance(mask, Volume):
+            raise InputError(f"the breast segmenter returned {type(mask).__name__}, expected a Volume")
+        if not mask.geometry.same_grid(exam.geometry):
+            raise InputError("the breast region is not on the exam's pre-contrast grid")
+        values = np.unique(np.asarray(mask.array))
+        if not set(values.tolist()) <= {0, 1, 2}:
+            raise InputError(f"the breast region has labels {values.tolist()}; expected 0, 1 (left), 2 (right)")
+        return Volume(np.asarray(mask.array, dtype=np.uint8), exam.geometry, name="breast region")
+
+    def _metrics(self, exam: DCEExam, labels: Volume, breast_mask: Volume) -> dict:
+        from ..metrics import lesion_metrics
+
+        return lesion_metrics(exam, labels, breast_mask, pe_threshold_percent=self.config.pe_threshold_percent)
+
+
+def predict(
+    model: torch.nn.Module,
+    prepared: PreparedInput,
+    config: InferenceConfig,
+    device: torch.device,
+    overlap: float,
+    progress: Callable[[float, str], None] | None,
+    cancel: CancelToken | None,
+):
+    """Sliding-window probability on the model grid for a prepared input (the engine's predictor).
+
+    Returns a :class:`~breastlesionseg.inference.sliding_window.WindowPrediction`. Kept as a module
+    function so tests can swap it for an oracle.
+    """
+    from .sliding_window import predict_probability
+
+    return predict_probability(
+        model, prepared.channels, prepared.patch_size_zyx,
+        overlap=overlap, blend_mode=config.blend_mode, sigma_scale=config.sigma_scale,
+        sw_batch_size=config.sw_batch_size, device=device, amp=config.amp,
+        flips=config.tta_flips if config.tta else (), breast_mask=prepared.breast_model,
+        progress=progress, cancel=cancel,
+    )
+

@@ -1,0 +1,278 @@
+"""Sliding-window lesion-probability inference on the model grid (MONAI, Gaussian blending).
+
+Wraps :func:`monai.inferers.sliding_window_inference` with a predictor that
+
+* checks a cancel token before every window batch (raises :class:`~breastlesionseg.errors.CancelledError`),
+* reports window progress,
+* runs the network under float16 autocast on CUDA,
+* turns segmentation logits into probabilities (``sigmoid``) so windows and flips are blended in
+  probability space, and
+* collects the per-window ACT (auxiliary classification task) "lesion present" probabilities,
+  from which the exam-level ACT score is the maximum over windows that cover the breast region.
+
+Out-of-memory errors halve ``sw_batch_size`` and, at 1 on a GPU, fall back to the CPU; every
+fallback is logged and returned in :attr:`WindowPrediction.notes`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from monai.data.utils import dense_patch_slices
+from monai.inferers import sliding_window_inference
+
+from ..errors import CancelledError, InputError
+from ..progress import CancelToken
+from .device import autocast_context, free_device_memory, is_out_of_memory
+
+log = logging.getLogger(__name__)
+
+#: a window must have at least this fraction of its voxels in the breast region to count for the ACT score
+ACT_MIN_BREAST_FRACTION = 0.05
+
+
+@dataclass
+class WindowPrediction:
+    """Output of :func:`predict_probability`.
+
+    Attributes:
+        probability: lesion probability on the model grid, shape (z, y, x), float32 in [0, 1].
+        act_score: exam-level ACT lesion-presence probability in [0, 1], or ``None`` when the
+            network has no ACT head.
+        window_act: per-window ACT probabilities of the un-flipped pass (window order).
+        n_windows: windows per pass (without test-time flips).
+        n_passes: passes (1 + number of flips).
+        device: device the inference finally ran on.
+        sw_batch_size: windows per forward pass finally used.
+        notes: human-readable notes (out-of-memory fallbacks).
+    """
+
+    probability: np.ndarray
+    act_score: float | None
+    window_act: list[float]
+    n_windows: int
+    n_passes: int
+    device: torch.device
+    sw_batch_size: int
+    notes: list[str] = field(default_factory=list)
+
+
+def forward_seg_act(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run ``model`` on ``x`` (N, C, z, y, x) -> (seg logits (N, L, z, y, x), ACT logits (N, 2) or None)."""
+    if hasattr(model, "forward_with_aux"):
+        seg, act = model.forward_with_aux(x)
+    else:
+        seg, act = model(x), None
+    return seg, act
+
+
+def count_windows(image_size_zyx: Sequence[int], roi_size_zyx: Sequence[int], overlap: float) -> int:
+    """Number of windows MONAI's sliding window visits for this image, window and overlap."""
+    image = [max(int(i), int(r)) for i, r in zip(image_size_zyx, roi_size_zyx)]
+    interval = []
+    for i, r in zip(image, roi_size_zyx):
+        if int(r) == i:
+            interval.append(int(r))
+        else:
+            interval.append(max(1, int(int(r) * (1.0 - overlap))))
+    return len(dense_patch_slices(image, [int(r) for r in roi_size_zyx], interval))
+
+
+def _pad_like_monai(array: np.ndarray, roi_size_zyx: Sequence[int]) -> np.ndarray:
+    """Pad a (z, y, x) array as ``sliding_window_inference`` pads inputs smaller than the window."""
+    pads = []
+    for s, r in zip(array.shape, roi_size_zyx):
+        diff = max(int(r) - int(s), 0)
+        pads.append((diff // 2, diff - diff // 2))
+    return np.pad(array, pads) if any(p != (0, 0) for p in pads) else array
+
+
+def _one_pass(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    roi_size_zyx: tuple[int, int, int],
+    sw_batch_size: int,
+    overlap: float,
+    blend_mode: str,
+    sigma_scale: float,
+    device: torch.device,
+    amp: bool,
+    coverage: np.ndarray | None,
+    on_window: Callable[[int], None],
+    cancel: CancelToken | None,
+) -> tuple[torch.Tensor, list[tuple[float, float]]]:
+    """One sliding-window pass; returns (probability (1, 1, z, y, x) on CPU, [(act_prob, breast_fraction)])."""
+    acts: list[tuple[float, float]] = []
+    coverage_integral = None
+    if coverage is not None:
+        padded = _pad_like_monai(coverage.astype(np.float64), roi_size_zyx)
+        coverage_integral = padded
+
+    def predictor(patch: torch.Tensor, coords: list) -> torch.Tensor:
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("segmentation cancelled by the user")
+        with torch.inference_mode(), autocast_context(device, amp):
+            seg, act = forward_seg_act(model, patch)
+        if seg.ndim != 5:
+            raise InputError(f"the model returned segmentation logits of shape {tuple(seg.shape)}; expected (N, L, z, y, x)")
+        prob = torch.sigmoid(seg[:, :1].float())
+        if act is not None:
+            act_prob = torch.softmax(act.float(), dim=1)[:, 1].cpu().numpy()
+            for n, window in enumerate(coords):
+                frac = 1.0
+                if coverage_integral is not None:
+                    frac = float(coverage_integral[tuple(window[2:])].mean())
+                acts.append((float(act_prob[n]), frac))
+        on_window(len(coords))
+        return prob
+
+    out = sliding_window_inference(
+        x,
+        roi_size=list(roi_size_zyx),
+        sw_batch_size=sw_batch_size,
+        predictor=predictor,
+        overlap=overlap,
+        mode=blend_mode,
+        sigma_scale=sigma_scale,
+        sw_device=device,
+        device=device,
+        with_coord=True,
+    )
+    return out.float().cpu(), acts
+
+
+def predict_probability(
+    model: torch.nn.Module,
+    channels: np.ndarray,
+    roi_size_zyx: Sequence[int],
+    *,
+    overlap: float = 0.25,
+    blend_mode: str = "gaussian",
+    sigma_scale: float = 0.125,
+    sw_batch_size: int = 1,
+    device: torch.device | str = "cpu",
+    amp: bool = True,
+    flips: Sequence[tuple[int, ...]] = (),
+    breast_mask: np.ndarray | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> WindowPrediction:
+    """Lesion probability of a whole (cropped, resampled) exam by sliding-window inference.
+
+    Args:
+        model: network in eval mode with ``forward(x) -> (N, L, z, y, x)`` logits (channel 0 = lesion)
+            and optionally ``forward_with_aux(x) -> (logits, act_logits (N, 2))``.
+        channels: model input, shape (C, z, y, x), float32, already normalised.
+        roi_size_zyx: window size (z, y, x) in voxels.
+        overlap: window overlap fraction in [0, 1).
+        blend_mode: "gaussian" or "constant".
+        sigma_scale: Gaussian sigma relative to the window size.
+        sw_batch_size: windows per forward pass (halved on out-of-memory).
+        device: where the network runs; the model is moved there.
+        amp: float16 autocast on CUDA.
+        flips: test-time flips, each a tuple of spatial axes of (z, y, x); the un-flipped pass always runs.
+        breast_mask: optional (z, y, x) mask on the same grid; only windows with at least
+            ``ACT_MIN_BREAST_FRACTION`` of breast voxels count for the ACT score.
+        progress: ``f(fraction, message)`` with the fraction of windows done (0..1).
+        cancel: object with ``is_set()``; checked before every window batch.
+
+    Returns:
+        The blended probability map and the ACT score, see :class:`WindowPrediction`.
+
+    Raises:
+        CancelledError: ``cancel`` was set.
+        InputError: ``channels`` is not (C, z, y, x) or the window size is invalid.
+    """
+    channels = np.asarray(channels)
+    if channels.ndim != 4:
+        raise InputError(f"model input must have shape (C, z, y, x), got {channels.shape}")
+    roi = tuple(int(r) for r in roi_size_zyx)
+    if len(roi) != 3 or any(r < 1 for r in roi):
+        raise InputError(f"window size must be 3 positive voxel counts (z, y, x), got {roi_size_zyx}")
+    if breast_mask is not None and tuple(breast_mask.shape) != tuple(channels.shape[1:]):
+        raise InputError(f"breast mask shape {breast_mask.shape} differs from the model input {channels.shape[1:]}")
+    device = torch.device(device)
+    flip_list: list[tuple[int, ...]] = [()] + [tuple(int(a) for a in f) for f in flips]
+    n_windows = count_windows(channels.shape[1:], roi, overlap)
+    total = n_windows * len(flip_list)
+    notes: list[str] = []
+    x_cpu = torch.from_numpy(np.ascontiguousarray(channels, dtype=np.float32))[None]
+    coverage = None if breast_mask is None else (np.asarray(breast_mask) > 0)
+
+    batch = int(sw_batch_size)
+    while True:
+        try:
+            model.to(device)
+            x = x_cpu.to(device)
+            prob_sum: torch.Tensor | None = None
+            first_acts: list[tuple[float, float]] = []
+            all_acts: list[tuple[float, float]] = []
+            done = [0]
+            for pass_index, flip in enumerate(flip_list):
+                dims = [a + 2 for a in flip]
+
+                def on_window(n: int, _pass: int = pass_index) -> None:
+                    done[0] += n
+                    if progress is not None:
+                        progress(min(1.0, done[0] / total), f"window {done[0]}/{total}")
+
+                xin = torch.flip(x, dims) if dims else x
+                cov = None
+                if coverage is not None:
+                    cov = np.flip(coverage, axis=tuple(flip)).copy() if flip else coverage
+                prob, acts = _one_pass(model, xin, roi, batch, overlap, blend_mode, sigma_scale, device, amp,
+                                       cov, on_window, cancel)
+                if dims:
+                    prob = torch.flip(prob, dims)
+                prob_sum = prob if prob_sum is None else prob_sum + prob
+                all_acts.extend(acts)
+                if pass_index == 0:
+                    first_acts = acts
+                del xin
+            break
+        except CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, everything else re-raised
+            if not is_out_of_memory(exc):
+                raise
+            free_device_memory(device)
+            if batch > 1:
+                batch = max(1, batch // 2)
+                note = f"out of memory on {device}: retrying with sw_batch_size={batch}"
+            elif device.type == "cuda":
+                device = torch.device("cpu")
+                note = "out of memory on the GPU even with one window per batch: falling back to the CPU"
+            else:
+                raise MemoryError(
+                    f"out of memory on the CPU with one window of {roi} voxels and {channels.shape[0]} channels"
+                ) from exc
+            log.warning("%s", note)
+            notes.append(note)
+
+    assert prob_sum is not None  # flip_list is never empty
+    probability = (prob_sum[0, 0] / len(flip_list)).numpy().astype(np.float32, copy=False)
+    act_score = _act_score(all_acts)
+    return WindowPrediction(
+        probability=probability,
+        act_score=act_score,
+        window_act=[a for a, _ in first_acts],
+        n_windows=n_windows,
+        n_passes=len(flip_list),
+        device=device,
+        sw_batch_size=batch,
+        notes=notes,
+    )
+
+
+def _act_score(acts: list[tuple[float, float]]) -> float | None:
+    """Max ACT probability over windows covering the breast (all windows when none does)."""
+    if not acts:
+        return None
+    inside = [a for a, frac in acts if frac >= ACT_MIN_BREAST_FRACTION]
+    values = inside if inside else [a for a, _ in acts]
+    score = float(max(values))
+    return score if math.isfinite(score) else None
