@@ -11,8 +11,9 @@ Layout for ``levels = 4``, ``base_width = 8`` (widths 8, 16, 32, 64), ``units_pe
         maxpool
         bottleneck: CEC(32->64, t), CEC(64->64, t) -> [ACT head: conv3x3x3 -> global max pool -> linear -> 2]
 
-"up" is a 2x2x2 stride-2 transposed convolution. The four encoder modules double the channels
-and (after max pooling) halve the size; the decoder mirrors them. ``expansion`` (t) applies to the
+"up" is a stride-2 transposed convolution with a 3x3x3 kernel (``up_kernel_size``; 2 is available).
+The four encoder modules double the channels and (after max pooling) halve the size; the decoder
+mirrors them. ``expansion`` (t) applies to the
 encoder, ``decoder_expansion`` (t_d) to the decoder: ``t_d = 1`` (decoder units with no expansion)
 is what reproduces Table 1's parameter and FLOP counts with ``base_width = 8`` (see docs/networks.md).
 
@@ -35,12 +36,23 @@ from .config import MM3DUNetConfig
 class DecoderLevel(nn.Module):
     """Transposed-convolution upsampling, concatenation with the skip, then CEC units.
 
-    Shapes: ``x (N, 2C, D, H, W)``, ``skip (N, C, 2D, 2H, 2W) -> (N, C, 2D, 2H, 2W)``.
+    Shapes: ``x (N, C_in, D, H, W)``, ``skip (N, C_skip, 2D, 2H, 2W) -> (N, C_out, 2D, 2H, 2W)``.
+
+    Args:
+        units: the refinement units applied to the concatenation (``C_up + C_skip`` channels in).
+        in_channels: C_in of ``x``.
+        out_channels: C_up, channels after the transposed convolution.
+        up_kernel_size: 3 (``padding=1, output_padding=1``) or 2 (the minimal 2x2x2 stride-2 kernel).
     """
 
-    def __init__(self, units: nn.Module, in_channels: int, out_channels: int) -> None:
+    def __init__(self, units: nn.Module, in_channels: int, out_channels: int, up_kernel_size: int = 3) -> None:
         super().__init__()
-        self.up = nn.ConvTranspose3d(in_channels, out_channels, kernel_size=2, stride=2)
+        if up_kernel_size not in (2, 3):
+            raise ValueError(f"up_kernel_size must be 2 or 3; got {up_kernel_size}")
+        pad = 1 if up_kernel_size == 3 else 0
+        # kernel 3: padding 1 + output_padding 1 doubles the size exactly, like kernel 2 / stride 2
+        self.up = nn.ConvTranspose3d(in_channels, out_channels, kernel_size=up_kernel_size, stride=2,
+                                     padding=pad, output_padding=pad)
         self.units = units
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -70,7 +82,7 @@ class MM3DUNet(SegmentationNetwork):
             raise TypeError(f"config must be an MM3DUNetConfig; got {type(cfg).__name__}")
         super().__init__(cfg.in_channels, cfg.out_channels, cfg.size_multiple, cfg.pad_mode)
         self.config = cfg
-        widths = cfg.widths()
+        widths = cfg.widths_list()
 
         def unit(cin: int, cout: int, t: int) -> CECUnit:
             return CECUnit(cin, cout, t, 1, cfg.norm, cfg.activation, cfg.negative_slope, cfg.norm_groups)
@@ -83,7 +95,8 @@ class MM3DUNet(SegmentationNetwork):
         self.pool = nn.MaxPool3d(2)
         self.bottleneck = module(ins[-1], widths[-1], cfg.expansion)
         self.decoder = nn.ModuleList([
-            DecoderLevel(module(2 * widths[i], widths[i], cfg.decoder_expansion), widths[i + 1], widths[i])
+            DecoderLevel(module(2 * widths[i], widths[i], cfg.decoder_expansion), widths[i + 1], widths[i],
+                         cfg.up_kernel_size)
             for i in reversed(range(cfg.levels - 1))
         ])
         self.head = nn.Conv3d(widths[0], cfg.out_channels, 1)

@@ -45,22 +45,31 @@ class UNet3D(SegmentationNetwork):
             raise TypeError(f"config must be a UNet3DConfig; got {type(cfg).__name__}")
         super().__init__(cfg.in_channels, cfg.out_channels, cfg.size_multiple, cfg.pad_mode)
         self.config = cfg
-        widths = cfg.widths()
+        widths = cfg.widths_list()
 
-        def module(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(ConvBlock(cin, cout, cfg), *[ConvBlock(cout, cout, cfg) for _ in range(cfg.convs_per_level - 1)])
+        cicek = cfg.channel_pattern == "cicek"
+        # channels out of each encoder level (= skip channels) and of each decoder level
+        outs = [2 * w for w in widths] if cicek else list(widths)
 
-        ins = [cfg.in_channels] + widths[:-1]
-        self.encoders = nn.ModuleList([module(ins[i], widths[i]) for i in range(cfg.levels - 1)])
+        def module(cin: int, first: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(ConvBlock(cin, first, cfg), *[
+                ConvBlock(first if k == 0 else cout, cout, cfg) for k in range(cfg.convs_per_level - 1)
+            ])
+
+        ins = [cfg.in_channels] + outs[:-1]
+        self.encoders = nn.ModuleList([module(ins[i], widths[i], outs[i]) for i in range(cfg.levels - 1)])
         self.pool = nn.MaxPool3d(2)
-        self.bottleneck = module(ins[-1], widths[-1])
-        self.decoder = nn.ModuleList([
-            DecoderLevel(module(2 * widths[i], widths[i]), widths[i + 1], widths[i])
-            for i in reversed(range(cfg.levels - 1))
-        ])
-        self.head = nn.Conv3d(widths[0], cfg.out_channels, 1)
+        self.bottleneck = module(ins[-1], widths[-1], outs[-1])
+        levels = []
+        below = outs[-1]
+        for i in reversed(range(cfg.levels - 1)):
+            up = below if cicek else outs[i]
+            levels.append(DecoderLevel(module(up + outs[i], outs[i], outs[i]), below, up, cfg.up_kernel_size))
+            below = outs[i]
+        self.decoder = nn.ModuleList(levels)
+        self.head = nn.Conv3d(outs[0], cfg.out_channels, 1)
         self.act_head: Optional[ACTHead] = (
-            ACTHead(widths[-1], cfg.act_channels, 2, cfg.activation, cfg.negative_slope) if cfg.act else None
+            ACTHead(outs[-1], cfg.act_channels, 2, cfg.activation, cfg.negative_slope) if cfg.act else None
         )
 
     def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
