@@ -7,7 +7,8 @@ Definitions (``S0`` = pre-contrast signal, ``Se`` = early post-contrast phase, `
   figure (their count is reported as ``excluded_low_pre_voxel_count``).
 - enhancing voxels: early PE >= ``pe_threshold_percent`` (default 70 %, Hylton et al., Radiology 2012;
   263:663-672, the I-SPY 1 FTV definition).
-- signal enhancement ratio (SER) of a voxel: ``(Se - S0) / (Sl - S0)`` (Hylton). Reported as the mean over
+- signal enhancement ratio (SER) of a voxel: ``(Se - S0) / (Sl - S0)`` (Hylton; undefined when the late
+  phase is the early phase, e.g. a two-phase exam). Reported as the mean over
   enhancing voxels (``ser_mean``; voxels with ``Sl <= S0`` have an infinite SER and are left out of the
   mean), and as the SER of the lesion's mean curve (``ser_of_mean_curve``, ``None`` when ``Sl <= S0``).
 - kinetic curve type (ACR BI-RADS MRI lexicon, 2nd ed. 2013, delayed-phase enhancement): the change of the
@@ -132,6 +133,12 @@ def lesion_kinetics(
     early, late = config.resolve_phases(n_phases)
     if n_vox == 0:
         raise InputError("a lesion must have at least one voxel")
+    has_delayed = late > early
+    if config.ftv_ser_min is not None and not has_delayed:
+        raise InputError(
+            f"ftv_ser_min={config.ftv_ser_min} needs a late phase after the early phase "
+            f"(early {early}, late {late} of {n_phases} phases)"
+        )
     s0 = signals[0]
     valid = s0 > config.min_pre_signal
     sv = signals[:, valid]
@@ -143,6 +150,8 @@ def lesion_kinetics(
     den = sv[late] - sv[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         ser = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, np.nan))
+        if not has_delayed:  # no delayed phase: SER undefined
+            ser = np.full_like(ser, np.nan)
         voxel_change = 100.0 * (sv[late] - sv[early]) / sv[early]
     ser_enh = ser[enhancing]
     ser_finite = ser_enh[np.isfinite(ser_enh)]
@@ -153,7 +162,7 @@ def lesion_kinetics(
 
     fractions = None
     n_enh = int(np.count_nonzero(enhancing))
-    if n_enh and late > early:
+    if n_enh and has_delayed:
         th = config.curve_threshold_percent
         ch = voxel_change[enhancing]
         fractions = {
@@ -166,10 +175,10 @@ def lesion_kinetics(
     mean_signal = signals.mean(axis=1)
     mean_pe = pe.mean(axis=1) if pe.shape[1] else np.full(n_phases, np.nan)
     late_change = None
-    if late > early and mean_signal[early] > 0:
+    if has_delayed and mean_signal[early] > 0:
         late_change = 100.0 * (mean_signal[late] - mean_signal[early]) / mean_signal[early]
     den_mean = mean_signal[late] - mean_signal[0]
-    ser_curve = (mean_signal[early] - mean_signal[0]) / den_mean if den_mean > 0 else None
+    ser_curve = (mean_signal[early] - mean_signal[0]) / den_mean if (den_mean > 0 and has_delayed) else None
 
     curve = []
     for k in range(n_phases):
