@@ -1,0 +1,396 @@
+"""Prone axial breast anatomy of the phantom patient, defined analytically in LPS millimetres.
+
+Patient frame (LPS, the patient is prone, axial slices along z): +x = patient's left, +y = posterior,
++z = superior; the breasts hang anteriorly (-y) from the chest wall. The patient is centred on
+x = 0 (sternal midline) and does not depend on the image grid: :func:`draw_anatomy` draws the
+parameters from the seed, :func:`voxelize_anatomy` samples them on any grid.
+
+Structures (outside to inside):
+    * thorax: an elliptic cylinder (semi-axes ``a`` LR, ``b`` AP, centre y = ``yc(z)``) with layers
+      skin, subcutaneous fat, pectoral muscle, chest wall (intercostal muscle, ribs, sternum), then the
+      thoracic interior: lungs, anterior mediastinum, heart (blood pool + myocardium), internal
+      mammary vessels;
+    * two breasts: teardrop mounds on the chest wall (half-ellipsoid base ``A`` x ``C``, depth ``D``,
+      profile ``1 - t^p`` with lateral/caudal sag), with skin, subcutaneous fat, retromammary fat and
+      fibroglandular tissue (a textured fraction map) and enhancing vessels.
+
+Ground-truth breast region (``docs/DESIGN.md``): every body voxel anterior to the anterior surface of
+the pectoral muscle (the thorax ellipse offset by skin + subcutaneous fat), medial to the anterior
+axillary line (the sagittal plane ``|x| = x_aal`` placed 3 mm lateral to the most lateral point of
+that breast's mound), split at the sternal midline x = 0: label 1 (patient's left, x > 0), label 2
+(patient's right, x < 0). Muscle, ribs, heart, lungs and air are outside.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import spatial
+
+from ..geometry import Geometry
+from ..labels import BREAST_LEFT, BREAST_RIGHT
+from .grid import VoxelCoordinates
+from .textures import PhysicalNoiseField
+
+# Tissue classes of the phantom's tissue map (uint8).
+AIR, SKIN, FAT, GLAND, MUSCLE, CHEST_WALL, BONE, LUNG, BLOOD, MYOCARDIUM, MEDIASTINUM = range(11)
+TISSUE_NAMES = (
+    "air", "skin", "fat", "gland", "muscle", "chest_wall", "bone", "lung", "blood", "myocardium", "mediastinum",
+)
+
+
+@dataclass
+class BreastShape:
+    """One breast mound (all lengths in mm).
+
+    Attributes:
+        side: +1 left (patient's left, +x), -1 right.
+        base: LPS point of the mound's base centre (slightly inside the thorax surface).
+        A, C: base semi-axes: lateral (x) and superior-inferior (z).
+        D: depth from the base to the nipple (anterior, -y).
+        p: profile exponent: cross-section scale sqrt(1 - t^p) at depth fraction t.
+        sag_lat, sag_si: lateral / superior sag of the axis at the nipple, as a fraction of D (x t^2).
+        sc_fat_mm: subcutaneous fat thickness under the skin; retro_fat_mm: retromammary fat thickness.
+        x_aal: |x| of this side's anterior axillary line (lateral boundary of the breast region).
+    """
+
+    side: int
+    base: tuple[float, float, float]
+    A: float
+    C: float
+    D: float
+    p: float
+    sag_lat: float
+    sag_si: float
+    sc_fat_mm: float
+    retro_fat_mm: float
+    x_aal: float = 0.0
+
+    def local(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """LPS -> (u lateral outward, v anterior depth from base, w superior), mm, axis-sag removed."""
+        v = np.float32(self.base[1]) - y
+        t = np.clip(v / np.float32(self.D), 0.0, 1.0)
+        t2 = t * t
+        u = (x - np.float32(self.base[0])) * np.float32(self.side) - np.float32(self.sag_lat * self.D) * t2
+        w = (z - np.float32(self.base[2])) - np.float32(self.sag_si * self.D) * t2
+        return u, v, w
+
+    def implicit(self, u: np.ndarray, v: np.ndarray, w: np.ndarray, shrink_mm: float = 0.0) -> np.ndarray:
+        """<= 0 inside the mound shrunk by ``shrink_mm`` (approximate offset surface)."""
+        a = np.float32(max(self.A - shrink_mm, 1.0))
+        c = np.float32(max(self.C - shrink_mm, 1.0))
+        d = np.float32(max(self.D - shrink_mm, 1.0))
+        t = np.clip(v / d, 0.0, None)
+        prof = 1.0 - t ** np.float32(self.p)
+        out = (u / a) ** 2 + (w / c) ** 2 - prof
+        out[v < -40.0] = 1.0
+        return out
+
+    def lateral_extent(self) -> float:
+        """Most lateral |x| of the mound (mm)."""
+        t = np.linspace(0.0, 1.0, 401)
+        lat = self.sag_lat * self.D * t**2 + self.A * np.sqrt(np.clip(1.0 - t**self.p, 0.0, None))
+        return float(abs(self.base[0]) + lat.max())
+
+    def sample_interior_point(self, rng: np.random.Generator) -> np.ndarray:
+        """A random LPS point inside the mound's glandular cone (depth fraction 0.12-0.8)."""
+        t = rng.uniform(0.12, 0.8)
+        rad = math.sqrt(max(1.0 - t**self.p, 0.0))
+        r = 0.7 * math.sqrt(rng.uniform(0.0, 1.0)) * rad
+        ang = rng.uniform(0, 2 * math.pi)
+        u = r * self.A * math.cos(ang) + self.sag_lat * self.D * t * t
+        w = r * self.C * math.sin(ang) + self.sag_si * self.D * t * t
+        v = t * self.D
+        return np.array([self.base[0] + self.side * u, self.base[1] - v, self.base[2] + w])
+
+
+@dataclass
+class Vessel:
+    """A tube along a quadratic Bezier curve (LPS mm) with a radius in mm."""
+
+    p0: tuple[float, float, float]
+    p1: tuple[float, float, float]
+    p2: tuple[float, float, float]
+    radius_mm: float
+    kind: str  # "breast" (inside the breast) or "thoracic"
+
+    def points(self, step_mm: float = 0.5) -> np.ndarray:
+        """Curve samples, shape (n, 3)."""
+        p0, p1, p2 = (np.asarray(p, dtype=float) for p in (self.p0, self.p1, self.p2))
+        length = np.linalg.norm(p1 - p0) + np.linalg.norm(p2 - p1)
+        n = max(int(length / step_mm) + 2, 3)
+        t = np.linspace(0.0, 1.0, n)[:, None]
+        return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+
+
+@dataclass
+class PatientAnatomy:
+    """Random anatomy parameters of one phantom patient (mm, LPS); see the module docstring."""
+
+    thorax_a: float
+    thorax_b: float
+    front_y: float
+    chest_slope: float
+    skin_mm: float
+    sc_fat_mm: float
+    muscle_mm: float
+    chest_wall_mm: float
+    rib_period_mm: float
+    rib_phase_mm: float
+    heart_center: tuple[float, float, float]
+    heart_radii: tuple[float, float, float]
+    myocardium_mm: float
+    breasts: list[BreastShape]
+    vessels: list[Vessel]
+    fgt_density: float
+    fgt_field: PhysicalNoiseField = field(repr=False)
+    bpe_field: PhysicalNoiseField = field(repr=False)
+
+    def thorax_yc(self, z: np.ndarray | float) -> np.ndarray | float:
+        """y of the thorax ellipse centre at height z."""
+        return self.front_y + self.thorax_b + self.chest_slope * z
+
+    def inside_thorax(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, offset_mm: float) -> np.ndarray:
+        """Inside the thorax ellipse shrunk by ``offset_mm`` (negative grows it)."""
+        a = np.float32(self.thorax_a - offset_mm)
+        b = np.float32(self.thorax_b - offset_mm)
+        yc = np.float32(self.front_y + self.thorax_b) + np.float32(self.chest_slope) * z
+        return (x / a) ** 2 + ((y - yc) / b) ** 2 <= 1.0
+
+    @property
+    def muscle_surface_offset_mm(self) -> float:
+        """Depth of the pectoral muscle's anterior surface below the thorax skin surface."""
+        return self.skin_mm + self.sc_fat_mm
+
+    def to_dict(self) -> dict:
+        """JSON-ready parameter summary (no random fields)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("fgt_field", "bpe_field", "breasts", "vessels")}
+        out["breasts"] = [asdict(b) for b in self.breasts]
+        out["vessels"] = [asdict(v) for v in self.vessels]
+        return out
+
+
+def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> PatientAnatomy:
+    """Draw one patient's anatomy (grid independent)."""
+    a = rng.uniform(140.0, 155.0)
+    b = rng.uniform(105.0, 125.0)
+    front_y = rng.uniform(6.0, 14.0)
+    slope = rng.uniform(-0.06, 0.06)
+    skin = rng.uniform(1.6, 2.4)
+    sc_fat = rng.uniform(5.0, 10.0)
+    muscle = rng.uniform(9.0, 15.0)
+    chest_wall = rng.uniform(9.0, 12.0)
+    density = float(rng.uniform(0.15, 0.85)) if fgt_density is None else float(fgt_density)
+
+    size_factor = rng.uniform(0.82, 1.12)
+    breasts = []
+    for side in (BREAST_LEFT, BREAST_RIGHT):
+        sgn = 1 if side == BREAST_LEFT else -1
+        f = size_factor * rng.uniform(0.93, 1.07)
+        xb = sgn * rng.uniform(72.0, 88.0)
+        zb = rng.uniform(-6.0, 6.0)
+        A = float(np.clip(rng.uniform(50.0, 60.0) * f, 42.0, 66.0))
+        C = float(np.clip(rng.uniform(40.0, 47.0) * f, 34.0, 50.0))
+        D = float(np.clip(rng.uniform(62.0, 92.0) * f, 50.0, 100.0))
+        # base 6 mm inside the thorax surface at x = xb so the mound merges with the chest
+        yc = front_y + b
+        y_surf = yc - b * math.sqrt(max(1.0 - (xb / a) ** 2, 0.0))
+        br = BreastShape(
+            side=sgn,
+            base=(float(xb), float(y_surf + 6.0), float(zb)),
+            A=A, C=C, D=D,
+            p=float(rng.uniform(1.7, 3.0)),
+            sag_lat=float(rng.uniform(0.0, 0.2)),
+            sag_si=float(rng.uniform(-0.18, 0.05)),
+            sc_fat_mm=float(rng.uniform(4.0, 10.0)),
+            retro_fat_mm=float(rng.uniform(3.0, 7.0)),
+        )
+        br.x_aal = br.lateral_extent() + 3.0
+        breasts.append(br)
+
+    heart_r = (rng.uniform(52.0, 62.0), rng.uniform(44.0, 52.0), rng.uniform(45.0, 55.0))
+    interior_front = front_y + skin + sc_fat + muscle + chest_wall
+    heart_c = (rng.uniform(15.0, 32.0), interior_front + 0.75 * heart_r[1] + rng.uniform(0.0, 8.0),
+               rng.uniform(-58.0, -38.0))
+
+    vessels: list[Vessel] = []
+    for sgn in (1, -1):  # internal mammary vessels: parasternal, just inside the chest wall, along z
+        xv = sgn * rng.uniform(26.0, 34.0)
+        yv = front_y + b - b * math.sqrt(1 - (xv / a) ** 2) + skin + sc_fat + muscle + chest_wall + 3.0
+        vessels.append(Vessel((xv, yv, -200.0), (xv, yv + rng.uniform(-3, 3), 0.0), (xv, yv, 200.0),
+                              float(rng.uniform(1.6, 2.2)), "thoracic"))
+    for br in breasts:
+        for _ in range(int(rng.integers(2, 4))):
+            t0, t2 = rng.uniform(0.05, 0.15), rng.uniform(0.75, 0.92)
+            ang0, ang2 = rng.uniform(0, 2 * math.pi, size=2)
+            r0, r2 = rng.uniform(0.35, 0.75), rng.uniform(0.0, 0.5)
+
+            def pt(t: float, r: float, ang: float, br: BreastShape = br) -> np.ndarray:
+                rad = math.sqrt(max(1.0 - t**br.p, 0.0)) * r
+                u = rad * br.A * math.cos(ang) + br.sag_lat * br.D * t * t
+                w = rad * br.C * math.sin(ang) + br.sag_si * br.D * t * t
+                return np.array([br.base[0] + br.side * u, br.base[1] - t * br.D, br.base[2] + w])
+
+            q0, q2 = pt(t0, r0, ang0), pt(t2, r2, ang2)
+            q1 = 0.5 * (q0 + q2) + rng.normal(0.0, 8.0, size=3)
+            vessels.append(Vessel(tuple(q0), tuple(q1), tuple(q2), float(rng.uniform(0.8, 1.6)), "breast"))
+
+    box_min, box_max = (-175.0, -130.0, -110.0), (175.0, 60.0, 110.0)
+    fgt_field = PhysicalNoiseField(rng, box_min, box_max, 2.0, (7.0, 2.5), (0.75, 0.45))
+    bpe_field = PhysicalNoiseField(rng, box_min, box_max, 4.0, (10.0,))
+    return PatientAnatomy(
+        thorax_a=a, thorax_b=b, front_y=front_y, chest_slope=slope, skin_mm=skin, sc_fat_mm=sc_fat,
+        muscle_mm=muscle, chest_wall_mm=chest_wall, rib_period_mm=float(rng.uniform(24.0, 30.0)),
+        rib_phase_mm=float(rng.uniform(0.0, 30.0)), heart_center=tuple(float(v) for v in heart_c),
+        heart_radii=tuple(float(v) for v in heart_r), myocardium_mm=float(rng.uniform(8.0, 12.0)),
+        breasts=breasts, vessels=vessels, fgt_density=density, fgt_field=fgt_field, bpe_field=bpe_field,
+    )
+
+
+@dataclass
+class AnatomyMaps:
+    """The anatomy sampled on a grid; arrays of shape (z, y, x).
+
+    Attributes:
+        tissue: uint8 tissue class (``AIR`` .. ``MEDIASTINUM``).
+        fgt_fraction: float32 0..1 fibroglandular fraction of ``GLAND`` voxels (0 elsewhere).
+        bpe_factor: float32 patchiness factor of background parenchymal enhancement (~0.3-2, mean ~1).
+        vessel_fraction: float32 0..1 partial-volume fraction of enhancing vessel.
+        breast_mask: uint8 ground-truth breast region (0, 1 left, 2 right).
+        lesion_allowed: bool, where lesions may lie (breast region, not skin, not outer 2 mm of fat).
+    """
+
+    tissue: np.ndarray
+    fgt_fraction: np.ndarray
+    bpe_factor: np.ndarray
+    vessel_fraction: np.ndarray
+    breast_mask: np.ndarray
+    lesion_allowed: np.ndarray
+
+
+def _bbox_indices(geometry: Geometry, lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """(z, y, x) slices of the grid covering the LPS box [lo, hi] (None when outside the grid)."""
+    corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])])
+    idx = geometry.lps_to_index(corners)
+    i0 = np.floor(idx.min(axis=0)).astype(int) - 1
+    i1 = np.ceil(idx.max(axis=0)).astype(int) + 2
+    size = np.asarray(geometry.size)
+    i0 = np.clip(i0, 0, size)
+    i1 = np.clip(i1, 0, size)
+    if np.any(i1 <= i0):
+        return None
+    return (slice(i0[2], i1[2]), slice(i0[1], i1[1]), slice(i0[0], i1[0]))
+
+
+def render_tube_fraction(
+    geometry: Geometry, coords: VoxelCoordinates, points: np.ndarray, radius_mm: float, out: np.ndarray
+) -> None:
+    """Add a tube (union of balls of ``radius_mm`` around ``points`` (n, 3) LPS) into ``out`` as a
+    partial-volume fraction (max-combined). Only voxels in the tube's bounding box are visited."""
+    lo = points.min(axis=0) - radius_mm - 2.0
+    hi = points.max(axis=0) + radius_mm + 2.0
+    sl = _bbox_indices(geometry, lo, hi)
+    if sl is None:
+        return
+    pts = np.stack([coords.x[sl].ravel(), coords.y[sl].ravel(), coords.z[sl].ravel()], axis=1)
+    tree = spatial.cKDTree(points)
+    h = float(min(geometry.spacing))
+    dist, _ = tree.query(pts, k=1, distance_upper_bound=radius_mm + h)
+    frac = np.clip((radius_mm + 0.5 * h - dist) / h, 0.0, 1.0).astype(np.float32)
+    frac[~np.isfinite(dist)] = 0.0
+    block = out[sl]
+    np.maximum(block, frac.reshape(block.shape), out=block)
+
+
+def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelCoordinates) -> AnatomyMaps:
+    """Sample ``anatomy`` on ``geometry`` (coordinates precomputed in ``coords``)."""
+    x, y, z = coords.x, coords.y, coords.z
+    an = anatomy
+    m_off = an.muscle_surface_offset_mm
+    thorax = an.inside_thorax(x, y, z, 0.0)
+    thorax_core = an.inside_thorax(x, y, z, an.skin_mm)
+    below_muscle_surface = an.inside_thorax(x, y, z, m_off)  # pectoral muscle and deeper
+    chest_wall = an.inside_thorax(x, y, z, m_off + an.muscle_mm)
+    interior = an.inside_thorax(x, y, z, m_off + an.muscle_mm + an.chest_wall_mm)
+
+    body = thorax.copy()
+    not_skin = thorax_core.copy()
+    gland = np.zeros(x.shape, dtype=bool)
+    breast_side = np.zeros(x.shape, dtype=np.int8)  # mound membership (for the lateral limit)
+    for br in an.breasts:
+        # only the anterior slab can belong to a mound
+        u, v, w = br.local(x, y, z)
+        f0 = br.implicit(u, v, w, 0.0)
+        inside = f0 <= 0
+        body |= inside
+        not_skin |= br.implicit(u, v, w, an.skin_mm) <= 0
+        gl = br.implicit(u, v, w, an.skin_mm + br.sc_fat_mm) <= 0
+        gl &= ~an.inside_thorax(x, y, z, m_off - br.retro_fat_mm)
+        gland |= gl
+        breast_side[inside] = br.side
+
+    tissue = np.zeros(x.shape, dtype=np.uint8)
+    tissue[body] = SKIN
+    tissue[body & not_skin] = FAT
+    tissue[gland] = GLAND
+    tissue[below_muscle_surface] = MUSCLE
+    tissue[chest_wall] = CHEST_WALL
+    # ribs: bands along z in the chest-wall layer; the sternum in the middle
+    rib = np.mod(z - np.float32(an.rib_phase_mm), np.float32(an.rib_period_mm)) < np.float32(0.42 * an.rib_period_mm)
+    sternum = np.abs(x) < 18.0
+    bone = chest_wall & ~interior & (rib | sternum)
+    bone &= ~an.inside_thorax(x, y, z, m_off + an.muscle_mm + 0.8 * an.chest_wall_mm) | sternum
+    tissue[bone] = BONE
+    tissue[interior] = LUNG
+    y_int = np.float32(an.front_y + m_off + an.muscle_mm + an.chest_wall_mm)
+    tissue[interior & (((x - 8.0) / 34.0) ** 2 + ((y - y_int) / 75.0) ** 2 <= 1.0)] = MEDIASTINUM
+    hc, hr = an.heart_center, an.heart_radii
+    qh = ((x - np.float32(hc[0])) / np.float32(hr[0])) ** 2 + ((y - np.float32(hc[1])) / np.float32(hr[1])) ** 2 \
+        + ((z - np.float32(hc[2])) / np.float32(hr[2])) ** 2
+    heart = interior & (qh <= 1.0)
+    tissue[heart] = MYOCARDIUM
+    scale_in = [(r - an.myocardium_mm) / r for r in hr]
+    qb = ((x - np.float32(hc[0])) / np.float32(hr[0] * scale_in[0])) ** 2 \
+        + ((y - np.float32(hc[1])) / np.float32(hr[1] * scale_in[1])) ** 2 \
+        + ((z - np.float32(hc[2])) / np.float32(hr[2] * scale_in[2])) ** 2
+    tissue[heart & (qb <= 1.0)] = BLOOD
+
+    # ground-truth breast region
+    anterior = body & ~below_muscle_surface
+    breast_mask = np.zeros(x.shape, dtype=np.uint8)
+    left = anterior & (x > 0) & (x <= np.float32(an.breasts[0].x_aal))
+    right = anterior & (x <= 0) & (x >= -np.float32(an.breasts[1].x_aal))
+    breast_mask[left] = BREAST_LEFT
+    breast_mask[right] = BREAST_RIGHT
+
+    # fibroglandular fraction: textured field + density offset, denser centrally, soft edges
+    fgt = np.zeros(x.shape, dtype=np.float32)
+    idx = np.nonzero(tissue == GLAND)
+    if idx[0].size:
+        xs, ys, zs = x[idx], y[idx], z[idx]
+        val = an.fgt_field.sample(xs, ys, zs)
+        bias = np.float32(2.4 * (an.fgt_density - 0.5))
+        # radial distance from each breast's axis, normalised: more gland centrally
+        central = np.zeros_like(val)
+        for br in an.breasts:
+            sel = (xs * br.side) > 0
+            u, v, w = br.local(xs[sel], ys[sel], zs[sel])
+            t = np.clip(v / np.float32(br.D), 0.0, 1.0)
+            rad = np.sqrt(np.clip(1.0 - t ** np.float32(br.p), 0.05, None))
+            q = np.sqrt((u / np.float32(br.A)) ** 2 + (w / np.float32(br.C)) ** 2) / rad
+            central[sel] = 0.8 - 1.6 * q
+        fgt[idx] = 1.0 / (1.0 + np.exp(-2.2 * (val + bias + central)))
+    bpe = np.zeros(x.shape, dtype=np.float32)
+    if idx[0].size:
+        bpe[idx] = np.clip(1.0 + 0.45 * an.bpe_field.sample(x[idx], y[idx], z[idx]), 0.3, 2.0)
+
+    vessel = np.zeros(x.shape, dtype=np.float32)
+    for ves in an.vessels:
+        render_tube_fraction(geometry, coords, ves.points(), ves.radius_mm, vessel)
+    # breast vessels stay inside the breast (not in skin), thoracic ones inside the thorax interior
+    vessel[~((tissue == FAT) | (tissue == GLAND) | (tissue == CHEST_WALL) | (tissue == MEDIASTINUM)
+             | (tissue == LUNG))] = 0.0
+
+    lesion_allowed = (breast_mask > 0) & ((tissue == FAT) | (tissue == GLAND))
+    return AnatomyMaps(tissue, fgt, bpe, vessel, breast_mask, lesion_allowed)

@@ -1,0 +1,216 @@
+"""Assemble a phantom breast DCE-MRI exam: anatomy + lesions + enhancement + artifacts.
+
+Deterministic per seed: independent random streams (``SeedSequence([seed, stream])``) drive the
+anatomy, the lesions, the bias field and the noise, so e.g. changing ``n_post`` or the grid does not
+change the patient.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..exam.dce_exam import DCEExam
+from ..geometry import Volume
+from ..labels import BREAST_LEFT, BREAST_RIGHT
+from .anatomy import FAT, GLAND, TISSUE_NAMES, AnatomyMaps, PatientAnatomy, draw_anatomy, voxelize_anatomy
+from .artifacts import bias_field, psf_blur, rician_noise
+from .config import PhantomConfig
+from .grid import VoxelCoordinates, phantom_geometry
+from .kinetics import BLOOD_PRE, PRE_SIGNAL, tissue_enhancement_percent, vessel_enhancement_percent
+from .lesions import draw_lesions, lesion_signal_relative, peak_enhancement_percent, place_lesions
+
+log = logging.getLogger(__name__)
+
+_STREAM_ANATOMY, _STREAM_LESIONS, _STREAM_BIAS, _STREAM_NOISE = 1, 2, 3, 4
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, stream])))
+
+
+@dataclass
+class Phantom:
+    """A generated phantom exam and its ground truth.
+
+    Attributes:
+        config: the configuration that generated it.
+        exam: the DCE exam (phases ``'pre', 'post1', ...`` on one grid; uint16 or float32 voxels).
+        breast_mask: ground-truth breast region, uint8 0 / 1 left / 2 right (DESIGN.md definition).
+        lesion_labels: uint16 lesion instances 0..N, numbered by decreasing volume.
+        lesions: one dict per lesion (index, kind, shape, volume_mm3, volume_ml, diameter_mm,
+            kinetics, early/late/peak enhancement, rim_enhancement, centroid_lps_mm, side, n_voxels).
+        tissue: uint8 tissue-class map (``anatomy.TISSUE_NAMES``), for analysis and debugging.
+        anatomy: the drawn anatomy parameters (JSON-ready dict).
+        generation_time_s: wall time of :func:`generate_phantom`.
+    """
+
+    config: PhantomConfig
+    exam: DCEExam
+    breast_mask: Volume
+    lesion_labels: Volume
+    lesions: list[dict]
+    tissue: Volume | None = None
+    anatomy: dict = field(default_factory=dict)
+    generation_time_s: float = 0.0
+
+    @property
+    def breast_volumes_ml(self) -> dict[str, float]:
+        """Ground-truth breast volumes in mL: ``{'left': .., 'right': ..}``."""
+        vv = self.breast_mask.geometry.voxel_volume_mm3 / 1000.0
+        arr = self.breast_mask.array
+        return {"left": float(np.count_nonzero(arr == BREAST_LEFT) * vv),
+                "right": float(np.count_nonzero(arr == BREAST_RIGHT) * vv)}
+
+    def summary(self) -> dict:
+        """JSON-ready description: config, grid, phases, breast volumes, lesion table."""
+        return {
+            "config": self.config.to_dict(),
+            "geometry": self.exam.geometry.to_dict(),
+            "phases": self.exam.names,
+            "acquisition_times_s": list(self.exam.acquisition_times_s or []),
+            "breast_volumes_ml": self.breast_volumes_ml,
+            "n_lesions": len(self.lesions),
+            "lesions": self.lesions,
+            "tissue_names": list(TISSUE_NAMES),
+            "anatomy": self.anatomy,
+            "generation_time_s": self.generation_time_s,
+        }
+
+
+def _signals(config: PhantomConfig, maps: AnatomyMaps, anatomy: PatientAnatomy) -> list[np.ndarray]:
+    """Noise-free signal of each phase (float32, intensity scale 1), lesions not yet included."""
+    col = 0 if config.fat_saturated else 1
+    n_tissue = len(TISSUE_NAMES)
+    pre_lut = np.array([PRE_SIGNAL[t][col] for t in range(n_tissue)], dtype=np.float32)
+    tissue = maps.tissue
+    gland = tissue == GLAND
+    f = maps.fgt_fraction[gland]
+    fat_pre, gland_pre = PRE_SIGNAL[FAT][col], PRE_SIGNAL[GLAND][col]
+    s0 = pre_lut[tissue]
+    s0_gland_fat = np.float32(fat_pre) * (1.0 - f)
+    s0_gland_fgt = np.float32(gland_pre) * f
+    s0[gland] = s0_gland_fat + s0_gland_fgt
+    v = maps.vessel_fraction
+    vmask = v > 0
+    vv = v[vmask]
+    blood_pre = np.float32(BLOOD_PRE[col])
+    out = []
+    times = (0.0,) + config.post_times_s
+    for t in times:
+        e_lut = np.array([tissue_enhancement_percent(k, t, config.post_times_s) / 100.0 if t > 0 else 0.0
+                          for k in range(n_tissue)], dtype=np.float32)
+        s = s0 * (1.0 + e_lut[tissue])
+        if t > 0:
+            bpe = np.float32(config.bpe_percent / 100.0) * e_lut[GLAND] * maps.bpe_factor[gland]
+            fat_e = e_lut[FAT]
+            s[gland] = s0_gland_fat * (1.0 + fat_e) + s0_gland_fgt * (1.0 + bpe)
+            ve = np.float32(vessel_enhancement_percent(t, config.post_times_s) / 100.0)
+        else:
+            ve = np.float32(0.0)
+        s[vmask] = (1.0 - vv) * s[vmask] + vv * blood_pre * (1.0 + ve)
+        out.append(s)
+    return out
+
+
+def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
+    """Generate one phantom exam with its ground truth (deterministic per ``config``).
+
+    Args:
+        config: the phantom configuration (default ``PhantomConfig()``: seed 0, 224 x 128 x 64 voxels).
+
+    Returns:
+        The :class:`Phantom`: phases ``(z, y, x)`` on the configured LPS grid, breast mask and lesion labels.
+    """
+    config = config or PhantomConfig()
+    if not isinstance(config, PhantomConfig):
+        raise TypeError(f"generate_phantom: config must be a PhantomConfig, got {type(config).__name__}")
+    t_start = time.perf_counter()
+    geometry = phantom_geometry(config)
+    coords = VoxelCoordinates.of(geometry)
+    anatomy = draw_anatomy(_rng(config.seed, _STREAM_ANATOMY), config.fgt_density)
+    maps = voxelize_anatomy(anatomy, geometry, coords)
+    t_anat = time.perf_counter()
+
+    rng_les = _rng(config.seed, _STREAM_LESIONS)
+    lo, hi = config.n_lesions
+    count = int(rng_les.integers(lo, hi + 1))
+    specs = draw_lesions(rng_les, anatomy, config, count)
+    labels, vox = place_lesions(specs, geometry, coords, maps.lesion_allowed)
+    if len(vox) < lo:
+        log.warning("seed %d: only %d lesions fit on this grid (minimum %d requested)", config.seed, len(vox), lo)
+    t_les = time.perf_counter()
+
+    signals = _signals(config, maps, anatomy)
+    col = 0 if config.fat_saturated else 1
+    gland_pre = PRE_SIGNAL[GLAND][col]
+    for vl in vox:
+        rel = lesion_signal_relative(vl, config.post_times_s)
+        s_pre = np.float32(vl.spec.pre_relative * gland_pre)
+        for k, s in enumerate(signals):
+            s.flat[vl.flat_index] = s_pre * rel[k]
+
+    bias = bias_field(_rng(config.seed, _STREAM_BIAS), coords, config.bias_strength)
+    del coords
+    rng_noise = _rng(config.seed, _STREAM_NOISE)
+    sigma = config.noise_percent / 100.0 * gland_pre * config.intensity_scale
+    phases: list[Volume] = []
+    for name, s in zip(config.phase_names, signals):
+        img = psf_blur(s, geometry.spacing)
+        img *= bias
+        img *= np.float32(config.intensity_scale)
+        img = rician_noise(rng_noise, img, sigma)
+        if config.dtype == "uint16":
+            arr = np.clip(np.rint(img), 0, 65535).astype(np.uint16)
+        else:
+            arr = img.astype(np.float32, copy=False)
+        phases.append(Volume(arr, geometry, name=name, source=f"phantom seed {config.seed}"))
+    exam = DCEExam(phases, acquisition_times_s=[0.0, *config.post_times_s],
+                   notes=[f"synthetic phantom exam, seed {config.seed}"])
+
+    vol_mm3 = geometry.voxel_volume_mm3
+    flat_xyz = None
+    lesions: list[dict] = []
+    if vox:
+        coords2 = VoxelCoordinates.of(geometry)
+        flat_xyz = (coords2.x.ravel(), coords2.y.ravel(), coords2.z.ravel())
+    for n, vl in enumerate(vox, start=1):
+        spec = vl.spec
+        v_mm3 = vl.n_voxels * vol_mm3
+        cen = [float(a[vl.flat_index].mean()) for a in flat_xyz]  # type: ignore[index]
+        sides = np.bincount(maps.breast_mask.flat[vl.flat_index], minlength=3)
+        lesions.append({
+            "index": n,
+            "kind": spec.kind,
+            "shape": spec.shape,
+            "n_voxels": vl.n_voxels,
+            "volume_mm3": float(v_mm3),
+            "volume_ml": float(v_mm3 / 1000.0),
+            "diameter_mm": float((6.0 * v_mm3 / math.pi) ** (1.0 / 3.0)),
+            "kinetics": spec.kinetics,
+            "early_enhancement_percent": float(spec.early_percent),
+            "late_change_percent": float(spec.late_change * 100.0),
+            "peak_enhancement_percent": peak_enhancement_percent(spec, config.post_times_s),
+            "rim_enhancement": bool(spec.rim),
+            "centroid_lps_mm": cen,
+            "side": "left" if spec.side > 0 else "right",
+            "breast_label": int(np.argmax(sides[1:]) + 1),
+        })
+    t_end = time.perf_counter()
+    gen_s = t_end - t_start
+    log.info("phantom seed %d: %s grid, %d lesions, generated in %.2f s (anatomy %.2f s, lesions %.2f s, "
+             "signal %.2f s)", config.seed, "x".join(map(str, config.size)), len(lesions), gen_s,
+             t_anat - t_start, t_les - t_anat, t_end - t_les)
+    return Phantom(
+        config=config,
+        exam=exam,
+        breast_mask=Volume(maps.breast_mask, geometry, name="breast_mask"),
+        lesion_labels=Volume(labels, geometry, name="lesions"),
+        lesions=lesions,
+        tissue=Volume(maps.tissue, geometry, name="tissue"),
+        anatomy=anatomy.to_dict(),
+        generation_time_s=gen_s,
+    )
