@@ -1,0 +1,353 @@
+"""Classical (training-free) breast-region segmentation of a breast DCE-MRI exam.
+
+Definition (docs/DESIGN.md, shared with the phantom ground truth): the breast region is the
+breast tissue of each breast - skin, subcutaneous fat and fibroglandular tissue - bounded
+posteriorly by the anterior surface of the pectoralis muscle / chest wall (muscle, ribs, heart
+and lungs are outside) and laterally at the anterior axillary line (axilla and arms outside);
+air is outside; left and right are split at the sternal midline (label 1 = patient's left = +x
+in LPS, label 2 = patient's right).
+
+Algorithm (all on a reduced grid of about ``working_spacing_mm``, see docs/breast_region.md):
+
+1. Reorient to LPS index axes with ``sitk.DICOMOrient`` (an exact axis permutation/flip, so the
+   array axes are x: right->left, y: anterior->posterior, z: inferior->superior), then average
+   blocks of voxels (``sitk.BinShrink``) down to the working spacing.
+2. Body/air boundary: Otsu threshold of the log intensity (bias tolerant: a multiplicative bias
+   becomes an additive offset much smaller than the air/tissue gap), largest 3D component, holes
+   filled per axial slice. When the image holds no air (a crop inside the breast) the whole field
+   of view is tissue.
+3. Chest wall: in every (z, x) column, walking posteriorly from the skin, the first run of at
+   least ``chest_wall_min_thickness_mm`` of dark tissue (pre-contrast below a second Otsu threshold
+   inside the body: muscle, lung) marks the anterior chest-wall surface; the surface is smoothed
+   with a robust median filter across slices and columns. Heart and lungs lie behind it.
+4. Sternal midline: the minimum of the breast-thickness profile between the two breast humps
+   (falls back to LPS x = 0 when only one breast is in the field of view).
+5. Lateral boundary: tissue more than ``posterior_limit_mm`` posterior to the chest-wall surface
+   at the sternum is outside (a coronal plane approximating the anterior axillary line: it
+   removes the axilla, arms and the lateral/posterior chest wall).
+6. Label by side, drop small islands, fill holes per slice, and map back to the pre-contrast grid
+   exactly (block upsampling + inverse axis permutation/flip).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+from ..errors import InputError
+from ..geometry import Geometry, Volume
+from ..labels import BACKGROUND, BREAST_LEFT, BREAST_RIGHT
+from .config import BreastRegionConfig
+from .sides import midline_from_profile, scanner_midline_index
+
+log = logging.getLogger(__name__)
+
+#: lower/upper Otsu class mean ratio below which the darker class is taken to be air (noise floor)
+_AIR_CONTRAST_RATIO = 0.3
+#: minimum fraction of the field of view that must be air for a body/air boundary to exist
+_MIN_AIR_FRACTION = 0.02
+
+
+@dataclass
+class ClassicalDiagnostics:
+    """Intermediate results of the classical segmenter (for debugging, figures and tests).
+
+    Attributes:
+        working_spacing_mm: spacing (x, y, z) of the reduced LPS-oriented grid.
+        has_air: whether a body/air boundary was found.
+        chest_wall_found_fraction: fraction of body columns in which a chest wall was detected.
+        midline_lps_x_mm: LPS x (mm) of the sternal midline plane (reduced grid centre).
+        single_breast: True when only one breast was found in the field of view.
+        body_threshold: body/air threshold on log(1 + intensity).
+        dark_threshold: dark-tissue threshold on log(1 + pre-contrast intensity).
+        timings_s: seconds per step.
+        arrays: reduced-grid intermediate arrays (``body``, ``dark``, ``chest_wall_y``) on the
+            LPS-oriented working grid, kept for figures and debugging.
+    """
+
+    working_spacing_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    has_air: bool = True
+    chest_wall_found_fraction: float = 0.0
+    midline_lps_x_mm: float | None = None
+    single_breast: bool = False
+    body_threshold: float | None = None
+    dark_threshold: float | None = None
+    timings_s: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict, repr=False)
+
+
+def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu threshold of a 1-D sample (between-class variance maximum of a histogram)."""
+    values = values[np.isfinite(values)]
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return lo
+    hist, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(hist).astype(float)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(centres[int(np.argmax(between[:-1]))]) if bins > 1 else lo
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    lab, n = ndi.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return lab == int(np.argmax(sizes))
+
+
+def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
+    out = np.empty_like(mask)
+    for z in range(mask.shape[0]):
+        out[z] = ndi.binary_fill_holes(mask[z])
+    return out
+
+
+def _first_true(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the first True along ``axis`` and whether there is one."""
+    any_ = a.any(axis=axis)
+    return np.argmax(a, axis=axis), any_
+
+
+def _nan_median_filter(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Median filter of a 2-D map ignoring NaN (NaN where the whole window is NaN)."""
+    valid = np.isfinite(values)
+    if not valid.any():
+        return values
+    # fill NaN with the nearest valid value so the median is taken over real surface points
+    idx = ndi.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    filled = values[tuple(idx)]
+    out = ndi.median_filter(filled, size=size, mode="nearest")
+    return out
+
+
+def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple[np.ndarray, ClassicalDiagnostics]:
+    """Segment the breast region without training data.
+
+    Args:
+        phases: ``[pre, post1, ...]`` (at least the pre-contrast) on one grid.
+        config: method parameters (see :class:`BreastRegionConfig`).
+
+    Returns:
+        ``(mask, diagnostics)``: ``mask`` is uint8 ``(z, y, x)`` on the pre-contrast grid with
+        0 background, 1 left breast, 2 right breast.
+    """
+    diag = ClassicalDiagnostics()
+    t0 = time.perf_counter()
+    geom = phases[0].geometry
+
+    # 1. reduce resolution by block averaging on the native axes, then reorient the small images to
+    #    LPS index axes (exact permutation/flip) so y runs anterior -> posterior
+    spacing = np.asarray(geom.spacing)
+    factors = [max(1, min(int(round(config.working_spacing_mm / s)), n)) for s, n in zip(spacing, geom.size)]
+
+    def shrink(volume: Volume) -> sitk.Image:
+        arr = np.ascontiguousarray(volume.array)
+        if arr.dtype == np.bool_ or arr.dtype == np.float16:
+            arr = arr.astype(np.float32)
+        # block averaging keeps the pixel type (integer images round to the nearest value, far below
+        # the contrasts used here) and is cheaper before the cast to float
+        img = geom.apply_to(sitk.GetImageFromArray(arr))
+        small = sitk.BinShrink(img, factors) if any(f > 1 for f in factors) else sitk.Image(img)
+        return sitk.DICOMOrient(sitk.Cast(small, sitk.sitkFloat32), "LPS")
+
+    small = [shrink(phases[0])]
+    if config.body_intensity != "pre":
+        small += [shrink(p) for p in phases[1:]]
+    pre_s = small[0]
+    stack = [sitk.GetArrayFromImage(s) for s in small]
+    if len(stack) == 1:
+        body_lin = stack[0]
+    elif config.body_intensity == "max":
+        body_lin = np.maximum.reduce(stack)
+    else:
+        body_lin = np.mean(stack, axis=0)
+    P = np.log1p(np.maximum(stack[0], 0.0))
+    B = np.log1p(np.maximum(body_lin, 0.0))
+    sp = np.asarray(pre_s.GetSpacing())  # (x, y, z) mm of the reduced, oriented grid
+    diag.working_spacing_mm = tuple(float(v) for v in sp)
+    nz, ny, nx = P.shape
+    diag.timings_s["resample_s"] = time.perf_counter() - t0
+
+    # 2. body / air
+    t1 = time.perf_counter()
+    thr = _otsu(B.ravel())
+    lin = np.expm1(B)
+    low, high = lin[B <= thr], lin[B > thr]
+    air_fraction = low.size / B.size
+    ratio = float(low.mean() / max(high.mean(), 1e-6)) if low.size and high.size else 1.0
+    diag.has_air = bool(air_fraction >= _MIN_AIR_FRACTION and ratio < _AIR_CONTRAST_RATIO)
+    if diag.has_air:
+        diag.body_threshold = thr
+        body = B > thr
+        body = ndi.binary_opening(body, structure=ndi.generate_binary_structure(3, 1))
+        body = _largest_component(body)
+        body = _fill_holes_per_slice(body)
+    else:
+        log.info("no body/air boundary in the field of view (air fraction %.3f, contrast ratio %.2f): "
+                 "treating it as a crop inside the breast", air_fraction, ratio)
+        body = np.ones_like(B, dtype=bool)
+    diag.timings_s["body_s"] = time.perf_counter() - t1
+
+    # 3. chest wall: first thick dark run posterior to the skin in every (z, x) column
+    t2 = time.perf_counter()
+    _, has_body = _first_true(body, axis=1)  # (z, x)
+    region = body.copy()
+    cw_map = np.full((nz, nx), np.nan)
+    if diag.has_air:
+        dark_thr = _otsu(P[body])
+        diag.dark_threshold = dark_thr
+        # bias-tolerant dark-tissue map: compare each voxel with the local level of bright tissue
+        # (normalized convolution of the voxels above the global threshold)
+        pre_lin = np.expm1(P)
+        bright = body & (P >= dark_thr)
+        sigma = [config.tissue_level_sigma_mm / v for v in sp[::-1]]
+        den = ndi.gaussian_filter(bright.astype(np.float32), sigma, mode="nearest")
+        num = ndi.gaussian_filter(np.where(bright, pre_lin, 0.0).astype(np.float32), sigma, mode="nearest")
+        level = num / np.maximum(den, 1e-6)
+        dark = np.where(den > 0.05, pre_lin < config.dark_fraction * level, P < dark_thr) | ~body
+        run = max(1, int(round(config.chest_wall_min_thickness_mm / sp[1])))
+        skin = int(round(config.skin_mm / sp[1]))
+        cs = np.concatenate([np.zeros((nz, 1, nx)), np.cumsum(dark, axis=1, dtype=np.float32)], axis=1)
+        frac = np.zeros_like(P)
+        frac[:, : ny - run + 1, :] = (cs[:, run:, :] - cs[:, : ny - run + 1, :]) / run
+        yy = np.arange(ny)[None, :, None]
+        # the search starts in bright tissue below the skin (partial-volume voxels at the air
+        # boundary are dark and must not count as chest wall)
+        y_tissue, has_tissue = _first_true(body & ~dark, axis=1)
+        cand = (frac >= 0.8) & (yy >= (y_tissue[:, None, :] + skin)) & (has_body & has_tissue)[:, None, :]
+        y_cw, found = _first_true(cand, axis=1)
+        # only trust columns that enter the body anteriorly through air
+        cw_map = np.where(found & has_body, y_cw.astype(float), np.nan)
+        diag.arrays["dark"] = dark
+        diag.arrays["chest_wall_y_raw"] = cw_map.copy()
+        diag.chest_wall_found_fraction = float(found[has_body].mean()) if has_body.any() else 0.0
+        if np.isfinite(cw_map).any():
+            size = (
+                max(1, int(round(config.chest_wall_smoothing_mm / sp[2])) | 1),
+                max(1, int(round(config.chest_wall_smoothing_mm / sp[0])) | 1),
+            )
+            cw_s = _nan_median_filter(cw_map, size)
+            # a missed thin muscle layer (e.g. over the heart) sends the search too far posterior in a
+            # few neighbouring columns: a grey opening along x removes such narrow posterior spikes
+            width = max(1, int(round(config.chest_wall_spike_mm / sp[0])) | 1)
+            cw_s = np.minimum(cw_s, ndi.grey_opening(cw_s, size=(1, width), mode="nearest"))
+            region &= yy < cw_s[:, None, :]
+            cw_map = cw_s
+        else:
+            log.info("no chest wall found: the whole tissue in the field of view is kept")
+    diag.arrays["body"] = body
+    diag.arrays["chest_wall_y"] = cw_map
+    diag.timings_s["chest_wall_s"] = time.perf_counter() - t2
+
+    # 4. sternal midline from the breast-thickness profile along x
+    t3 = time.perf_counter()
+    g_small = Geometry.from_sitk(pre_s)
+    x_mid = midline_from_profile(region.sum(axis=(0, 1)), max(1, int(round(10.0 / sp[0]))))
+    if x_mid is None:
+        diag.single_breast = True
+        x_mid = scanner_midline_index(g_small)
+    diag.midline_lps_x_mm = float(g_small.index_to_lps(np.array([x_mid, 0.0, 0.0]))[0])
+
+    # 5. lateral boundary: coronal plane posterior_limit_mm behind the sternal chest wall
+    if diag.has_air and np.isfinite(cw_map).any():
+        xm = int(np.clip(round(x_mid), 0, nx - 1))
+        band = cw_map[:, max(0, xm - 1) : xm + 2]
+        if not diag.single_breast and np.isfinite(band).any():
+            y_sternum = float(np.nanmedian(band))
+        else:
+            y_sternum = float(np.nanmin(cw_map))
+        y_post = y_sternum + config.posterior_limit_mm / sp[1]
+        region &= yy <= y_post
+    diag.timings_s["midline_s"] = time.perf_counter() - t3
+
+    # 6. clean up, label by side
+    t4 = time.perf_counter()
+    if config.min_breast_thickness_mm > 0 and diag.has_air:
+        thick = region.sum(axis=1) * sp[1] >= config.min_breast_thickness_mm
+        region &= thick[:, None, :]
+    xx = np.arange(nx)[None, None, :]
+    # +x in LPS is patient's left; in the LPS-oriented grid the x index grows towards +x
+    left = region & (xx > x_mid)
+    right = region & (xx <= x_mid)
+    labels = np.zeros(P.shape, dtype=np.uint8)
+    for side, value in ((left, BREAST_LEFT), (right, BREAST_RIGHT)):
+        if not side.any():
+            continue
+        lab, n = ndi.label(side)
+        if n > 1:
+            sizes = np.bincount(lab.ravel())
+            sizes[0] = 0
+            side = np.isin(lab, np.nonzero(sizes >= 0.05 * sizes.max())[0])
+        if config.fill_holes:
+            side = _fill_holes_per_slice(side)
+        labels[side & (labels == BACKGROUND)] = value
+    diag.timings_s["labels_s"] = time.perf_counter() - t4
+
+    # 7. back to the pre-contrast grid: inverse orientation on the reduced grid, then block upsampling
+    t5 = time.perf_counter()
+    lab_o = sitk.GetImageFromArray(labels)
+    lab_o.CopyInformation(pre_s)
+    lab_n = sitk.DICOMOrient(lab_o, geom.orientation_code())
+    small_geom = Geometry.from_sitk(lab_n)
+    full = _upsample_blocks(sitk.GetArrayFromImage(lab_n), factors, geom.size)
+    back = geom.apply_to(sitk.GetImageFromArray(full))
+    expected_origin = geom.index_to_lps(np.zeros(3) + (np.asarray(factors) - 1) / 2.0)
+    if not (np.allclose(small_geom.origin, expected_origin, atol=1e-3)
+            and np.allclose(small_geom.direction, geom.direction, atol=1e-6)):
+        # not a pure block correspondence (should not happen): resample in physical space
+        back = sitk.Resample(lab_n, geom.reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                             sitk.sitkUInt8)
+    mask = sitk.GetArrayFromImage(back).astype(np.uint8)
+    diag.timings_s["map_back_s"] = time.perf_counter() - t5
+    diag.timings_s["total_s"] = time.perf_counter() - t0
+    return mask, diag
+
+
+def _upsample_blocks(labels: np.ndarray, factors_xyz: list[int], size_xyz: tuple[int, ...]) -> np.ndarray:
+    """Undo ``sitk.BinShrink``: repeat each reduced voxel over its block; edge remainder copies the last block."""
+    fz, fy, fx = factors_xyz[2], factors_xyz[1], factors_xyz[0]
+    out = labels
+    for axis, f in ((0, fz), (1, fy), (2, fx)):
+        if f > 1:
+            out = np.repeat(out, f, axis=axis)
+    target = (size_xyz[2], size_xyz[1], size_xyz[0])
+    pad = [(0, max(0, t - s)) for t, s in zip(target, out.shape)]
+    if any(p[1] for p in pad):
+        out = np.pad(out, pad, mode="edge")
+    return np.ascontiguousarray(out[: target[0], : target[1], : target[2]])
+
+
+def validate_phases(phases: list[Volume]) -> None:
+    """Raise :class:`InputError` when the phases cannot be segmented (empty, 2D, NaN, constant, grid)."""
+    if not phases:
+        raise InputError("breast-region segmentation needs at least the pre-contrast image; got no image")
+    ref = phases[0]
+    for p in phases:
+        name = p.name or p.source or "image"
+        arr = np.asarray(p.array)
+        if arr.size == 0:
+            raise InputError(f"image '{name}' is empty (shape {arr.shape})")
+        if arr.ndim != 3 or min(arr.shape) < 3:
+            raise InputError(
+                f"image '{name}' is not a 3D volume: shape (z, y, x) = {arr.shape}; breast-region segmentation "
+                "needs at least 3 voxels along every axis"
+            )
+        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+            raise InputError(f"image '{name}' has non-real voxel type {arr.dtype}")
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"image '{name}' contains NaN or infinite voxels")
+        if float(arr.max()) <= float(arr.min()):
+            raise InputError(f"image '{name}' is constant (all voxels = {arr.flat[0]}); nothing to segment")
+        if not p.geometry.same_grid(ref.geometry):
+            raise InputError(f"image '{name}' is not on the pre-contrast grid of '{ref.name or ref.source}'")
