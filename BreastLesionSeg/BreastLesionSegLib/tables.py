@@ -1,9 +1,10 @@
 """The lesion table node: one row per lesion (plus a total row) from ``lesion_metrics`` output.
 
-The table is built from whatever scalar per-lesion fields ``breastlesionseg.metrics.lesion_metrics``
-returns (JSON-ready dict), in their order, so new metrics appear without changing this file.
-Units come from the field-name suffix (``_mm3`` -> mm3, ``_ml`` -> mL, ...) and are set as the
-column unit label; 3-vectors (centroids) become three columns ``..._x/_y/_z``.
+Rows are the core's flat rows (``breastlesionseg.metrics.lesion_rows``: every scalar per-lesion
+field, in its order), so new metrics appear without changing this file. The first column is the
+segment name (what the radiologist sees in Segment Editor); units come from the field-name suffix
+(``_mm3`` -> mm3, ``_ml`` -> mL, ``_percent`` -> %) and are set as column unit labels. The total row
+takes the ``totals`` fields ``total_<field>`` into the ``<field>`` column.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ log = logging.getLogger(__name__)
 #: field-name suffix -> unit label shown in the table header
 UNIT_SUFFIXES = (
     ("_mm3", "mm3"), ("_mm2", "mm2"), ("_mm", "mm"), ("_ml", "mL"), ("_cm3", "cm3"), ("_s", "s"),
-    ("_percent", "%"), ("_pct", "%"),
+    ("_percent", "%"),
 )
 SEGMENT_COLUMN = "Segment"
-#: per-lesion fields that are series, not table cells (shown in the kinetic plot instead)
-SERIES_FIELDS = ("time_intensity_curve", "mean_curve", "curve")
+#: fields of lesion_metrics not shown as columns (the segment name replaces "name")
+HIDDEN_FIELDS = ("name",)
 
 
 def unit_of(field: str) -> str:
@@ -33,42 +34,26 @@ def unit_of(field: str) -> str:
     return ""
 
 
-def lesion_rows(metrics: dict) -> list[dict]:
-    """The per-lesion dicts of a ``lesion_metrics`` result (key ``lesions``), in lesion order.
+def metric_rows(metrics: dict) -> list[dict]:
+    """Flat scalar rows of a ``lesion_metrics`` result, one per lesion, in lesion order.
 
     Raises:
         ValueError: ``metrics`` has no ``lesions`` list.
     """
-    lesions = metrics.get("lesions") if isinstance(metrics, dict) else None
-    if not isinstance(lesions, list):
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("lesions"), list):
         raise ValueError("metrics must be a dict with a 'lesions' list (breastlesionseg.metrics.lesion_metrics)")
-    return lesions
+    from breastlesionseg.metrics import lesion_rows
 
-
-def _flatten(row: dict) -> dict[str, Any]:
-    """Scalar cells of one lesion dict: numbers/strings/bools kept, 3-vectors split, series and dicts skipped."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if any(key.startswith(s) for s in SERIES_FIELDS):
-            continue
-        if isinstance(value, bool):
-            out[key] = "yes" if value else "no"
-        elif isinstance(value, (int, float, str)) or value is None:
-            out[key] = value
-        elif isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value):
-            base, unit = key, ""
-            for suffix, _ in UNIT_SUFFIXES:
-                if key.endswith(suffix):
-                    base, unit = key[: -len(suffix)], suffix
-                    break
-            for axis, v in zip("xyz", value):
-                out[f"{base}_{axis}{unit}"] = v
-    return out
+    rows = []
+    for row in lesion_rows(metrics):
+        rows.append({k: ("yes" if v else "no") if isinstance(v, bool) else v
+                     for k, v in row.items() if k not in HIDDEN_FIELDS})
+    return rows
 
 
 def _column_kind(values: Sequence[Any]) -> str:
     present = [v for v in values if v is not None]
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+    if present and len(present) == len(values) and all(isinstance(v, int) for v in present):
         return "int"
     if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
         return "double"
@@ -88,14 +73,13 @@ def fill_lesion_table(table_node: Any, metrics: dict, lesion_names: Sequence[str
     Returns:
         ``table_node``.
     """
-    rows = [_flatten(r) for r in lesion_rows(metrics)]
+    rows = metric_rows(metrics)
     names = list(lesion_names) if lesion_names is not None else [f"Lesion {k}" for k in range(1, len(rows) + 1)]
     if len(names) != len(rows):
         raise ValueError(f"{len(names)} lesion names for {len(rows)} lesion rows")
     totals = metrics.get("totals") if total_row else None
     if isinstance(totals, dict) and rows:
-        flat_totals = _flatten(totals)
-        rows.append({k: flat_totals.get(k) for k in rows[0]})
+        rows.append({k: totals.get(f"total_{k}") for k in rows[0]})
         names.append("Total")
     columns: list[str] = []
     for r in rows:

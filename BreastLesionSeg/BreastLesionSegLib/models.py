@@ -1,0 +1,148 @@
+"""Installed models for the panel's model selector, read from their ``model_card.json``.
+
+Only the JSON cards are read here (no torch import in the Slicer process: inference and training
+run out of process). The search path is the core's (``breastlesionseg.nn.registry.model_search_path``:
+``$BREASTLESIONSEG_MODELS``, ``~/.breastlesionseg/models``, the repository's ``models/``), preceded by
+the user's model folders from the panel and followed by the models shipped inside the extension
+(``Resources/Models``). The selected model is passed to the CLI as a folder path, so the child
+process loads exactly the model the user saw.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger(__name__)
+
+CARD_FILE = "model_card.json"  # breastlesionseg.nn.model_card.CARD_FILE
+MODELS_ENV = "BREASTLESIONSEG_MODELS"  # breastlesionseg.nn.registry.MODELS_ENV
+#: models shipped inside the installed extension (module folder)
+EXTENSION_MODELS_DIR = Path(__file__).resolve().parent.parent / "Resources" / "Models"
+
+
+def core_model_search_path() -> list[Path]:
+    """Same folders and order as ``breastlesionseg.nn.registry.model_search_path`` (without importing torch)."""
+    import breastlesionseg
+
+    repo_models = Path(breastlesionseg.__file__).resolve().parents[2] / "models"
+    paths = [Path(p).expanduser() for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p.strip()]
+    return paths + [Path.home() / ".breastlesionseg" / "models", repo_models]
+
+
+def model_search_path(user_dirs: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """User folders first, then the core search path, then the extension's shipped models."""
+    out: list[Path] = []
+    for p in [Path(d).expanduser() for d in user_dirs] + core_model_search_path() + [EXTENSION_MODELS_DIR]:
+        if p not in out:
+            out.append(p)
+    return out
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the panel shows about a model.
+
+    Attributes:
+        model_id: the card's id.
+        folder: model folder (passed to the CLI).
+        demo: demonstration model (e.g. phantom-trained).
+        arch: network architecture.
+        input_channels: channel names; the number of phases needed follows from them.
+        training_data: what it was trained on.
+        validation_metrics: e.g. {"dice": 0.83}.
+        description: free text.
+    """
+
+    model_id: str
+    folder: Path
+    demo: bool
+    arch: str
+    input_channels: tuple[str, ...]
+    training_data: str
+    validation_metrics: dict
+    description: str
+
+    @property
+    def required_phases(self) -> int:
+        """Phases (pre + posts) the model needs: 1 + the highest post index in its channels."""
+        highest = 0
+        for name in self.input_channels:
+            digits = "".join(ch for ch in name if ch.isdigit())
+            if digits:
+                highest = max(highest, int(digits))
+        return highest + 1
+
+    def summary(self) -> str:
+        """Multi-line model card text for the panel."""
+        lines = [f"{self.model_id} ({self.arch})" + ("  [DEMO model: not for clinical use]" if self.demo else "")]
+        if self.training_data:
+            lines.append(f"Trained on: {self.training_data}")
+        if self.validation_metrics:
+            shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in self.validation_metrics.items() if not isinstance(v, (dict, list)))
+            lines.append(f"Validation: {shown}")
+        lines.append(f"Inputs: {', '.join(self.input_channels)} (needs {self.required_phases} phases)")
+        if self.description:
+            lines.append(self.description)
+        lines.append(f"Folder: {self.folder}")
+        return "\n".join(lines)
+
+
+def read_model_info(folder: str | os.PathLike) -> ModelInfo:
+    """ModelInfo of one model folder.
+
+    Raises:
+        ValueError: no readable card, or a card without model_id / input_channels.
+    """
+    folder = Path(folder)
+    card_path = folder / CARD_FILE
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"model folder '{folder}': cannot read {CARD_FILE} ({exc})") from None
+    if not isinstance(card, dict) or not card.get("model_id") or not card.get("input_channels"):
+        raise ValueError(f"model folder '{folder}': {CARD_FILE} lacks model_id or input_channels")
+    return ModelInfo(
+        model_id=str(card["model_id"]), folder=folder.resolve(), demo=bool(card.get("demo", False)),
+        arch=str(card.get("arch", "")), input_channels=tuple(card["input_channels"]),
+        training_data=str(card.get("training_data", "")), validation_metrics=dict(card.get("validation_metrics") or {}),
+        description=str(card.get("description", "")),
+    )
+
+
+def list_models(user_dirs: Sequence[str | os.PathLike] = ()) -> list[ModelInfo]:
+    """Every valid model in the search path; the first folder of each model id wins."""
+    found: dict[str, ModelInfo] = {}
+    for root in model_search_path(user_dirs):
+        if not root.is_dir():
+            continue
+        candidates = [root] if (root / CARD_FILE).is_file() else sorted(p for p in root.iterdir()
+                                                                         if (p / CARD_FILE).is_file())
+        for folder in candidates:
+            try:
+                info = read_model_info(folder)
+            except ValueError as exc:
+                log.warning("%s", exc)
+                continue
+            found.setdefault(info.model_id, info)
+    return list(found.values())
+
+
+def find_model(name_or_folder: str, user_dirs: Sequence[str | os.PathLike] = ()) -> ModelInfo:
+    """The model with this id (or this folder).
+
+    Raises:
+        ValueError: not found (lists where it looked).
+    """
+    path = Path(name_or_folder).expanduser()
+    if (path / CARD_FILE).is_file():
+        return read_model_info(path)
+    for info in list_models(user_dirs):
+        if info.model_id == name_or_folder:
+            return info
+    where = ", ".join(str(p) for p in model_search_path(user_dirs))
+    raise ValueError(f"model '{name_or_folder}' not found in {where}")

@@ -1,0 +1,232 @@
+"""BreastLesionSegLogic on real MRML: import results, rerun without losing edits, update metrics after
+Segment Editor edits, export to a training dataset, parameter node + results saved with the scene."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import slicer
+from vtk.util import numpy_support as nps
+
+from breastlesionseg.errors import DatasetError, InputError
+from breastlesionseg.exam import DCEExam
+from breastlesionseg.io import read_label_volume, read_volume, write_volume
+from breastlesionseg.io.seg_nrrd import write_seg_nrrd
+from breastlesionseg.metrics import lesion_metrics
+from BreastLesionSegLib import parameters as P
+from BreastLesionSegLib import scene_io, segmentation_nodes as sn, tables
+from BreastLesionSegLib.logic import BreastLesionSegLogic, ReplaceNotConfirmedError
+from BreastLesionSegLib.mrml_context import create_standalone_context
+
+
+@pytest.fixture
+def exam_nodes(ctx, synthetic_results):
+    vols, _, _ = synthetic_results
+    sh = ctx.scene.GetSubjectHierarchyNode()
+    study = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), "Patient"), "MR breast")
+    nodes = []
+    for v in vols:
+        node = scene_io.node_from_volume(ctx.scene, v, v.name)
+        sh.CreateItem(study, node)
+        nodes.append(node)
+    return nodes
+
+
+@pytest.fixture
+def result_dir(tmp_path, synthetic_results):
+    """The files `breastlesionseg segment` writes, made with the core writers from known labels."""
+    vols, breast, lesions = synthetic_results
+    out = tmp_path / "output"
+    out.mkdir()
+    write_volume(lesions, out / "lesions.nii.gz")
+    write_volume(breast, out / "breast_mask.nii.gz")
+    write_seg_nrrd(out / "segmentation.seg.nrrd", breast, lesions)
+    metrics = lesion_metrics(DCEExam(vols), lesions, breast)
+    (out / "metrics.json").write_text(json.dumps(dict(metrics, model={"model_id": "test"})))
+    return out
+
+
+def _lesion_voxels(ctx, seg, sid, ref):
+    return int(sn.export_segment_mask(ctx, seg, sid, ref).sum())
+
+
+def _node_ids(scene):
+    return [scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())]
+
+
+def test_import_results_creates_nodes_in_the_study(ctx, exam_nodes, result_dir, synthetic_results):
+    _, breast, lesions = synthetic_results
+    logic = BreastLesionSegLogic(ctx)
+    res = logic.import_results(result_dir, exam_nodes[0], exam_nodes[1:])
+    labels = sn.labels_from_segmentation(ctx, res.segmentation, exam_nodes[0])
+    np.testing.assert_array_equal(labels.lesion_labels.array, lesions.array)
+    np.testing.assert_array_equal(labels.breast_mask.array, breast.array)
+    rows = tables.table_to_dicts(res.table)
+    assert [r["Segment"] for r in rows] == ["Lesion 1", "Lesion 2", "Total"]
+    vox = lesions.geometry.voxel_volume_mm3
+    assert rows[0]["volume_mm3"] == pytest.approx(120 * vox) and rows[1]["volume_mm3"] == pytest.approx(18 * vox)
+    assert res.plot.chart.GetNumberOfPlotSeriesNodes() == 2
+    assert res.plot.table.GetTable().GetNumberOfRows() == 3  # one point per phase
+    # focus = centroid of lesion 1 in RAS
+    kji = np.argwhere(lesions.array == 1).mean(axis=0)
+    ras = lesions.geometry.ijk_to_ras_matrix() @ np.r_[kji[::-1], 1.0]
+    np.testing.assert_allclose(res.focus_ras, ras[:3], atol=1e-6)
+    sh = ctx.scene.GetSubjectHierarchyNode()
+    study = sh.GetItemParent(sh.GetItemByDataNode(exam_nodes[0]))
+    for node in (res.segmentation, res.table, res.plot.chart):
+        assert sh.GetItemParent(sh.GetItemByDataNode(node)) == study
+    pnode = logic.parameter_node
+    assert P.node_reference(pnode, P.ROLE_SEGMENTATION) is res.segmentation
+    assert P.node_reference(pnode, P.ROLE_TABLE) is res.table
+
+
+def test_rerun_never_destroys_edits_and_replace_needs_confirmation(ctx, exam_nodes, result_dir, synthetic_results):
+    _, _, lesions = synthetic_results
+    logic = BreastLesionSegLogic(ctx)
+    pre = exam_nodes[0]
+    first = logic.import_results(result_dir, pre, exam_nodes[1:])
+    # radiologist's edit: lesion 1 erased on half of its slices
+    edited = lesions.array == 1
+    edited[6:] = False
+    sn.set_segment_mask(ctx, first.segmentation, pre, sn.lesion_spec(1), edited)
+    edited_count = int(edited.sum())
+    second = logic.import_results(result_dir, pre, exam_nodes[1:])
+    assert second.segmentation.GetID() != first.segmentation.GetID()
+    assert _lesion_voxels(ctx, first.segmentation, "lesion_1", pre) == edited_count  # edit kept
+    assert _lesion_voxels(ctx, second.segmentation, "lesion_1", pre) == 120
+    before = _node_ids(ctx.scene)
+    with pytest.raises(ReplaceNotConfirmedError):
+        logic.import_results(result_dir, pre, exam_nodes[1:], replace=first)
+    assert _node_ids(ctx.scene) == before
+    assert _lesion_voxels(ctx, first.segmentation, "lesion_1", pre) == edited_count
+    replaced = logic.import_results(result_dir, pre, exam_nodes[1:], replace=first, confirm_replace=True)
+    assert replaced.segmentation is first.segmentation and replaced.table is first.table
+    assert _lesion_voxels(ctx, first.segmentation, "lesion_1", pre) == 120
+    assert ctx.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 2
+
+
+def _segment_editor(ctx, seg, volume):
+    editor_node = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+    ed = slicer.vtkSlicerSegmentEditorLogic()
+    ed.SetMRMLScene(ctx.scene)
+    ed.SetMRMLApplicationLogic(ctx.app_logic)
+    ed.SetSegmentEditorNode(editor_node)
+    ed.SetSegmentationNode(seg)
+    ed.SetSourceVolumeNode(volume)
+    ed.UpdateReferenceGeometryImage()
+    return ed
+
+
+def test_update_metrics_after_segment_editor_erase(ctx, exam_nodes, result_dir, synthetic_results):
+    _, _, lesions = synthetic_results
+    logic = BreastLesionSegLogic(ctx)
+    pre = exam_nodes[0]
+    res = logic.import_results(result_dir, pre, exam_nodes[1:])
+    if not hasattr(slicer, "vtkSlicerSegmentEditorLogic"):
+        pytest.skip("vtkSlicerSegmentEditorLogic needs Slicer >= 5.9")
+    ed = _segment_editor(ctx, res.segmentation, pre)
+    ed.SetCurrentSegmentID("lesion_1")
+    ed.ResetModifierLabelmapToDefault()
+    mod = ed.GetModifierLabelmap()
+    m = nps.vtk_to_numpy(mod.GetPointData().GetScalars()).reshape(lesions.array.shape)
+    m[:] = 0
+    m[6:] = 1  # erase lesion 1 on slices k >= 6: it spans k = 3..8, so exactly half (60 of 120 voxels) goes
+    ed.ModifySegmentByLabelmap(res.segmentation, "lesion_1", mod, ed.ModificationModeRemove, True, False)
+    updated = logic.update_metrics(res, pre, exam_nodes[1:])
+    rows = tables.table_to_dicts(updated.table)
+    vox = lesions.geometry.voxel_volume_mm3
+    assert updated.table is res.table  # refreshed in place
+    assert rows[0]["Segment"] == "Lesion 1" and rows[0]["volume_mm3"] == pytest.approx(60 * vox)
+    assert rows[0]["voxel_count"] == 60
+    assert rows[1]["volume_mm3"] == pytest.approx(18 * vox)
+    assert rows[2]["volume_mm3"] == pytest.approx(78 * vox)
+    assert updated.plot.chart.GetNumberOfPlotSeriesNodes() == 2
+    # the radiologist deletes lesion 2 -> one row left, old series nodes removed from the scene
+    res.segmentation.GetSegmentation().RemoveSegment("lesion_2")
+    n_series = ctx.scene.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode")
+    again = logic.update_metrics(updated, pre, exam_nodes[1:])
+    assert [r["Segment"] for r in tables.table_to_dicts(again.table)] == ["Lesion 1", "Total"]
+    assert ctx.scene.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode") == n_series - 1
+
+
+def test_add_to_training_set_refuses_to_overwrite(ctx, exam_nodes, result_dir, synthetic_results, tmp_path):
+    vols, breast, lesions = synthetic_results
+    logic = BreastLesionSegLogic(ctx)
+    res = logic.import_results(result_dir, exam_nodes[0], exam_nodes[1:])
+    dataset = tmp_path / "dataset"
+    folder = logic.add_to_training_set(dataset, "case_001", res.segmentation, exam_nodes[0], exam_nodes[1:],
+                                       corrected_by="Dr. Test")
+    assert folder == dataset / "cases" / "case_001" and folder.is_dir()
+    manifest = json.loads((dataset / "dataset.json").read_text())
+    assert "case_001" in json.dumps(manifest) and "Dr. Test" in json.dumps(manifest)
+    saved = sorted(p.name for p in folder.iterdir())
+    lesion_file = [p for p in folder.iterdir() if "lesion" in p.name][0]
+    back = read_label_volume(lesion_file)
+    assert back.geometry.same_grid(lesions.geometry)
+    np.testing.assert_array_equal(back.array > 0, lesions.array > 0)
+    phase_files = {p.name.split(".")[0]: p for p in folder.iterdir() if p.name.startswith(("pre", "post"))}
+    assert sorted(phase_files) == ["post1", "post2", "pre"], saved
+    for name, vol in zip(("pre", "post1", "post2"), vols):
+        np.testing.assert_allclose(read_volume(phase_files[name]).array, vol.array, rtol=1e-6)
+    with pytest.raises(DatasetError):
+        logic.add_to_training_set(dataset, "case_001", res.segmentation, exam_nodes[0], exam_nodes[1:])
+    empty = sn.create_segmentation_node(ctx, exam_nodes[0], "empty")
+    with pytest.raises(InputError, match="no non-empty lesion segment"):
+        logic.add_to_training_set(dataset, "case_002", empty, exam_nodes[0], exam_nodes[1:])
+
+
+def test_parameter_node_and_results_survive_mrb_save_and_reload(ctx, exam_nodes, result_dir, tmp_path):
+    logic = BreastLesionSegLogic(ctx)
+    settings = P.SegmentationSettings(device="cpu", threshold=0.35, min_lesion_volume_mm3=42.5, breast_masking=False,
+                                      user_model_dirs=[str(tmp_path / "m1"), str(tmp_path / "m2")],
+                                      dataset_dir=str(tmp_path / "ds"), training_epochs=7, corrected_by="Dr. A")
+    P.save_settings(logic.parameter_node, settings)
+    logic.propose_inputs()
+    res = logic.import_results(result_dir, exam_nodes[0], exam_nodes[1:])
+    mrb = tmp_path / "case.mrb"
+    assert ctx.scene.WriteToMRB(str(mrb))
+    assert any(n.endswith(".seg.nrrd") for n in zipfile.ZipFile(mrb).namelist())
+    ctx2 = create_standalone_context(with_mrb_io=True, cache_dir=str(tmp_path / "cache"))
+    assert ctx2.scene.ReadFromMRB(str(mrb))
+    logic2 = BreastLesionSegLogic(ctx2)
+    assert logic2.settings() == settings
+    pre, posts, _ = logic2.phase_nodes()
+    assert [pre.GetName()] + [p.GetName() for p in posts] == ["ax dyn pre", "ax dyn 1st pass", "ax dyn 2nd pass"]
+    res2 = logic2.current_result()
+    assert res2.segmentation.GetName() == res.segmentation.GetName()
+    assert tables.table_to_dicts(res2.table)[0]["Segment"] == "Lesion 1"
+    assert res2.plot.chart.GetNumberOfPlotSeriesNodes() == 2
+    updated = logic2.update_metrics(res2, pre, posts)  # works on the reloaded scene
+    assert tables.table_to_dicts(updated.table)[0]["voxel_count"] == 120
+
+
+def test_settings_validation_and_bad_stored_values(ctx):
+    pnode = P.get_parameter_node(ctx.scene)
+    assert P.get_parameter_node(ctx.scene) is pnode
+    with pytest.raises(InputError, match="threshold"):
+        P.save_settings(pnode, P.SegmentationSettings(threshold=1.5))
+    pnode.SetParameter("TrainingEpochs", "many")
+    with pytest.raises(InputError, match="TrainingEpochs='many'"):
+        P.load_settings(pnode)
+    pnode.SetParameter("TrainingEpochs", "3")
+    assert P.load_settings(pnode).training_epochs == 3
+
+
+def test_phase_nodes_from_sequence_and_missing_inputs(ctx, exam_nodes):
+    logic = BreastLesionSegLogic(ctx)
+    with pytest.raises(InputError, match="no pre-contrast volume"):
+        logic.phase_nodes()
+    seq = ctx.scene.AddNewNodeByClass("vtkMRMLSequenceNode", "DCE")
+    for t, node in zip((0, 60, 120), exam_nodes):
+        seq.SetDataNodeAtValue(node, str(t))
+    settings = P.SegmentationSettings(input_mode="sequence")
+    P.save_settings(logic.parameter_node, settings)
+    with pytest.raises(InputError, match="no 4D DCE sequence"):
+        logic.phase_nodes()
+    P.set_node_reference(logic.parameter_node, P.ROLE_SEQUENCE, seq)
+    pre, posts, times = logic.phase_nodes()
+    assert pre.GetName() == "ax dyn pre" and len(posts) == 2 and times == [0.0, 60.0, 120.0]  # default unit: s
+    seq.SetIndexUnit("frame")
+    assert logic.phase_nodes()[2] is None
