@@ -6,7 +6,9 @@ with ``act_logits`` of shape ``(N, 2)`` or ``None`` when the network has no ACT 
 
 Any spatial size works: the input is padded (config ``pad_mode``, split evenly before/after) to the
 next multiple of ``size_multiple = 2 ** (levels - 1)`` and the logits are cropped back, so an
-odd-sized window gives logits of exactly the input size.
+odd-sized window gives logits of exactly the input size. The only limit: at least one of D, H, W must
+exceed ``size_multiple`` (else the bottleneck is a single voxel, where instance norm is undefined);
+sizes that are already multiples of ``size_multiple`` avoid padding work.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ class SegmentationNetwork(nn.Module):
         in_channels: expected input channels C.
         out_channels: label channels L of the logits.
         size_multiple: spatial sizes the layers need (inputs are padded to it internally).
-        pad_mode: padding mode for the internal padding (``replicate``, ``constant`` (zeros), ``reflect``).
+        pad_mode: padding mode for the internal padding (``replicate`` or ``constant`` (zeros)).
         bottleneck: the encoder's last feature module (deepest resolution); hook it for Grad-CAM.
     """
 
@@ -58,7 +60,7 @@ class SegmentationNetwork(nn.Module):
             ``(seg_logits (N, L, D, H, W), act_logits (N, 2) or None)``.
 
         Raises:
-            ValueError: ``x`` is not 5-D or has the wrong number of channels.
+            ValueError: ``x`` is not 5-D, has the wrong number of channels, or is too small (see module docstring).
         """
         if x.dim() != 5:
             raise ValueError("network input must be 5-D (N, C, D, H, W); got " + str(x.dim()) + "-D")
@@ -67,16 +69,22 @@ class SegmentationNetwork(nn.Module):
                 "network input has " + str(x.shape[1]) + " channels; this network expects " + str(self.in_channels)
             )
         d, h, w = x.shape[2], x.shape[3], x.shape[4]
+        # Pad and crop unconditionally (zero amounts are no-ops): a shape-dependent branch would be
+        # frozen by torch.export / ONNX export at the example's size.
         pads = self._padding(x)
-        padded = pads[0] + pads[1] + pads[2] + pads[3] + pads[4] + pads[5] > 0
-        if padded:
-            if self.pad_mode == "constant":
-                x = F.pad(x, pads, mode="constant", value=0.0)
-            else:
-                x = F.pad(x, pads, mode=self.pad_mode)
+        if d + pads[4] + pads[5] <= self.size_multiple and h + pads[2] + pads[3] <= self.size_multiple and (
+            w + pads[0] + pads[1] <= self.size_multiple
+        ):
+            raise ValueError(
+                "network input " + str(list(x.shape)) + " is too small: at least one of D, H, W must exceed "
+                + str(self.size_multiple) + " (2 ** (levels - 1)) so the bottleneck has more than one voxel"
+            )
+        if self.pad_mode == "constant":
+            x = F.pad(x, pads, mode="constant", value=0.0)
+        else:
+            x = F.pad(x, pads, mode=self.pad_mode)
         seg, act = self._forward_padded(x)
-        if padded:
-            seg = seg[:, :, pads[4]:pads[4] + d, pads[2]:pads[2] + h, pads[0]:pads[0] + w]
+        seg = seg[:, :, pads[4]:pads[4] + d, pads[2]:pads[2] + h, pads[0]:pads[0] + w]
         return seg, act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,8 @@ from ..errors import InputError
 NORMS: tuple[str, ...] = ("instance", "batch", "group", "none")
 #: activation functions a config may name
 ACTIVATIONS: tuple[str, ...] = ("leakyrelu", "relu", "gelu", "silu")
-#: padding modes for inputs whose size is not a multiple of ``2 ** (levels - 1)``
-PAD_MODES: tuple[str, ...] = ("replicate", "constant", "reflect")
+#: padding modes for inputs whose size is not a multiple of ``2 ** (levels - 1)`` (constant = zeros)
+PAD_MODES: tuple[str, ...] = ("replicate", "constant")
 
 
 def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
