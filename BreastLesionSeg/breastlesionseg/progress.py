@@ -205,3 +205,23 @@ class ConsoleProgressBar:
             self._stream.write("\n")
             self._stream.flush()
             self._open_line = False
+
+
+def scaled(callback: Callable[..., None] | None, start: float, end: float) -> Callable[..., None] | None:
+    """A callback that maps a sub-job's overall fraction 0..1 onto ``[start, end]`` of ``callback``.
+
+    Stage names and messages pass through unchanged; the mapped fraction never decreases.
+    Returns ``None`` when ``callback`` is ``None``.
+    """
+    if callback is None:
+        return None
+    if not (0.0 <= start <= end <= 1.0):
+        raise ValueError(f"scaled progress needs 0 <= start <= end <= 1, got {start}, {end}")
+    last = [start]
+
+    def _report(stage: str, fraction: float, message: str = "") -> None:
+        value = max(last[0], start + (end - start) * _clip_fraction(fraction))
+        last[0] = value
+        callback(stage, value, message)
+
+    return _report

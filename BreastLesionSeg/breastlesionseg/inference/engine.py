@@ -223,6 +223,8 @@ class SegmentationEngine:
                 heatmap = None
                 if heat_model is not None:
                     heat_crop = resample_array(heat_model, prepared.model_geometry, prepared.crop_geometry)
+                    if cfg.breast_masking:
+                        heat_crop[prepared.breast_crop == 0] = 0.0
                     heatmap = Volume(crop.uncrop(heat_crop.astype(np.float32), fill=0.0), exam.geometry,
                                      name="Grad-CAM heat map")
                 if post.removed_outside_breast_voxels:

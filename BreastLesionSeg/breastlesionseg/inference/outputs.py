@@ -142,6 +142,15 @@ def _write_files(result: SegmentationResult, exam: DCEExam, folder: Path, extra:
     return written
 
 
+def _normal_permissions(folder: Path, names: list[str]) -> None:
+    """Temporary files/folders are created private (0600/0700); give results the user's usual permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for name in names:
+        os.chmod(folder / name, 0o666 & ~umask)
+
+
 def write_outputs(
     result: SegmentationResult,
     exam: DCEExam,
@@ -173,6 +182,7 @@ def write_outputs(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         written = _write_files(result, exam, tmp, extra_metrics, title)
+        _normal_permissions(tmp, written)
         if not out.exists():
             os.rename(tmp, out)
         elif not any(out.iterdir()):

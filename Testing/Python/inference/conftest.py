@@ -126,6 +126,12 @@ def make_card(patch=(7, 15, 13), spacing=(1.2, 1.1, 2.3), normalization="none", 
     )
 
 
+@pytest.fixture(scope="session")
+def handset_factory():
+    """A function returning a fresh ``(SubtractionNet, card)`` (for fixtures of wider scope)."""
+    return lambda: (SubtractionNet(), make_card())
+
+
 @pytest.fixture()
 def handset_model():
     """``(SubtractionNet, card)`` with raw (un-normalised) channels."""
@@ -139,7 +145,7 @@ def random_model_dir(tmp_path_factory):
     from breastlesionseg.nn.registry import save_model
 
     torch.manual_seed(0)
-    card = make_card(patch=(8, 16, 16), spacing=(1.5, 1.5, 2.0), normalization="zscore", model_id="random-tiny")
+    card = make_card(patch=(16, 24, 32), spacing=(2.0, 2.0, 3.0), normalization="zscore", model_id="random-tiny")
     net = build_network("mm3dunet", card.config)
     folder = tmp_path_factory.mktemp("models") / "random-tiny"
     save_model(net, card, folder)

@@ -1,0 +1,175 @@
+"""The engine end to end on a tiny oblique exam with known truth (oracle predictor / hand-set network)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from breastlesionseg.errors import CancelledError, InputError, ModelError
+from breastlesionseg.exam import DCEExam
+from breastlesionseg.geometry import Volume
+from breastlesionseg.inference import InferenceConfig, SegmentationEngine
+from breastlesionseg.inference import engine as engine_module
+from breastlesionseg.inference.postprocess import resample_array
+from breastlesionseg.inference.sliding_window import WindowPrediction
+from breastlesionseg.nn.registry import sha256_file
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a > 0, b > 0
+    return 2.0 * np.count_nonzero(a & b) / max(1, np.count_nonzero(a) + np.count_nonzero(b))
+
+
+def _engine(model_and_card, breast: Volume, **kw) -> SegmentationEngine:
+    net, card = model_and_card
+    cfg = InferenceConfig(device="cpu", crop_margin_mm=3.0, **kw)
+    return SegmentationEngine(cfg, model=net, card=card, breast_segmenter=lambda exam: breast)
+
+
+@pytest.fixture()
+def oracle(monkeypatch, oblique_case):
+    """Replace the predictor by an oracle: the painted blobs, resampled onto the model grid, as probability."""
+    calls = []
+
+    def fake_predict(model, prepared, config, device, overlap, progress, cancel):
+        truth = (oblique_case.all_lesions.array > 0).astype(np.float32)
+        prob = resample_array(truth, oblique_case.exam.geometry, prepared.model_geometry)
+        calls.append(prepared)
+        if progress is not None:
+            progress(1.0, "oracle")
+        return WindowPrediction(prob, 0.9, [0.9], 1, 1, device, 1)
+
+    monkeypatch.setattr(engine_module, "predict", fake_predict)
+    return calls
+
+
+def test_oracle_truth_survives_crop_resample_uncrop_on_oblique_grid(oblique_case, handset_model, oracle):
+    case = oblique_case
+    result = _engine(handset_model, case.breast, min_lesion_volume_mm3=10.0).run(case.exam)
+    prepared = oracle[0]
+    # the network ran on a real crop at the model's spacing, not on the full grid
+    assert prepared.crop_geometry.size != case.exam.geometry.size
+    assert prepared.model_geometry.spacing == pytest.approx((1.2, 1.1, 2.3))
+    assert prepared.model_geometry.direction == case.exam.geometry.direction
+    # every output lies exactly on the pre-contrast grid (oblique direction included)
+    for vol in (result.lesion_labels, result.breast_mask):
+        assert vol.geometry == case.exam.geometry
+        assert vol.array.shape == case.exam.geometry.shape_zyx
+    labels = result.lesion_labels.array
+    truth = case.lesions.array
+    # the two real lesions, numbered by decreasing volume, reproduced through crop/resample/uncrop
+    assert result.n_lesions == 2
+    assert result.lesion_volumes_mm3[0] > result.lesion_volumes_mm3[1]
+    assert dice(labels == 1, truth == 1) > 0.95
+    assert dice(labels == 2, truth == 2) > 0.95
+    # the blob outside the breast is gone and nothing lies outside the breast
+    assert not np.any(labels[case.breast.array == 0])
+    assert not np.any(labels[case.all_lesions.array == 4])
+    # volumes agree with the painted spheres
+    vv = case.exam.geometry.voxel_volume_mm3
+    for k in (1, 2):
+        assert result.lesion_volumes_mm3[k - 1] == pytest.approx(np.count_nonzero(truth == k) * vv, rel=0.08)
+    # metrics come from lesion_metrics, on the same lesions
+    assert [les["label"] for les in result.metrics["lesions"]] == [1, 2]
+    assert result.metrics["lesions"][0]["volume_mm3"] == pytest.approx(result.lesion_volumes_mm3[0])
+    assert result.act_score == 0.9
+
+
+def test_breast_restriction_and_min_volume_options(oblique_case, handset_model, oracle):
+    case = oblique_case
+    unrestricted = _engine(handset_model, case.breast, breast_masking=False).run(case.exam)
+    assert unrestricted.crop_geometry.size == case.exam.geometry.size  # no crop without the breast mask
+    blob4 = case.all_lesions.array == 4
+    assert unrestricted.n_lesions == 3
+    outside_label = np.bincount(unrestricted.lesion_labels.array[blob4]).argmax()
+    assert outside_label == 3 and dice(unrestricted.lesion_labels.array == 3, blob4) > 0.9
+    v1, v2 = unrestricted.lesion_volumes_mm3[:2]
+    only_big = _engine(handset_model, case.breast, min_lesion_volume_mm3=(v1 + v2) / 2).run(case.exam)
+    assert only_big.n_lesions == 1 and only_big.lesion_volumes_mm3[0] == pytest.approx(v1, rel=0.02)
+
+
+def test_handset_network_end_to_end_with_probability(oblique_case, handset_model):
+    case = oblique_case
+    result = _engine(handset_model, case.breast, save_probability=True, min_lesion_volume_mm3=10.0).run(case.exam)
+    truth = case.lesions.array
+    assert result.n_lesions == 2
+    assert dice(result.lesion_labels.array == 1, truth == 1) > 0.95
+    assert dice(result.lesion_labels.array == 2, truth == 2) > 0.95
+    prob = result.probability
+    assert prob is not None and prob.geometry == case.exam.geometry and prob.array.dtype == np.float32
+    assert 0.0 <= prob.array.min() and prob.array.max() <= 1.0
+    assert prob.array[truth == 1].mean() > 0.8 and prob.array[case.breast.array > 0][truth[case.breast.array > 0] == 0].mean() < 0.1
+    # ACT: sigmoid(2 * max logit) with max logit = 0.02 * (~830 - 400) > 8
+    assert result.act_score > 0.999
+    assert list(result.timings_s) == ["breast_region", "crop", "resample", "channels", "inference", "postprocess",
+                                      "metrics", "total"]
+    assert result.device.startswith("cpu")
+
+
+def test_progress_is_monotone_with_stage_names_in_order(oblique_case, handset_model):
+    seen = []
+    _engine(handset_model, oblique_case.breast).run(oblique_case.exam, progress=lambda s, f, m="": seen.append((s, f)))
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == pytest.approx(1.0)
+    order = list(dict.fromkeys(s for s, _ in seen))
+    assert order == ["breast_region", "crop", "resample", "channels", "inference", "postprocess", "metrics"]
+
+
+def test_cancel_during_inference_raises(oblique_case, handset_model):
+    cancel = threading.Event()
+
+    def progress(stage, fraction, message=""):
+        if stage == "inference" and fraction > 0.3:
+            cancel.set()
+
+    net, _ = handset_model
+    with pytest.raises(CancelledError):
+        _engine(handset_model, oblique_case.breast).run(oblique_case.exam, progress=progress, cancel=cancel)
+    assert net.calls > 0
+    cancel_first = threading.Event()
+    cancel_first.set()
+    with pytest.raises(CancelledError):
+        _engine(handset_model, oblique_case.breast).run(oblique_case.exam, cancel=cancel_first)
+
+
+def test_bad_inputs_give_clear_errors(oblique_case, handset_model):
+    case = oblique_case
+    empty = Volume(np.zeros_like(case.breast.array), case.breast.geometry)
+    with pytest.raises(InputError, match="no breast region"):
+        _engine(handset_model, empty).run(case.exam)
+    net, card = handset_model
+    card.input_channels = ["pre", "post3", "sub3"]
+    two_posts = DCEExam(case.exam.phases[:3])
+    with pytest.raises(InputError, match="needs 4 phases"):
+        _engine((net, card), case.breast).run(two_posts)
+    with pytest.raises(InputError, match="DCEExam"):
+        _engine(handset_model, case.breast).run(case.exam.phases)
+    with pytest.raises(ModelError, match="needs its model card"):
+        SegmentationEngine(InferenceConfig(device="cpu"), model=net)
+    with pytest.raises(InputError, match="--device 'gpu7'"):
+        SegmentationEngine(InferenceConfig(device="gpu7"), model=net, card=card)
+    with pytest.raises(InputError, match="overlap"):
+        InferenceConfig(overlap=1.0)
+    with pytest.raises(ModelError, match="not found"):
+        SegmentationEngine(InferenceConfig(model="no-such-model-xyz", device="cpu"))
+
+
+def test_real_model_folder_with_heatmap_and_tta(oblique_case, random_model_dir):
+    case = oblique_case
+    cfg = InferenceConfig(model=str(random_model_dir), device="cpu", heatmap=True, tta=True, tta_flips=((2,),),
+                          crop_margin_mm=3.0, threshold=0.5)
+    engine = SegmentationEngine(cfg, breast_segmenter=lambda exam: case.breast)
+    assert engine.model_info.sha256 == sha256_file(random_model_dir / "weights.pt")
+    assert engine.model_info.model_id == "random-tiny" and engine.model_info.is_demo is False
+    result = engine.run(case.exam)
+    heat = result.heatmap
+    assert heat is not None and heat.geometry == case.exam.geometry
+    assert 0.0 <= heat.array.min() and heat.array.max() <= 1.0 + 1e-6
+    assert not np.any(heat.array[case.breast.array == 0])
+    assert "heatmap" in result.timings_s
+    assert result.act_score is not None and 0.0 <= result.act_score <= 1.0
+    assert not np.any(result.lesion_labels.array[case.breast.array == 0])
+    assert result.lesion_labels.geometry == case.exam.geometry
+    summary = result.summary()
+    assert summary["model"]["sha256"] == engine.model_info.sha256 and summary["settings"]["tta"] is True

@@ -1,0 +1,135 @@
+"""Sliding-window inference: exact blending of a known function, ACT score, flips, cancel, OOM fallback."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from breastlesionseg.errors import CancelledError
+from breastlesionseg.inference.sliding_window import count_windows, predict_probability
+
+
+def _channels(shape=(11, 19, 23), seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(400, 300, (3, *shape)).astype(np.float32)
+
+
+def test_gaussian_blending_reproduces_a_pointwise_network_exactly(handset_model):
+    net, _ = handset_model
+    x = _channels()
+    pred = predict_probability(net, x, (7, 9, 8), overlap=0.5, blend_mode="gaussian", device="cpu")
+    expected = 1.0 / (1.0 + np.exp(-(0.02 * (x[2].astype(np.float64) - 400.0))))
+    np.testing.assert_allclose(pred.probability, expected, atol=2e-6)
+    assert pred.probability.shape == x.shape[1:] and pred.probability.dtype == np.float32
+    assert pred.n_windows == count_windows(x.shape[1:], (7, 9, 8), 0.5) == net.calls
+    assert pred.n_passes == 1
+
+
+def test_window_larger_than_image_and_constant_blending(handset_model):
+    net, _ = handset_model
+    x = _channels((5, 6, 7))
+    pred = predict_probability(net, x, (8, 8, 8), overlap=0.25, blend_mode="constant")
+    expected = 1.0 / (1.0 + np.exp(-(0.02 * (x[2].astype(np.float64) - 400.0))))
+    np.testing.assert_allclose(pred.probability, expected, atol=2e-6)
+    assert pred.n_windows == 1
+
+
+def test_act_score_is_max_over_windows_covering_the_breast(handset_model):
+    net, _ = handset_model
+    x = np.full((3, 9, 16, 16), 0.0, np.float32)
+    x[2, 4, 2, 2] = 700.0  # a bright voxel in the corner window only: logit 6 there
+    x[2, 4, 13, 13] = 900.0  # brighter, in the opposite corner: logit 10
+    breast = np.zeros(x.shape[1:], np.uint8)
+    breast[:, :8, :8] = 1  # the breast covers the first corner only
+    pred = predict_probability(net, x, (9, 8, 8), overlap=0.0, breast_mask=breast)
+    # windows: 4 (2 x 2 in y, x); ACT prob = softmax((-m, m))[1] = sigmoid(2 m), m = max logit in the window
+    assert pred.n_windows == 4
+    assert pred.act_score == pytest.approx(1.0 / (1.0 + np.exp(-12.0)), rel=1e-6)
+    no_mask = predict_probability(net, x, (9, 8, 8), overlap=0.0)
+    assert no_mask.act_score == pytest.approx(1.0 / (1.0 + np.exp(-20.0)), rel=1e-6)
+    background = 1.0 / (1.0 + np.exp(-2 * 0.02 * -400.0))
+    assert sorted(no_mask.window_act)[0] == pytest.approx(background, rel=1e-4)
+
+
+def test_flips_average_passes_and_count_windows(handset_model):
+    net, _ = handset_model
+    x = _channels((9, 13, 15), seed=1)
+    plain = predict_probability(net, x, (5, 7, 9), overlap=0.25)
+    flipped = predict_probability(net, x, (5, 7, 9), overlap=0.25, flips=[(2,), (1, 2)])
+    # a pointwise network is flip-equivariant: averaging flipped passes changes nothing
+    np.testing.assert_allclose(flipped.probability, plain.probability, atol=2e-6)
+    assert flipped.n_passes == 3
+
+
+def test_flips_are_undone_before_averaging():
+    """A network that is NOT flip-equivariant (output = sigmoid of a ramp along x) shows the average."""
+
+    class RampNet(torch.nn.Module):
+        def forward(self, x):
+            w = x.shape[-1]
+            ramp = torch.linspace(-3.0, 1.0, w).view(1, 1, 1, 1, w).expand(x.shape[0], 1, *x.shape[2:])
+            return ramp.clone()
+
+    x = _channels((4, 5, 9))
+    pred = predict_probability(RampNet(), x, (4, 5, 9), overlap=0.0, flips=[(2,)])
+    ramp = np.linspace(-3.0, 1.0, 9)
+    sig = 1 / (1 + np.exp(-ramp))
+    expected = 0.5 * (sig + sig[::-1])  # un-flipped pass + flipped-back pass
+    np.testing.assert_allclose(pred.probability[0, 0], expected, atol=1e-6)
+    assert pred.act_score is None
+
+
+def test_progress_fractions_are_monotone_and_reach_one(handset_model):
+    net, _ = handset_model
+    seen = []
+    predict_probability(net, _channels(), (7, 9, 8), overlap=0.25, flips=[(2,)],
+                        progress=lambda f, m="": seen.append(f))
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) == net.calls
+
+
+def test_cancel_between_windows_raises(handset_model):
+    net, _ = handset_model
+    cancel = threading.Event()
+
+    def progress(fraction, message=""):
+        if fraction > 0.2:
+            cancel.set()
+
+    with pytest.raises(CancelledError, match="cancelled"):
+        predict_probability(net, _channels(), (7, 9, 8), overlap=0.25, progress=progress, cancel=cancel)
+    total = count_windows((11, 19, 23), (7, 9, 8), 0.25)
+    assert net.calls < total
+
+
+def test_out_of_memory_halves_the_window_batch(handset_model):
+    net, _ = handset_model
+
+    class Picky(torch.nn.Module):
+        """Runs out of memory for batches of more than 2 windows."""
+
+        def __init__(self):
+            super().__init__()
+            self.inner = net
+
+        def forward_with_aux(self, x):
+            if x.shape[0] > 2:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return self.inner.forward_with_aux(x)
+
+    x = _channels()
+    pred = predict_probability(Picky(), x, (7, 9, 8), overlap=0.5, sw_batch_size=8)
+    assert pred.sw_batch_size == 2
+    assert [n for n in pred.notes if "sw_batch_size=4" in n] and [n for n in pred.notes if "sw_batch_size=2" in n]
+    expected = 1.0 / (1.0 + np.exp(-(0.02 * (x[2].astype(np.float64) - 400.0))))
+    np.testing.assert_allclose(pred.probability, expected, atol=2e-6)
+
+
+def test_other_errors_are_not_swallowed():
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("shape mismatch somewhere")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        predict_probability(Broken(), _channels((4, 4, 4)), (4, 4, 4))
