@@ -49,7 +49,8 @@ class BreastShape:
         base: LPS point of the mound's base centre (slightly inside the thorax surface).
         A, C: base semi-axes: lateral (x) and superior-inferior (z).
         D: depth from the base to the nipple (anterior, -y).
-        p: profile exponent: cross-section scale sqrt(1 - t^p) at depth fraction t.
+        p: profile exponent, taper: cone taper; the cross-section scale at depth fraction t is
+            ``sqrt(profile(t))`` with ``profile(t) = (1 - t^p) (1 - taper t)^2`` (teardrop / cone).
         sag_lat, sag_si: lateral / superior sag of the axis at the nipple, as a fraction of D (x t^2).
         sc_fat_mm: subcutaneous fat thickness under the skin; retro_fat_mm: retromammary fat thickness.
         x_aal: |x| of this side's anterior axillary line (lateral boundary of the breast region).
@@ -65,7 +66,19 @@ class BreastShape:
     sag_si: float
     sc_fat_mm: float
     retro_fat_mm: float
+    taper: float = 0.0
     x_aal: float = 0.0
+
+    def profile(self, t):
+        """Squared cross-section scale at depth fraction ``t`` (0 base .. 1 nipple), array or float.
+
+        Behind the base (t < 0) the mound narrows smoothly into the chest wall (``1 - (t / 0.6)^2``),
+        so its lateral edge curves into the thorax instead of standing as a wall.
+        """
+        tc = np.clip(t, 0.0, 1.0)
+        front = (1.0 - tc ** np.float32(self.p)) * (1.0 - np.float32(self.taper) * tc) ** 2
+        back = 1.0 - (np.minimum(t, 0.0) / np.float32(0.6)) ** 2
+        return front * np.maximum(back, 0.0)
 
     def local(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """LPS -> (u lateral outward, v anterior depth from base, w superior), mm, axis-sag removed."""
@@ -81,22 +94,22 @@ class BreastShape:
         a = np.float32(max(self.A - shrink_mm, 1.0))
         c = np.float32(max(self.C - shrink_mm, 1.0))
         d = np.float32(max(self.D - shrink_mm, 1.0))
-        t = np.clip(v / d, 0.0, None)
-        prof = 1.0 - t ** np.float32(self.p)
+        t = v / d
+        prof = self.profile(t)
         out = (u / a) ** 2 + (w / c) ** 2 - prof
-        out[v < -40.0] = 1.0
+        out[(t < -0.6) | (t > 1.0)] = 1.0
         return out
 
     def lateral_extent(self) -> float:
         """Most lateral |x| of the mound (mm)."""
         t = np.linspace(0.0, 1.0, 401)
-        lat = self.sag_lat * self.D * t**2 + self.A * np.sqrt(np.clip(1.0 - t**self.p, 0.0, None))
+        lat = self.sag_lat * self.D * t**2 + self.A * np.sqrt(np.clip(self.profile(t), 0.0, None))
         return float(abs(self.base[0]) + lat.max())
 
     def sample_interior_point(self, rng: np.random.Generator) -> np.ndarray:
         """A random LPS point inside the mound's glandular cone (depth fraction 0.12-0.8)."""
         t = rng.uniform(0.12, 0.8)
-        rad = math.sqrt(max(1.0 - t**self.p, 0.0))
+        rad = math.sqrt(max(float(self.profile(t)), 0.0))
         r = 0.7 * math.sqrt(rng.uniform(0.0, 1.0)) * rad
         ang = rng.uniform(0, 2 * math.pi)
         u = r * self.A * math.cos(ang) + self.sag_lat * self.D * t * t
@@ -151,12 +164,17 @@ class PatientAnatomy:
         """y of the thorax ellipse centre at height z."""
         return self.front_y + self.thorax_b + self.chest_slope * z
 
-    def inside_thorax(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, offset_mm: float) -> np.ndarray:
-        """Inside the thorax ellipse shrunk by ``offset_mm`` (negative grows it)."""
-        a = np.float32(self.thorax_a - offset_mm)
-        b = np.float32(self.thorax_b - offset_mm)
+    def inside_thorax(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, offset_mm: float | np.ndarray) -> np.ndarray:
+        """Inside the thorax ellipse shrunk by ``offset_mm`` (negative grows it; scalar or per-point array)."""
+        a = np.float32(self.thorax_a) - np.asarray(offset_mm, dtype=np.float32)
+        b = np.float32(self.thorax_b) - np.asarray(offset_mm, dtype=np.float32)
         yc = np.float32(self.front_y + self.thorax_b) + np.float32(self.chest_slope) * z
         return (x / a) ** 2 + ((y - yc) / b) ** 2 <= 1.0
+
+    def muscle_thickness_mm(self, x: np.ndarray) -> np.ndarray:
+        """Pectoral muscle thickness at LPS x: thickest behind the breasts (|x| ~ 75 mm), thinner medially/laterally."""
+        return np.float32(self.muscle_mm) * (np.float32(0.55) + np.float32(0.65) * np.exp(
+            -((np.abs(x) - np.float32(75.0)) / np.float32(45.0)) ** 2))
 
     @property
     def muscle_surface_offset_mm(self) -> float:
@@ -200,7 +218,8 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
             side=sgn,
             base=(float(xb), float(y_surf + 6.0), float(zb)),
             A=A, C=C, D=D,
-            p=float(rng.uniform(1.7, 3.0)),
+            p=float(rng.uniform(1.8, 3.2)),
+            taper=float(rng.uniform(0.15, 0.4)),
             sag_lat=float(rng.uniform(0.0, 0.2)),
             sag_si=float(rng.uniform(-0.18, 0.05)),
             sc_fat_mm=float(rng.uniform(4.0, 10.0)),
@@ -212,7 +231,7 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
     heart_r = (rng.uniform(52.0, 62.0), rng.uniform(44.0, 52.0), rng.uniform(45.0, 55.0))
     interior_front = front_y + skin + sc_fat + muscle + chest_wall
     heart_c = (rng.uniform(15.0, 32.0), interior_front + 0.75 * heart_r[1] + rng.uniform(0.0, 8.0),
-               rng.uniform(-58.0, -38.0))
+               rng.uniform(-78.0, -58.0))
 
     vessels: list[Vessel] = []
     for sgn in (1, -1):  # internal mammary vessels: parasternal, just inside the chest wall, along z
@@ -227,7 +246,7 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
             r0, r2 = rng.uniform(0.35, 0.75), rng.uniform(0.0, 0.5)
 
             def pt(t: float, r: float, ang: float, br: BreastShape = br) -> np.ndarray:
-                rad = math.sqrt(max(1.0 - t**br.p, 0.0)) * r
+                rad = math.sqrt(max(float(br.profile(t)), 0.0)) * r
                 u = rad * br.A * math.cos(ang) + br.sag_lat * br.D * t * t
                 w = rad * br.C * math.sin(ang) + br.sag_si * br.D * t * t
                 return np.array([br.base[0] + br.side * u, br.base[1] - t * br.D, br.base[2] + w])
@@ -236,9 +255,10 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
             q1 = 0.5 * (q0 + q2) + rng.normal(0.0, 8.0, size=3)
             vessels.append(Vessel(tuple(q0), tuple(q1), tuple(q2), float(rng.uniform(0.8, 1.6)), "breast"))
 
-    box_min, box_max = (-175.0, -130.0, -110.0), (175.0, 60.0, 110.0)
-    fgt_field = PhysicalNoiseField(rng, box_min, box_max, 2.0, (7.0, 2.5), (0.75, 0.45))
-    bpe_field = PhysicalNoiseField(rng, box_min, box_max, 4.0, (10.0,))
+    # texture lattices cover every possible breast (outside they are clamped)
+    box_min, box_max = (-165.0, -115.0, -80.0), (165.0, 55.0, 80.0)
+    fgt_field = PhysicalNoiseField(rng, box_min, box_max, 2.5, (7.0, 2.5), (0.75, 0.45))
+    bpe_field = PhysicalNoiseField(rng, box_min, box_max, 5.0, (10.0,))
     return PatientAnatomy(
         thorax_a=a, thorax_b=b, front_y=front_y, chest_slope=slope, skin_mm=skin, sc_fat_mm=sc_fat,
         muscle_mm=muscle, chest_wall_mm=chest_wall, rib_period_mm=float(rng.uniform(24.0, 30.0)),
@@ -311,24 +331,29 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
     thorax = an.inside_thorax(x, y, z, 0.0)
     thorax_core = an.inside_thorax(x, y, z, an.skin_mm)
     below_muscle_surface = an.inside_thorax(x, y, z, m_off)  # pectoral muscle and deeper
-    chest_wall = an.inside_thorax(x, y, z, m_off + an.muscle_mm)
-    interior = an.inside_thorax(x, y, z, m_off + an.muscle_mm + an.chest_wall_mm)
+    deep_off = m_off + an.muscle_thickness_mm(x)
+    chest_wall = an.inside_thorax(x, y, z, deep_off)
+    interior = an.inside_thorax(x, y, z, deep_off + np.float32(an.chest_wall_mm))
 
     body = thorax.copy()
     not_skin = thorax_core.copy()
     gland = np.zeros(x.shape, dtype=bool)
-    breast_side = np.zeros(x.shape, dtype=np.int8)  # mound membership (for the lateral limit)
     for br in an.breasts:
-        # only the anterior slab can belong to a mound
-        u, v, w = br.local(x, y, z)
-        f0 = br.implicit(u, v, w, 0.0)
-        inside = f0 <= 0
-        body |= inside
-        not_skin |= br.implicit(u, v, w, an.skin_mm) <= 0
+        # evaluate each mound only inside its bounding box
+        sag_lat, sag_si = abs(br.sag_lat) * br.D, abs(br.sag_si) * br.D
+        lo = np.array([br.base[0] - br.A - sag_lat - 5.0, br.base[1] - br.D - 5.0, br.base[2] - br.C - sag_si - 5.0])
+        hi = np.array([br.base[0] + br.A + sag_lat + 5.0, br.base[1] + 0.6 * br.D + 2.0,
+                       br.base[2] + br.C + sag_si + 5.0])
+        sl = _bbox_indices(geometry, lo, hi)
+        if sl is None:
+            continue
+        xs, ys, zs = x[sl], y[sl], z[sl]
+        u, v, w = br.local(xs, ys, zs)
+        body[sl] |= br.implicit(u, v, w, 0.0) <= 0
+        not_skin[sl] |= br.implicit(u, v, w, an.skin_mm) <= 0
         gl = br.implicit(u, v, w, an.skin_mm + br.sc_fat_mm) <= 0
-        gl &= ~an.inside_thorax(x, y, z, m_off - br.retro_fat_mm)
-        gland |= gl
-        breast_side[inside] = br.side
+        gl &= ~an.inside_thorax(xs, ys, zs, m_off - br.retro_fat_mm)
+        gland[sl] |= gl
 
     tissue = np.zeros(x.shape, dtype=np.uint8)
     tissue[body] = SKIN
@@ -340,10 +365,10 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
     rib = np.mod(z - np.float32(an.rib_phase_mm), np.float32(an.rib_period_mm)) < np.float32(0.42 * an.rib_period_mm)
     sternum = np.abs(x) < 18.0
     bone = chest_wall & ~interior & (rib | sternum)
-    bone &= ~an.inside_thorax(x, y, z, m_off + an.muscle_mm + 0.8 * an.chest_wall_mm) | sternum
+    bone &= ~an.inside_thorax(x, y, z, deep_off + np.float32(0.8 * an.chest_wall_mm)) | sternum
     tissue[bone] = BONE
     tissue[interior] = LUNG
-    y_int = np.float32(an.front_y + m_off + an.muscle_mm + an.chest_wall_mm)
+    y_int = np.float32(an.front_y + m_off + 0.6 * an.muscle_mm + an.chest_wall_mm)
     tissue[interior & (((x - 8.0) / 34.0) ** 2 + ((y - y_int) / 75.0) ** 2 <= 1.0)] = MEDIASTINUM
     hc, hr = an.heart_center, an.heart_radii
     qh = ((x - np.float32(hc[0])) / np.float32(hr[0])) ** 2 + ((y - np.float32(hc[1])) / np.float32(hr[1])) ** 2 \
@@ -377,7 +402,7 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
             sel = (xs * br.side) > 0
             u, v, w = br.local(xs[sel], ys[sel], zs[sel])
             t = np.clip(v / np.float32(br.D), 0.0, 1.0)
-            rad = np.sqrt(np.clip(1.0 - t ** np.float32(br.p), 0.05, None))
+            rad = np.sqrt(np.clip(br.profile(t), 0.05, None))
             q = np.sqrt((u / np.float32(br.A)) ** 2 + (w / np.float32(br.C)) ** 2) / rad
             central[sel] = 0.8 - 1.6 * q
         fgt[idx] = 1.0 / (1.0 + np.exp(-2.2 * (val + bias + central)))

@@ -110,6 +110,38 @@ class LesionSpec:
         return _union_volume(self.balls, rng_points)
 
 
+class _BallUnion:
+    """Incremental volume of a union of balls on a fixed 1 mm lattice centred on a point (grid independent)."""
+
+    HALF_MM = 60
+
+    def __init__(self, center: np.ndarray) -> None:
+        self.center = np.asarray(center, dtype=float)
+        n = 2 * self.HALF_MM + 1
+        self.occ = np.zeros((n, n, n), dtype=bool)
+        self.count = 0
+
+    @property
+    def volume_mm3(self) -> float:
+        """Union volume in mm3 (1 mm3 per occupied lattice point)."""
+        return float(self.count)
+
+    def add(self, ball: np.ndarray) -> bool:
+        """Stamp a ball (x, y, z, r); False (nothing added) when it would leave the lattice."""
+        c = ball[:3] - self.center + self.HALF_MM
+        r = float(ball[3])
+        lo = np.floor(c - r).astype(int)
+        hi = np.ceil(c + r).astype(int) + 1
+        if np.any(lo < 0) or np.any(hi > self.occ.shape[0]):
+            return False
+        gx, gy, gz = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        sphere = (gx - c[0]) ** 2 + (gy - c[1]) ** 2 + (gz - c[2]) ** 2 <= r * r
+        block = self.occ[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        self.count += int(np.count_nonzero(sphere & ~block))
+        block |= sphere
+        return True
+
+
 def _union_volume(balls: np.ndarray, n_points: int = 20000) -> float:
     """Monte-Carlo volume (mm3) of a union of balls (x, y, z, r), deterministic quasi-random points."""
     lo = (balls[:, :3] - balls[:, 3:]).min(axis=0)
@@ -170,13 +202,13 @@ def draw_lesion(rng: np.random.Generator, breast: BreastShape, config: PhantomCo
         # ductal direction: towards the nipple (-y) with a random deviation
         direction = np.array([0.0, -1.0, 0.0]) + rng.normal(0.0, 0.5, size=3)
         direction /= np.linalg.norm(direction)
+        occupancy = _BallUnion(center)
         balls = [np.array([*center, rng.uniform(2.5, 4.5)])]
+        occupancy.add(balls[0])
         pos = center.astype(float).copy()
         branch_pos: list[np.ndarray] = []
-        ball_sum = 4.0 / 3.0 * math.pi * balls[0][3] ** 3
-        for _ in range(400):
-            # the (costly) Monte-Carlo union volume only once the balls could reach the target
-            if ball_sum * 0.7 >= target_v and _union_volume(np.array(balls), 4000) >= target_v:
+        for _ in range(600):
+            if occupancy.volume_mm3 >= target_v:
                 break
             if shape == "clumped" and branch_pos and rng.random() < 0.3:
                 pos = branch_pos[int(rng.integers(len(branch_pos)))].copy()  # clumps branch off
@@ -184,9 +216,12 @@ def draw_lesion(rng: np.random.Generator, breast: BreastShape, config: PhantomCo
             step = 0.8 * min(r, balls[-1][3]) + rng.uniform(0.0, 0.6)
             direction = direction + rng.normal(0.0, 0.35, size=3)
             direction /= np.linalg.norm(direction)
-            pos = pos + step * direction
-            balls.append(np.array([*pos, r]))
-            ball_sum += 4.0 / 3.0 * math.pi * r**3
+            new_pos = pos + step * direction
+            ball = np.array([*new_pos, r])
+            if not occupancy.add(ball):
+                continue  # would leave the lattice: try another direction
+            pos = new_pos
+            balls.append(ball)
             branch_pos.append(pos.copy())
         spec = LesionSpec(kind, shape, breast.side, center, d, kin, early, late, rim=False,
                           pre_relative=float(rng.uniform(0.9, 1.0)), balls=np.array(balls))
