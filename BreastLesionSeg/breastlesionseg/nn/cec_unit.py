@@ -38,7 +38,7 @@ class CECUnit(nn.Module):
         if expansion < 1:
             raise ValueError(f"expansion must be >= 1; got {expansion}")
         hidden = in_channels * expansion
-        with_bias = norm == "none"
+        with_bias = norm not in ("instance", "batch")  # per-channel norms absorb a bias
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.hidden_channels = hidden
@@ -48,7 +48,7 @@ class CECUnit(nn.Module):
         )
         self.separable = DepthwiseSeparableConv3d(
             hidden, out_channels, kernel_size=3, stride=stride,
-            mid=NormAct(hidden, norm, activation, negative_slope, norm_groups), bias=True,
+            mid=NormAct(hidden, norm, activation, negative_slope, norm_groups), bias=True, depthwise_bias=with_bias,
         )
         self.use_residual: bool = in_channels == out_channels and stride == 1
 

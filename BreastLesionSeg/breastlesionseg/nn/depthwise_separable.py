@@ -20,17 +20,19 @@ class DepthwiseSeparableConv3d(nn.Module):
         stride: stride of the depthwise stage.
         mid: optional module applied between the depthwise and pointwise stages (the CEC unit
             puts its norm + activation here); identity when ``None``.
-        bias: add a bias to the pointwise stage (the depthwise stage has a bias only when ``mid`` is ``None``,
-            otherwise the following norm makes it redundant).
+        bias: add a bias to the pointwise stage.
+        depthwise_bias: add a bias to the depthwise stage; default: only when ``mid`` is ``None``
+            (a following instance/batch norm makes it redundant).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 mid: nn.Module | None = None, bias: bool = True) -> None:
+                 mid: nn.Module | None = None, bias: bool = True, depthwise_bias: bool | None = None) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd; got {kernel_size}")
         self.depthwise = nn.Conv3d(in_channels, in_channels, kernel_size, stride=stride, padding=kernel_size // 2,
-                                   groups=in_channels, bias=mid is None)
+                                   groups=in_channels,
+                                   bias=(mid is None) if depthwise_bias is None else depthwise_bias)
         self.mid = mid if mid is not None else nn.Identity()
         self.pointwise = nn.Conv3d(in_channels, out_channels, 1, bias=bias)
 

@@ -43,16 +43,19 @@ class DecoderLevel(nn.Module):
         in_channels: C_in of ``x``.
         out_channels: C_up, channels after the transposed convolution.
         up_kernel_size: 3 (``padding=1, output_padding=1``) or 2 (the minimal 2x2x2 stride-2 kernel).
+        up_bias: give the transposed convolution a bias (pointless when ``units`` start with a 1x1x1
+            convolution + instance norm, which removes any per-channel constant).
     """
 
-    def __init__(self, units: nn.Module, in_channels: int, out_channels: int, up_kernel_size: int = 3) -> None:
+    def __init__(self, units: nn.Module, in_channels: int, out_channels: int, up_kernel_size: int = 3,
+                 up_bias: bool = True) -> None:
         super().__init__()
         if up_kernel_size not in (2, 3):
             raise ValueError(f"up_kernel_size must be 2 or 3; got {up_kernel_size}")
         pad = 1 if up_kernel_size == 3 else 0
         # kernel 3: padding 1 + output_padding 1 doubles the size exactly, like kernel 2 / stride 2
         self.up = nn.ConvTranspose3d(in_channels, out_channels, kernel_size=up_kernel_size, stride=2,
-                                     padding=pad, output_padding=pad)
+                                     padding=pad, output_padding=pad, bias=up_bias)
         self.units = units
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -96,7 +99,7 @@ class MM3DUNet(SegmentationNetwork):
         self.bottleneck = module(ins[-1], widths[-1], cfg.expansion)
         self.decoder = nn.ModuleList([
             DecoderLevel(module(2 * widths[i], widths[i], cfg.decoder_expansion), widths[i + 1], widths[i],
-                         cfg.up_kernel_size)
+                         cfg.up_kernel_size, up_bias=cfg.norm not in ("instance", "batch"))
             for i in reversed(range(cfg.levels - 1))
         ])
         self.head = nn.Conv3d(widths[0], cfg.out_channels, 1)

@@ -24,7 +24,7 @@ class ConvBlock(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, cfg: UNet3DConfig) -> None:
         super().__init__(
-            nn.Conv3d(in_channels, out_channels, 3, padding=1, bias=cfg.norm == "none"),
+            nn.Conv3d(in_channels, out_channels, 3, padding=1, bias=cfg.norm not in ("instance", "batch")),
             NormAct(out_channels, cfg.norm, cfg.activation, cfg.negative_slope, cfg.norm_groups),
         )
 
