@@ -108,6 +108,7 @@ def _label_side(lesion: np.ndarray, breast: np.ndarray | None) -> str | None:
 
 
 def _as_label_array(vol: Volume, role: str, geometry: Geometry) -> np.ndarray:
+    """The integer label array of ``vol`` (no copy when it already is one), checked against ``geometry``."""
     if not isinstance(vol, Volume):
         raise InputError(f"{role} must be a breastlesionseg.geometry.Volume, got {type(vol).__name__}")
     if not vol.geometry.same_grid(geometry):
@@ -116,12 +117,16 @@ def _as_label_array(vol: Volume, role: str, geometry: Geometry) -> np.ndarray:
             f"{vol.geometry.to_dict()} vs {geometry.to_dict()}"
         )
     arr = np.asarray(vol.array)
-    if arr.dtype != bool and not np.issubdtype(arr.dtype, np.integer):
-        if not np.array_equal(arr, np.round(arr)):
+    if arr.dtype == bool:
+        return arr.view(np.uint8)
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
             raise InputError(f"{role} '{vol.source or vol.name}': label values must be integers (dtype {arr.dtype})")
-    arr = arr.astype(np.int64)
+        arr = arr.astype(np.int32)
     if arr.size and arr.min() < 0:
         raise InputError(f"{role} '{vol.source or vol.name}': negative label {int(arr.min())}")
+    if arr.size and arr.max() > np.iinfo(np.uint16).max:
+        raise InputError(f"{role} '{vol.source or vol.name}': label {int(arr.max())} is larger than 65535")
     return arr
 
 
@@ -131,6 +136,7 @@ def write_seg_nrrd(
     lesion_labels: Volume,
     overwrite: bool = False,
     extra_segments: list[dict] | None = None,
+    compression_level: int = 3,
 ) -> Path:
     """Write a Slicer segmentation with breast and lesion segments (see the module docstring).
 
@@ -142,6 +148,8 @@ def write_seg_nrrd(
         extra_segments: optional further segments, each ``{"name": str, "mask": (z, y, x) bool array or
             Volume on the grid, "color": (r, g, b) in 0..1 (optional), "terminology": slicerio dict
             (optional)}``.
+        compression_level: gzip level 1..9 (3: ~0.3 s and ~0.35 MB for a 448 x 448 x 160 exam; 9 is ~20x slower
+            for a file ~2x smaller).
 
     Returns:
         The written path.
@@ -151,6 +159,8 @@ def write_seg_nrrd(
         GeometryError: the breast mask / an extra segment is not on the lesion grid.
     """
     path = Path(path)
+    if not 1 <= int(compression_level) <= 9:
+        raise InputError(f"compression_level must be 1..9, got {compression_level}")
     if not path.name.lower().endswith(".seg.nrrd"):
         raise InputError(f"segmentation file name must end with '.seg.nrrd', got '{path}'")
     if path.exists() and not overwrite:
@@ -160,17 +170,17 @@ def write_seg_nrrd(
     geometry = lesion_labels.geometry
     lesions = _as_label_array(lesion_labels, "lesion_labels", geometry)
     breast = _as_label_array(breast_mask, "breast_mask", geometry) if breast_mask is not None else None
-    if breast is not None:
-        bad = np.setdiff1d(np.unique(breast), [0, BREAST_LEFT, BREAST_RIGHT])
-        if len(bad):
-            raise InputError(f"breast_mask: labels must be 0, 1 (left) or 2 (right); found {bad.tolist()}")
+    if breast is not None and breast.size and breast.max() > BREAST_RIGHT:
+        bad = np.unique(breast[breast > BREAST_RIGHT]).tolist()
+        raise InputError(f"breast_mask: labels must be 0, 1 (left) or 2 (right); found {bad}")
 
-    lesion_values = [int(v) for v in np.unique(lesions) if v != 0]
+    objects = ndimage.find_objects(lesions)  # one pass: bounding boxes of every label present
+    lesion_values = [i + 1 for i, sl in enumerate(objects) if sl is not None]
     dtype = np.uint8 if (not lesion_values or max(lesion_values) <= 255) else np.uint16
     layers, segments = [], []
     if breast is not None:
         layer = len(layers)
-        layers.append(breast.astype(dtype))
+        layers.append(breast.astype(dtype, copy=False))
         for value, side, color in ((BREAST_LEFT, "left", BREAST_LEFT_COLOR), (BREAST_RIGHT, "right", BREAST_RIGHT_COLOR)):
             segments.append(
                 {
@@ -188,8 +198,7 @@ def write_seg_nrrd(
             )
     if lesion_values:
         layer = len(layers)
-        layers.append(lesions.astype(dtype))
-        objects = ndimage.find_objects(lesions.astype(np.int32))
+        layers.append(lesions.astype(dtype, copy=False))
         for value in lesion_values:
             sl = objects[value - 1]
             sub = lesions[sl] == value
@@ -212,10 +221,15 @@ def write_seg_nrrd(
             )
     if not layers:
         layers.append(np.zeros(geometry.shape_zyx, dtype=dtype))
-    # slicerio works on (i, j, k) = (x, y, z) arrays with Fortran index order
-    voxels_xyz = np.stack([l.transpose(2, 1, 0) for l in layers]) if len(layers) > 1 else layers[0].transpose(2, 1, 0)
+    # slicerio writes (i, j, k) = (x, y, z) arrays in Fortran order (i fastest; the layer axis, when there is one,
+    # fastest of all). Stacking the (z, y, x) layers on a last axis gives exactly that memory layout, so the
+    # transposed views below are Fortran-contiguous and are written without another copy.
+    if len(layers) > 1:
+        voxels_xyz = np.stack(layers, axis=-1).transpose(3, 2, 1, 0)
+    else:
+        voxels_xyz = np.ascontiguousarray(layers[0]).transpose(2, 1, 0)
     segmentation = {
-        "voxels": np.ascontiguousarray(voxels_xyz),
+        "voxels": voxels_xyz,
         "ijkToLPS": geometry.ijk_to_lps_matrix(),
         "containedRepresentationNames": ["Binary labelmap"],
         "masterRepresentation": "Binary labelmap",
@@ -225,7 +239,7 @@ def write_seg_nrrd(
     for k, extra in enumerate(extra_segments or []):
         _add_extra(segmentation, extra, geometry, k)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        slicerio.write_segmentation(str(tmp), segmentation)
+        slicerio.write_segmentation(str(tmp), segmentation, compression_level=compression_level)
     log.info("wrote %s (%d segments)", path, len(segmentation["segments"]))
     return path
 

@@ -30,7 +30,7 @@ def label_array(labels: Volume | np.ndarray, geometry: Geometry, role: str) -> n
         role: name of the argument for error messages (``"lesion_labels"``, ``"breast_mask"``).
 
     Returns:
-        ``(z, y, x)`` int32 array with values >= 0.
+        ``(z, y, x)`` integer array with values >= 0 (the input itself when it already is one; bool as uint8).
 
     Raises:
         GeometryError: the grid differs from ``geometry``.
@@ -49,14 +49,16 @@ def label_array(labels: Volume | np.ndarray, geometry: Geometry, role: str) -> n
                 f"{role}: array shape {array.shape} does not match the exam grid (z, y, x) = {geometry.shape_zyx}"
             )
     if array.dtype == bool:
-        return array.astype(np.int32)
+        return array.view(np.uint8)
     if not np.issubdtype(array.dtype, np.integer):
         if not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array)):
             raise InputError(f"{role}: label values must be integers, got dtype {array.dtype} with non-integer values")
-    out = array.astype(np.int32)
-    if out.size and out.min() < 0:
-        raise InputError(f"{role}: label values must be >= 0, found {int(out.min())}")
-    return out
+        if array.size and array.min() < 0:
+            raise InputError(f"{role}: label values must be >= 0, found {array.min():g}")
+        return array.astype(np.int32)
+    if array.size and np.issubdtype(array.dtype, np.signedinteger) and array.min() < 0:
+        raise InputError(f"{role}: label values must be >= 0, found {int(array.min())}")
+    return array  # integer labels are used as they are (no copy of a large volume)
 
 
 def check_same_grid(a: Volume, b: Volume, role_a: str, role_b: str) -> None:

@@ -118,7 +118,7 @@ def midline_x_lps(geometry: Geometry, breast_mask: np.ndarray | None = None) -> 
     """
     if breast_mask is not None:
         stats = sitk.LabelShapeStatisticsImageFilter()
-        stats.Execute(geometry.apply_to(sitk.GetImageFromArray(breast_mask.astype(np.uint8))))
+        stats.Execute(geometry.apply_to(sitk.GetImageFromArray(breast_mask)))
         labels = set(stats.GetLabels())
         if {BREAST_LEFT, BREAST_RIGHT} <= labels:
             x = 0.5 * (stats.GetCentroid(BREAST_LEFT)[0] + stats.GetCentroid(BREAST_RIGHT)[0])
@@ -141,7 +141,7 @@ def lesion_shape_metrics(
         ``{label: {...}}`` with keys ``label, voxel_count, volume_mm3, volume_ml, longest_3d_diameter_mm,
         longest_axial_diameter_mm, centroid_lps_mm, centroid_ras_mm, side, side_source``.
     """
-    image = geometry.apply_to(sitk.GetImageFromArray(labels.astype(np.uint32)))
+    image = geometry.apply_to(sitk.GetImageFromArray(labels))
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(image)
     objects = ndimage.find_objects(labels)

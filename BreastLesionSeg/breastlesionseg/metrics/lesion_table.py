@@ -37,9 +37,9 @@ def breast_volumes(breast_mask: Volume | np.ndarray, geometry: Geometry | None =
     if geometry is None:
         raise InputError("breast_volumes: pass a Volume, or an array together with its geometry")
     mask = label_array(breast_mask, geometry, "breast_mask")
-    bad = np.setdiff1d(np.unique(mask), [0, BREAST_LEFT, BREAST_RIGHT])
-    if len(bad):
-        raise InputError(f"breast_mask: labels must be 0, 1 (left) or 2 (right); found {bad.tolist()}")
+    if mask.size and mask.max() > BREAST_RIGHT:
+        bad = np.setdiff1d(np.unique(mask[mask > BREAST_RIGHT]), []).tolist()
+        raise InputError(f"breast_mask: labels must be 0, 1 (left) or 2 (right); found {bad}")
     vox = geometry.voxel_volume_mm3
     left = float(np.count_nonzero(mask == BREAST_LEFT)) * vox
     right = float(np.count_nonzero(mask == BREAST_RIGHT)) * vox
