@@ -16,7 +16,7 @@ import numpy as np
 from ..exam.dce_exam import DCEExam
 from ..geometry import Volume
 from ..labels import BREAST_LEFT, BREAST_RIGHT
-from .anatomy import FAT, GLAND, TISSUE_NAMES, AnatomyMaps, PatientAnatomy, draw_anatomy, voxelize_anatomy
+from .anatomy import FAT, GLAND, TISSUE_NAMES, AnatomyMaps, draw_anatomy, voxelize_anatomy
 from .artifacts import bias_field, psf_blur, rician_noise
 from .config import PhantomConfig
 from .grid import VoxelCoordinates, phantom_geometry
@@ -25,7 +25,9 @@ from .lesions import draw_lesions, lesion_signal_relative, peak_enhancement_perc
 
 log = logging.getLogger(__name__)
 
-_STREAM_ANATOMY, _STREAM_LESIONS, _STREAM_BIAS, _STREAM_NOISE = 1, 2, 3, 4
+_STREAM_ANATOMY, _STREAM_LESIONS, _STREAM_BIAS, _STREAM_NOISE, _STREAM_CONTRAST = 1, 2, 3, 4, 5
+#: per-seed scanner/patient variation of every tissue's pre-contrast signal (uniform factor range)
+CONTRAST_JITTER = (0.9, 1.1)
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -81,15 +83,23 @@ class Phantom:
         }
 
 
-def _signals(config: PhantomConfig, maps: AnatomyMaps, anatomy: PatientAnatomy) -> list[np.ndarray]:
-    """Noise-free signal of each phase (float32, intensity scale 1), lesions not yet included."""
+def _pre_lut(config: PhantomConfig) -> np.ndarray:
+    """Pre-contrast signal per tissue class for this seed (documented table x per-seed jitter), float32."""
     col = 0 if config.fat_saturated else 1
     n_tissue = len(TISSUE_NAMES)
-    pre_lut = np.array([PRE_SIGNAL[t][col] for t in range(n_tissue)], dtype=np.float32)
+    jitter = _rng(config.seed, _STREAM_CONTRAST).uniform(*CONTRAST_JITTER, size=n_tissue + 1)
+    return np.array([PRE_SIGNAL[t][col] * jitter[t] for t in range(n_tissue)] + [BLOOD_PRE[col] * jitter[-1]],
+                    dtype=np.float32)
+
+
+def _signals(config: PhantomConfig, maps: AnatomyMaps, lut: np.ndarray) -> list[np.ndarray]:
+    """Noise-free signal of each phase (float32, intensity scale 1), lesions not yet included."""
+    n_tissue = len(TISSUE_NAMES)
+    pre_lut = lut[:n_tissue]
     tissue = maps.tissue
     gland = tissue == GLAND
     f = maps.fgt_fraction[gland]
-    fat_pre, gland_pre = PRE_SIGNAL[FAT][col], PRE_SIGNAL[GLAND][col]
+    fat_pre, gland_pre = pre_lut[FAT], pre_lut[GLAND]
     s0 = pre_lut[tissue]
     s0_gland_fat = np.float32(fat_pre) * (1.0 - f)
     s0_gland_fgt = np.float32(gland_pre) * f
@@ -97,7 +107,7 @@ def _signals(config: PhantomConfig, maps: AnatomyMaps, anatomy: PatientAnatomy) 
     v = maps.vessel_fraction
     vmask = v > 0
     vv = v[vmask]
-    blood_pre = np.float32(BLOOD_PRE[col])
+    blood_pre = np.float32(lut[n_tissue])  # vessels
     out = []
     times = (0.0,) + config.post_times_s
     for t in times:
@@ -140,13 +150,18 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
     count = int(rng_les.integers(lo, hi + 1))
     specs = draw_lesions(rng_les, anatomy, config, count)
     labels, vox = place_lesions(specs, geometry, coords, maps.lesion_allowed)
+    for _ in range(5):  # a lesion can be dropped on a coarse/small grid: top up to the minimum count
+        if len(vox) >= lo:
+            break
+        extra = draw_lesions(rng_les, anatomy, config, lo - len(vox), existing=[v.spec for v in vox])
+        labels, vox = place_lesions([v.spec for v in vox] + extra, geometry, coords, maps.lesion_allowed)
     if len(vox) < lo:
         log.warning("seed %d: only %d lesions fit on this grid (minimum %d requested)", config.seed, len(vox), lo)
     t_les = time.perf_counter()
 
-    signals = _signals(config, maps, anatomy)
-    col = 0 if config.fat_saturated else 1
-    gland_pre = PRE_SIGNAL[GLAND][col]
+    lut = _pre_lut(config)
+    signals = _signals(config, maps, lut)
+    gland_pre = float(lut[GLAND])
     for vl in vox:
         rel = lesion_signal_relative(vl, config.post_times_s)
         s_pre = np.float32(vl.spec.pre_relative * gland_pre)
@@ -156,7 +171,8 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
     bias = bias_field(_rng(config.seed, _STREAM_BIAS), coords, config.bias_strength)
     del coords
     rng_noise = _rng(config.seed, _STREAM_NOISE)
-    sigma = config.noise_percent / 100.0 * gland_pre * config.intensity_scale
+    col = 0 if config.fat_saturated else 1
+    sigma = config.noise_percent / 100.0 * PRE_SIGNAL[GLAND][col] * config.intensity_scale
     phases: list[Volume] = []
     for name, s in zip(config.phase_names, signals):
         img = psf_blur(s, geometry.spacing)

@@ -43,7 +43,8 @@ LATE_CHANGE_RANGE = {"persistent": (0.18, 0.35), "plateau": (-0.04, 0.04), "wash
 #: classification threshold on the relative late change (the usual +-10 %)
 CLASSIFY_THRESHOLD = 0.10
 
-#: pre-contrast signal per tissue at intensity scale 1: (fat-saturated, non-fat-saturated)
+#: nominal pre-contrast signal per tissue at intensity scale 1: (fat-saturated, non-fat-saturated);
+#: each seed multiplies every tissue's value by its own factor in ``generator.CONTRAST_JITTER`` (0.9-1.1)
 PRE_SIGNAL = {
     AIR: (0.0, 0.0),
     SKIN: (380.0, 450.0),

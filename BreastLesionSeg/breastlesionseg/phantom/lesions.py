@@ -249,15 +249,17 @@ def _placement_ok(spec: LesionSpec, anatomy: PatientAnatomy, breast: BreastShape
 
 
 def draw_lesions(rng: np.random.Generator, anatomy: PatientAnatomy, config: PhantomConfig, count: int,
-                 max_tries: int = 400) -> list[LesionSpec]:
-    """Draw ``count`` non-overlapping lesions placed in either breast (grid independent)."""
+                 max_tries: int = 400, existing: list[LesionSpec] | None = None) -> list[LesionSpec]:
+    """Draw ``count`` lesions placed in either breast, apart from each other and from ``existing``
+    (grid independent)."""
     specs: list[LesionSpec] = []
+    others = list(existing or [])
     tries = 0
     while len(specs) < count and tries < max_tries:
         tries += 1
         breast = anatomy.breasts[int(rng.integers(2))]
         spec = draw_lesion(rng, breast, config)
-        if _placement_ok(spec, anatomy, breast, specs):
+        if _placement_ok(spec, anatomy, breast, others + specs):
             box = spec.bounding_radius_mm() + 3.0
             spec.texture = PhysicalNoiseField(rng, tuple(spec.center - box), tuple(spec.center + box), 1.0,
                                               (1.5, 4.0), (0.6, 0.8))
@@ -324,11 +326,12 @@ def place_lesions(specs: list[LesionSpec], geometry: Geometry, coords: VoxelCoor
     for spec in specs:
         vl = voxelize_lesion(spec, geometry, coords, allowed, taken)
         if vl is None:
-            log.warning("lesion at %s mm does not fall on the grid; dropped", np.round(spec.center, 1).tolist())
+            log.info("lesion at %s mm has no voxel on this grid (outside it or below the voxel size); dropped",
+                     np.round(spec.center, 1).tolist())
             continue
         d = (6.0 * vl.n_voxels * vv / math.pi) ** (1.0 / 3.0)
         if not lo <= d <= hi:
-            log.warning("lesion at %s mm: voxelised diameter %.1f mm outside %g-%g mm; dropped",
+            log.info("lesion at %s mm: voxelised diameter %.1f mm outside %g-%g mm; dropped",
                         np.round(spec.center, 1).tolist(), d, lo, hi)
             continue
         taken.flat[vl.flat_index] = True
