@@ -187,7 +187,7 @@ def lesion_kinetics(
                 "phase_index": k,
                 "phase_name": (phase_names[k] if phase_names and k < len(phase_names) else f"phase{k}"),
                 "time_s": finite_or_none(times_s[k]) if times_s and k < len(times_s) else None,
-                "mean_signal": float(mean_signal[k]),
+                "mean_signal": finite_or_none(mean_signal[k]),
                 "mean_percent_enhancement_percent": finite_or_none(mean_pe[k]),
             }
         )
