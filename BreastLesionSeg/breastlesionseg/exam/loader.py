@@ -106,6 +106,7 @@ def load_exam(
         notes.append(f"DICOM study '{paths[0]}': {explanation}")
     else:
         if len(paths) == 1:
+            read_volume(paths[0])  # a missing, 2D or 4D file gets its own, more useful message first
             raise InputError(
                 f"a DCE exam needs a pre-contrast and at least one post-contrast phase; got only '{paths[0]}'. "
                 f"Pass the phases in time order (pre first) or a DICOM study folder."

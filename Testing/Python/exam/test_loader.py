@@ -110,3 +110,13 @@ def test_bad_phase_errors_name_the_file(tmp_path, phase_files, problem):
             load_exam(inputs)
         message = str(info.value)
         assert str(bad) in message and problem in message
+
+
+def test_single_4d_file_gets_the_4d_advice(tmp_path):
+    path = tmp_path / "dce4d.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.random.default_rng(0).random((4, 5, 7, 9)).astype(np.float32),
+                                           isVector=False), str(path))
+    with pytest.raises(InputError, match=r"dce4d\.nii\.gz.*4D image.*4 volumes"):
+        load_exam(path)
+    with pytest.raises(InputError, match=r"nothere\.nii.*does not exist"):
+        load_exam(tmp_path / "nothere.nii")
