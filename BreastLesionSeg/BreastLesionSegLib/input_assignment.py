@@ -164,3 +164,17 @@ def assign_inputs(candidates: Sequence[VolumeCandidate]) -> InputAssignment:
     else:
         notes.append("post-contrast volumes ordered by the phase number in their names")
     return InputAssignment(pre.node_id if pre is not None else None, [c.node_id for c in posts], excluded, notes)
+
+
+def dicom_time_s(text: str | None) -> float | None:
+    """Seconds since midnight of a DICOM TM value ("HHMMSS.FFFFFF", "HHMM", "HH:MM:SS"); None when unparsable."""
+    if not text:
+        return None
+    value = text.strip().replace(":", "")
+    m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?", value)
+    if not m:
+        return None
+    hours, minutes, seconds = int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
+    if hours > 23 or minutes > 59 or seconds > 60:
+        return None
+    return hours * 3600.0 + minutes * 60.0 + seconds + (float(m.group(4)) if m.group(4) else 0.0)

@@ -46,6 +46,10 @@ PROBABILITY_FILE = "probability.nii.gz"
 HEATMAP_FILE = "heatmap.nii.gz"
 
 
+#: node reference role from a table / chart / curve table to the segmentation it describes
+RESULT_OF_ROLE = "BreastLesionSegSegmentation"
+
+
 class ReplaceNotConfirmedError(BreastLesionSegError):
     """Replacing an existing result node was requested without the user's confirmation."""
 
@@ -297,14 +301,15 @@ class BreastLesionSegLogic:
         else:
             table = tables.create_lesion_table(scene, metrics, names, name=f"{base} table")
             segmentation_nodes.place_beside(scene, table, pre_node)
-        plot = plots.update_kinetic_plot(scene, metrics, names, colors,
-                                         previous.plot if previous is not None else None, name=f"{base} kinetics")
-        if previous is None:
+        old_plot = previous.plot if previous is not None else None
+        plot = plots.update_kinetic_plot(scene, metrics, names, colors, old_plot, name=f"{base} kinetics")
+        if old_plot is None:
             segmentation_nodes.place_beside(scene, plot.chart, pre_node)
             segmentation_nodes.place_beside(scene, plot.table, pre_node)
         for node, kind in ((table, "table"), (plot.chart, "chart"), (plot.table, "curves")):
             node.SetAttribute("BreastLesionSeg.Output", kind)
-            node.SetAttribute("BreastLesionSeg.Segmentation", seg.GetID())
+            # a node reference (not an id string) survives id changes when scenes are imported
+            node.SetNodeReferenceID(RESULT_OF_ROLE, seg.GetID())
         focus = None
         if metrics.get("lesions"):
             largest = max(metrics["lesions"], key=lambda les: les.get("volume_mm3") or 0.0)
@@ -326,12 +331,41 @@ class BreastLesionSegLogic:
         seg = P.node_reference(pnode, P.ROLE_SEGMENTATION)
         if seg is None:
             return None
-        chart = P.node_reference(pnode, P.ROLE_CHART)
-        curves = P.node_reference(pnode, P.ROLE_CURVE_TABLE)
-        plot = plots.KineticPlot(chart, curves, [chart.GetNthPlotSeriesNode(i)
-                                                 for i in range(chart.GetNumberOfPlotSeriesNodes())]) if chart else None
-        return ResultNodes(seg, P.node_reference(pnode, P.ROLE_TABLE), plot,
-                           P.node_reference(pnode, P.ROLE_PROBABILITY), P.node_reference(pnode, P.ROLE_HEATMAP))
+        result = self.result_for_segmentation(seg)
+        result.probability = P.node_reference(pnode, P.ROLE_PROBABILITY)
+        result.heatmap = P.node_reference(pnode, P.ROLE_HEATMAP)
+        return result
+
+    def result_for_segmentation(self, seg_node: Any) -> ResultNodes:
+        """The table / kinetic plot made for ``seg_node`` (found by node reference); None parts are made by
+        :meth:`update_metrics` when the segmentation was not made here (e.g. loaded from a .seg.nrrd)."""
+        if seg_node is None or not seg_node.IsA("vtkMRMLSegmentationNode"):
+            raise InputError("no segmentation selected")
+        found: dict[str, Any] = {}
+        scene = self.ctx.scene
+        for cls in ("vtkMRMLTableNode", "vtkMRMLPlotChartNode"):
+            for i in range(scene.GetNumberOfNodesByClass(cls)):
+                node = scene.GetNthNodeByClass(i, cls)
+                if node.GetNodeReference(RESULT_OF_ROLE) is seg_node:
+                    found[node.GetAttribute("BreastLesionSeg.Output") or ""] = node
+        chart, curves = found.get("chart"), found.get("curves")
+        plot = None
+        if chart is not None and curves is not None:
+            plot = plots.KineticPlot(chart, curves, [chart.GetNthPlotSeriesNode(i)
+                                                     for i in range(chart.GetNumberOfPlotSeriesNodes())])
+        return ResultNodes(seg_node, found.get("table"), plot)
+
+    def focus_of_largest_lesion(self, result: ResultNodes) -> tuple[float, float, float] | None:
+        """RAS centroid of the largest lesion row of ``result``'s table (None without lesions)."""
+        if result.focus_ras is not None:
+            return result.focus_ras
+        if result.table is None:
+            return None
+        rows = [r for r in tables.table_to_dicts(result.table) if r.get(tables.SEGMENT_COLUMN) != "Total"]
+        if not rows:
+            return None
+        largest = max(rows, key=lambda r: r.get("volume_mm3", 0.0))
+        return tuple(float(largest[f"centroid_{axis}_ras_mm"]) for axis in "RAS")
 
     def run_segmentation(self, pre_node: Any, post_nodes: Sequence[Any], settings: P.SegmentationSettings | None = None,
                          timeout_s: float | None = None, on_update: Callable[[Any], None] | None = None) -> ResultNodes:

@@ -115,3 +115,46 @@ def update_kinetic_plot(scene: Any, metrics: dict, lesion_names: Sequence[str],
     plot.chart.SetYAxisTitle(Y_QUANTITIES[y_key])
     plot.chart.SetLegendVisibility(True)
     return plot
+
+
+def update_training_plot(scene: Any, curve: dict[str, Sequence[float]], plot: KineticPlot | None = None,
+                         name: str = "Training curves") -> KineticPlot:
+    """Training loss and validation Dice per epoch (``logic.training_curve`` output) as plot nodes.
+
+    Refreshes ``plot`` in place when given (called after every epoch event), else creates it.
+    """
+    epochs = list(curve.get("epoch", []))
+    series_spec = (("train_loss", "Training loss", (0.85, 0.33, 0.10)), ("val_dice", "Validation Dice", (0.0, 0.45, 0.74)))
+    for key, _, _ in series_spec:
+        if len(curve.get(key, [])) != len(epochs):
+            raise ValueError(f"training curve '{key}' has {len(curve.get(key, []))} values for {len(epochs)} epochs")
+    if plot is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{name} table"))
+        chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", scene.GenerateUniqueName(name))
+        plot = KineticPlot(chart=chart, table=table_node)
+        for key, title, rgb in series_spec:
+            series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", scene.GenerateUniqueName(title))
+            series.SetAndObserveTableNodeID(table_node.GetID())
+            series.SetXColumnName("epoch")
+            series.SetYColumnName(key)
+            series.SetPlotType(series.PlotTypeScatter)
+            series.SetMarkerStyle(series.MarkerStyleCircle)
+            series.SetColor(*rgb)
+            chart.AddAndObservePlotSeriesNodeID(series.GetID())
+            plot.series.append(series)
+        chart.SetTitle("Training")
+        chart.SetXAxisTitle("Epoch")
+        chart.SetYAxisTitle("Loss / Dice")
+        chart.SetLegendVisibility(True)
+    table = vtk.vtkTable()
+    for key in ("epoch", "train_loss", "val_dice"):
+        col = vtk.vtkDoubleArray()
+        col.SetName(key)
+        table.AddColumn(col)
+    table.SetNumberOfRows(len(epochs))
+    for r, epoch in enumerate(epochs):
+        table.SetValue(r, 0, vtk.vtkVariant(float(epoch)))
+        table.SetValue(r, 1, vtk.vtkVariant(float(curve["train_loss"][r])))
+        table.SetValue(r, 2, vtk.vtkVariant(float(curve["val_dice"][r])))
+    plot.table.SetAndObserveTable(table)
+    return plot

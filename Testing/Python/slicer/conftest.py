@@ -65,3 +65,33 @@ def synthetic_results(small_geometry):
     post2[lesions > 0] += 150.0
     vols = [Volume(a, g, name=n) for a, n in ((pre, "ax dyn pre"), (post1, "ax dyn 1st pass"), (post2, "ax dyn 2nd pass"))]
     return vols, Volume(breast, g, name="breast_mask"), Volume(lesions, g, name="lesions")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny randomly initialised MM-3DUNet model folder (real card + weights) for plumbing tests."""
+    import torch
+
+    from breastlesionseg.nn.factory import build_network
+    from breastlesionseg.nn.model_card import ModelCard
+    from breastlesionseg.nn.registry import save_model
+
+    torch.manual_seed(0)
+    card = ModelCard(model_id="slicer-test-tiny", arch="mm3dunet",
+                     config={"in_channels": 3, "out_channels": 1, "base_width": 4, "levels": 2, "expansion": 2,
+                             "act_channels": 4},
+                     input_channels=["pre", "post1", "sub1"], normalization="zscore", target_spacing_mm=(6.0, 6.0, 8.0),
+                     patch_size=(16, 16, 16), overlap=0.25, threshold=0.5, demo=True,
+                     training_data="nothing (random weights, for tests)")
+    folder = tmp_path_factory.mktemp("models") / "slicer-test-tiny"
+    save_model(build_network("mm3dunet", card.config), card, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_phantom():
+    """A small phantom exam (56 x 32 x 16 voxels of 6 x 6 x 8 mm), pre + 2 post phases."""
+    from breastlesionseg.phantom import PhantomConfig, generate_phantom
+
+    return generate_phantom(PhantomConfig(seed=0, size=(56, 32, 16), n_post=2, n_lesions=(1, 1),
+                                          lesion_diameter_mm=(20.0, 30.0)))

@@ -230,3 +230,26 @@ def test_phase_nodes_from_sequence_and_missing_inputs(ctx, exam_nodes):
     assert pre.GetName() == "ax dyn pre" and len(posts) == 2 and times == [0.0, 60.0, 120.0]  # default unit: s
     seq.SetIndexUnit("frame")
     assert logic.phase_nodes()[2] is None
+
+
+def test_result_for_segmentation_finds_its_own_table_or_makes_one(ctx, exam_nodes, result_dir, tmp_path):
+    logic = BreastLesionSegLogic(ctx)
+    pre = exam_nodes[0]
+    first = logic.import_results(result_dir, pre, exam_nodes[1:])
+    second = logic.import_results(result_dir, pre, exam_nodes[1:])
+    found = logic.result_for_segmentation(first.segmentation)
+    assert found.table is first.table and found.plot.chart is first.plot.chart
+    assert logic.result_for_segmentation(second.segmentation).table is second.table
+    assert logic.focus_of_largest_lesion(found) == pytest.approx(first.focus_ras)
+    # a segmentation loaded from a .seg.nrrd (made elsewhere) has no table yet: update_metrics makes one
+    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "from file")
+    st = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    st.SetFileName(str(result_dir / "segmentation.seg.nrrd"))
+    assert st.ReadData(seg)
+    bare = logic.result_for_segmentation(seg)
+    assert bare.table is None and bare.plot is None
+    made = logic.update_metrics(bare, pre, exam_nodes[1:])
+    assert [r["Segment"] for r in tables.table_to_dicts(made.table)] == ["Lesion 1", "Lesion 2", "Total"]
+    assert logic.result_for_segmentation(seg).table is made.table
+    with pytest.raises(InputError, match="no segmentation"):
+        logic.result_for_segmentation(None)
