@@ -210,3 +210,15 @@ def test_loaded_by_slicer_mrml(tmp_path, grid, maps):
         want = grid.index_to_lps(np.argwhere(expected[segment.GetName()])[:, ::-1].astype(float)) * [-1, -1, 1]
         assert len(ras) == len(want) > 0
         np.testing.assert_allclose(np.sort(ras, axis=0), np.sort(want, axis=0), atol=1e-6)
+
+
+def test_extra_segments_leave_inputs_untouched(tmp_path, grid, maps):
+    lesions = maps[1].with_array(maps[1].array.astype(np.uint8))  # the writer's own dtype: no conversion copy
+    before = lesions.array.copy()
+    probe = np.zeros(grid.shape_zyx, bool)
+    probe[0:2, 10:12, 0:3] = True  # does not overlap any lesion: slicerio paints it into layer 0
+    path = write_seg_nrrd(tmp_path / "x.seg.nrrd", None, lesions, extra_segments=[{"name": "probe", "mask": probe}])
+    assert np.array_equal(lesions.array, before)
+    seg = slicerio.read_segmentation(str(path))
+    assert np.array_equal(slicerio.segment_mask(seg, "probe").transpose(2, 1, 0), probe)
+    assert np.array_equal(read_seg_nrrd(path).lesion_labels.array, before)
