@@ -94,3 +94,14 @@ def test_inspect_exit_2_on_non_overlapping_phases(tmp_path, phases, capsys, capl
 def test_inspect_single_phase_warns(phases, capsys):
     assert main(["inspect", str(phases[0])]) == 0
     assert "warning: only one phase" in capsys.readouterr().out
+
+
+@pytest.mark.realdata
+def test_inspect_real_duke_exam_json(duke_phase_paths, capsys):
+    assert main(["inspect", *map(str, duke_phase_paths), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["grid_check"] == "all 5 phases on the same grid"
+    assert [p["size_xyz"] for p in doc["phases"]] == [[448, 448, 160]] * 5
+    assert all(p["pixel_type"] == "16-bit unsigned integer" and p["orientation"] == "LPS" for p in doc["phases"])
+    np.testing.assert_allclose(doc["phases"][0]["spacing_mm_xyz"], [0.759, 0.759, 1.1], atol=1e-3)
+    assert doc["phases"][0]["intensity_max"] == 635.0 and doc["phases"][1]["intensity_max"] == 871.0
