@@ -44,7 +44,8 @@ def format_report(result: dict) -> str:
         f"reference:  {result['reference']}",
         f"voxel-wise: Dice {_f(result['dice'])}  IoU {_f(result['iou'])}  precision {_f(result['precision'])}  "
         f"recall {_f(result['recall'])}",
-        f"volumes:    prediction {result['prediction_volume_mm3']:.1f} mm3, reference {result['reference_volume_mm3']:.1f} mm3",
+        f"volumes:    prediction {result['prediction_volume_mm3']:.1f} mm3, "
+        f"reference {result['reference_volume_mm3']:.1f} mm3",
         f"surface:    HD95 {_f(result['hd95_mm'], '{:.2f}')} mm  ASD {_f(result['asd_mm'], '{:.2f}')} mm"
         + (f"  ({result['surface_distance_note']})" if result.get("surface_distance_note") else ""),
         f"lesion-wise ({det['rule']}):",
@@ -56,7 +57,9 @@ def format_report(result: dict) -> str:
     c = det["counts"]
     lines.append(f"  {'all':<12}{c['tp']:>5}{c['fp']:>5}{c['fn']:>5}   sensitivity {_f(det['sensitivity'], '{:.3f}')}")
     for r in det["reference_lesions"]:
-        status = f"detected by {r['matched_prediction_labels']} (IoU {r['best_iou']:.2f})" if r["detected"] else "MISSED"
+        status = "MISSED"
+        if r["detected"]:
+            status = f"detected by {r['matched_prediction_labels']} (IoU {r['best_iou']:.2f})"
         lines.append(f"  reference lesion {r['reference_label']} ({r['volume_mm3']:.1f} mm3): {status}")
     for p in det["predicted_lesions"]:
         if not p["true_positive"]:

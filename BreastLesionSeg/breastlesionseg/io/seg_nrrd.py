@@ -181,7 +181,8 @@ def write_seg_nrrd(
     if breast is not None:
         layer = len(layers)
         layers.append(breast.astype(dtype, copy=False))
-        for value, side, color in ((BREAST_LEFT, "left", BREAST_LEFT_COLOR), (BREAST_RIGHT, "right", BREAST_RIGHT_COLOR)):
+        sides = ((BREAST_LEFT, "left", BREAST_LEFT_COLOR), (BREAST_RIGHT, "right", BREAST_RIGHT_COLOR))
+        for value, side, color in sides:
             segments.append(
                 {
                     "id": f"Breast_{side}",
@@ -318,7 +319,8 @@ def read_seg_nrrd(path: str | os.PathLike, reference_geometry: Geometry | None =
         raise InputError(f"'{path}' is not a readable Slicer segmentation (.seg.nrrd): {exc}") from exc
     voxels = seg.get("voxels")
     if voxels is None or voxels.ndim not in (3, 4):
-        raise InputError(f"'{path}': expected a 3D or 4D (layered) labelmap, got {None if voxels is None else voxels.shape}")
+        shape = None if voxels is None else voxels.shape
+        raise InputError(f"'{path}': expected a 3D or 4D (layered) labelmap, got {shape}")
     geometry = _geometry_from_ijk_to_lps(seg["ijkToLPS"], voxels.shape[-3:])
 
     breast = np.zeros(geometry.shape_zyx, dtype=np.uint8)

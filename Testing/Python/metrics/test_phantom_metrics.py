@@ -24,7 +24,8 @@ def test_metrics_of_ground_truth_match_phantom(seed):
         assert les["side"] == t["side"]
         np.testing.assert_allclose(les["centroid_lps_mm"], t["centroid_lps_mm"], atol=1e-3)
     bv = m["breast_volumes"]
-    assert (bv["left_ml"], bv["right_ml"]) == pytest.approx((ph.breast_volumes_ml["left"], ph.breast_volumes_ml["right"]))
+    truth_ml = ph.breast_volumes_ml
+    assert (bv["left_ml"], bv["right_ml"]) == pytest.approx((truth_ml["left"], truth_ml["right"]))
     # the truth against itself: perfect scores
     e = evaluate_segmentation(ph.lesion_labels, ph.lesion_labels)
     assert (e["dice"], e["hd95_mm"], e["detection"]["counts"]["fn"]) == (1.0, 0.0, 0)
