@@ -87,8 +87,9 @@ def inspect_inputs(inputs: Sequence[str | os.PathLike]) -> dict:
     paths = [Path(p) for p in inputs]
     report: dict = {"inputs": [str(p) for p in paths], "warnings": []}
     volumes: list[Volume] = []
-    if len(paths) == 1 and paths[0].is_dir() and len(scan_dicom_study(paths[0])) > 1:
-        chosen, explanation = select_dynamic_series(scan_dicom_study(paths[0]))
+    study = scan_dicom_study(paths[0]) if len(paths) == 1 and paths[0].is_dir() else []
+    if len(study) > 1:
+        chosen, explanation = select_dynamic_series(study)
         report["dicom_selection"] = explanation
         for info in chosen:
             image = read_series_image(info)
@@ -97,6 +98,8 @@ def inspect_inputs(inputs: Sequence[str | os.PathLike]) -> dict:
                          metadata={"pixel_type": image.GetPixelIDTypeAsString(), "dicom": info.to_dict()})
             check_volume_values(vol)
             volumes.append(vol)
+    elif len(study) == 1:  # a single series folder
+        volumes = [read_volume(paths[0], dtype=None)]
     else:
         missing = [str(p) for p in paths if not p.exists()]
         if missing:

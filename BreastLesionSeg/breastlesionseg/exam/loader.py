@@ -17,7 +17,7 @@ from ..io.volume_io import check_volume_values, read_volume
 from .dce_exam import DCEExam
 from .registration import RigidRegistrationConfig, register_rigid
 from .resample import resample_to_grid
-from .validation import require_overlap
+from .validation import overlap_fraction, require_overlap
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +135,15 @@ def load_exam(
                 vol = Volume(vol.array, ref.geometry, name=vol.name, source=vol.source, metadata=vol.metadata)
             out.append(vol)
             continue
-        frac = require_overlap(vol, ref)
+        require_overlap(vol, ref)
+        covered = overlap_fraction(ref.geometry, vol.geometry)  # share of the pre grid this phase covers
         _report(progress, 0.6 + 0.1 * i / n, f"resampling {vol.name} onto the pre-contrast grid")
         out.append(resample_to_grid(vol, ref.geometry, "linear"))
         notes.append(
             f"{vol.name} ('{vol.source}') was on another grid (size {vol.geometry.size}, spacing "
-            f"{tuple(round(s, 4) for s in vol.geometry.spacing)} mm, {100 * frac:.0f}% overlap) and was resampled "
-            f"(linear) onto the pre-contrast grid {ref.geometry.size}"
+            f"{tuple(round(s, 4) for s in vol.geometry.spacing)} mm) and was resampled (linear) onto the "
+            f"pre-contrast grid {ref.geometry.size}; it covers {100 * covered:.0f}% of it"
+            + ("" if covered >= 0.95 else " -- WARNING: the uncovered part is 0 in this phase")
         )
     if register:
         for i in range(1, n):

@@ -120,3 +120,16 @@ def test_single_4d_file_gets_the_4d_advice(tmp_path):
         load_exam(path)
     with pytest.raises(InputError, match=r"nothere\.nii.*does not exist"):
         load_exam(tmp_path / "nothere.nii")
+
+
+def test_partially_overlapping_phase_is_resampled_with_a_warning_note(tmp_path, phase_files):
+    # shifted by half the pre extent along x: covers ~half of the pre grid
+    half = Geometry(PRE_GEO.size, PRE_GEO.spacing, (PRE_GEO.origin[0] + 0.5 * 15 * 0.9, 3.0, 10.0))
+    path = tmp_path / "half.nii.gz"
+    write_volume(Volume(_pattern(half, 1.0) + 1.0, half), path)
+    exam = load_exam([phase_files[0], path])
+    assert "covers 4" in exam.notes[0] or "covers 5" in exam.notes[0]
+    assert "WARNING" in exam.notes[0]
+    post = exam.post[0].array
+    assert np.all(post[:, :, :6] == 0.0)  # x index < 7.5 lies outside the shifted phase
+    np.testing.assert_allclose(post[:, :, 8:], exam.pre.array[:, :, 8:] + 1.0, rtol=1e-4)
