@@ -56,3 +56,25 @@ def test_onnx_without_act_has_one_output(tmp_path):
         torch.testing.assert_close(s2, net(x), atol=ONNX_ATOL, rtol=0)
     with pytest.raises(InputError, match="example_shape"):
         export_onnx(net, tmp_path / "v.onnx", example_shape=(1, 3, 9, 9, 9))
+
+
+def test_export_cli_verifies_against_pytorch(tmp_path, capsys):
+    import json
+
+    from breastlesionseg.cli.main import main
+    from breastlesionseg.nn import ModelCard, save_model
+
+    torch.manual_seed(0)
+    net = build_network("mm3dunet", dict(in_channels=2, expansion=2, base_width=4))
+    card = ModelCard(model_id="cli-export", arch="mm3dunet", config=net.config.to_dict(),
+                     input_channels=["pre", "sub1"], demo=True)
+    folder = save_model(net, card, tmp_path / "cli-export")
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(folder), "--format", "onnx", "--output", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["verified"] is True and result["max_abs_diff"] <= ONNX_ATOL and out.is_file()
+    assert result["weights_sha256"] == card.weights_sha256
+    # refuses to overwrite without --force (exit 2), then overwrites with it
+    assert main(["export", str(folder), "--format", "torchscript", "--output", str(out)]) == 2
+    assert main(["export", str(folder), "--format", "torchscript", "--output", str(out), "--force"]) == 0
+    assert torch.jit.load(str(out)).forward_with_aux(torch.randn(1, 2, 9, 9, 9))[1].shape == (1, 2)
