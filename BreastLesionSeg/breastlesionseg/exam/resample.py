@@ -38,8 +38,8 @@ def resample_to_grid(
             returned by :func:`~breastlesionseg.exam.registration.register_rigid`; identity when ``None``.
 
     Returns:
-        A new volume on ``geometry`` with the same dtype (float for ``linear``/``bspline`` on float input;
-        integer input keeps its type with ``nearest``/``label_gaussian``), same name and source.
+        A new volume on ``geometry`` with the input's dtype (integer and bool inputs are rounded/truncated
+        back to it, so use ``nearest``/``label_gaussian`` for label maps), same name and source.
 
     Raises:
         InputError: unknown ``interpolator``.
@@ -49,7 +49,12 @@ def resample_to_grid(
     if transform is None and volume.geometry.same_grid(geometry, atol_mm=1e-6, atol_dir=1e-9):
         return Volume(volume.array.copy(), geometry, name=volume.name, source=volume.source,
                       metadata=dict(volume.metadata))
-    image = volume.to_sitk()
+    arr_in = volume.array
+    if arr_in.dtype == np.bool_:  # SimpleITK has no bool pixels
+        arr_in = arr_in.astype(np.uint8)
+    elif arr_in.dtype == np.float16:
+        arr_in = arr_in.astype(np.float32)
+    image = volume.geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(arr_in), isVector=False))
     reference = geometry.reference_image(image.GetPixelID())
     out = sitk.Resample(
         image,

@@ -105,3 +105,15 @@ def test_inspect_real_duke_exam_json(duke_phase_paths, capsys):
     assert all(p["pixel_type"] == "16-bit unsigned integer" and p["orientation"] == "LPS" for p in doc["phases"])
     np.testing.assert_allclose(doc["phases"][0]["spacing_mm_xyz"], [0.759, 0.759, 1.1], atol=1e-3)
     assert doc["phases"][0]["intensity_max"] == 635.0 and doc["phases"][1]["intensity_max"] == 871.0
+
+
+def test_inspect_single_dicom_series_folder(tmp_path, capsys):
+    geo = Geometry((9, 7, 5), (0.9, 0.9, 2.0), (1.0, 2.0, 3.0))
+    vol = Volume(np.random.default_rng(0).integers(0, 300, geo.shape_zyx).astype(np.int16), geo)
+    write_dicom_series(vol, tmp_path / "series", series_description="ax dyn pre")
+    assert main(["inspect", str(tmp_path / "series"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (phase,) = doc["phases"]
+    assert phase["size_xyz"] == [9, 7, 5] and phase["dicom"]["description"] == "ax dyn pre"
+    assert phase["intensity_min"] == float(vol.array.min()) and phase["intensity_max"] == float(vol.array.max())
+    np.testing.assert_allclose(phase["origin_lps_mm"], [1.0, 2.0, 3.0], atol=1e-3)

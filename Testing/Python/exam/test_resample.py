@@ -73,3 +73,13 @@ def test_overlap_fraction_of_half_shifted_grid():
     with pytest.raises(GeometryError, match=r"'far\.nii'.*'pre\.nii'.*do not overlap"):
         require_overlap(Volume(np.zeros(far.shape_zyx), far, source="far.nii"),
                         Volume(np.zeros(a.shape_zyx), a, source="pre.nii"))
+
+
+def test_bool_mask_resamples_to_bool():
+    src = Geometry((5, 5, 5), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    mask = np.zeros(src.shape_zyx, bool)
+    mask[1:3, 1:3, 1:3] = True
+    out = resample_to_grid(Volume(mask, src), Geometry((9, 9, 9), (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)), "nearest")
+    assert out.array.dtype == np.bool_
+    # 2x2x2 voxels of 1 mm -> centres 1..2 mm; the 0.5 mm grid points within [0.5, 2.5) are True: 4 per axis
+    assert int(out.array.sum()) == 4**3
