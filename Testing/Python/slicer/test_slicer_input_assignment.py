@@ -71,3 +71,11 @@ def test_exclusion_does_not_hit_phase_names():
     for name in ("ax dyn pre", "ax dyn 1st pass", "Breast_MRI_153_0001_post1", "t1_fl3d_tra_dynaVIEWS_spair_pre",
                  "Ph1/ax 3d dyn", "VIBRANT post 2", "PRE", "dyn_pre_contrast"):
         assert exclusion_reason(name) is None, name
+
+
+@pytest.mark.parametrize("text,seconds", [("101530", 36930.0), ("101530.25", 36930.25), ("10:15:30", 36930.0),
+                                          ("1015", 36900.0), ("", None), (None, None), ("25", None), ("ab", None)])
+def test_dicom_time(text, seconds):
+    from BreastLesionSegLib.input_assignment import dicom_time_s
+
+    assert dicom_time_s(text) == seconds

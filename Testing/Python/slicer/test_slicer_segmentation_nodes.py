@@ -116,3 +116,41 @@ def test_seg_nrrd_written_by_mrml_reads_in_slicerio(ctx, synthetic_results, tmp_
     back = sn.labels_from_segmentation(ctx, seg2, pre_node)
     np.testing.assert_array_equal(back.lesion_labels.array, lesions.array)
     np.testing.assert_array_equal(back.breast_mask.array, breast.array)
+
+
+def test_seg_nrrd_interoperates_with_the_core_reader_and_writer(ctx, synthetic_results, tmp_path):
+    """MRML storage node -> breastlesionseg.io.read_seg_nrrd, and write_seg_nrrd -> MRML storage node."""
+    from breastlesionseg.io.seg_nrrd import read_seg_nrrd, write_seg_nrrd
+
+    (pre, _, _), breast, lesions = synthetic_results
+    pre_node = scene_io.node_from_volume(ctx.scene, pre, "pre")
+    seg = sn.create_segmentation_node(ctx, pre_node, "result")
+    sn.write_results_to_segmentation(ctx, seg, pre_node, breast, lesions)
+    path = tmp_path / "from_slicer.seg.nrrd"
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    storage.SetFileName(str(path))
+    assert storage.WriteData(seg)
+    contents = read_seg_nrrd(path, reference_geometry=pre.geometry)
+    np.testing.assert_array_equal(contents.lesion_labels.array, lesions.array)
+    np.testing.assert_array_equal(contents.breast_mask.array, breast.array)
+    assert [s["role"] for s in contents.segments] == ["breast_left", "breast_right", "lesion", "lesion"]
+    # and without a reference: Slicer writes the segments' effective extent; the core must place it right
+    own = read_seg_nrrd(path)
+    lps_of_first_lesion_voxel = own.geometry.index_to_lps(np.argwhere(own.lesion_labels.array == 1)[0][::-1])
+    kji = np.argwhere(lesions.array == 1)[0]
+    np.testing.assert_allclose(lps_of_first_lesion_voxel, pre.geometry.index_to_lps(kji[::-1]), atol=1e-4)
+    # the other way round: the CLI's writer -> Slicer's reader
+    core_path = tmp_path / "from_core.seg.nrrd"
+    write_seg_nrrd(core_path, breast, lesions)
+    seg2 = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "from core")
+    st2 = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    st2.SetFileName(str(core_path))
+    assert st2.ReadData(seg2)
+    names = sn.segment_names(seg2, sn.segment_ids(seg2))
+    assert names == ["Breast left", "Breast right", "Lesion 1", "Lesion 2"]
+    back = sn.labels_from_segmentation(ctx, seg2, pre_node)
+    np.testing.assert_array_equal(back.lesion_labels.array, lesions.array)
+    np.testing.assert_array_equal(back.breast_mask.array, breast.array)
+    S2 = seg2.GetSegmentation()
+    lesion_term = S2.GetSegment(sn.segment_ids(seg2)[2]).GetTerminology()
+    assert sn.classify_segment("anything", lesion_term) == ("lesion", None)
