@@ -500,6 +500,9 @@ def write_dicom_series(
     Float voxels are stored as uint16 with RescaleSlope/RescaleIntercept chosen to cover the value range
     (quantisation step = range / 65000); integer voxels fitting int16/uint16 are stored as they are.
     The folder is written next to its final place and renamed into place when complete.
+    DICOM slice order follows ImageOrientationPatient's normal, so a left-handed direction matrix (e.g. z
+    flipped) reads back as the same physical image on the right-handed grid (k reversed, origin at the
+    other end).
 
     Args:
         volume: 3D volume (LPS geometry; oblique directions are kept via ImageOrientationPatient).
@@ -518,6 +521,10 @@ def write_dicom_series(
     if folder.exists() and not overwrite:
         raise InputError(f"refusing to overwrite existing folder '{folder}' (use --force / overwrite=True)")
     arr = np.asarray(volume.array)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise InputError(f"cannot write '{volume.name or volume.source}' as DICOM to '{folder}': it has NaN/Inf voxels")
     if np.issubdtype(arr.dtype, np.integer) and arr.min() >= -32768 and arr.max() <= 32767:
         stored, slope, intercept, float_tags = arr.astype(np.int16), 1.0, 0.0, []
     elif np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 65535:

@@ -164,3 +164,23 @@ def test_folder_without_dynamic_series_or_dicom(tmp_path):
         read_volume(tmp_path / "notdicom")
     with pytest.raises(InputError, match=r"nowhere.*does not exist"):
         scan_dicom_study(tmp_path / "nowhere")
+
+
+def test_left_handed_volume_reads_back_as_the_same_physical_image(tmp_path):
+    from breastlesionseg.exam import resample_to_grid
+
+    geo = Geometry((9, 7, 5), (1.0, 1.0, 2.0), (0.0, 0.0, 10.0), (1, 0, 0, 0, 1, 0, 0, 0, -1))
+    arr = np.random.default_rng(0).integers(0, 300, geo.shape_zyx).astype(np.int16)
+    write_dicom_series(Volume(arr, geo), tmp_path / "s", series_description="flipped")
+    back = read_volume(tmp_path / "s", dtype=None)
+    assert back.geometry.direction[8] == pytest.approx(1.0) and back.geometry.origin[2] == pytest.approx(2.0)
+    np.testing.assert_array_equal(back.array, arr[::-1])
+    np.testing.assert_array_equal(resample_to_grid(back, geo, "nearest").array, arr)
+
+
+def test_non_finite_volume_is_not_written_as_dicom(tmp_path):
+    vol = _volume()
+    vol.array[0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN/Inf"):
+        write_dicom_series(vol, tmp_path / "s", series_description="x")
+    assert not (tmp_path / "s").exists()
