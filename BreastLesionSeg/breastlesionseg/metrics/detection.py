@@ -31,8 +31,26 @@ def volume_bin(volume_mm3: float) -> str:
 
 
 def _volumes(labels: np.ndarray, voxel_mm3: float) -> dict[int, float]:
-    values, counts = np.unique(labels[labels != 0], return_counts=True)
-    return {int(v): float(c) * voxel_mm3 for v, c in zip(values, counts)}
+    counts = np.bincount(labels[labels != 0].astype(np.int64, copy=False))
+    return {int(v): float(c) * voxel_mm3 for v, c in enumerate(counts) if c}
+
+
+def _pair_counts(pred: np.ndarray, ref: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(pred_label, ref_label, shared voxels)`` for every overlapping pair of lesions."""
+    both = (pred != 0) & (ref != 0)
+    p = pred[both].astype(np.int64, copy=False)
+    r = ref[both].astype(np.int64, copy=False)
+    if p.size == 0:
+        return []
+    base = int(r.max()) + 1
+    keys = p * base + r
+    if (int(p.max()) + 1) * base <= 4_000_000:  # few labels: linear-time histogram
+        hist = np.bincount(keys)
+        keys = np.nonzero(hist)[0]
+        counts = hist[keys]
+    else:  # many labels: one 1-D sort
+        keys, counts = np.unique(keys, return_counts=True)
+    return [(int(k // base), int(k % base), int(c)) for k, c in zip(keys, counts)]
 
 
 def lesion_detection(
@@ -62,13 +80,8 @@ def lesion_detection(
     vol_p = {k: v for k, v in _volumes(prediction_instances, voxel_volume_mm3).items() if v >= min_lesion_volume_mm3}
     vol_r = {k: v for k, v in _volumes(reference_instances, voxel_volume_mm3).items() if v >= min_lesion_volume_mm3}
 
-    # overlap counts of every (pred, ref) pair, from the voxels where both are foreground
-    both = (prediction_instances != 0) & (reference_instances != 0)
-    pairs, inter = np.unique(
-        np.stack([prediction_instances[both], reference_instances[both]]), axis=1, return_counts=True
-    )
     matches: dict[tuple[int, int], dict] = {}
-    for (lp, lr), n in zip(pairs.T.tolist(), inter.tolist()):
+    for lp, lr, n in _pair_counts(prediction_instances, reference_instances):
         if lp not in vol_p or lr not in vol_r:
             continue
         inter_mm3 = n * voxel_volume_mm3

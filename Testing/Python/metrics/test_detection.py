@@ -82,3 +82,15 @@ def test_one_prediction_covering_two_reference_lesions():
 @pytest.mark.parametrize("v, b", [(0.5, "lt10"), (9.99, "lt10"), (10.0, "10to20"), (20.0, "10to20"), (20.01, "gt20")])
 def test_volume_bins(v, b):
     assert volume_bin(v) == b
+
+
+def test_large_label_values_use_the_sorting_path():
+    ref = np.zeros((3, 4, 9), np.int32)
+    ref[1, 1:3, 1:4] = 2000
+    ref[1, 1:3, 6:8] = 7
+    pred = np.zeros_like(ref)
+    pred[1, 1:3, 2:5] = 3000  # 4 shared voxels with reference 2000; (3001 * 2001) pairs -> np.unique path
+    d = lesion_detection(pred, ref, 1.0)
+    assert d["counts"] == {"tp": 1, "fp": 0, "fn": 1}
+    hit = next(r for r in d["reference_lesions"] if r["reference_label"] == 2000)
+    assert hit["matched_prediction_labels"] == [3000] and hit["best_iou"] == pytest.approx(4 / 8)
