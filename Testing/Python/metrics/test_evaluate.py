@@ -37,6 +37,8 @@ def test_evaluate_values(oblique_grid):
     r10 = evaluate_segmentation(Volume(pred, g), Volume(ref, g), min_lesion_volume_mm3=10)
     assert r10["detection"]["counts"]["fp"] == 0
     assert r10["dice"] == r["dice"]  # voxel metrics use every voxel
+    fast = evaluate_segmentation(Volume(pred, g), Volume(ref, g), surface_distances_mm=False)
+    assert fast["hd95_mm"] is None and fast["surface_distance_note"] == "not computed" and fast["dice"] == r["dice"]
 
 
 def test_grid_mismatch_names_both_inputs(oblique_grid):
