@@ -20,7 +20,7 @@ Usage::
 
     .venv/bin/python scripts/search_table1.py [--top 5] [--json results.json]
 
-Takes about a minute on 2 CPU cores. The chosen defaults (``MM3DUNetConfig`` / ``UNet3DConfig``) and
+Takes about a minute on 2 CPU cores. The chosen configurations (``MM3DUNetConfig`` defaults / ``TABLE1_UNET3D``) and
 why are documented in docs/networks.md.
 """
 from __future__ import annotations

@@ -35,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input-shape", default="32,256,256", metavar="D,H,W",
                    help="spatial input size in voxels (default 32,256,256, the paper's input)")
     p.add_argument("--base-width", type=int, default=None, metavar="B",
-                   help="channels of the first level (doubling per level; overrides unet3d's default widths)")
-    p.add_argument("--levels", type=int, default=None, metavar="L", help="resolution levels (default 4 / 5)")
+                   help="channels of the first level, doubling per level (default: mm3dunet 8; unet3d: "
+                        "the Table 1 baseline widths 13, 18, 36, 72, 144 unless --base-width/--levels are given)")
+    p.add_argument("--levels", type=int, default=None, metavar="L", help="resolution levels (default 4; unet3d Table 1: 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -82,12 +83,12 @@ def run(args: argparse.Namespace) -> int:
         overrides["expansion"] = args.expansion
     if args.base_width is not None:
         overrides["base_width"] = args.base_width
-        if args.arch == "unet3d":
-            overrides["widths"] = None
     if args.levels is not None:
         overrides["levels"] = args.levels
-        if args.arch == "unet3d":
-            overrides["widths"] = None
+    if args.arch == "unet3d" and args.base_width is None and args.levels is None:
+        from ..nn.config import TABLE1_UNET3D
+
+        overrides = {**TABLE1_UNET3D, **overrides}  # the Table 1 baseline unless the layout is given
     result = summarize(args.arch, overrides, shape)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .base import SegmentationNetwork
 from .channels import build_channels, parse_channel_name, required_phases
-from .config import MM3DUNetConfig, UNet3DConfig, config_from_dict
+from .config import TABLE1_UNET3D, MM3DUNetConfig, UNet3DConfig, config_from_dict
 from .factory import ARCHITECTURES, ModelConfig, build_network, network_config_of
 from .flops import count_flops, count_parameters
 from .mm3dunet import MM3DUNet
@@ -23,7 +23,7 @@ from .registry import MODELS_ENV, list_models, load_model, model_search_path, re
 from .unet3d import UNet3D
 
 __all__ = [
-    "ARCHITECTURES", "CARD_FILE", "MODELS_ENV", "RESEARCH_USE_TEXT", "WEIGHTS_FILE",
+    "ARCHITECTURES", "CARD_FILE", "TABLE1_UNET3D", "MODELS_ENV", "RESEARCH_USE_TEXT", "WEIGHTS_FILE",
     "MM3DUNet", "MM3DUNetConfig", "ModelCard", "ModelConfig", "SegmentationNetwork", "UNet3D", "UNet3DConfig",
     "build_channels", "build_network", "config_from_dict", "count_flops", "count_parameters", "list_models",
     "load_model", "model_search_path", "network_config_of", "parse_channel_name", "required_phases",

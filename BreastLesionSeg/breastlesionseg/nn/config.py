@@ -137,12 +137,13 @@ class UNet3DConfig:
     Each resolution level has ``convs_per_level`` dense 3x3x3 convolutions, each followed by the
     normalisation and activation; ``levels - 1`` max poolings down and stride-2 transposed convolutions up.
 
-    The defaults reproduce the baseline row of Table 1 of seed 000 (1.78 M parameters, 115.10 GFLOPs
-    at 1 x 1 x 32 x 256 x 256): five levels of widths (13, 18, 36, 72, 144) with 2x2x2 transposed
-    convolutions (1.80 M, 117.65 GFLOPs, +1.1% / +2.2%). The paper does not give the baseline's
-    layout; a plain doubling U-Net cannot match both numbers (4 levels: ~150 GFLOPs per M parameters,
-    5 levels: ~42; the paper: 65), so the search in ``scripts/search_table1.py`` lets the first
-    level's width differ from the doubling tail (as MONAI's BasicUNet ``features`` do). See docs/networks.md.
+    The defaults are a plain doubling U-Net (16, 32, 64, 128). :meth:`table1` (``TABLE1_UNET3D``)
+    is the baseline row of Table 1 of seed 000 (1.78 M parameters, 115.10 GFLOPs at 1 x 1 x 32 x 256 x 256):
+    five levels of widths (13, 18, 36, 72, 144) with 2x2x2 transposed convolutions (1.80 M,
+    117.65 GFLOPs, +1.1% / +2.2%). The paper does not give the baseline's layout; a plain doubling
+    U-Net cannot match both numbers (4 levels: ~150 GFLOPs per M parameters, 5 levels: ~42; the
+    paper: 65), so the search in ``scripts/search_table1.py`` lets the first level's width differ from
+    the doubling tail (as MONAI's BasicUNet ``features`` do). See docs/networks.md.
 
     Attributes:
         in_channels: input image channels.
@@ -165,8 +166,8 @@ class UNet3DConfig:
     in_channels: int = 3
     out_channels: int = 1
     base_width: int = 16
-    levels: int = 5
-    widths: Optional[Tuple[int, ...]] = (13, 18, 36, 72, 144)
+    levels: int = 4
+    widths: Optional[Tuple[int, ...]] = None
     convs_per_level: int = 2
     channel_pattern: str = "double"
     up_kernel_size: int = 2
@@ -199,6 +200,11 @@ class UNet3DConfig:
         """Architecture name used in model cards and the CLI."""
         return "unet3d"
 
+    @classmethod
+    def table1(cls, **overrides: Any) -> "UNet3DConfig":
+        """The seed 000 Table 1 baseline (``TABLE1_UNET3D``) with ``overrides`` (e.g. ``in_channels=1``)."""
+        return cls(**{**TABLE1_UNET3D, **overrides})
+
     def widths_list(self) -> list[int]:
         """Feature channels of each level, shallow to deep."""
         if self.widths is not None:
@@ -216,6 +222,9 @@ class UNet3DConfig:
         data["widths"] = list(self.widths) if self.widths is not None else None
         return data
 
+
+#: the dense baseline of seed 000 Table 1 (1.80 M parameters, 117.65 GFLOPs at 1 x 1 x 32 x 256 x 256)
+TABLE1_UNET3D: dict[str, Any] = {"levels": 5, "widths": (13, 18, 36, 72, 144), "up_kernel_size": 2}
 
 NetworkConfig = Union[MM3DUNetConfig, UNet3DConfig]
 

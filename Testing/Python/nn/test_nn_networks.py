@@ -135,7 +135,8 @@ def test_config_unknown_field_and_arch():
 
 
 def test_config_dict_round_trip():
-    cfg = UNet3DConfig(in_channels=2)
+    cfg = UNet3DConfig.table1(in_channels=2)
+    assert cfg.widths_list() == [13, 18, 36, 72, 144]
     again = config_from_dict("unet3d", cfg.to_dict())
     assert again == cfg and isinstance(again.widths, tuple)
 
