@@ -101,7 +101,7 @@ def volume_from_node(node: Any, dtype: Any = None) -> Volume:
         raise InputError(f"volume {_node_label(node)} is not 3D (array shape {array.shape})")
     dims = image.GetDimensions()
     geometry = geometry_from_ijk_to_ras(ijk_to_ras_matrix(node), dims, what=f"volume {_node_label(node)}")
-    return Volume(array, geometry, name=node.GetName(), source=f"MRML node {node.GetID()}")
+    return Volume(array, geometry, name=node.GetName(), source=f"volume {_node_label(node)}")
 
 
 def update_node_from_volume(node: Any, volume: Volume) -> Any:
@@ -179,7 +179,7 @@ def exam_from_nodes(pre_node: Any, post_nodes: Sequence[Any], acquisition_times_
             if not resample:
                 raise GeometryError(f"post-contrast volume {_node_label(node)} is not on the pre-contrast grid of "
                                     f"{_node_label(pre_node)}")
-            vol = _resample_onto(vol, pre.geometry, f"{_node_label(node)}")
+            vol = _resample_onto(vol, pre, f"{_node_label(node)}")
         phases.append(vol)
     times = list(acquisition_times_s) if acquisition_times_s is not None else None
     if times is not None and len(times) != len(phases):
@@ -187,18 +187,15 @@ def exam_from_nodes(pre_node: Any, post_nodes: Sequence[Any], acquisition_times_
     return DCEExam(phases, acquisition_times_s=times)
 
 
-def _resample_onto(vol: Volume, geometry: Geometry, what: str) -> Volume:
-    """Linear resampling of ``vol`` onto ``geometry`` (SimpleITK); refuses grids that do not overlap."""
-    corners = geometry.corners_lps()
-    idx = vol.geometry.lps_to_index(corners)
-    lo, hi = idx.min(axis=0), idx.max(axis=0)
-    size = np.asarray(vol.geometry.size) - 1
-    if np.any(hi < 0) or np.any(lo > size):
-        raise GeometryError(f"{what} does not overlap the pre-contrast volume in physical space")
-    img = sitk.Resample(vol.to_sitk(), geometry.reference_image(), sitk.Transform(), sitk.sitkLinear, 0.0,
-                        sitk.sitkFloat32)
+def _resample_onto(vol: Volume, pre: Volume, what: str) -> Volume:
+    """Linear resampling of ``vol`` onto the pre-contrast grid (core ``resample_to_grid``); refuses
+    volumes that do not overlap it in physical space (core ``require_overlap``)."""
+    from breastlesionseg.exam import require_overlap, resample_to_grid
+
+    require_overlap(vol, pre)
+    out = resample_to_grid(vol.with_array(vol.array.astype(np.float32)), pre.geometry, "linear")
     log.info("resampled %s onto the pre-contrast grid", what)
-    return Volume(sitk.GetArrayFromImage(img), geometry, name=vol.name, source=vol.source)
+    return out
 
 
 def write_volume_file(volume: Volume, path: str | os.PathLike, overwrite: bool = False) -> Path:

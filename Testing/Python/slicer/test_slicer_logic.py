@@ -253,3 +253,27 @@ def test_result_for_segmentation_finds_its_own_table_or_makes_one(ctx, exam_node
     assert logic.result_for_segmentation(seg).table is made.table
     with pytest.raises(InputError, match="no segmentation"):
         logic.result_for_segmentation(None)
+
+
+def test_training_command_and_model_registration(ctx, tmp_path, tiny_model_dir):
+    from BreastLesionSegLib.models import list_models
+
+    logic = BreastLesionSegLogic(ctx, threads=2)
+    settings = P.SegmentationSettings(model=str(tiny_model_dir), dataset_dir=str(tmp_path / "ds"), training_epochs=3,
+                                      device="cpu", fine_tune=True)
+    args = logic.training_arguments(tmp_path / "ds", tmp_path / "out", settings)
+    assert args[:5] == ["train", "--data", str(tmp_path / "ds"), "--output", str(tmp_path / "out")]
+    assert args[args.index("--epochs") + 1] == "3" and args[args.index("--progress") + 1] == "json"
+    assert args[args.index("--init-from") + 1] == str(tiny_model_dir.resolve())
+    assert "--init-from" not in logic.training_arguments(tmp_path / "ds", tmp_path / "o", P.SegmentationSettings(
+        fine_tune=False))
+    with pytest.raises(InputError, match="does not exist"):
+        logic.start_training(settings)  # dataset folder missing: refused before starting anything
+    P.save_settings(logic.parameter_node, P.SegmentationSettings())
+    info = logic.register_model(tiny_model_dir)
+    saved = logic.settings()
+    assert info.model_id == "slicer-test-tiny" and saved.model == str(tiny_model_dir.resolve())
+    assert str(tiny_model_dir.resolve().parent) in saved.user_model_dirs
+    assert "slicer-test-tiny" in [m.model_id for m in list_models(saved.user_model_dirs)]
+    with pytest.raises(InputError, match="model_card.json"):
+        logic.register_model(tmp_path)
