@@ -214,7 +214,7 @@ def test_settings_validation_and_bad_stored_values(ctx):
     assert P.load_settings(pnode).training_epochs == 3
 
 
-def test_phase_nodes_from_sequence_and_missing_inputs(ctx, exam_nodes):
+def test_phase_nodes_from_sequence_and_missing_inputs(ctx, exam_nodes, result_dir, synthetic_results):
     logic = BreastLesionSegLogic(ctx)
     with pytest.raises(InputError, match="no pre-contrast volume"):
         logic.phase_nodes()
@@ -230,6 +230,12 @@ def test_phase_nodes_from_sequence_and_missing_inputs(ctx, exam_nodes):
     assert pre.GetName() == "ax dyn pre" and len(posts) == 2 and times == [0.0, 60.0, 120.0]  # default unit: s
     seq.SetIndexUnit("frame")
     assert logic.phase_nodes()[2] is None
+    # the frames live in the sequence's own scene: results and metrics work on them too
+    assert ctx.scene.GetNodeByID(pre.GetID()) is not pre
+    res = logic.import_results(result_dir, pre, posts)
+    back = sn.labels_from_segmentation(ctx, res.segmentation, pre)
+    np.testing.assert_array_equal(back.lesion_labels.array, synthetic_results[2].array)
+    assert tables.table_to_dicts(logic.update_metrics(res, pre, posts).table)[0]["voxel_count"] == 120
 
 
 def test_result_for_segmentation_finds_its_own_table_or_makes_one(ctx, exam_nodes, result_dir, tmp_path):
@@ -277,3 +283,22 @@ def test_training_command_and_model_registration(ctx, tmp_path, tiny_model_dir):
     assert "slicer-test-tiny" in [m.model_id for m in list_models(saved.user_model_dirs)]
     with pytest.raises(InputError, match="model_card.json"):
         logic.register_model(tmp_path)
+
+
+def test_probability_and_heatmap_volumes_are_loaded_on_the_pre_grid(ctx, exam_nodes, result_dir, synthetic_results):
+    from breastlesionseg.geometry import Volume
+
+    _, _, lesions = synthetic_results
+    prob = Volume((lesions.array > 0).astype(np.float32) * 0.9, lesions.geometry, name="probability")
+    write_volume(prob, result_dir / "probability.nii.gz")
+    logic = BreastLesionSegLogic(ctx)
+    res = logic.import_results(result_dir, exam_nodes[0], exam_nodes[1:])
+    assert res.heatmap is None and res.probability is not None
+    got = scene_io.volume_from_node(res.probability)
+    assert got.geometry.same_grid(lesions.geometry)
+    np.testing.assert_allclose(got.array, prob.array)
+    assert P.node_reference(logic.parameter_node, P.ROLE_PROBABILITY) is res.probability
+    # the maps are results, not inputs: auto-assignment never offers them as phases
+    assert res.probability.GetID() not in [c.node_id for c in logic.volume_candidates()]
+    again = logic.import_results(result_dir, exam_nodes[0], exam_nodes[1:], replace=res, confirm_replace=True)
+    assert again.probability is res.probability
