@@ -64,6 +64,8 @@ def segment_breast_region(exam: ExamInput, config: BreastRegionConfig | None = N
             "chest_wall_found_fraction": diag.chest_wall_found_fraction,
             "midline_lps_x_mm": diag.midline_lps_x_mm,
             "single_breast": diag.single_breast,
+            "fat_saturated": diag.fat_saturated,
+            "sternal_surface_y_mm": diag.sternal_surface_y_mm,
         }
         method = "classical"
     else:

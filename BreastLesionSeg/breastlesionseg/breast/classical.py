@@ -41,6 +41,7 @@ from scipy import ndimage as ndi
 from ..errors import InputError
 from ..geometry import Geometry, Volume
 from ..labels import BACKGROUND, BREAST_LEFT, BREAST_RIGHT
+from .chest_wall import find_chest_wall
 from .config import BreastRegionConfig
 from .sides import midline_from_profile, scanner_midline_index
 
@@ -74,6 +75,8 @@ class ClassicalDiagnostics:
     chest_wall_found_fraction: float = 0.0
     midline_lps_x_mm: float | None = None
     single_breast: bool = False
+    fat_saturated: bool | None = None
+    sternal_surface_y_mm: float | None = None
     body_threshold: float | None = None
     dark_threshold: float | None = None
     timings_s: dict = field(default_factory=dict)
@@ -199,52 +202,24 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
         body = np.ones_like(B, dtype=bool)
     diag.timings_s["body_s"] = time.perf_counter() - t1
 
-    # 3. chest wall: first thick dark run posterior to the skin in every (z, x) column
+    # 3. chest wall, searched from the lungs towards the skin (chest_wall.py)
     t2 = time.perf_counter()
-    _, has_body = _first_true(body, axis=1)  # (z, x)
+    yy = np.arange(ny)[None, :, None]
     region = body.copy()
     cw_map = np.full((nz, nx), np.nan)
     if diag.has_air:
-        dark_thr = _otsu(P[body])
-        diag.dark_threshold = dark_thr
-        # bias-tolerant dark-tissue map: compare each voxel with the local level of bright tissue
-        # (normalized convolution of the voxels above the global threshold)
-        pre_lin = np.expm1(P)
-        bright = body & (P >= dark_thr)
-        sigma = [config.tissue_level_sigma_mm / v for v in sp[::-1]]
-        den = ndi.gaussian_filter(bright.astype(np.float32), sigma, mode="nearest")
-        num = ndi.gaussian_filter(np.where(bright, pre_lin, 0.0).astype(np.float32), sigma, mode="nearest")
-        level = num / np.maximum(den, 1e-6)
-        dark = np.where(den > 0.05, pre_lin < config.dark_fraction * level, P < dark_thr) | ~body
-        run = max(1, int(round(config.chest_wall_min_thickness_mm / sp[1])))
-        skin = int(round(config.skin_mm / sp[1]))
-        cs = np.concatenate([np.zeros((nz, 1, nx)), np.cumsum(dark, axis=1, dtype=np.float32)], axis=1)
-        frac = np.zeros_like(P)
-        frac[:, : ny - run + 1, :] = (cs[:, run:, :] - cs[:, : ny - run + 1, :]) / run
-        yy = np.arange(ny)[None, :, None]
-        # the search starts in bright tissue below the skin (partial-volume voxels at the air
-        # boundary are dark and must not count as chest wall)
-        y_tissue, has_tissue = _first_true(body & ~dark, axis=1)
-        cand = (frac >= 0.8) & (yy >= (y_tissue[:, None, :] + skin)) & (has_body & has_tissue)[:, None, :]
-        y_cw, found = _first_true(cand, axis=1)
-        # only trust columns that enter the body anteriorly through air
-        cw_map = np.where(found & has_body, y_cw.astype(float), np.nan)
-        diag.arrays["dark"] = dark
-        diag.arrays["chest_wall_y_raw"] = cw_map.copy()
-        diag.chest_wall_found_fraction = float(found[has_body].mean()) if has_body.any() else 0.0
-        if np.isfinite(cw_map).any():
-            size = (
-                max(1, int(round(config.chest_wall_smoothing_mm / sp[2])) | 1),
-                max(1, int(round(config.chest_wall_smoothing_mm / sp[0])) | 1),
-            )
-            cw_s = _nan_median_filter(cw_map, size)
-            # a missed thin muscle layer (e.g. over the heart) sends the search too far posterior in a
-            # few neighbouring columns: a grey opening along x removes such narrow posterior spikes
-            width = max(1, int(round(config.chest_wall_spike_mm / sp[0])) | 1)
-            cw_s = np.minimum(cw_s, ndi.grey_opening(cw_s, size=(1, width), mode="nearest"))
-            region &= yy < cw_s[:, None, :]
-            cw_map = cw_s
-        else:
+        cw = find_chest_wall(
+            np.expm1(P), body, B <= thr, sp,
+            skin_mm=config.skin_mm, rib_mm=config.chest_wall_spike_mm, smoothing_mm=config.chest_wall_smoothing_mm,
+        )
+        cw_map = cw.y_cw
+        diag.chest_wall_found_fraction = cw.found_fraction
+        diag.fat_saturated = cw.fat_saturated
+        diag.arrays["chest_wall_y_raw"] = cw.y_cw_raw
+        diag.arrays["lung"] = cw.lung
+        limit = np.where(np.isfinite(cw_map), cw_map, np.inf)
+        region &= yy < limit[:, None, :]
+        if not np.isfinite(cw_map).any():
             log.info("no chest wall found: the whole tissue in the field of view is kept")
     diag.arrays["body"] = body
     diag.arrays["chest_wall_y"] = cw_map
@@ -259,16 +234,18 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
         x_mid = scanner_midline_index(g_small)
     diag.midline_lps_x_mm = float(g_small.index_to_lps(np.array([x_mid, 0.0, 0.0]))[0])
 
-    # 5. lateral boundary: coronal plane posterior_limit_mm behind the sternal chest wall
+    # 5. lateral boundary at the anterior axillary line: a coronal plane posterior_limit_mm posterior
+    #    of the chest-wall surface at the sternal midline, per axial slice; tissue further posterior
+    #    (lateral chest wall, axilla, arms) is outside
     if diag.has_air and np.isfinite(cw_map).any():
         xm = int(np.clip(round(x_mid), 0, nx - 1))
-        band = cw_map[:, max(0, xm - 1) : xm + 2]
-        if not diag.single_breast and np.isfinite(band).any():
-            y_sternum = float(np.nanmedian(band))
-        else:
-            y_sternum = float(np.nanmin(cw_map))
+        y_sternum = cw_map[:, xm].astype(float)
+        if not np.isfinite(y_sternum).all():
+            fallback = float(np.nanmedian(y_sternum)) if np.isfinite(y_sternum).any() else float(np.nanmin(cw_map))
+            y_sternum = np.where(np.isfinite(y_sternum), y_sternum, fallback)
         y_post = y_sternum + config.posterior_limit_mm / sp[1]
-        region &= yy <= y_post
+        region &= yy <= y_post[:, None, None]
+        diag.sternal_surface_y_mm = float(np.median(y_sternum)) * sp[1]
     diag.timings_s["midline_s"] = time.perf_counter() - t3
 
     # 6. clean up, label by side

@@ -33,8 +33,9 @@ class BreastRegionConfig:
         tissue_level_sigma_mm: scale (mm) of the local bright-tissue level used to call a voxel dark
             (bias-field tolerance).
         dark_fraction: a voxel is dark (muscle, lung) below this fraction of the local tissue level.
-        posterior_limit_mm: lateral boundary ("anterior axillary line"): tissue more than this far
-            posterior to the sternal chest-wall surface is outside the breast region (mm).
+        posterior_limit_mm: lateral boundary ("anterior axillary line"): in every axial slice, tissue
+            more than this far posterior of the chest-wall surface at the sternal midline is outside
+            the breast region (lateral chest wall, axilla, arms) (mm).
         min_breast_thickness_mm: columns whose breast tissue is thinner than this are dropped (mm).
         fill_holes: fill enclosed holes of the final mask per axial slice.
     """

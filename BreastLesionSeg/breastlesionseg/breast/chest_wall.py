@@ -1,0 +1,268 @@
+"""Anterior surface of the pectoralis muscle / chest wall, searched from the thorax side.
+
+Works on an LPS-oriented grid (array axes ``(z, y, x)``; y runs anterior -> posterior), one value
+per ``(z, x)`` column: ``y_cw(z, x)`` = first voxel index *inside* the muscle (the breast region is
+``y < y_cw``).
+
+Why from the posterior side: fibroglandular tissue can look like muscle (non-fat-saturated T1) or
+fat can be darker than muscle (fat-saturated T1), so a search from the skin is easily fooled. The
+lungs, however, are dark on every T1 sequence, and between the lungs and the breast lie only the
+chest wall (ribs, intercostal muscle) and the pectoralis muscle. The search therefore starts at the
+anterior surface of the lungs and walks anteriorly until it meets the retromammary / subcutaneous
+fat (the first run of fat-like voxels). "Fat-like" is decided against two levels measured in the
+image itself - the subcutaneous fat just under the skin and the tissue just anterior of the lungs
+(chest wall / muscle) - with the geometric mean of both as the threshold and its direction given by
+which is brighter, so fat-saturated and non-fat-saturated images are handled alike.
+
+The raw per-column surface is then regularised: ribs (fatty marrow looks like fat) stop the walk too
+early in narrow bands along z, removed by a grey opening along z; columns without lung behind
+them (heart, mediastinum, sternum) are interpolated along x from their neighbours; a median filter
+removes the remaining outliers.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChestWallResult:
+    """The chest-wall surface and how it was found.
+
+    Attributes:
+        y_cw: ``(z, x)`` float index of the first voxel inside the muscle; NaN where the column has
+            no chest wall (no thorax behind it, e.g. a crop inside the breast).
+        y_cw_raw: the per-column detections before regularisation (NaN where none).
+        lung: ``(z, y, x)`` bool interior dark (lung) mask used as the anchor.
+        fat_level: subcutaneous fat level (image units); ``muscle_level``: chest-wall level.
+        fat_saturated: True when fat is darker than muscle.
+        found_fraction: fraction of body columns with a raw detection.
+    """
+
+    y_cw: np.ndarray
+    y_cw_raw: np.ndarray
+    lung: np.ndarray = field(repr=False)
+    fat_level: float = float("nan")
+    muscle_level: float = float("nan")
+    fat_saturated: bool = False
+    found_fraction: float = 0.0
+
+
+def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu threshold of a 1-D sample."""
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return lo
+    hist, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(hist).astype(float)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(centres[int(np.argmax(between[:-1]))])
+
+
+def _first_index(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.argmax(a, axis=axis), a.any(axis=axis)
+
+
+def _last_index(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    n = a.shape[axis]
+    rev = np.flip(a, axis=axis)
+    return n - 1 - np.argmax(rev, axis=axis), a.any(axis=axis)
+
+
+def _robust_rows(raw: np.ndarray, degree: int = 4, min_points: int = 12, iterations: int = 6,
+                 extrapolate: int = 0) -> np.ndarray:
+    """Per row (z), a Tukey-biweight robust polynomial fit y(x) through the finite values.
+
+    Returns the fitted curve between the outermost inlier columns of each row (extended by
+    ``extrapolate`` columns on both sides), NaN elsewhere.
+    """
+    nz, nx = raw.shape
+    out = np.full(raw.shape, np.nan)
+    xs_all = np.arange(nx, dtype=float)
+    scale_x = max(nx / 2.0, 1.0)
+    for z in range(nz):
+        ok = np.isfinite(raw[z])
+        if ok.sum() < min_points:
+            continue
+        x = (xs_all[ok] - nx / 2.0) / scale_x
+        y = raw[z, ok]
+        deg = min(degree, max(1, int(ok.sum()) // 6))
+        w = np.ones_like(y)
+        coef = np.polyfit(x, y, deg)
+        for _ in range(iterations):
+            coef = np.polyfit(x, y, deg, w=np.sqrt(w))
+            res = y - np.polyval(coef, x)
+            mad = float(np.median(np.abs(res - np.median(res)))) * 1.4826
+            c = 4.685 * max(mad, 1.0)
+            u = res / c
+            w = np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0)
+            if w.sum() < deg + 2:
+                break
+        inl = w > 0
+        if inl.sum() < deg + 2:
+            continue
+        xin = xs_all[ok][inl]
+        lo, hi = int(xin.min()), int(xin.max())
+        lo, hi = max(0, lo - extrapolate), min(nx - 1, hi + extrapolate)
+        xx = (xs_all[lo: hi + 1] - nx / 2.0) / scale_x
+        out[z, lo: hi + 1] = np.polyval(coef, xx)
+    return out
+
+
+def _interpolate_along_x(values: np.ndarray) -> np.ndarray:
+    """Fill NaN per row (z) by linear interpolation along x; rows without data stay NaN."""
+    out = values.copy()
+    xs = np.arange(values.shape[1])
+    for z in range(values.shape[0]):
+        ok = np.isfinite(values[z])
+        if ok.sum() >= 2:
+            out[z] = np.interp(xs, xs[ok], values[z, ok])
+        elif ok.sum() == 1:
+            out[z] = values[z, ok][0]
+    return out
+
+
+def _fill_rows_along_z(values: np.ndarray) -> np.ndarray:
+    """Rows (z) that are all NaN take the nearest row with data."""
+    ok_rows = np.isfinite(values).any(axis=1)
+    if ok_rows.all() or not ok_rows.any():
+        return values
+    idx = np.arange(values.shape[0])
+    good = idx[ok_rows]
+    src = good[np.argmin(np.abs(idx[:, None] - good[None, :]), axis=1)]
+    return values[src]
+
+
+def find_chest_wall(
+    pre: np.ndarray,
+    body: np.ndarray,
+    air_like: np.ndarray,
+    spacing_xyz: np.ndarray,
+    *,
+    min_lung_ml: float = 20.0,
+    skin_mm: float = 3.0,
+    min_band_mm: float = 4.0,
+    max_depth_mm: float = 40.0,
+    muscle_tolerance: float = 0.2,
+    rib_mm: float = 15.0,
+    smoothing_mm: float = 20.0,
+    level_sigma_mm: float = 30.0,
+    poly_degree: int = 4,
+    extrapolate_mm: float = 50.0,
+) -> ChestWallResult:
+    """Find the anterior chest-wall surface on an LPS-oriented grid.
+
+    Args:
+        pre: ``(z, y, x)`` pre-contrast intensities (linear, >= 0).
+        body: ``(z, y, x)`` bool filled body mask.
+        air_like: ``(z, y, x)`` bool voxels below the body/air threshold (air and lungs).
+        spacing_xyz: voxel size (x, y, z) in mm.
+        min_lung_ml: interior dark components smaller than this are ignored (noise, vessels).
+        skin_mm: skin thickness; the subcutaneous fat level is sampled just below it.
+        min_band_mm: the muscle is a run of muscle-like voxels at least this thick.
+        max_depth_mm: the anterior muscle surface lies at most this far anterior of the lung.
+        muscle_tolerance: a voxel is muscle-like within this |log| ratio of the local muscle level.
+        rib_mm: posterior excursions of the surface narrower than this along z (ribs) are removed.
+        smoothing_mm: median filter size across z and x.
+        level_sigma_mm: scale of the local muscle level map (bias-field tolerance).
+        poly_degree: degree of the robust per-slice polynomial y(x) of the surface.
+        extrapolate_mm: the fitted curve is extended this far lateral of the outermost detections
+            (the lateral chest wall has no lung behind it).
+
+    Returns:
+        :class:`ChestWallResult`.
+    """
+    nz, ny, nx = pre.shape
+    sx, sy, sz = (float(v) for v in spacing_xyz)
+    voxel_ml = sx * sy * sz / 1000.0
+    yy = np.arange(ny)[None, :, None]
+    y_entry, has_body = _first_index(body, axis=1)
+    after_entry = (yy > y_entry[:, None, :]) & has_body[:, None, :]
+
+    # 1. lungs: dark components inside the body outline that do not touch the anterior air
+    lab, n = ndi.label(air_like & after_entry)
+    lung = np.zeros_like(body)
+    if n:
+        sizes = np.bincount(lab.ravel(), minlength=n + 1).astype(float) * voxel_ml
+        anterior_ids = np.unique(lab[:, 0, :])
+        sizes[anterior_ids] = 0.0
+        sizes[0] = 0.0
+        keep = np.nonzero(sizes >= min_lung_ml)[0]
+        if keep.size:
+            lung = np.isin(lab, keep)
+    y_lung, has_lung = _first_index(lung, axis=1)
+    empty = np.full((nz, nx), np.nan)
+    if not has_lung.any():
+        log.info("no lung found behind the body surface: no chest wall in the field of view")
+        return ChestWallResult(empty, empty.copy(), lung)
+
+    # 2. reference levels: subcutaneous fat (just below the skin) and chest wall + muscle (anterior of
+    #    the lungs), as smooth local maps (normalised convolution) so a bias field cancels out
+    d0 = max(1, int(round(skin_mm / sy)))
+    d1 = max(d0 + 1, int(round((skin_mm + 4.0) / sy)))
+    sub_band = (yy >= y_entry[:, None, :] + d0) & (yy < y_entry[:, None, :] + d1) & body & ~air_like
+    c0 = max(1, int(round(1.0 / sy)))
+    c1 = max(c0 + 1, int(round(20.0 / sy)))
+    cw_band = (yy >= y_lung[:, None, :] - c1) & (yy < y_lung[:, None, :] - c0) & has_lung[:, None, :] & body & ~air_like
+    if not sub_band.any() or not cw_band.any():
+        return ChestWallResult(empty, empty.copy(), lung)
+    # muscle level: the mode of the tissue just anterior of the lungs (the chest wall + pectoralis
+    # layer is the largest homogeneous tissue there), then a smooth local map for bias tolerance
+    cw_log = np.log(np.maximum(pre[cw_band], 1e-3))
+    hist, edges = np.histogram(cw_log, bins=64)
+    hist = ndi.uniform_filter1d(hist.astype(float), 3)
+    m0 = float(np.exp(0.5 * (edges[int(np.argmax(hist))] + edges[int(np.argmax(hist)) + 1])))
+    fat = float(np.median(pre[sub_band]))
+    logp = np.log(np.maximum(pre, 1e-3))
+    seeds = cw_band & (np.abs(logp - np.log(m0)) < 2 * muscle_tolerance)
+    sigma = [level_sigma_mm / v for v in (sz, sy, sx)]
+    den = ndi.gaussian_filter(seeds.astype(np.float32), sigma, mode="nearest")
+    num = ndi.gaussian_filter(np.where(seeds, logp, 0.0).astype(np.float32), sigma, mode="nearest")
+    log_m = np.where(den > 1e-4, num / np.maximum(den, 1e-12), np.log(m0))
+    mlike = (np.abs(logp - log_m) < muscle_tolerance) & body & ~air_like
+
+    # 3. walk anteriorly from the lung: the first run of muscle-like voxels at least min_band_mm
+    #    thick; its anterior end is the chest-wall surface (must lie within max_depth_mm of the lung)
+    run = max(1, int(round(min_band_mm / sy)))
+    cs = np.concatenate([np.zeros((nz, 1, nx), np.int32), np.cumsum(mlike, axis=1, dtype=np.int32)], axis=1)
+    full = np.zeros_like(mlike)
+    full[:, : ny - run + 1, :] = (cs[:, run:, :] - cs[:, : ny - run + 1, :]) == run  # run of `run` starts at y
+    # run ends (posterior end, walking anteriorly from the lung = larger y first)
+    depth = max(run + 1, int(round(max_depth_mm / sy)))
+    in_window = (yy < y_lung[:, None, :]) & (yy >= y_lung[:, None, :] - depth) & has_lung[:, None, :] & after_entry
+    starts = full & in_window
+    # the most anterior run in the window (ribs and the thin intercostal layer lie posterior of the
+    # pectoralis; the run must not be cut by the window's anterior edge, i.e. it is not the heart)
+    y_run, found = _first_index(starts, axis=1)
+    not_m = ~mlike & (yy < y_run[:, None, :])
+    y_gap, has_gap = _last_index(not_m, axis=1)
+    y_front = np.where(has_gap, y_gap + 1, 0)
+    found &= has_gap & (y_front > y_lung - depth)
+    raw = np.where(found, y_front.astype(float), np.nan)
+    found_fraction = float(found[has_body].mean()) if has_body.any() else 0.0
+    muscle = m0
+
+    # 4. regularise: a robust smooth curve per slice (Tukey-weighted polynomial in x), then ribs
+    #    (narrow posterior excursions along z) removed by a grey opening and a median along z
+    surf = _robust_rows(raw, degree=poly_degree, extrapolate=int(round(extrapolate_mm / sx)))
+    if np.isfinite(surf).any():
+        finite = np.isfinite(surf)
+        filled = _fill_rows_along_z(np.where(finite, surf, np.nan))
+        filled = np.where(np.isfinite(filled), filled, np.nanmax(filled))
+        rib = max(1, int(round(rib_mm / sz)) | 1)
+        filled = np.minimum(filled, ndi.grey_opening(filled, size=(rib, 1), mode="nearest"))
+        size_z = max(1, int(round(smoothing_mm / sz)) | 1)
+        filled = ndi.median_filter(filled, size=(size_z, 1), mode="nearest")
+        cover = _fill_rows_along_z(np.where(finite, 1.0, np.nan))
+        surf = np.where(np.isfinite(cover), filled, np.nan)
+    return ChestWallResult(surf, raw, lung, fat, muscle, fat < muscle, found_fraction)
