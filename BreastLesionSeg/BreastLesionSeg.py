@@ -403,8 +403,9 @@ class BreastLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 result = self.logic.import_results(job.output_dir, pre, posts, replace=self._replaceTarget,
                                                    confirm_replace=self._replaceTarget is not None)
                 self._showResult(result, pre)
-                self.ui.statusLabel.setText(f"Done in {job.run.elapsed_s:.0f} s: "
-                                            f"{len(result.lesion_segment_ids)} lesion(s) found.")
+                from BreastLesionSegLib.logic import result_summary
+
+                self.ui.statusLabel.setText(f"Done in {job.run.elapsed_s:.0f} s: {result_summary(result.metrics)}")
         elif job.run.state == "cancelled":
             self.ui.statusLabel.setText("Cancelled: the scene was not changed.")
         else:

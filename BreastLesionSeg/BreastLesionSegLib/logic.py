@@ -270,8 +270,9 @@ class BreastLesionSegLogic:
                  if les.get("side") in ("left", "right")}
         segmentation_nodes.write_results_to_segmentation(self.ctx, seg, pre_node, breast, lesions, sides)
         seg.SetAttribute("BreastLesionSeg.Output", "segmentation")
-        seg.SetAttribute("BreastLesionSeg.Model", str(metrics.get("model", {}).get("model_id", ""))
-                         if isinstance(metrics.get("model"), dict) else str(metrics.get("model_id", "")))
+        model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
+        seg.SetAttribute("BreastLesionSeg.Model", str(model.get("id", "")))  # metrics.json "model": {"id", "demo", ...}
+        seg.SetAttribute("BreastLesionSeg.Device", str(metrics.get("device", "")))
         lesion_ids = [segmentation_nodes.lesion_spec(int(les["label"])).segment_id for les in metrics.get("lesions", [])]
         previous = replace if isinstance(replace, ResultNodes) else None
         result = self._show_metrics(seg, pre_node, metrics, lesion_ids, previous, base)
@@ -479,6 +480,24 @@ class BreastLesionSegLogic:
         settings.model = str(info.folder)
         P.save_settings(self.parameter_node, settings)
         return info
+
+
+def result_summary(metrics: dict) -> str:
+    """One line for the status label: lesions, total volume, model (demo flag), device and time."""
+    lesions = metrics.get("lesions") or []
+    totals = metrics.get("totals") or {}
+    parts = [f"{len(lesions)} lesion(s)"]
+    if isinstance(totals.get("total_volume_ml"), (int, float)) and lesions:
+        parts.append(f"total {totals['total_volume_ml']:.2f} mL")
+    model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
+    if model.get("id"):
+        parts.append(f"model {model['id']}" + (" (DEMO)" if model.get("demo") else ""))
+    if metrics.get("device"):
+        parts.append(f"on {metrics['device']}")
+    total_s = (metrics.get("timings_s") or {}).get("total")
+    if isinstance(total_s, (int, float)):
+        parts.append(f"{total_s:.1f} s")
+    return ", ".join(parts)
 
 
 def training_curve(events: Sequence[Any]) -> dict[str, list[float]]:

@@ -44,7 +44,7 @@ def result_dir(tmp_path, synthetic_results):
     write_volume(breast, out / "breast_mask.nii.gz")
     write_seg_nrrd(out / "segmentation.seg.nrrd", breast, lesions)
     metrics = lesion_metrics(DCEExam(vols), lesions, breast)
-    (out / "metrics.json").write_text(json.dumps(dict(metrics, model={"model_id": "test"})))
+    (out / "metrics.json").write_text(json.dumps(dict(metrics, model={"id": "test", "demo": True})))
     return out
 
 

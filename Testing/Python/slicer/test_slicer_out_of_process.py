@@ -56,6 +56,12 @@ def test_apply_runs_the_cli_and_imports_a_new_result(ctx, loaded, tiny_model_dir
     print(f"breast Dice vs phantom truth: {dice:.3f}")
     assert dice > 0.6
     assert len(tables.table_to_dicts(res.table)) == (len(names) - 2) + (1 if len(names) > 2 else 0)
+    from BreastLesionSegLib.logic import result_summary
+
+    summary = result_summary(res.metrics)
+    assert f"{len(names) - 2} lesion(s)" in summary and "model slicer-test-tiny (DEMO)" in summary and "on cpu" in summary
+    assert res.segmentation.GetAttribute("BreastLesionSeg.Device").startswith("cpu")
+    assert res.segmentation.GetAttribute("BreastLesionSeg.Model") == "slicer-test-tiny"
 
 
 def test_cancel_leaves_the_scene_unchanged(ctx, loaded, tiny_model_dir, tmp_path):
