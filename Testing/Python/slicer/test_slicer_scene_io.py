@@ -117,3 +117,18 @@ def test_sequence_frames_are_the_phases(ctx, synthetic_results):
     one.SetDataNodeAtValue(scene_io.node_from_volume(ctx.scene, vols[0], "x"), "0")
     with pytest.raises(InputError, match="1 frame"):
         scene_io.sequence_volume_nodes(one)
+
+
+@pytest.mark.realdata
+def test_duke_exam_through_mrml_matches_the_core_reader(ctx, duke_phase_paths, tmp_path):
+    """The real 448x448x160 exam: Slicer's reader + our RAS->LPS conversion == breastlesionseg.io.read_volume."""
+    from breastlesionseg.io import read_volume
+
+    node = _load_with_mrml(ctx.scene, duke_phase_paths[0], "pre")
+    ours = scene_io.volume_from_node(node)
+    core = read_volume(duke_phase_paths[0])
+    assert ours.geometry.same_grid(core.geometry, atol_mm=1e-4, atol_dir=1e-6)
+    assert ours.geometry.orientation_code() == core.geometry.orientation_code()
+    np.testing.assert_array_equal(ours.array, core.array)
+    written = scene_io.write_phase_files([node], tmp_path)[0]
+    assert Geometry.from_sitk(sitk.ReadImage(str(written))).same_grid(core.geometry, atol_mm=1e-4, atol_dir=1e-6)
