@@ -190,3 +190,27 @@ def test_sigterm_during_inference_leaves_no_output(tmp_path, tiny_model, phantom
     assert '"event": "error"' in rest
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_single_dicom_study_folder_as_input(tmp_path, tiny_model):
+    """One DICOM study folder is accepted as the only PHASE; outputs lie on the pre-contrast series' grid."""
+    from breastlesionseg.io import write_dicom_series
+    from breastlesionseg.phantom import PhantomConfig, generate_phantom
+
+    phantom = generate_phantom(PhantomConfig(seed=5, size=(96, 64, 32), oblique_deg=-8.0, n_post=2))
+    study = tmp_path / "study"
+    for i, (phase, description) in enumerate(zip(phantom.exam.phases,
+                                                 ("ax dyn pre", "ax dyn 1st pass", "ax dyn 2nd pass"))):
+        write_dicom_series(phase, study / f"series{i + 1}", series_description=description, series_number=i + 1,
+                           study_uid="1.2.826.0.1.3680043.8.498.1", temporal_position=i + 1,
+                           trigger_time_ms=90000.0 * i, acquisition_time_s=90.0 * i)
+    out = tmp_path / "out"
+    assert main(["segment", str(study), "-o", str(out), "--model", str(tiny_model), "--device", "cpu",
+                 "--progress", "none"]) == 0
+    lesions = read_volume(out / "lesions.nii.gz")
+    geo = phantom.exam.geometry
+    assert lesions.geometry.size == geo.size
+    np.testing.assert_allclose(lesions.geometry.origin, geo.origin, atol=1e-3)
+    np.testing.assert_allclose(lesions.geometry.direction, geo.direction, atol=1e-5)
+    doc = json.loads((out / "metrics.json").read_text())
+    assert [p["name"] for p in doc["inputs"]] == ["pre", "post1", "post2"]
