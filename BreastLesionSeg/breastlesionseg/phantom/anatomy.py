@@ -14,11 +14,18 @@ Structures (outside to inside):
       profile ``1 - t^p`` with lateral/caudal sag), with skin, subcutaneous fat, retromammary fat and
       fibroglandular tissue (a textured fraction map) and enhancing vessels.
 
-Ground-truth breast region (``docs/DESIGN.md``): every body voxel anterior to the anterior surface of
-the pectoral muscle (the thorax ellipse offset by skin + subcutaneous fat), medial to the anterior
-axillary line (the sagittal plane ``|x| = x_aal`` placed 3 mm lateral to the most lateral point of
-that breast's mound), split at the sternal midline x = 0: label 1 (patient's left, x > 0), label 2
-(patient's right, x < 0). Muscle, ribs, heart, lungs and air are outside.
+Ground-truth breast region (``docs/DESIGN.md``), exactly: every body voxel (skin, fat, fibroglandular
+tissue, breast vessels) that is
+    * anterior to the anterior surface of the pectoral muscle / chest wall (the thorax ellipse offset
+      by skin + subcutaneous fat), and
+    * anterior to the "anterior axillary line" coronal plane ``y = y_sternum(z) + 45 mm``
+      (:data:`AXILLARY_PLANE_OFFSET_MM`), where ``y_sternum(z)`` is the anterior pectoral/chest-wall
+      surface at the sternal midline in that axial plane; tissue further posterior (lateral chest
+      wall, axilla) is outside,
+split at the sternal midline x = 0: label 1 (patient's left, x > 0), label 2 (patient's right,
+x <= 0). Muscle, ribs, heart, lungs and air are outside. The same rule (a coronal plane 45 mm
+posterior to the sternal chest-wall surface) is the classical segmenter's default
+(``BreastRegionConfig.posterior_limit_mm``).
 """
 from __future__ import annotations
 
@@ -34,9 +41,14 @@ from .grid import VoxelCoordinates
 from .textures import PhysicalNoiseField
 
 # Tissue classes of the phantom's tissue map (uint8).
-AIR, SKIN, FAT, GLAND, MUSCLE, CHEST_WALL, BONE, LUNG, BLOOD, MYOCARDIUM, MEDIASTINUM = range(11)
+AIR, SKIN, FAT, GLAND, MUSCLE, CHEST_WALL, BONE, LUNG, BLOOD, MYOCARDIUM, MEDIASTINUM, LIVER = range(12)
+#: the breast region's lateral/posterior limit: a coronal plane this far posterior (mm) to the anterior
+#: pectoral surface at the sternal midline (same z)
+AXILLARY_PLANE_OFFSET_MM = 45.0
+
 TISSUE_NAMES = (
     "air", "skin", "fat", "gland", "muscle", "chest_wall", "bone", "lung", "blood", "myocardium", "mediastinum",
+    "liver",
 )
 
 
@@ -53,7 +65,6 @@ class BreastShape:
             ``sqrt(profile(t))`` with ``profile(t) = (1 - t^p) (1 - taper t)^2`` (teardrop / cone).
         sag_lat, sag_si: lateral / superior sag of the axis at the nipple, as a fraction of D (x t^2).
         sc_fat_mm: subcutaneous fat thickness under the skin; retro_fat_mm: retromammary fat thickness.
-        x_aal: |x| of this side's anterior axillary line (lateral boundary of the breast region).
     """
 
     side: int
@@ -67,7 +78,6 @@ class BreastShape:
     sc_fat_mm: float
     retro_fat_mm: float
     taper: float = 0.0
-    x_aal: float = 0.0
 
     def profile(self, t):
         """Squared cross-section scale at depth fraction ``t`` (0 base .. 1 nipple), array or float.
@@ -153,12 +163,15 @@ class PatientAnatomy:
     rib_phase_mm: float
     heart_center: tuple[float, float, float]
     heart_radii: tuple[float, float, float]
+    liver_center: tuple[float, float, float]
+    liver_radii: tuple[float, float, float]
     myocardium_mm: float
     breasts: list[BreastShape]
     vessels: list[Vessel]
     fgt_density: float
     fgt_field: PhysicalNoiseField = field(repr=False)
     bpe_field: PhysicalNoiseField = field(repr=False)
+    strand_field: PhysicalNoiseField = field(repr=False)
 
     def thorax_yc(self, z: np.ndarray | float) -> np.ndarray | float:
         """y of the thorax ellipse centre at height z."""
@@ -176,6 +189,11 @@ class PatientAnatomy:
         return np.float32(self.muscle_mm) * (np.float32(0.55) + np.float32(0.65) * np.exp(
             -((np.abs(x) - np.float32(75.0)) / np.float32(45.0)) ** 2))
 
+    def axillary_plane_y(self, z: np.ndarray | float) -> np.ndarray | float:
+        """LPS y of the breast region's posterior (anterior-axillary-line) coronal plane at height z."""
+        return (np.float32(self.front_y + self.muscle_surface_offset_mm + AXILLARY_PLANE_OFFSET_MM)
+                + np.float32(self.chest_slope) * z)
+
     @property
     def muscle_surface_offset_mm(self) -> float:
         """Depth of the pectoral muscle's anterior surface below the thorax skin surface."""
@@ -183,7 +201,7 @@ class PatientAnatomy:
 
     def to_dict(self) -> dict:
         """JSON-ready parameter summary (no random fields)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("fgt_field", "bpe_field", "breasts", "vessels")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("fgt_field", "bpe_field", "strand_field", "breasts", "vessels")}
         out["breasts"] = [asdict(b) for b in self.breasts]
         out["vessels"] = [asdict(v) for v in self.vessels]
         return out
@@ -210,7 +228,7 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
         zb = rng.uniform(-6.0, 6.0)
         A = float(np.clip(rng.uniform(50.0, 60.0) * f, 42.0, 66.0))
         C = float(np.clip(rng.uniform(40.0, 47.0) * f, 34.0, 50.0))
-        D = float(np.clip(rng.uniform(62.0, 92.0) * f, 50.0, 100.0))
+        D = float(np.clip(rng.uniform(68.0, 100.0) * f, 55.0, 105.0))
         # base 6 mm inside the thorax surface at x = xb so the mound merges with the chest
         yc = front_y + b
         y_surf = yc - b * math.sqrt(max(1.0 - (xb / a) ** 2, 0.0))
@@ -225,7 +243,6 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
             sc_fat_mm=float(rng.uniform(4.0, 10.0)),
             retro_fat_mm=float(rng.uniform(3.0, 7.0)),
         )
-        br.x_aal = br.lateral_extent() + 3.0
         breasts.append(br)
 
     heart_r = (rng.uniform(52.0, 62.0), rng.uniform(44.0, 52.0), rng.uniform(45.0, 55.0))
@@ -239,6 +256,15 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
         yv = front_y + b - b * math.sqrt(1 - (xv / a) ** 2) + skin + sc_fat + muscle + chest_wall + 3.0
         vessels.append(Vessel((xv, yv, -200.0), (xv, yv + rng.uniform(-3, 3), 0.0), (xv, yv, 200.0),
                               float(rng.uniform(1.6, 2.2)), "thoracic"))
+    # great vessels rising from the heart through the mediastinum: ascending aorta, pulmonary trunk, SVC
+    top = np.array([heart_c[0], heart_c[1], heart_c[2] + 0.55 * heart_r[2]])
+    for dx, dy, radius, z_end in ((-8.0, -6.0, rng.uniform(12.0, 15.0), 200.0),
+                                  (14.0, -12.0, rng.uniform(10.0, 13.0), rng.uniform(10.0, 40.0)),
+                                  (-30.0, 6.0, rng.uniform(8.0, 10.0), 200.0)):
+        p0 = top + np.array([dx, dy, -10.0])
+        p2 = np.array([p0[0] + rng.uniform(-6, 6), p0[1] + rng.uniform(0, 25), z_end])
+        vessels.append(Vessel(tuple(p0), tuple(0.5 * (p0 + p2) + rng.normal(0, 4, 3)), tuple(p2), float(radius),
+                              "thoracic"))
     for br in breasts:
         for _ in range(int(rng.integers(2, 4))):
             t0, t2 = rng.uniform(0.05, 0.15), rng.uniform(0.75, 0.92)
@@ -259,12 +285,17 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
     box_min, box_max = (-165.0, -115.0, -80.0), (165.0, 55.0, 80.0)
     fgt_field = PhysicalNoiseField(rng, box_min, box_max, 2.5, (7.0, 2.5), (0.75, 0.45))
     bpe_field = PhysicalNoiseField(rng, box_min, box_max, 5.0, (10.0,))
+    strand_field = PhysicalNoiseField(rng, box_min, box_max, 2.5, (4.0,))
+    liver_r = (rng.uniform(85.0, 100.0), rng.uniform(70.0, 85.0), rng.uniform(50.0, 60.0))
+    liver_c = (-rng.uniform(35.0, 55.0), interior_front + liver_r[1] * 0.9, rng.uniform(-110.0, -95.0))
     return PatientAnatomy(
         thorax_a=a, thorax_b=b, front_y=front_y, chest_slope=slope, skin_mm=skin, sc_fat_mm=sc_fat,
         muscle_mm=muscle, chest_wall_mm=chest_wall, rib_period_mm=float(rng.uniform(24.0, 30.0)),
         rib_phase_mm=float(rng.uniform(0.0, 30.0)), heart_center=tuple(float(v) for v in heart_c),
         heart_radii=tuple(float(v) for v in heart_r), myocardium_mm=float(rng.uniform(8.0, 12.0)),
+        liver_center=tuple(float(v) for v in liver_c), liver_radii=tuple(float(v) for v in liver_r),
         breasts=breasts, vessels=vessels, fgt_density=density, fgt_field=fgt_field, bpe_field=bpe_field,
+        strand_field=strand_field,
     )
 
 
@@ -273,7 +304,7 @@ class AnatomyMaps:
     """The anatomy sampled on a grid; arrays of shape (z, y, x).
 
     Attributes:
-        tissue: uint8 tissue class (``AIR`` .. ``MEDIASTINUM``).
+        tissue: uint8 tissue class (``AIR`` .. ``LIVER``, names in ``TISSUE_NAMES``).
         fgt_fraction: float32 0..1 fibroglandular fraction of ``GLAND`` voxels (0 elsewhere).
         bpe_factor: float32 patchiness factor of background parenchymal enhancement (~0.3-2, mean ~1).
         vessel_fraction: float32 0..1 partial-volume fraction of enhancing vessel.
@@ -370,6 +401,10 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
     tissue[interior] = LUNG
     y_int = np.float32(an.front_y + m_off + 0.6 * an.muscle_mm + an.chest_wall_mm)
     tissue[interior & (((x - 8.0) / 34.0) ** 2 + ((y - y_int) / 75.0) ** 2 <= 1.0)] = MEDIASTINUM
+    lc, lr = an.liver_center, an.liver_radii
+    ql = ((x - np.float32(lc[0])) / np.float32(lr[0])) ** 2 + ((y - np.float32(lc[1])) / np.float32(lr[1])) ** 2 \
+        + ((z - np.float32(lc[2])) / np.float32(lr[2])) ** 2
+    tissue[interior & (ql <= 1.0)] = LIVER
     hc, hr = an.heart_center, an.heart_radii
     qh = ((x - np.float32(hc[0])) / np.float32(hr[0])) ** 2 + ((y - np.float32(hc[1])) / np.float32(hr[1])) ** 2 \
         + ((z - np.float32(hc[2])) / np.float32(hr[2])) ** 2
@@ -384,8 +419,9 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
     # ground-truth breast region
     anterior = body & ~below_muscle_surface
     breast_mask = np.zeros(x.shape, dtype=np.uint8)
-    left = anterior & (x > 0) & (x <= np.float32(an.breasts[0].x_aal))
-    right = anterior & (x <= 0) & (x >= -np.float32(an.breasts[1].x_aal))
+    anterior &= y <= an.axillary_plane_y(z)
+    left = anterior & (x > 0)
+    right = anterior & (x <= 0)
     breast_mask[left] = BREAST_LEFT
     breast_mask[right] = BREAST_RIGHT
 
@@ -395,7 +431,10 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
     if idx[0].size:
         xs, ys, zs = x[idx], y[idx], z[idx]
         val = an.fgt_field.sample(xs, ys, zs)
-        bias = np.float32(2.4 * (an.fgt_density - 0.5))
+        # thin strands/sheets (ducts, Cooper's ligaments) where a second field crosses zero
+        strands = np.clip(1.0 - 3.0 * np.abs(an.strand_field.sample(xs, ys, zs)), 0.0, None)
+        val = val + np.float32(1.1) * strands
+        bias = np.float32(2.4 * (an.fgt_density - 0.5) - 0.35)
         # radial distance from each breast's axis, normalised: more gland centrally
         central = np.zeros_like(val)
         for br in an.breasts:

@@ -20,7 +20,9 @@ from .anatomy import FAT, GLAND, TISSUE_NAMES, AnatomyMaps, draw_anatomy, voxeli
 from .artifacts import bias_field, psf_blur, rician_noise
 from .config import PhantomConfig
 from .grid import VoxelCoordinates, phantom_geometry
-from .kinetics import BLOOD_PRE, PRE_SIGNAL, tissue_enhancement_percent, vessel_enhancement_percent
+from .kinetics import (
+    BLOOD_PEAK_RANGE_PERCENT, BLOOD_PRE, PRE_SIGNAL, tissue_enhancement_percent, vessel_enhancement_percent,
+)
 from .lesions import draw_lesions, lesion_signal_relative, peak_enhancement_percent, place_lesions
 
 log = logging.getLogger(__name__)
@@ -87,13 +89,21 @@ def _pre_lut(config: PhantomConfig) -> np.ndarray:
     """Pre-contrast signal per tissue class for this seed (documented table x per-seed jitter), float32."""
     col = 0 if config.fat_saturated else 1
     n_tissue = len(TISSUE_NAMES)
-    jitter = _rng(config.seed, _STREAM_CONTRAST).uniform(*CONTRAST_JITTER, size=n_tissue + 1)
+    jitter = _rng(config.seed, _STREAM_CONTRAST).uniform(*CONTRAST_JITTER, size=n_tissue + 1)  # first draw
     return np.array([PRE_SIGNAL[t][col] * jitter[t] for t in range(n_tissue)] + [BLOOD_PRE[col] * jitter[-1]],
                     dtype=np.float32)
 
 
+def _blood_peak_percent(config: PhantomConfig) -> float:
+    """Per-seed first-pass blood enhancement peak (percent), second draw of the contrast stream."""
+    rng = _rng(config.seed, _STREAM_CONTRAST)
+    rng.uniform(size=len(TISSUE_NAMES) + 1)
+    return float(rng.uniform(*BLOOD_PEAK_RANGE_PERCENT))
+
+
 def _signals(config: PhantomConfig, maps: AnatomyMaps, lut: np.ndarray) -> list[np.ndarray]:
     """Noise-free signal of each phase (float32, intensity scale 1), lesions not yet included."""
+    blood_peak = _blood_peak_percent(config)
     n_tissue = len(TISSUE_NAMES)
     pre_lut = lut[:n_tissue]
     tissue = maps.tissue
@@ -111,14 +121,14 @@ def _signals(config: PhantomConfig, maps: AnatomyMaps, lut: np.ndarray) -> list[
     out = []
     times = (0.0,) + config.post_times_s
     for t in times:
-        e_lut = np.array([tissue_enhancement_percent(k, t, config.post_times_s) / 100.0 if t > 0 else 0.0
+        e_lut = np.array([tissue_enhancement_percent(k, t, config.post_times_s, blood_peak) / 100.0 if t > 0 else 0.0
                           for k in range(n_tissue)], dtype=np.float32)
         s = s0 * (1.0 + e_lut[tissue])
         if t > 0:
             bpe = np.float32(config.bpe_percent / 100.0) * e_lut[GLAND] * maps.bpe_factor[gland]
             fat_e = e_lut[FAT]
             s[gland] = s0_gland_fat * (1.0 + fat_e) + s0_gland_fgt * (1.0 + bpe)
-            ve = np.float32(vessel_enhancement_percent(t, config.post_times_s) / 100.0)
+            ve = np.float32(vessel_enhancement_percent(t, config.post_times_s, blood_peak) / 100.0)
         else:
             ve = np.float32(0.0)
         s[vmask] = (1.0 - vv) * s[vmask] + vv * blood_pre * (1.0 + ve)

@@ -7,10 +7,11 @@ Tissue curves (percent enhancement vs time t, s; ``t_last`` = time of the last p
     * fat: 3 % (flat); skin: 30 % * (t / t_last)^0.6; pectoral / chest-wall muscle: 25 % * (t / t_last)^0.6;
     * fibroglandular tissue (background parenchymal enhancement, persistent):
       ``bpe_percent * factor * (t / t_last)^0.7``, ``factor`` a patchy map ~0.3-2 (mean ~1);
-    * heart blood pool: 260 % at the first post phase, decaying towards 170 % (``170 + 90 exp(-(t - t1)/150)``);
-      myocardium 120 % -> 95 %; vessels 220 % -> 150 % (same decay) — stronger than any lesion, so a
-      trivial threshold on the subtraction image picks the heart and vessels first;
-    * lung 10 %, mediastinal fat 5 %, bone 5 %.
+    * blood (heart blood pool, great vessels): ``B * (0.62 + 0.38 exp(-(t - t1) / 150 s))`` with the
+      first-pass peak ``B`` drawn per seed in 260-380 %; vessels (tubes, partial volume) 0.9 x blood;
+      myocardium 120 % -> 95 %. On the subtraction image the blood is as bright as the lesions (its
+      percent enhancement is higher), so a trivial threshold picks the heart and vessels too;
+    * liver 35 % rising to 70 % (portal venous phase), lung 10 %, mediastinal fat 5 %, bone 5 %.
 
 Lesion curves (wash-in, then one of three late behaviours), with ``E`` = early percent enhancement
 (first post phase, mass 90-200 %, non-mass 70-140 %) and ``r`` = relative signal change from the first
@@ -33,7 +34,7 @@ import math
 import numpy as np
 
 from .anatomy import (
-    AIR, BLOOD, BONE, CHEST_WALL, FAT, GLAND, LUNG, MEDIASTINUM, MUSCLE, MYOCARDIUM, SKIN, TISSUE_NAMES,
+    AIR, BLOOD, BONE, CHEST_WALL, FAT, GLAND, LIVER, LUNG, MEDIASTINUM, MUSCLE, MYOCARDIUM, SKIN, TISSUE_NAMES,
 )
 
 KINETIC_TYPES = ("persistent", "plateau", "washout")
@@ -50,13 +51,14 @@ PRE_SIGNAL = {
     SKIN: (380.0, 450.0),
     FAT: (180.0, 900.0),
     GLAND: (420.0, 380.0),  # pure fibroglandular tissue (mixed with FAT by the fgt fraction)
-    MUSCLE: (280.0, 300.0),
-    CHEST_WALL: (260.0, 320.0),
-    BONE: (150.0, 750.0),
-    LUNG: (40.0, 40.0),
-    BLOOD: (300.0, 280.0),
-    MYOCARDIUM: (330.0, 300.0),
-    MEDIASTINUM: (190.0, 850.0),
+    MUSCLE: (140.0, 300.0),  # fat-saturated T1: muscle a little darker than suppressed fat (as in the Duke exam)
+    CHEST_WALL: (130.0, 320.0),
+    BONE: (120.0, 750.0),
+    LUNG: (35.0, 40.0),
+    BLOOD: (200.0, 280.0),
+    MYOCARDIUM: (150.0, 300.0),
+    MEDIASTINUM: (175.0, 850.0),
+    LIVER: (165.0, 420.0),
 }
 BLOOD_PRE = PRE_SIGNAL[BLOOD]
 #: lesion pre-contrast signal relative to pure fibroglandular tissue
@@ -67,7 +69,19 @@ def _ramp(t: float, t_last: float, power: float) -> float:
     return (t / t_last) ** power
 
 
-def tissue_enhancement_percent(tissue: int, t_s: float, post_times_s: tuple[float, ...]) -> float:
+#: range of the per-seed first-pass blood enhancement peak (percent)
+BLOOD_PEAK_RANGE_PERCENT = (260.0, 380.0)
+
+
+def blood_enhancement_percent(t_s: float, post_times_s: tuple[float, ...], peak_percent: float = 300.0) -> float:
+    """Percent enhancement of blood at time ``t_s`` (0 before injection)."""
+    if t_s <= 0:
+        return 0.0
+    return peak_percent * (0.62 + 0.38 * math.exp(-max(t_s - post_times_s[0], 0.0) / 150.0))
+
+
+def tissue_enhancement_percent(tissue: int, t_s: float, post_times_s: tuple[float, ...],
+                               blood_peak_percent: float = 300.0) -> float:
     """Percent enhancement of a tissue class at time ``t_s`` (fibroglandular: per unit BPE, see module doc)."""
     t1, t_last = post_times_s[0], post_times_s[-1]
     decay = math.exp(-max(t_s - t1, 0.0) / 150.0)
@@ -80,11 +94,13 @@ def tissue_enhancement_percent(tissue: int, t_s: float, post_times_s: tuple[floa
     if tissue == GLAND:
         return 100.0 * _ramp(t_s, t_last, 0.7)  # scaled by bpe_percent / 100 * factor
     if tissue == BLOOD:
-        return 170.0 + 90.0 * decay
+        return blood_enhancement_percent(t_s, post_times_s, blood_peak_percent)
     if tissue == MYOCARDIUM:
         return 95.0 + 25.0 * decay
     if tissue == LUNG:
         return 10.0
+    if tissue == LIVER:
+        return 35.0 + 35.0 * _ramp(t_s, t_last, 1.0)
     if tissue in (MEDIASTINUM, BONE):
         return 5.0
     if tissue == AIR:
@@ -92,9 +108,9 @@ def tissue_enhancement_percent(tissue: int, t_s: float, post_times_s: tuple[floa
     raise ValueError(f"unknown tissue class {tissue}")
 
 
-def vessel_enhancement_percent(t_s: float, post_times_s: tuple[float, ...]) -> float:
-    """Percent enhancement of the vessels at time ``t_s``."""
-    return 150.0 + 70.0 * math.exp(-max(t_s - post_times_s[0], 0.0) / 150.0)
+def vessel_enhancement_percent(t_s: float, post_times_s: tuple[float, ...], blood_peak_percent: float = 300.0) -> float:
+    """Percent enhancement of the vessel tubes at time ``t_s`` (0.9 x blood: partial volume)."""
+    return 0.9 * blood_enhancement_percent(t_s, post_times_s, blood_peak_percent)
 
 
 def lesion_curve_relative(early_percent: float, late_change: float, post_times_s: tuple[float, ...]) -> np.ndarray:

@@ -239,7 +239,7 @@ def _placement_ok(spec: LesionSpec, anatomy: PatientAnatomy, breast: BreastShape
     if np.any(anatomy.inside_thorax(x, y, z, anatomy.muscle_surface_offset_mm - 2.0)):
         return False
     sx = x * breast.side
-    if np.any(sx < 3.0) or np.any(sx > breast.x_aal - 3.0):
+    if np.any(sx < 3.0) or np.any(y > anatomy.axillary_plane_y(z) - 3.0):
         return False
     rb = spec.bounding_radius_mm()
     for o in others:
