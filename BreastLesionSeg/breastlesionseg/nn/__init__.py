@@ -19,7 +19,8 @@ from .factory import ARCHITECTURES, ModelConfig, build_network, network_config_o
 from .flops import count_flops, count_parameters
 from .mm3dunet import MM3DUNet
 from .model_card import CARD_FILE, RESEARCH_USE_TEXT, WEIGHTS_FILE, ModelCard
-from .registry import MODELS_ENV, list_models, load_model, model_search_path, resolve_model, save_model, sha256_file
+from .registry import (MODELS_ENV, list_models, load_model, model_search_path, resolve_model, save_model, sha256_file,
+                       unwrap_network)
 from .unet3d import UNet3D
 
 __all__ = [
@@ -27,5 +28,5 @@ __all__ = [
     "MM3DUNet", "MM3DUNetConfig", "ModelCard", "ModelConfig", "SegmentationNetwork", "UNet3D", "UNet3DConfig",
     "build_channels", "build_network", "config_from_dict", "count_flops", "count_parameters", "list_models",
     "load_model", "model_search_path", "network_config_of", "parse_channel_name", "required_phases",
-    "resolve_model", "save_model", "sha256_file",
+    "resolve_model", "save_model", "sha256_file", "unwrap_network",
 ]

@@ -130,6 +130,17 @@ def _check_state_dict(module: nn.Module, state: dict[str, Any], source: str) -> 
         raise ModelError(f"weights in {source} do not match the architecture in the model card: " + "; ".join(parts))
 
 
+def unwrap_network(module: nn.Module) -> nn.Module:
+    """The bare network inside DistributedDataParallel / DataParallel (``.module``) or torch.compile (``._orig_mod``)."""
+    seen = 0
+    while seen < 4:
+        inner = getattr(module, "module", None) or getattr(module, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            break
+        module, seen = inner, seen + 1
+    return module
+
+
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[SegmentationNetwork, ModelCard]:
     """Load a model folder: verify, rebuild the network from the card, load the weights.
 
@@ -183,7 +194,9 @@ def save_model(module: nn.Module, card: ModelCard, folder: str | os.PathLike, ov
     ``weights_sha256`` is filled in. ``card`` is updated in place and also written.
 
     Args:
-        module: an :class:`MM3DUNet` or :class:`UNet3D` (any device; saved from CPU copies).
+        module: an :class:`MM3DUNet` or :class:`UNet3D` (any device; saved from CPU copies), also when
+            wrapped in DistributedDataParallel / DataParallel or ``torch.compile`` (unwrapped, so the keys
+            carry no ``module.`` / ``_orig_mod.`` prefix).
         card: the model card.
         folder: the model folder to create (conventionally named after ``card.model_id``).
         overwrite: replace an existing folder.
@@ -197,6 +210,7 @@ def save_model(module: nn.Module, card: ModelCard, folder: str | os.PathLike, ov
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise InputError(f"refusing to overwrite existing model folder '{folder}' (use --force / overwrite=True)")
+    module = unwrap_network(module)
     model_config = network_config_of(module)
     if model_config.arch != card.arch or model_config.network.to_dict() != card.model_config().network.to_dict():
         raise InputError(

@@ -150,3 +150,34 @@ def test_search_path_by_name_and_list_models(saved, tmp_path, monkeypatch):
     (broken / "model_card.json").write_text("[]")
     ids = [c.model_id for c in list_models()]
     assert "tiny-test" in ids and "broken" not in ids
+
+
+class _NotATensor:
+    """A pickled object that ``torch.load(weights_only=True)`` must refuse to construct."""
+
+    def __reduce__(self):
+        return (print, ("this code must never run",))
+
+
+def test_pickled_code_is_refused_even_with_a_valid_checksum(saved):
+    _, folder = saved
+    torch.save({"head.weight": _NotATensor()}, folder / "weights.pt")
+    card = json.loads((folder / "model_card.json").read_text())
+    card["weights_sha256"] = sha256_file(folder / "weights.pt")
+    (folder / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="cannot read weights"):
+        load_model(folder)
+
+
+def test_save_unwraps_compiled_or_parallel_modules(tmp_path):
+    torch.manual_seed(0)
+    net = build_network("mm3dunet", CONFIG)
+    wrapped = torch.nn.DataParallel(net)
+    folder = save_model(wrapped, _card(), tmp_path / "wrapped")
+    state = torch.load(folder / "weights.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in state)
+    loaded, _ = load_model(folder)
+    x = torch.randn(1, 3, 9, 9, 10)
+    torch.testing.assert_close(loaded(x), net.eval()(x))
+    with pytest.raises(InputError, match="not a breastlesionseg network"):
+        save_model(torch.nn.Conv3d(1, 1, 1), _card(), tmp_path / "conv")
