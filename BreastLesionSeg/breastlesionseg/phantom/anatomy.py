@@ -217,7 +217,8 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
     sc_fat = rng.uniform(5.0, 10.0)
     muscle = rng.uniform(9.0, 15.0)
     chest_wall = rng.uniform(9.0, 12.0)
-    density = float(rng.uniform(0.15, 0.85)) if fgt_density is None else float(fgt_density)
+    drawn_density = float(rng.uniform(0.15, 0.85))  # always drawn so a fixed density keeps the rest of the patient
+    density = drawn_density if fgt_density is None else float(fgt_density)
 
     size_factor = rng.uniform(0.82, 1.12)
     breasts = []

@@ -100,8 +100,9 @@ class PhantomConfig:
             raise InputError(f"PhantomConfig.size must be 8..2048 voxels per axis, got {self.size}")
         if self.spacing is not None:
             self.spacing = _triple("spacing", self.spacing, float)
-            if any(not math.isfinite(s) or s <= 0.05 or s > 20 for s in self.spacing):
-                raise InputError(f"PhantomConfig.spacing must be 0.05..20 mm per axis, got {self.spacing}")
+        if any(not math.isfinite(s) or s < 0.05 or s > 50 for s in self.spacing_mm):
+            raise InputError(f"PhantomConfig.spacing must be 0.05..50 mm per axis, got {self.spacing_mm} "
+                             f"(size {self.size})")
         self.fov_center_lps_mm = _triple("fov_center_lps_mm", self.fov_center_lps_mm, float)
         if not math.isfinite(float(self.oblique_deg)) or abs(float(self.oblique_deg)) > 45:
             raise InputError(f"PhantomConfig.oblique_deg must be within -45..45 degrees, got {self.oblique_deg!r}")

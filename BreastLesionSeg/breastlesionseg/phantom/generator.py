@@ -190,6 +190,10 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
         img *= np.float32(config.intensity_scale)
         img = rician_noise(rng_noise, img, sigma)
         if config.dtype == "uint16":
+            n_clip = int(np.count_nonzero(img > 65535))
+            if n_clip:
+                log.warning("phantom phase %s: %d voxels above 65535 clipped (lower intensity_scale %.3g)",
+                            name, n_clip, config.intensity_scale)
             arr = np.clip(np.rint(img), 0, 65535).astype(np.uint16)
         else:
             arr = img.astype(np.float32, copy=False)
