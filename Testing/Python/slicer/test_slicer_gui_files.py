@@ -133,3 +133,24 @@ def test_dependency_check_works_without_torch_monai_scipy():
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "['torch', 'monai', 'scipy', 'slicerio', 'nrrd', 'matplotlib']"
     assert lines[1] == "True" and "monai==1.6.1" in lines[2] and "torch" not in lines[2]
+
+
+def test_everything_the_widget_calls_exists_in_the_logic_package():
+    """The widget cannot run here, so check statically that its calls into BreastLesionSegLib resolve."""
+    import importlib
+
+    from BreastLesionSegLib.logic import BreastLesionSegLogic
+
+    source = MODULE_FILE.read_text()
+    for attr in sorted(set(re.findall(r"self\.logic\.([A-Za-z_]+)", source))):
+        assert hasattr(BreastLesionSegLogic, attr), f"BreastLesionSegLogic has no '{attr}'"
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("BreastLesionSegLib"):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{node.module} has no '{alias.name}'"
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("breastlesionseg"):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{node.module} has no '{alias.name}'"
