@@ -16,7 +16,7 @@ import SimpleITK as sitk
 import torch
 
 from breastlesionseg.cli.main import main
-from breastlesionseg.io import read_volume
+from breastlesionseg.io import read_label_volume, read_volume
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -63,8 +63,8 @@ def test_segment_writes_the_contract_files_on_the_pre_grid(tmp_path, tiny_model,
     pre = read_volume(phantom_files["pre"])
     assert pre.geometry.orientation_code() != "LPS" or not np.allclose(pre.geometry.direction,
                                                                         np.eye(3).ravel())  # oblique input
-    lesions = read_volume(out / "lesions.nii.gz")
-    breast = read_volume(out / "breast_mask.nii.gz")
+    lesions = read_label_volume(out / "lesions.nii.gz")
+    breast = read_label_volume(out / "breast_mask.nii.gz")
     for vol in (lesions, breast, read_volume(out / "probability.nii.gz")):
         assert vol.geometry.size == pre.geometry.size
         np.testing.assert_allclose(vol.geometry.spacing, pre.geometry.spacing, atol=1e-6)
@@ -207,7 +207,7 @@ def test_single_dicom_study_folder_as_input(tmp_path, tiny_model):
     out = tmp_path / "out"
     assert main(["segment", str(study), "-o", str(out), "--model", str(tiny_model), "--device", "cpu",
                  "--progress", "none"]) == 0
-    lesions = read_volume(out / "lesions.nii.gz")
+    lesions = read_label_volume(out / "lesions.nii.gz")
     geo = phantom.exam.geometry
     assert lesions.geometry.size == geo.size
     np.testing.assert_allclose(lesions.geometry.origin, geo.origin, atol=1e-3)

@@ -10,7 +10,7 @@ import slicerio
 from breastlesionseg.errors import InputError
 from breastlesionseg.inference import InferenceConfig, SegmentationEngine, write_outputs
 from breastlesionseg.inference import outputs as outputs_module
-from breastlesionseg.io import read_volume
+from breastlesionseg.io import read_label_volume, read_volume
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,8 @@ def test_write_outputs_all_files_with_exact_geometry(tmp_path, result_and_exam):
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
     geo = case.exam.geometry
-    lesions = read_volume(out / "lesions.nii.gz")
-    breast = read_volume(out / "breast_mask.nii.gz")
+    lesions = read_label_volume(out / "lesions.nii.gz")
+    breast = read_label_volume(out / "breast_mask.nii.gz")
     prob = read_volume(out / "probability.nii.gz")
     for vol in (lesions, breast, prob):
         assert vol.geometry.size == geo.size
