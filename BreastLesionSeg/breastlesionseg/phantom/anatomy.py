@@ -59,7 +59,8 @@ class BreastShape:
     Attributes:
         side: +1 left (patient's left, +x), -1 right.
         base: LPS point of the mound's base centre (slightly inside the thorax surface).
-        A, C: base semi-axes: lateral (x) and superior-inferior (z).
+        A, C: base semi-axes: lateral (x) and inferior (z); the superior semi-axis is ``C * sup_factor``
+            (the upper breast slopes gently into the chest wall, the inframammary fold is tighter).
         D: depth from the base to the nipple (anterior, -y).
         p: profile exponent, taper: cone taper; the cross-section scale at depth fraction t is
             ``sqrt(profile(t))`` with ``profile(t) = (1 - t^p) (1 - taper t)^2`` (teardrop / cone).
@@ -78,6 +79,7 @@ class BreastShape:
     sc_fat_mm: float
     retro_fat_mm: float
     taper: float = 0.0
+    sup_factor: float = 1.0
 
     def profile(self, t):
         """Squared cross-section scale at depth fraction ``t`` (0 base .. 1 nipple), array or float.
@@ -102,7 +104,8 @@ class BreastShape:
     def implicit(self, u: np.ndarray, v: np.ndarray, w: np.ndarray, shrink_mm: float = 0.0) -> np.ndarray:
         """<= 0 inside the mound shrunk by ``shrink_mm`` (approximate offset surface)."""
         a = np.float32(max(self.A - shrink_mm, 1.0))
-        c = np.float32(max(self.C - shrink_mm, 1.0))
+        c = np.where(w > 0, np.float32(max(self.C * self.sup_factor - shrink_mm, 1.0)),
+                     np.float32(max(self.C - shrink_mm, 1.0)))
         d = np.float32(max(self.D - shrink_mm, 1.0))
         t = v / d
         prof = self.profile(t)
@@ -226,9 +229,9 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
         sgn = 1 if side == BREAST_LEFT else -1
         f = size_factor * rng.uniform(0.93, 1.07)
         xb = sgn * rng.uniform(72.0, 88.0)
-        zb = rng.uniform(-6.0, 6.0)
+        zb = rng.uniform(-10.0, 0.0)
         A = float(np.clip(rng.uniform(50.0, 60.0) * f, 42.0, 66.0))
-        C = float(np.clip(rng.uniform(40.0, 47.0) * f, 34.0, 50.0))
+        C = float(np.clip(rng.uniform(34.0, 41.0) * f, 29.0, 42.0))
         D = float(np.clip(rng.uniform(68.0, 100.0) * f, 55.0, 105.0))
         # base 6 mm inside the thorax surface at x = xb so the mound merges with the chest
         yc = front_y + b
@@ -239,6 +242,7 @@ def draw_anatomy(rng: np.random.Generator, fgt_density: float | None = None) -> 
             A=A, C=C, D=D,
             p=float(rng.uniform(1.8, 3.2)),
             taper=float(rng.uniform(0.15, 0.4)),
+            sup_factor=float(rng.uniform(1.15, 1.35)),
             sag_lat=float(rng.uniform(0.0, 0.2)),
             sag_si=float(rng.uniform(-0.18, 0.05)),
             sc_fat_mm=float(rng.uniform(4.0, 10.0)),
@@ -375,7 +379,7 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
         sag_lat, sag_si = abs(br.sag_lat) * br.D, abs(br.sag_si) * br.D
         lo = np.array([br.base[0] - br.A - sag_lat - 5.0, br.base[1] - br.D - 5.0, br.base[2] - br.C - sag_si - 5.0])
         hi = np.array([br.base[0] + br.A + sag_lat + 5.0, br.base[1] + 0.6 * br.D + 2.0,
-                       br.base[2] + br.C + sag_si + 5.0])
+                       br.base[2] + br.C * br.sup_factor + sag_si + 5.0])
         sl = _bbox_indices(geometry, lo, hi)
         if sl is None:
             continue
