@@ -37,7 +37,7 @@ from scipy import spatial
 
 from ..geometry import Geometry
 from ..labels import BREAST_LEFT, BREAST_RIGHT
-from .grid import VoxelCoordinates
+from .grid import VoxelCoordinates, bbox_slices
 from .textures import PhysicalNoiseField
 
 # Tissue classes of the phantom's tissue map (uint8).
@@ -112,12 +112,6 @@ class BreastShape:
         out = (u / a) ** 2 + (w / c) ** 2 - prof
         out[(t < -0.6) | (t > 1.0)] = 1.0
         return out
-
-    def lateral_extent(self) -> float:
-        """Most lateral |x| of the mound (mm)."""
-        t = np.linspace(0.0, 1.0, 401)
-        lat = self.sag_lat * self.D * t**2 + self.A * np.sqrt(np.clip(self.profile(t), 0.0, None))
-        return float(abs(self.base[0]) + lat.max())
 
     def sample_interior_point(self, rng: np.random.Generator) -> np.ndarray:
         """A random LPS point inside the mound's glandular cone (depth fraction 0.12-0.8)."""
@@ -325,20 +319,6 @@ class AnatomyMaps:
     lesion_allowed: np.ndarray
 
 
-def _bbox_indices(geometry: Geometry, lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice, slice] | None:
-    """(z, y, x) slices of the grid covering the LPS box [lo, hi] (None when outside the grid)."""
-    corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])])
-    idx = geometry.lps_to_index(corners)
-    i0 = np.floor(idx.min(axis=0)).astype(int) - 1
-    i1 = np.ceil(idx.max(axis=0)).astype(int) + 2
-    size = np.asarray(geometry.size)
-    i0 = np.clip(i0, 0, size)
-    i1 = np.clip(i1, 0, size)
-    if np.any(i1 <= i0):
-        return None
-    return (slice(i0[2], i1[2]), slice(i0[1], i1[1]), slice(i0[0], i1[0]))
-
-
 def render_tube_fraction(
     geometry: Geometry, coords: VoxelCoordinates, points: np.ndarray, radius_mm: float, out: np.ndarray
 ) -> None:
@@ -346,7 +326,7 @@ def render_tube_fraction(
     partial-volume fraction (max-combined). Only voxels in the tube's bounding box are visited."""
     lo = points.min(axis=0) - radius_mm - 2.0
     hi = points.max(axis=0) + radius_mm + 2.0
-    sl = _bbox_indices(geometry, lo, hi)
+    sl = bbox_slices(geometry, lo, hi)
     if sl is None:
         return
     pts = np.stack([coords.x[sl].ravel(), coords.y[sl].ravel(), coords.z[sl].ravel()], axis=1)
@@ -380,7 +360,7 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
         lo = np.array([br.base[0] - br.A - sag_lat - 5.0, br.base[1] - br.D - 5.0, br.base[2] - br.C - sag_si - 5.0])
         hi = np.array([br.base[0] + br.A + sag_lat + 5.0, br.base[1] + 0.6 * br.D + 2.0,
                        br.base[2] + br.C * br.sup_factor + sag_si + 5.0])
-        sl = _bbox_indices(geometry, lo, hi)
+        sl = bbox_slices(geometry, lo, hi)
         if sl is None:
             continue
         xs, ys, zs = x[sl], y[sl], z[sl]

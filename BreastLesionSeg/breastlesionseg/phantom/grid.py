@@ -47,3 +47,17 @@ class VoxelCoordinates:
             arr[...] = (o + a * i) + (b * j + c * k)
             out.append(arr)
         return cls(*out)
+
+
+def bbox_slices(geometry: Geometry, lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """(z, y, x) slices of the grid covering the LPS box [lo, hi] (None when outside the grid)."""
+    corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])])
+    idx = geometry.lps_to_index(corners)
+    i0 = np.floor(idx.min(axis=0)).astype(int) - 1
+    i1 = np.ceil(idx.max(axis=0)).astype(int) + 2
+    size = np.asarray(geometry.size)
+    i0 = np.clip(i0, 0, size)
+    i1 = np.clip(i1, 0, size)
+    if np.any(i1 <= i0):
+        return None
+    return (slice(i0[2], i1[2]), slice(i0[1], i1[1]), slice(i0[0], i1[0]))

@@ -27,9 +27,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry import Geometry
-from .anatomy import BreastShape, PatientAnatomy, _bbox_indices
+from .anatomy import BreastShape, PatientAnatomy
 from .config import LESION_DIAMETER_LIMITS_MM, PhantomConfig
-from .grid import VoxelCoordinates
+from .grid import VoxelCoordinates, bbox_slices
 from .kinetics import KINETIC_TYPES, LATE_CHANGE_RANGE, lesion_curve_relative
 from .textures import PhysicalNoiseField, fibonacci_sphere, random_rotation
 
@@ -287,7 +287,7 @@ def voxelize_lesion(spec: LesionSpec, geometry: Geometry, coords: VoxelCoordinat
                     taken: np.ndarray) -> VoxelLesion | None:
     """Voxelise one lesion (inside ``allowed`` and not ``taken``), largest 6-connected component."""
     rb = spec.bounding_radius_mm() + 1.0
-    sl = _bbox_indices(geometry, spec.center - rb, spec.center + rb)
+    sl = bbox_slices(geometry, spec.center - rb, spec.center + rb)
     if sl is None:
         return None
     xs, ys, zs = coords.x[sl], coords.y[sl], coords.z[sl]
