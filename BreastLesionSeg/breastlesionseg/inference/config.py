@@ -28,6 +28,8 @@ class InferenceConfig:
         min_lesion_volume_mm3: connected components smaller than this are removed.
         breast_masking: restrict lesions to the breast region (and compute the crop from it).
         crop_margin_mm: safety margin of the optimized-volume crop around the breast region.
+        skip_empty_windows: with ``breast_masking``, do not run the network on sliding windows that
+            hold no breast voxel (their output would be masked away anyway).
         tta: test-time augmentation by flips (probabilities averaged).
         tta_flips: flips used when ``tta`` is on; each a tuple of spatial axes of the (z, y, x) input.
         sw_batch_size: windows per forward pass (halved automatically on out-of-memory).
@@ -47,6 +49,7 @@ class InferenceConfig:
     min_lesion_volume_mm3: float = 10.0
     breast_masking: bool = True
     crop_margin_mm: float = 16.0
+    skip_empty_windows: bool = True
     tta: bool = False
     tta_flips: tuple[tuple[int, ...], ...] = field(default=DEFAULT_TTA_FLIPS)
     sw_batch_size: int = 1

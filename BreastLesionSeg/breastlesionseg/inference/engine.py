@@ -254,6 +254,7 @@ class SegmentationEngine:
             n_windows=prediction.n_windows,
             config={**cfg.to_dict(), "overlap": self.overlap, "threshold": self.threshold},
             notes=notes,
+            n_windows_skipped=prediction.skipped_windows,
         )
 
     # ------------------------------------------------------------------------------------------
@@ -295,6 +296,7 @@ def predict(
         overlap=overlap, blend_mode=config.blend_mode, sigma_scale=config.sigma_scale,
         sw_batch_size=config.sw_batch_size, device=device, amp=config.amp,
         flips=config.tta_flips if config.tta else (), breast_mask=prepared.breast_model,
+        skip_outside_mask=config.breast_masking and config.skip_empty_windows,
         progress=progress, cancel=cancel,
     )
 

@@ -69,6 +69,7 @@ class SegmentationResult:
         n_windows: sliding windows per pass.
         config: the settings used (``InferenceConfig.to_dict()``).
         notes: human-readable notes (fallbacks, warnings) for the user.
+        n_windows_skipped: windows not run because they hold no breast voxel (all passes).
     """
 
     breast_mask: Volume
@@ -88,6 +89,7 @@ class SegmentationResult:
     n_windows: int
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    n_windows_skipped: int = 0
 
     @property
     def n_lesions(self) -> int:
@@ -113,6 +115,7 @@ class SegmentationResult:
             "crop_geometry": self.crop_geometry.to_dict(),
             "model_geometry": self.model_geometry.to_dict(),
             "n_windows": self.n_windows,
+            "n_windows_skipped": self.n_windows_skipped,
             "settings": self.config,
             "notes": list(self.notes),
         }

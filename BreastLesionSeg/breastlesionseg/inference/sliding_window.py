@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from monai.data.utils import dense_patch_slices
 from monai.inferers import sliding_window_inference
+from scipy import ndimage
 
 from ..errors import CancelledError, InputError
 from ..progress import CancelToken
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: a window must have at least this fraction of its voxels in the breast region to count for the ACT score
 ACT_MIN_BREAST_FRACTION = 0.05
+#: with ``skip_outside_mask``, windows are skipped when they miss the breast mask dilated by this many voxels
+SKIP_DILATION_VOXELS = 2
 
 
 @dataclass
@@ -49,6 +52,7 @@ class WindowPrediction:
         device: device the inference finally ran on.
         sw_batch_size: windows per forward pass finally used.
         notes: human-readable notes (out-of-memory fallbacks).
+        skipped_windows: windows (over all passes) not run because they lie outside the breast region.
     """
 
     probability: np.ndarray
@@ -59,6 +63,7 @@ class WindowPrediction:
     device: torch.device
     sw_batch_size: int
     notes: list[str] = field(default_factory=list)
+    skipped_windows: int = 0
 
 
 def forward_seg_act(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -102,33 +107,45 @@ def _one_pass(
     device: torch.device,
     amp: bool,
     coverage: np.ndarray | None,
+    skip_region: np.ndarray | None,
     on_window: Callable[[int], None],
     cancel: CancelToken | None,
-) -> tuple[torch.Tensor, list[tuple[float, float]]]:
-    """One sliding-window pass; returns (probability (1, 1, z, y, x) on CPU, [(act_prob, breast_fraction)])."""
+) -> tuple[torch.Tensor, list[tuple[float, float]], int]:
+    """One sliding-window pass.
+
+    Returns:
+        (probability (1, 1, z, y, x) on CPU, [(act_prob, breast_fraction)] of the windows run,
+        number of windows skipped because they hold no voxel of ``skip_region``).
+    """
     acts: list[tuple[float, float]] = []
-    coverage_integral = None
-    if coverage is not None:
-        padded = _pad_like_monai(coverage.astype(np.float64), roi_size_zyx)
-        coverage_integral = padded
+    skipped = [0]
+    cov = None if coverage is None else _pad_like_monai(coverage.astype(np.float32), roi_size_zyx)
+    region = None if skip_region is None else _pad_like_monai(skip_region, roi_size_zyx)
 
     def predictor(patch: torch.Tensor, coords: list) -> torch.Tensor:
         if cancel is not None and cancel.is_set():
             raise CancelledError("segmentation cancelled by the user")
-        with torch.inference_mode(), autocast_context(device, amp):
-            seg, act = forward_seg_act(model, patch)
-        if seg.ndim != 5:
-            raise InputError(f"the model returned segmentation logits of shape {tuple(seg.shape)}; expected (N, L, z, y, x)")
-        prob = torch.sigmoid(seg[:, :1].float())
-        if act is not None:
-            act_prob = torch.softmax(act.float(), dim=1)[:, 1].cpu().numpy()
-            for n, window in enumerate(coords):
-                frac = 1.0
-                if coverage_integral is not None:
-                    frac = float(coverage_integral[tuple(window[2:])].mean())
-                acts.append((float(act_prob[n]), frac))
+        keep = list(range(len(coords)))
+        if region is not None:
+            keep = [n for n, window in enumerate(coords) if region[tuple(window[2:])].any()]
+        out = torch.zeros((patch.shape[0], 1, *patch.shape[2:]), dtype=torch.float32, device=patch.device)
+        skipped[0] += len(coords) - len(keep)
+        if keep:
+            sub = patch if len(keep) == len(coords) else patch[keep]
+            with torch.inference_mode(), autocast_context(device, amp):
+                seg, act = forward_seg_act(model, sub)
+            if seg.ndim != 5:
+                raise InputError(
+                    f"the model returned segmentation logits of shape {tuple(seg.shape)}; expected (N, L, z, y, x)"
+                )
+            out[keep] = torch.sigmoid(seg[:, :1].float())
+            if act is not None:
+                act_prob = torch.softmax(act.float(), dim=1)[:, 1].cpu().numpy()
+                for m, n in enumerate(keep):
+                    frac = 1.0 if cov is None else float(cov[tuple(coords[n][2:])].mean())
+                    acts.append((float(act_prob[m]), frac))
         on_window(len(coords))
-        return prob
+        return out
 
     out = sliding_window_inference(
         x,
@@ -142,7 +159,7 @@ def _one_pass(
         device=device,
         with_coord=True,
     )
-    return out.float().cpu(), acts
+    return out.float().cpu(), acts, skipped[0]
 
 
 def predict_probability(
@@ -158,6 +175,7 @@ def predict_probability(
     amp: bool = True,
     flips: Sequence[tuple[int, ...]] = (),
     breast_mask: np.ndarray | None = None,
+    skip_outside_mask: bool = False,
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> WindowPrediction:
@@ -177,6 +195,10 @@ def predict_probability(
         flips: test-time flips, each a tuple of spatial axes of (z, y, x); the un-flipped pass always runs.
         breast_mask: optional (z, y, x) mask on the same grid; only windows with at least
             ``ACT_MIN_BREAST_FRACTION`` of breast voxels count for the ACT score.
+        skip_outside_mask: do not run the network on windows without a voxel of the breast mask
+            dilated by ``SKIP_DILATION_VOXELS`` (their probability is 0). Use it only when the result is
+            restricted to the breast afterwards: then it changes nothing inside the breast and saves the
+            windows of the crop's empty corners.
         progress: ``f(fraction, message)`` with the fraction of windows done (0..1).
         cancel: object with ``is_set()``; checked before every window batch.
 
@@ -202,6 +224,10 @@ def predict_probability(
     notes: list[str] = []
     x_cpu = torch.from_numpy(np.ascontiguousarray(channels, dtype=np.float32))[None]
     coverage = None if breast_mask is None else (np.asarray(breast_mask) > 0)
+    skip_region = None
+    if skip_outside_mask and coverage is not None:
+        skip_region = ndimage.binary_dilation(coverage, iterations=SKIP_DILATION_VOXELS)
+    skipped_total = 0
 
     batch = int(sw_batch_size)
     while True:
@@ -209,6 +235,7 @@ def predict_probability(
             model.to(device)
             x = x_cpu.to(device)
             prob_sum: torch.Tensor | None = None
+            skipped_total = 0
             first_acts: list[tuple[float, float]] = []
             all_acts: list[tuple[float, float]] = []
             done = [0]
@@ -221,11 +248,11 @@ def predict_probability(
                         progress(min(1.0, done[0] / total), f"window {done[0]}/{total}")
 
                 xin = torch.flip(x, dims) if dims else x
-                cov = None
-                if coverage is not None:
-                    cov = np.flip(coverage, axis=tuple(flip)).copy() if flip else coverage
-                prob, acts = _one_pass(model, xin, roi, batch, overlap, blend_mode, sigma_scale, device, amp,
-                                       cov, on_window, cancel)
+                cov = None if coverage is None else (np.flip(coverage, axis=tuple(flip)) if flip else coverage)
+                skip = None if skip_region is None else (np.flip(skip_region, axis=tuple(flip)) if flip else skip_region)
+                prob, acts, skipped = _one_pass(model, xin, roi, batch, overlap, blend_mode, sigma_scale, device,
+                                                amp, cov, skip, on_window, cancel)
+                skipped_total += skipped
                 if dims:
                     prob = torch.flip(prob, dims)
                 prob_sum = prob if prob_sum is None else prob_sum + prob
@@ -256,6 +283,8 @@ def predict_probability(
     assert prob_sum is not None  # flip_list is never empty
     probability = (prob_sum[0, 0] / len(flip_list)).numpy().astype(np.float32, copy=False)
     act_score = _act_score(all_acts)
+    if skipped_total:
+        log.debug("skipped %d of %d windows outside the breast region", skipped_total, total)
     return WindowPrediction(
         probability=probability,
         act_score=act_score,
@@ -265,6 +294,7 @@ def predict_probability(
         device=device,
         sw_batch_size=batch,
         notes=notes,
+        skipped_windows=skipped_total,
     )
 
 

@@ -133,3 +133,20 @@ def test_other_errors_are_not_swallowed():
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
         predict_probability(Broken(), _channels((4, 4, 4)), (4, 4, 4))
+
+
+def test_windows_outside_the_breast_are_skipped_without_changing_the_breast(handset_model):
+    net, _ = handset_model
+    x = _channels((9, 24, 40), seed=3)
+    breast = np.zeros(x.shape[1:], np.uint8)
+    breast[:, 4:12, 5:15] = 1
+    full = predict_probability(net, x, (9, 8, 8), overlap=0.25, breast_mask=breast)
+    calls_full = net.calls
+    net.calls = 0
+    skipped = predict_probability(net, x, (9, 8, 8), overlap=0.25, breast_mask=breast, skip_outside_mask=True)
+    assert skipped.skipped_windows > 0 and net.calls == calls_full - skipped.skipped_windows
+    inside = breast > 0
+    np.testing.assert_allclose(skipped.probability[inside], full.probability[inside], atol=2e-6)
+    # far from the breast (beyond the dilation and any window touching it) the probability is 0
+    assert np.all(skipped.probability[:, 20:, 30:] == 0.0)
+    assert skipped.act_score == pytest.approx(full.act_score)
