@@ -16,7 +16,9 @@ import numpy as np
 from ..exam.dce_exam import DCEExam
 from ..geometry import Volume
 from ..labels import BREAST_LEFT, BREAST_RIGHT
-from .anatomy import FAT, GLAND, TISSUE_NAMES, AnatomyMaps, draw_anatomy, voxelize_anatomy
+from .anatomy import (
+    AXILLARY_PLANE_OFFSET_MM, FAT, GLAND, TISSUE_NAMES, AnatomyMaps, draw_anatomy, voxelize_anatomy,
+)
 from .artifacts import bias_field, psf_blur, rician_noise
 from .config import PhantomConfig
 from .grid import VoxelCoordinates, phantom_geometry
@@ -77,6 +79,14 @@ class Phantom:
             "phases": self.exam.names,
             "acquisition_times_s": list(self.exam.acquisition_times_s or []),
             "breast_volumes_ml": self.breast_volumes_ml,
+            "breast_region_definition": {
+                "labels": {"1": "left (patient's left, LPS x > 0)", "2": "right (LPS x <= 0)"},
+                "midline_x_lps_mm": 0.0,
+                "posterior_boundary": "anterior surface of the pectoral muscle / chest wall",
+                "lateral_boundary": "coronal plane axillary_plane_offset_mm posterior to the anterior pectoral "
+                                    "surface at the sternal midline (same axial plane)",
+                "axillary_plane_offset_mm": AXILLARY_PLANE_OFFSET_MM,
+            },
             "n_lesions": len(self.lesions),
             "lesions": self.lesions,
             "tissue_names": list(TISSUE_NAMES),
