@@ -42,6 +42,9 @@ from .textures import PhysicalNoiseField
 
 # Tissue classes of the phantom's tissue map (uint8).
 AIR, SKIN, FAT, GLAND, MUSCLE, CHEST_WALL, BONE, LUNG, BLOOD, MYOCARDIUM, MEDIASTINUM, LIVER = range(12)
+NIPPLE_RADIUS_MM = 5.0
+NIPPLE_LENGTH_MM = 6.0
+
 #: the breast region's lateral/posterior limit: a coronal plane this far posterior (mm) to the anterior
 #: pectoral surface at the sternal midline (same z)
 AXILLARY_PLANE_OFFSET_MM = 45.0
@@ -357,7 +360,8 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
     for br in an.breasts:
         # evaluate each mound only inside its bounding box
         sag_lat, sag_si = abs(br.sag_lat) * br.D, abs(br.sag_si) * br.D
-        lo = np.array([br.base[0] - br.A - sag_lat - 5.0, br.base[1] - br.D - 5.0, br.base[2] - br.C - sag_si - 5.0])
+        lo = np.array([br.base[0] - br.A - sag_lat - 5.0, br.base[1] - br.D - NIPPLE_LENGTH_MM - 3.0,
+                       br.base[2] - br.C - sag_si - 5.0])
         hi = np.array([br.base[0] + br.A + sag_lat + 5.0, br.base[1] + 0.6 * br.D + 2.0,
                        br.base[2] + br.C * br.sup_factor + sag_si + 5.0])
         sl = bbox_slices(geometry, lo, hi)
@@ -365,7 +369,10 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
             continue
         xs, ys, zs = x[sl], y[sl], z[sl]
         u, v, w = br.local(xs, ys, zs)
-        body[sl] |= br.implicit(u, v, w, 0.0) <= 0
+        # nipple: a short rounded skin cylinder on the mound's tip, along its (sagged) axis
+        beyond = np.clip(v - np.float32(br.D), 0.0, None) / np.float32(NIPPLE_LENGTH_MM)
+        nipple = (v >= br.D - 4.0) & ((u * u + w * w) / np.float32(NIPPLE_RADIUS_MM**2) + beyond * beyond <= 1.0)
+        body[sl] |= (br.implicit(u, v, w, 0.0) <= 0) | nipple
         not_skin[sl] |= br.implicit(u, v, w, an.skin_mm) <= 0
         gl = br.implicit(u, v, w, an.skin_mm + br.sc_fat_mm) <= 0
         gl &= ~an.inside_thorax(xs, ys, zs, m_off - br.retro_fat_mm)
