@@ -45,10 +45,11 @@ sys.path.insert(0, str(REPO / "BreastLesionSeg"))
 DUKE_DIR = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"
 DUKE_PHASES = [f"Breast_MRI_153_000{i}_{n}.nii.gz" for i, n in enumerate(["pre", "post1", "post2", "post3", "post4"])]
 DUKE_BBOX = "Breast_MRI_153_lesion_bbox.nii.gz"
-#: Box around the heart of the Duke exam in LPS mm (min corner, max corner), read off the post1-pre
-#: subtraction by eye (the heart is the large, strongly enhancing structure behind the sternum, posterior
-#: to the chest wall). Lesion voxels in it are false positives in the heart.
-DUKE_HEART_BOX_LPS_MM = ((-60.0, 20.0, -80.0), (70.0, 130.0, 60.0))
+#: Box around the heart of the Duke exam in LPS mm (min corner, max corner), read off the post1 - pre
+#: subtraction by eye: the large, strongly enhancing structure posterior to the chest wall, voxel
+#: columns i 150-330, rows j >= 265 (about 10 mm behind the sternum), all slices. Lesion voxels in it are
+#: false positives in the heart.
+DUKE_HEART_BOX_LPS_MM = ((-60.0, 47.0, -117.0), (80.0, 180.0, 60.0))
 
 log = logging.getLogger("bench_segment")
 

@@ -76,6 +76,30 @@ def _window(image: np.ndarray, mask: np.ndarray | None) -> tuple[float, float]:
     return float(lo), float(hi if hi > lo else lo + 1.0)
 
 
+def _save_palette_png(fig, path: Path, dpi: int) -> None:
+    """Save the figure as an 8-bit palette PNG (gray images + a few contour colours fit 256 colours;
+    about 3x smaller than RGBA, so the picture stays small enough for reports and READMEs)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, facecolor="black", format="png")
+    buf.seek(0)
+    colours = [matplotlib.colors.to_rgb(c) for c in _LESION_COLOURS + ["cyan", "#bbbbbb"]]
+    n_gray = 256 - len(colours)
+    palette: list[int] = []
+    for g in np.linspace(0, 255, n_gray):
+        palette += [int(round(g))] * 3
+    for rgb in colours:
+        palette += [int(round(255 * v)) for v in rgb]
+    pal_image = Image.new("P", (1, 1))
+    pal_image.putpalette(palette)
+    with Image.open(buf) as image:
+        image.convert("RGB").quantize(palette=pal_image, dither=Image.Dither.NONE).save(path, format="PNG",
+                                                                                          optimize=True)
+
+
 def render_overview(
     exam: DCEExam,
     breast_mask: Volume,
@@ -85,6 +109,7 @@ def render_overview(
     footer: str = "",
     max_key_slices: int = 3,
     dpi: int = 90,
+    max_numbered: int = 12,
 ) -> Path:
     """Draw the overview figure into ``path`` (PNG).
 
@@ -97,6 +122,7 @@ def render_overview(
         footer: small print at the bottom (e.g. "demo model trained on synthetic phantoms").
         max_key_slices: number of lesion key slices to show.
         dpi: resolution.
+        max_numbered: lesions numbered in the MIP (the largest; the rest are outlined only).
 
     Returns:
         ``path``.
@@ -136,7 +162,11 @@ def render_overview(
         colour = _LESION_COLOURS[(lesion - 1) % len(_LESION_COLOURS)]
         proj = (labels == lesion).any(axis=0)
         ax.contour(proj.astype(np.uint8), levels=[0.5], colors=colour, linewidths=1.0)
-        ax.text(c[2] + 6, c[1] - 6, str(lesion), color=colour, fontsize=11, fontweight="bold")
+        if lesion <= max_numbered:
+            ax.text(c[2] + 6, c[1] - 6, str(lesion), color=colour, fontsize=11, fontweight="bold")
+    if len(centroids) > max_numbered:
+        ax.text(0.02, 0.02, f"lesions > {max_numbered} outlined, not numbered", transform=ax.transAxes,
+                color="#bbbbbb", fontsize=8)
     ax.set_title("subtraction MIP (post1 - pre)", color="white", fontsize=10)
 
     for panel, (image, s) in enumerate(zip(key_images, slice_indices), start=1):
@@ -166,7 +196,7 @@ def render_overview(
         fig.text(0.5, 0.015, footer, color="#bbbbbb", fontsize=8.5, ha="center")
     fig.tight_layout(rect=(0, 0.04, 1, 0.95 if title else 1.0))
     path = Path(path)
-    fig.savefig(path, dpi=dpi, facecolor="black")
+    _save_palette_png(fig, path, dpi)
     plt.close(fig)
     log.debug("overview written to %s", path)
     return path
