@@ -7,12 +7,15 @@ parameters from the seed, :func:`voxelize_anatomy` samples them on any grid.
 
 Structures (outside to inside):
     * thorax: an elliptic cylinder (semi-axes ``a`` LR, ``b`` AP, centre y = ``yc(z)``) with layers
-      skin, subcutaneous fat, pectoral muscle, chest wall (intercostal muscle, ribs, sternum), then the
-      thoracic interior: lungs, anterior mediastinum, heart (blood pool + myocardium), internal
-      mammary vessels;
-    * two breasts: teardrop mounds on the chest wall (half-ellipsoid base ``A`` x ``C``, depth ``D``,
-      profile ``1 - t^p`` with lateral/caudal sag), with skin, subcutaneous fat, retromammary fat and
-      fibroglandular tissue (a textured fraction map) and enhancing vessels.
+      skin, subcutaneous fat, pectoral muscle (thickest behind the breasts), chest wall (intercostal
+      muscle, ribs, sternum), then the thoracic interior: lungs, anterior mediastinum, heart (blood
+      pool + myocardium) in the inferior slices, liver at the bottom right, great vessels (aorta,
+      pulmonary trunk, superior vena cava) rising from the heart, internal mammary vessels;
+    * two breasts: teardrop/conical mounds on the chest wall (elliptic base ``A`` x ``C``, deeper
+      superior extent, depth ``D``, profile ``(1 - t^p)(1 - taper t)^2`` with lateral/caudal sag,
+      narrowing smoothly into the chest behind the base), a nipple, skin, subcutaneous fat,
+      retromammary fat, fibroglandular tissue (a textured fraction map: blobs + thin strands, denser
+      centrally) and enhancing vessels (thin curved tubes).
 
 Ground-truth breast region (``docs/DESIGN.md``), exactly: every body voxel (skin, fat, fibroglandular
 tissue, breast vessels) that is
