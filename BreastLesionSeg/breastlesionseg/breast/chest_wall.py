@@ -80,8 +80,9 @@ def _last_index(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _robust_rows(raw: np.ndarray, degree: int = 4, min_points: int = 12, iterations: int = 6,
-                 extrapolate: int = 0) -> np.ndarray:
-    """Per row (z), a Tukey-biweight robust polynomial fit y(x) through the finite values.
+                 extrapolate: int = 0, z_half_window: int = 0) -> np.ndarray:
+    """Per row (z), a Tukey-biweight robust fit ``y = poly(x) + c (z - z0)`` through the finite values
+    of the rows ``z0 - z_half_window .. z0 + z_half_window``.
 
     Returns the fitted curve between the outermost inlier columns of each row (extended by
     ``extrapolate`` columns on both sides), NaN elsewhere.
@@ -90,32 +91,40 @@ def _robust_rows(raw: np.ndarray, degree: int = 4, min_points: int = 12, iterati
     out = np.full(raw.shape, np.nan)
     xs_all = np.arange(nx, dtype=float)
     scale_x = max(nx / 2.0, 1.0)
+    zz, xx_all = np.nonzero(np.isfinite(raw))
+    vals = raw[zz, xx_all]
     for z in range(nz):
-        ok = np.isfinite(raw[z])
-        if ok.sum() < min_points:
+        sel = np.abs(zz - z) <= z_half_window
+        if sel.sum() < min_points:
             continue
-        x = (xs_all[ok] - nx / 2.0) / scale_x
-        y = raw[z, ok]
-        deg = min(degree, max(1, int(ok.sum()) // 6))
+        x = (xx_all[sel] - nx / 2.0) / scale_x
+        dz = (zz[sel] - z).astype(float)
+        y = vals[sel]
+        deg = min(degree, max(1, int(sel.sum()) // 6))
+        cols = [x**k for k in range(deg + 1)]
+        if z_half_window > 0 and np.ptp(dz) > 0:
+            cols.append(dz)
+        design = np.stack(cols, axis=1)
         w = np.ones_like(y)
-        coef = np.polyfit(x, y, deg)
+        coef = None
         for _ in range(iterations):
-            coef = np.polyfit(x, y, deg, w=np.sqrt(w))
-            res = y - np.polyval(coef, x)
+            sw = np.sqrt(w)
+            coef, *_ = np.linalg.lstsq(design * sw[:, None], y * sw, rcond=None)
+            res = y - design @ coef
             mad = float(np.median(np.abs(res - np.median(res)))) * 1.4826
             c = 4.685 * max(mad, 1.0)
             u = res / c
             w = np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0)
             if w.sum() < deg + 2:
                 break
-        inl = w > 0
-        if inl.sum() < deg + 2:
+        inl = (w > 0) & (dz == 0)
+        if coef is None or inl.sum() < 2:
             continue
-        xin = xs_all[ok][inl]
+        xin = xx_all[sel][inl]
         lo, hi = int(xin.min()), int(xin.max())
         lo, hi = max(0, lo - extrapolate), min(nx - 1, hi + extrapolate)
         xx = (xs_all[lo: hi + 1] - nx / 2.0) / scale_x
-        out[z, lo: hi + 1] = np.polyval(coef, xx)
+        out[z, lo: hi + 1] = sum(coef[k] * xx**k for k in range(deg + 1))
     return out
 
 
@@ -149,16 +158,22 @@ def find_chest_wall(
     air_like: np.ndarray,
     spacing_xyz: np.ndarray,
     *,
+    enhancement: np.ndarray | None = None,
+    max_muscle_enhancement: float = 0.6,
+    heart_enhancement: float = 0.8,
+    min_heart_ml: float = 60.0,
     min_lung_ml: float = 20.0,
+    min_anchor_depth_mm: float = 15.0,
     skin_mm: float = 3.0,
     min_band_mm: float = 4.0,
     max_depth_mm: float = 40.0,
-    muscle_tolerance: float = 0.2,
+    muscle_tolerance: float = 0.25,
     rib_mm: float = 15.0,
     smoothing_mm: float = 20.0,
     level_sigma_mm: float = 30.0,
     poly_degree: int = 4,
     extrapolate_mm: float = 50.0,
+    fit_half_window_mm: float = 0.0,
 ) -> ChestWallResult:
     """Find the anterior chest-wall surface on an LPS-oriented grid.
 
@@ -167,7 +182,13 @@ def find_chest_wall(
         body: ``(z, y, x)`` bool filled body mask.
         air_like: ``(z, y, x)`` bool voxels below the body/air threshold (air and lungs).
         spacing_xyz: voxel size (x, y, z) in mm.
+        enhancement: optional ``(z, y, x)`` relative enhancement ``max(post) / pre - 1``; voxels
+            enhancing more than ``max_muscle_enhancement`` (heart) are never muscle.
+        max_muscle_enhancement: see ``enhancement`` (0.6 = 60 %).
+        heart_enhancement, min_heart_ml: connected regions enhancing more than this (0.8 = 80 %) and
+            larger than ``min_heart_ml`` (the heart) also anchor the search, like the lungs.
         min_lung_ml: interior dark components smaller than this are ignored (noise, vessels).
+        min_anchor_depth_mm: lungs / heart are searched at least this deep below the body surface.
         skin_mm: skin thickness; the subcutaneous fat level is sampled just below it.
         min_band_mm: the muscle is a run of muscle-like voxels at least this thick.
         max_depth_mm: the anterior muscle surface lies at most this far anterior of the lung.
@@ -178,6 +199,8 @@ def find_chest_wall(
         poly_degree: degree of the robust per-slice polynomial y(x) of the surface.
         extrapolate_mm: the fitted curve is extended this far lateral of the outermost detections
             (the lateral chest wall has no lung behind it).
+        fit_half_window_mm: each slice's curve is fitted to the detections of the slices within
+            this distance (mm) along z (with a linear term in z).
 
     Returns:
         :class:`ChestWallResult`.
@@ -188,9 +211,12 @@ def find_chest_wall(
     yy = np.arange(ny)[None, :, None]
     y_entry, has_body = _first_index(body, axis=1)
     after_entry = (yy > y_entry[:, None, :]) & has_body[:, None, :]
+    # anchors (lungs, heart) lie at least min_anchor_depth_mm below the body surface (dark or
+    # enhancing rims just under the skin are not thorax)
+    deep = (yy >= y_entry[:, None, :] + int(round(min_anchor_depth_mm / sy))) & has_body[:, None, :]
 
     # 1. lungs: dark components inside the body outline that do not touch the anterior air
-    lab, n = ndi.label(air_like & after_entry)
+    lab, n = ndi.label(air_like & deep)
     lung = np.zeros_like(body)
     if n:
         sizes = np.bincount(lab.ravel(), minlength=n + 1).astype(float) * voxel_ml
@@ -200,6 +226,17 @@ def find_chest_wall(
         keep = np.nonzero(sizes >= min_lung_ml)[0]
         if keep.size:
             lung = np.isin(lab, keep)
+    if enhancement is not None:
+        # the heart (large, strongly enhancing, inside the body) is an anchor too: it lies directly
+        # behind the chest wall where the lungs do not
+        enh = (enhancement > heart_enhancement) & body & deep
+        hlab, hn = ndi.label(enh)
+        if hn:
+            hsizes = np.bincount(hlab.ravel(), minlength=hn + 1).astype(float) * voxel_ml
+            hsizes[0] = 0.0
+            keep = np.nonzero(hsizes >= min_heart_ml)[0]
+            if keep.size:
+                lung = lung | np.isin(hlab, keep)
     y_lung, has_lung = _first_index(lung, axis=1)
     empty = np.full((nz, nx), np.nan)
     if not has_lung.any():
@@ -230,6 +267,9 @@ def find_chest_wall(
     num = ndi.gaussian_filter(np.where(seeds, logp, 0.0).astype(np.float32), sigma, mode="nearest")
     log_m = np.where(den > 1e-4, num / np.maximum(den, 1e-12), np.log(m0))
     mlike = (np.abs(logp - log_m) < muscle_tolerance) & body & ~air_like
+    if enhancement is not None:
+        # skeletal muscle enhances little; the heart (blood pool, myocardium) enhances strongly
+        mlike &= enhancement < max_muscle_enhancement
 
     # 3. walk anteriorly from the lung: the first run of muscle-like voxels at least min_band_mm
     #    thick; its anterior end is the chest-wall surface (must lie within max_depth_mm of the lung)
@@ -254,7 +294,8 @@ def find_chest_wall(
 
     # 4. regularise: a robust smooth curve per slice (Tukey-weighted polynomial in x), then ribs
     #    (narrow posterior excursions along z) removed by a grey opening and a median along z
-    surf = _robust_rows(raw, degree=poly_degree, extrapolate=int(round(extrapolate_mm / sx)))
+    surf = _robust_rows(raw, degree=poly_degree, extrapolate=int(round(extrapolate_mm / sx)),
+                        z_half_window=int(round(fit_half_window_mm / sz)))
     if np.isfinite(surf).any():
         finite = np.isfinite(surf)
         filled = _fill_rows_along_z(np.where(finite, surf, np.nan))

@@ -149,10 +149,20 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
     t0 = time.perf_counter()
     geom = phases[0].geometry
 
-    # 1. reduce resolution by block averaging on the native axes, then reorient the small images to
-    #    LPS index axes (exact permutation/flip) so y runs anterior -> posterior
+    # 1. reduce resolution by block averaging on the native axes, then bring the small images to LPS
+    #    index axes so y runs anterior -> posterior: an exact axis permutation/flip (DICOMOrient) for
+    #    axis-aligned grids, a linear resampling onto an LPS-aligned grid for oblique ones
     spacing = np.asarray(geom.spacing)
     factors = [max(1, min(int(round(config.working_spacing_mm / s)), n)) for s, n in zip(spacing, geom.size)]
+    dmat = geom.direction_matrix
+    oblique = bool(np.abs(np.abs(dmat).max(axis=0) - 1.0).max() > 1e-4)
+    aligned_ref: sitk.Image | None = None
+    if oblique:
+        corners = geom.corners_lps()
+        step = float(np.median(spacing * np.asarray(factors)))
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        size = [int(np.floor((h - l) / step)) + 1 for l, h in zip(lo, hi)]
+        aligned_ref = Geometry(tuple(size), (step, step, step), tuple(lo)).reference_image(sitk.sitkFloat32)
 
     def shrink(volume: Volume) -> sitk.Image:
         arr = np.ascontiguousarray(volume.array)
@@ -162,7 +172,10 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
         # the contrasts used here) and is cheaper before the cast to float
         img = geom.apply_to(sitk.GetImageFromArray(arr))
         small = sitk.BinShrink(img, factors) if any(f > 1 for f in factors) else sitk.Image(img)
-        return sitk.DICOMOrient(sitk.Cast(small, sitk.sitkFloat32), "LPS")
+        small = sitk.Cast(small, sitk.sitkFloat32)
+        if aligned_ref is not None:
+            return sitk.Resample(small, aligned_ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        return sitk.DICOMOrient(small, "LPS")
 
     small = [shrink(phases[0])]
     if config.body_intensity != "pre":
@@ -176,7 +189,20 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
     else:
         body_lin = np.mean(stack, axis=0)
     P = np.log1p(np.maximum(stack[0], 0.0))
+    enhancement = None
+    if len(stack) > 1:
+        # relative enhancement of the brightest post-contrast phase (heart vs skeletal muscle)
+        # (the denominator is floored at half the median signal so that noise at the air boundary,
+        # where the pre-contrast signal is near zero, does not look like enhancement)
+        floor = 0.5 * float(np.median(stack[0][stack[0] > np.expm1(_otsu(P.ravel()))]))
+        enhancement = (np.maximum.reduce(stack[1:]) - stack[0]) / np.maximum(stack[0], max(floor, 1e-3))
     B = np.log1p(np.maximum(body_lin, 0.0))
+    if aligned_ref is not None:
+        ones = geom.apply_to(sitk.GetImageFromArray(np.ones(geom.shape_zyx, np.uint8)))
+        valid = sitk.GetArrayFromImage(
+            sitk.Resample(ones, aligned_ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
+    else:
+        valid = np.ones(stack[0].shape, dtype=bool)
     sp = np.asarray(pre_s.GetSpacing())  # (x, y, z) mm of the reduced, oriented grid
     diag.working_spacing_mm = tuple(float(v) for v in sp)
     nz, ny, nx = P.shape
@@ -184,22 +210,23 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
 
     # 2. body / air
     t1 = time.perf_counter()
-    thr = _otsu(B.ravel())
-    lin = np.expm1(B)
-    low, high = lin[B <= thr], lin[B > thr]
-    air_fraction = low.size / B.size
+    Bv = B[valid]
+    thr = _otsu(Bv)
+    lin = np.expm1(Bv)
+    low, high = lin[Bv <= thr], lin[Bv > thr]
+    air_fraction = low.size / max(Bv.size, 1)
     ratio = float(low.mean() / max(high.mean(), 1e-6)) if low.size and high.size else 1.0
     diag.has_air = bool(air_fraction >= _MIN_AIR_FRACTION and ratio < _AIR_CONTRAST_RATIO)
     if diag.has_air:
         diag.body_threshold = thr
-        body = B > thr
+        body = (B > thr) & valid
         body = ndi.binary_opening(body, structure=ndi.generate_binary_structure(3, 1))
         body = _largest_component(body)
         body = _fill_holes_per_slice(body)
     else:
         log.info("no body/air boundary in the field of view (air fraction %.3f, contrast ratio %.2f): "
                  "treating it as a crop inside the breast", air_fraction, ratio)
-        body = np.ones_like(B, dtype=bool)
+        body = valid.copy()
     diag.timings_s["body_s"] = time.perf_counter() - t1
 
     # 3. chest wall, searched from the lungs towards the skin (chest_wall.py)
@@ -209,7 +236,7 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
     cw_map = np.full((nz, nx), np.nan)
     if diag.has_air:
         cw = find_chest_wall(
-            np.expm1(P), body, B <= thr, sp,
+            np.expm1(P), body, (B <= thr) & valid, sp, enhancement=enhancement,
             skin_mm=config.skin_mm, rib_mm=config.chest_wall_spike_mm, smoothing_mm=config.chest_wall_smoothing_mm,
         )
         cw_map = cw.y_cw
@@ -222,6 +249,7 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
         if not np.isfinite(cw_map).any():
             log.info("no chest wall found: the whole tissue in the field of view is kept")
     diag.arrays["body"] = body
+    diag.arrays["pre"] = np.expm1(P)
     diag.arrays["chest_wall_y"] = cw_map
     diag.timings_s["chest_wall_s"] = time.perf_counter() - t2
 
@@ -269,22 +297,28 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
         if config.fill_holes:
             side = _fill_holes_per_slice(side)
         labels[side & (labels == BACKGROUND)] = value
+    diag.arrays["labels"] = labels
     diag.timings_s["labels_s"] = time.perf_counter() - t4
 
     # 7. back to the pre-contrast grid: inverse orientation on the reduced grid, then block upsampling
+    #    (axis-aligned grids), or nearest-neighbour resampling in physical space (oblique grids)
     t5 = time.perf_counter()
     lab_o = sitk.GetImageFromArray(labels)
     lab_o.CopyInformation(pre_s)
-    lab_n = sitk.DICOMOrient(lab_o, geom.orientation_code())
-    small_geom = Geometry.from_sitk(lab_n)
-    full = _upsample_blocks(sitk.GetArrayFromImage(lab_n), factors, geom.size)
-    back = geom.apply_to(sitk.GetImageFromArray(full))
-    expected_origin = geom.index_to_lps(np.zeros(3) + (np.asarray(factors) - 1) / 2.0)
-    if not (np.allclose(small_geom.origin, expected_origin, atol=1e-3)
-            and np.allclose(small_geom.direction, geom.direction, atol=1e-6)):
-        # not a pure block correspondence (should not happen): resample in physical space
-        back = sitk.Resample(lab_n, geom.reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+    if oblique:
+        back = sitk.Resample(lab_o, geom.reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                              sitk.sitkUInt8)
+    else:
+        lab_n = sitk.DICOMOrient(lab_o, geom.orientation_code())
+        small_geom = Geometry.from_sitk(lab_n)
+        full = _upsample_blocks(sitk.GetArrayFromImage(lab_n), factors, geom.size)
+        back = geom.apply_to(sitk.GetImageFromArray(full))
+        expected_origin = geom.index_to_lps(np.zeros(3) + (np.asarray(factors) - 1) / 2.0)
+        if not (np.allclose(small_geom.origin, expected_origin, atol=1e-3)
+                and np.allclose(small_geom.direction, geom.direction, atol=1e-6)):
+            # not a pure block correspondence (should not happen): resample in physical space
+            back = sitk.Resample(lab_n, geom.reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                                 sitk.sitkUInt8)
     mask = sitk.GetArrayFromImage(back).astype(np.uint8)
     diag.timings_s["map_back_s"] = time.perf_counter() - t5
     diag.timings_s["total_s"] = time.perf_counter() - t0
