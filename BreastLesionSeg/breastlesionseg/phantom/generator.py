@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import InputError
 from ..exam.dce_exam import DCEExam
 from ..geometry import Volume
 from ..labels import BREAST_LEFT, BREAST_RIGHT
@@ -157,7 +158,7 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
     """
     config = config or PhantomConfig()
     if not isinstance(config, PhantomConfig):
-        raise TypeError(f"generate_phantom: config must be a PhantomConfig, got {type(config).__name__}")
+        raise InputError(f"generate_phantom: config must be a PhantomConfig, got {type(config).__name__}")
     t_start = time.perf_counter()
     geometry = phantom_geometry(config)
     coords = VoxelCoordinates.of(geometry)
