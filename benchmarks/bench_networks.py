@@ -1,0 +1,398 @@
+#!/usr/bin/env python
+"""Benchmark the lesion networks and inference backends on this machine (CPU; GPU when present).
+
+One run measures, on the same machine:
+
+* forward time (median of ``--repeats`` runs after one warm-up; backends of one model and input
+  are interleaved round-robin in this process, so load changes hit them alike; wall and process CPU time),
+* achieved GFLOP/s (FLOPs from ``breastlesionseg.nn.count_flops``, 2 FLOPs per multiply-add),
+  and the same against the machine's measured peak (a large float32 matmul on the same threads),
+* peak memory: one forward pass per configuration in a fresh subprocess; ``peak_rss_delta_bytes``
+  is the process's ``VmHWM`` after the forward minus its ``VmRSS`` before it (what inference adds),
+* the numerical difference of each backend against eager float32 (max |logit difference|),
+
+for MM-3DUNet t=6, t=12, t=12+ACT, the dense 3D U-Net baseline (seed 000 Table 1 configurations)
+and MONAI's BasicUNet, at the paper's input (1 x 1 x 32 x 256 x 256) and at the pipeline's window
+(1 x C x patch from the demo model card, else the ModelCard default), for each backend; optionally
+the whole ``breastlesionseg segment`` on the Duke exam (``--segment``).
+
+Writes ``benchmarks/output/bench_networks_<UTC time>.json`` and prints a markdown table.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_networks.py            # full run (long on 2 cores)
+    .venv/bin/python benchmarks/bench_networks.py --quick    # smoke test: tiny inputs, 1 repeat
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "BreastLesionSeg"))
+
+from breastlesionseg.nn import MM3DUNet, MM3DUNetConfig, UNet3D, UNet3DConfig, count_flops, count_parameters  # noqa: E402
+from breastlesionseg.runtime import BACKENDS  # noqa: E402
+from breastlesionseg.runtime.backend import forward_with_aux  # noqa: E402
+from breastlesionseg.runtime.memory import current_rss_bytes, peak_rss_bytes  # noqa: E402
+
+log = logging.getLogger("bench_networks")
+
+#: models benchmarked: name -> (builder kwargs description)
+MODELS: Tuple[str, ...] = ("mm3dunet_t6", "mm3dunet_t12", "mm3dunet_t12_act", "unet3d_table1", "monai_basicunet")
+#: backends tried per model (those that do not support a model are reported as such)
+BACKEND_NAMES: Tuple[str, ...] = ("eager", "channels_last", "fused_cec", "onnxruntime", "bf16")
+PAPER_INPUT: Tuple[int, int, int] = (32, 256, 256)
+DUKE_GLOB = "Breast_MRI_153_000[0-4]_*.nii.gz"
+
+
+def build_model(name: str, in_channels: int) -> torch.nn.Module:
+    """The benchmarked network ``name`` with ``in_channels`` inputs (seeded random weights, eval mode)."""
+    torch.manual_seed(0)
+    if name == "mm3dunet_t6":
+        net = MM3DUNet(MM3DUNetConfig(in_channels=in_channels, expansion=6, act=False))
+    elif name == "mm3dunet_t12":
+        net = MM3DUNet(MM3DUNetConfig(in_channels=in_channels, expansion=12, act=False))
+    elif name == "mm3dunet_t12_act":
+        net = MM3DUNet(MM3DUNetConfig(in_channels=in_channels, expansion=12, act=True))
+    elif name == "unet3d_table1":
+        net = UNet3D(UNet3DConfig.table1(in_channels=in_channels))
+    elif name == "monai_basicunet":
+        from monai.networks.nets import BasicUNet
+
+        net = BasicUNet(spatial_dims=3, in_channels=in_channels, out_channels=1)
+    else:
+        raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
+    # non-trivial norm affines so that folded/fused paths are really exercised
+    for m in net.modules():
+        if isinstance(m, (torch.nn.InstanceNorm3d, torch.nn.BatchNorm3d)) and m.weight is not None:
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+def pipeline_window() -> Tuple[Tuple[int, int, int], int, str]:
+    """(patch D, H, W), input channels and where they came from: the demo model card, else the ModelCard default."""
+    try:
+        from breastlesionseg.nn import resolve_model
+        from breastlesionseg.nn.model_card import ModelCard
+
+        folder = resolve_model("mm3dunet-phantom-demo")
+        card = ModelCard.load(Path(folder)) if hasattr(ModelCard, "load") else None
+        if card is not None:
+            return tuple(int(s) for s in card.patch_size), len(card.input_channels), f"model card {folder}"
+    except Exception as exc:  # noqa: BLE001 - any failure means: no demo model yet; use the default
+        log.info("demo model card not usable (%s); using the ModelCard default patch", exc)
+    from breastlesionseg.nn.model_card import ModelCard
+
+    default = ModelCard.__dataclass_fields__["patch_size"].default
+    return tuple(int(s) for s in default), 3, "ModelCard default (no demo model yet)"
+
+
+def machine_info(threads: int) -> Dict[str, Any]:
+    """CPU model, cores, threads, torch/ORT versions, GPU, load average."""
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu_model": cpu, "cpu_count": os.cpu_count(), "threads": threads,
+        "avx512_bf16": "avx512_bf16" in flags, "torch": torch.__version__, "onnxruntime": ort_version,
+        "python": platform.python_version(), "gpu": gpu or "none (not measured: no GPU in this session)",
+        "load_average_start": list(os.getloadavg()),
+    }
+
+
+def matmul_peak_gflops(n: int, repeats: int = 5) -> float:
+    """Achieved float32 GFLOP/s of an n x n matmul on the current threads (best of ``repeats``)."""
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def _max_abs_vs_eager(net: torch.nn.Module, runnable: torch.nn.Module, shape: Sequence[int]) -> float:
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        a, _ = forward_with_aux(net, x)
+        b, _ = forward_with_aux(runnable, x)
+    return float((a.float() - b.float()).abs().max())
+
+
+def _prepare(backend_name: str, net: torch.nn.Module, shape: Sequence[int]) -> Tuple[Optional[torch.nn.Module], str]:
+    backend = BACKENDS[backend_name]()
+    ok, why = backend.availability()
+    if ok:
+        ok, why = backend.supports(net)
+    if not ok:
+        return None, why
+    return backend.prepare(net, shape), ""
+
+
+def memory_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Subprocess body: build, prepare, one forward; report RSS figures (bytes)."""
+    torch.set_num_threads(int(spec["threads"]))
+    net = build_model(spec["model"], int(spec["shape"][1]))
+    runnable, why = _prepare(spec["backend"], net, spec["shape"])
+    if runnable is None:
+        return {"skipped": why}
+    x = torch.randn(*spec["shape"])
+    before = current_rss_bytes()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        forward_with_aux(runnable, x)
+    wall = time.perf_counter() - t0
+    peak = peak_rss_bytes()
+    return {"rss_before_forward_bytes": before, "peak_rss_bytes": peak,
+            "peak_rss_delta_bytes": (peak - before) if (peak is not None and before is not None) else None,
+            "single_forward_s": wall}
+
+
+def measure_memory(spec: Dict[str, Any], timeout_s: float) -> Dict[str, Any]:
+    """Run :func:`memory_worker` in a fresh interpreter (so each peak is its own)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-worker", json.dumps(spec)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s:.0f} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}"}
+    return json.loads(lines[-1])
+
+
+def bench_config(model: str, shape: Tuple[int, ...], backends: Sequence[str], repeats: int, threads: int,
+                 memory: bool, memory_timeout_s: float) -> List[Dict[str, Any]]:
+    """Time every backend of one (model, input shape), interleaved; returns one record per backend."""
+    net = build_model(model, shape[1])
+    flops = count_flops(net, shape)
+    params = count_parameters(net)
+    small = (1, shape[1], 17, 19, 21)
+    prepared: Dict[str, torch.nn.Module] = {}
+    records: Dict[str, Dict[str, Any]] = {}
+    for name in backends:
+        rec: Dict[str, Any] = {"model": model, "input_shape": list(shape), "backend": name, "params": params,
+                               "flops": flops}
+        records[name] = rec
+        try:
+            t0 = time.perf_counter()
+            runnable, why = _prepare(name, net, shape)
+            rec["prepare_s"] = time.perf_counter() - t0
+        except (RuntimeError, ValueError, ImportError, OSError) as exc:
+            runnable, why = None, f"{type(exc).__name__}: {exc}"
+        if runnable is None:
+            rec["skipped"] = why
+            continue
+        rec["max_abs_vs_eager_small"] = _max_abs_vs_eager(net, runnable, small)
+        prepared[name] = runnable
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(3))
+    walls: Dict[str, List[float]] = {n: [] for n in prepared}
+    cpus: Dict[str, List[float]] = {n: [] for n in prepared}
+    outputs: Dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, runnable in prepared.items():  # warm-up (and the output for the big-input comparison)
+            seg, _ = forward_with_aux(runnable, x)
+            outputs[name] = seg
+        for _ in range(repeats):
+            for name, runnable in prepared.items():
+                c0, t0 = time.process_time(), time.perf_counter()
+                forward_with_aux(runnable, x)
+                walls[name].append(time.perf_counter() - t0)
+                cpus[name].append(time.process_time() - c0)
+    ref = outputs.get("eager")
+    for name in prepared:
+        rec = records[name]
+        med = statistics.median(walls[name])
+        rec.update({"forward_s_median": med, "forward_s_min": min(walls[name]), "forward_s_all": walls[name],
+                    "cpu_s_median": statistics.median(cpus[name]), "achieved_gflops": flops / med / 1e9})
+        if ref is not None:
+            rec["max_abs_vs_eager"] = float((outputs[name].float() - ref.float()).abs().max())
+            rec["max_abs_eager_logit"] = float(ref.abs().max())
+    if "eager" in prepared:
+        for name in prepared:
+            records[name]["speedup_vs_eager"] = records["eager"]["forward_s_median"] / records[name]["forward_s_median"]
+    del prepared, outputs
+    if memory:
+        for name, rec in records.items():
+            if "skipped" in rec:
+                continue
+            rec["memory"] = measure_memory({"model": model, "shape": list(shape), "backend": name, "threads": threads},
+                                           memory_timeout_s)
+    return list(records.values())
+
+
+def bench_segment(threads: int, timeout_s: float) -> Dict[str, Any]:
+    """Time ``breastlesionseg segment`` on the five-phase Duke exam (if the data and a model exist)."""
+    data = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"
+    phases = sorted(data.glob(DUKE_GLOB))
+    if len(phases) != 5:
+        return {"skipped": f"Duke exam not found at {data}"}
+    exe = Path(sys.executable).with_name("breastlesionseg")
+    if not exe.is_file():
+        return {"skipped": f"CLI {exe} not found"}
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bls-bench-seg-") as tmp:
+        out = Path(tmp) / "out"
+        cmd = [str(exe), "segment", *map(str, phases), "--output", str(out), "--device", "cpu"]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout_s:.0f} s", "command": cmd}
+        wall = time.perf_counter() - t0
+        result: Dict[str, Any] = {"command": " ".join(cmd), "exit_code": proc.returncode, "wall_s": wall}
+        if proc.returncode != 0:
+            result["error"] = proc.stderr.strip()[-600:]
+            return result
+        metrics = out / "metrics.json"
+        if metrics.is_file():
+            data_m = json.loads(metrics.read_text())
+            for key in ("timings_s", "device", "backend", "inference_backend"):
+                if key in data_m:
+                    result[key] = data_m[key]
+        return result
+
+
+def markdown_table(result: Dict[str, Any]) -> str:
+    """The per-configuration table of a benchmark result."""
+    m = result["machine"]
+    peak = result["matmul_peak_gflops"]
+    lines = [
+        f"Machine: {m['cpu_model']}, {m['cpu_count']} cores, {m['threads']} threads, torch {m['torch']}, "
+        f"onnxruntime {m['onnxruntime']}, GPU {m['gpu']}; load average {m['load_average_start']} -> "
+        f"{result['load_average_end']}; float32 matmul peak {peak:.1f} GFLOP/s.",
+        "",
+        "| model | input | backend | GFLOPs | forward s (median) | CPU s | GFLOP/s | % of matmul peak | x eager | "
+        "max abs diff vs eager | peak RSS delta MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["results"]:
+        shape = "x".join(str(s) for s in r["input_shape"])
+        if "skipped" in r:
+            lines.append(f"| {r['model']} | {shape} | {r['backend']} | {r['flops'] / 1e9:.2f} | n/a: {r['skipped'][:60]} "
+                         "| | | | | | |")
+            continue
+        mem = r.get("memory", {}).get("peak_rss_delta_bytes")
+        mem_s = f"{mem / 2**20:.0f}" if mem else r.get("memory", {}).get("error", "")[:40]
+        lines.append(
+            f"| {r['model']} | {shape} | {r['backend']} | {r['flops'] / 1e9:.2f} | {r['forward_s_median']:.3f} | "
+            f"{r['cpu_s_median']:.2f} | {r['achieved_gflops']:.1f} | {100 * r['achieved_gflops'] / peak:.1f} | "
+            f"{r.get('speedup_vs_eager', float('nan')):.2f} | {r.get('max_abs_vs_eager', float('nan')):.1e} | {mem_s} |"
+        )
+    seg = result.get("segment")
+    if seg:
+        lines.append("")
+        lines.append("Whole segment on the Duke exam: " + json.dumps(seg)[:400])
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke test: tiny inputs, 1 repeat, two models")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per configuration (default 3; quick 1)")
+    parser.add_argument("--models", default=None, help=f"comma-separated subset of {','.join(MODELS)}")
+    parser.add_argument("--backends", default=None, help=f"comma-separated subset of {','.join(BACKEND_NAMES)}")
+    parser.add_argument("--inputs", default="paper,window", help="comma-separated: paper, window")
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-configuration memory subprocesses")
+    parser.add_argument("--segment", action="store_true", help="also time 'breastlesionseg segment' on the Duke exam")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "output", help="JSON output folder")
+    parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_worker is not None:
+        print(json.dumps(memory_worker(json.loads(args.memory_worker))))
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1; got {args.threads}")
+    torch.set_num_threads(args.threads)
+    models = args.models.split(",") if args.models else (
+        ["mm3dunet_t12_act", "unet3d_table1"] if args.quick else list(MODELS))
+    backends = args.backends.split(",") if args.backends else list(BACKEND_NAMES)
+    for name in models:
+        if name not in MODELS:
+            parser.error(f"--models: unknown model {name!r}; expected some of {MODELS}")
+    for name in backends:
+        if name not in BACKENDS:
+            parser.error(f"--backends: unknown backend {name!r}; expected some of {sorted(BACKENDS)}")
+    repeats = args.repeats or (1 if args.quick else 3)
+    window, window_channels, window_source = pipeline_window()
+    inputs: List[Tuple[str, Tuple[int, ...]]] = []
+    for which in args.inputs.split(","):
+        if which == "paper":
+            inputs.append(("paper", (1, 1) + ((16, 32, 32) if args.quick else PAPER_INPUT)))
+        elif which == "window":
+            inputs.append(("window", (1, window_channels) + ((16, 32, 48) if args.quick else window)))
+        else:
+            parser.error(f"--inputs: unknown input {which!r}; expected paper and/or window")
+    result: Dict[str, Any] = {
+        "benchmark": "bench_networks", "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": bool(args.quick), "repeats": repeats, "machine": machine_info(args.threads),
+        "inputs": {k: list(v) for k, v in inputs}, "window_source": window_source,
+    }
+    result["matmul_peak_gflops"] = matmul_peak_gflops(512 if args.quick else 2048)
+    records: List[Dict[str, Any]] = []
+    for label, shape in inputs:
+        for model in models:
+            log.warning("benchmarking %s at %s", model, shape)
+            t0 = time.perf_counter()
+            for rec in bench_config(model, shape, backends, repeats, args.threads, not args.no_memory,
+                                    memory_timeout_s=120 if args.quick else 900):
+                rec["input"] = label
+                if "achieved_gflops" in rec:
+                    rec["fraction_of_matmul_peak"] = rec["achieved_gflops"] / result["matmul_peak_gflops"]
+                records.append(rec)
+            log.warning("  done in %.0f s (load %s)", time.perf_counter() - t0, os.getloadavg())
+    result["results"] = records
+    if args.segment:
+        result["segment"] = bench_segment(args.threads, timeout_s=900)
+    result["load_average_end"] = list(os.getloadavg())
+    args.output.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = args.output / f"bench_networks_{'quick_' if args.quick else ''}{stamp}.json"
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, path)
+    print(markdown_table(result))
+    print(f"\nJSON: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
