@@ -23,7 +23,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from .device import describe_device, resolve_device, torch_threads
 from .postprocess import postprocess_probability, resample_array
 from .preprocess import (PreparedInput, build_model_input, crop_exam, phases_needed, resample_to_model)
 from .result import ModelInfo, SegmentationResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..nn.model_card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ class SegmentationEngine:
         config: InferenceConfig | None = None,
         *,
         model: torch.nn.Module | None = None,
-        card: Any = None,
+        card: "ModelCard | None" = None,
         breast_segmenter: BreastSegmenter | None = None,
         model_path: str | Path | None = None,
     ) -> None:
