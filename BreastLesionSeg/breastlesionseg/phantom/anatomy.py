@@ -44,7 +44,7 @@ from .grid import VoxelCoordinates, bbox_slices
 from .textures import PhysicalNoiseField
 
 # Tissue classes of the phantom's tissue map (uint8).
-AIR, SKIN, FAT, GLAND, MUSCLE, CHEST_WALL, BONE, LUNG, BLOOD, MYOCARDIUM, MEDIASTINUM, LIVER = range(12)
+AIR, SKIN, FAT, GLAND, MUSCLE, CHEST_WALL, BONE, LUNG, BLOOD, MYOCARDIUM, MEDIASTINUM, LIVER, CYST = range(13)
 NIPPLE_RADIUS_MM = 5.0
 NIPPLE_LENGTH_MM = 6.0
 
@@ -54,7 +54,7 @@ AXILLARY_PLANE_OFFSET_MM = 45.0
 
 TISSUE_NAMES = (
     "air", "skin", "fat", "gland", "muscle", "chest_wall", "bone", "lung", "blood", "myocardium", "mediastinum",
-    "liver",
+    "liver", "cyst",
 )
 
 
@@ -309,7 +309,7 @@ class AnatomyMaps:
     """The anatomy sampled on a grid; arrays of shape (z, y, x).
 
     Attributes:
-        tissue: uint8 tissue class (``AIR`` .. ``LIVER``, names in ``TISSUE_NAMES``).
+        tissue: uint8 tissue class (``AIR`` .. ``CYST``, names in ``TISSUE_NAMES``).
         fgt_fraction: float32 0..1 fibroglandular fraction of ``GLAND`` voxels (0 elsewhere).
         bpe_factor: float32 patchiness factor of background parenchymal enhancement (~0.3-2, mean ~1).
         vessel_fraction: float32 0..1 partial-volume fraction of enhancing vessel.
@@ -453,3 +453,29 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
 
     lesion_allowed = (breast_mask > 0) & ((tissue == FAT) | (tissue == GLAND))
     return AnatomyMaps(tissue, fgt, bpe, vessel, breast_mask, lesion_allowed)
+
+
+def add_cysts(rng: np.random.Generator, anatomy: PatientAnatomy, maps: AnatomyMaps, coords: VoxelCoordinates,
+              geometry: Geometry) -> list[dict]:
+    """Add 0-2 benign simple cysts per breast (round, 4-12 mm, non-enhancing) to ``maps.tissue`` in place.
+
+    Cysts replace fat/gland voxels inside the breast region; they are not lesions (label 0). Returns
+    their LPS centres and diameters (mm).
+    """
+    cysts = []
+    for br in anatomy.breasts:
+        for _ in range(int(rng.integers(0, 3))):
+            centre = br.sample_interior_point(rng)
+            d = float(rng.uniform(4.0, 12.0))
+            r = d / 2.0
+            sl = bbox_slices(geometry, centre - r - 1.0, centre + r + 1.0)
+            if sl is None:
+                continue
+            inside = (coords.x[sl] - np.float32(centre[0])) ** 2 + (coords.y[sl] - np.float32(centre[1])) ** 2 \
+                + (coords.z[sl] - np.float32(centre[2])) ** 2 <= np.float32(r * r)
+            block = maps.tissue[sl]
+            inside &= ((block == FAT) | (block == GLAND)) & (maps.breast_mask[sl] > 0)
+            block[inside] = CYST
+            maps.vessel_fraction[sl][inside] = 0.0
+            cysts.append({"center_lps_mm": [float(v) for v in centre], "diameter_mm": d})
+    return cysts

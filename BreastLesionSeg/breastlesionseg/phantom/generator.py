@@ -18,7 +18,7 @@ from ..exam.dce_exam import DCEExam
 from ..geometry import Volume
 from ..labels import BREAST_LEFT, BREAST_RIGHT
 from .anatomy import (
-    AXILLARY_PLANE_OFFSET_MM, FAT, GLAND, TISSUE_NAMES, AnatomyMaps, draw_anatomy, voxelize_anatomy,
+    AXILLARY_PLANE_OFFSET_MM, FAT, GLAND, TISSUE_NAMES, AnatomyMaps, add_cysts, draw_anatomy, voxelize_anatomy,
 )
 from .artifacts import bias_field, psf_blur, rician_noise
 from .config import PhantomConfig
@@ -30,7 +30,7 @@ from .lesions import draw_lesions, lesion_signal_relative, peak_enhancement_perc
 
 log = logging.getLogger(__name__)
 
-_STREAM_ANATOMY, _STREAM_LESIONS, _STREAM_BIAS, _STREAM_NOISE, _STREAM_CONTRAST = 1, 2, 3, 4, 5
+_STREAM_ANATOMY, _STREAM_LESIONS, _STREAM_BIAS, _STREAM_NOISE, _STREAM_CONTRAST, _STREAM_CYSTS = 1, 2, 3, 4, 5, 6
 #: per-seed scanner/patient variation of every tissue's pre-contrast signal (uniform factor range)
 CONTRAST_JITTER = (0.9, 1.1)
 
@@ -164,6 +164,7 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
     coords = VoxelCoordinates.of(geometry)
     anatomy = draw_anatomy(_rng(config.seed, _STREAM_ANATOMY), config.fgt_density)
     maps = voxelize_anatomy(anatomy, geometry, coords)
+    cysts = add_cysts(_rng(config.seed, _STREAM_CYSTS), anatomy, maps, coords, geometry)
     t_anat = time.perf_counter()
 
     rng_les = _rng(config.seed, _STREAM_LESIONS)
@@ -252,6 +253,6 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
         lesion_labels=Volume(labels, geometry, name="lesions"),
         lesions=lesions,
         tissue=Volume(maps.tissue, geometry, name="tissue"),
-        anatomy=anatomy.to_dict(),
+        anatomy={**anatomy.to_dict(), "cysts": cysts},
         generation_time_s=gen_s,
     )

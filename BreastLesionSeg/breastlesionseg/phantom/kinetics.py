@@ -11,7 +11,8 @@ Tissue curves (percent enhancement vs time t, s; ``t_last`` = time of the last p
       first-pass peak ``B`` drawn per seed in 260-380 %; vessels (tubes, partial volume) 0.9 x blood;
       myocardium 120 % -> 95 %. On the subtraction image the blood is as bright as the lesions (its
       percent enhancement is higher), so a trivial threshold picks the heart and vessels too;
-    * liver 35 % rising to 70 % (portal venous phase), lung 10 %, mediastinal fat 5 %, bone 5 %.
+    * liver 35 % rising to 70 % (portal venous phase), lung 10 %, mediastinal fat 5 %, bone 5 %;
+    * benign cysts (0-2 per breast, 4-12 mm, T1-dark): 0 %.
 
 Lesion curves (wash-in, then one of three late behaviours), with ``E`` = early percent enhancement
 (first post phase, mass 90-200 %, non-mass 70-140 %) and ``r`` = relative signal change from the first
@@ -34,7 +35,8 @@ import math
 import numpy as np
 
 from .anatomy import (
-    AIR, BLOOD, BONE, CHEST_WALL, FAT, GLAND, LIVER, LUNG, MEDIASTINUM, MUSCLE, MYOCARDIUM, SKIN, TISSUE_NAMES,
+    AIR, BLOOD, BONE, CHEST_WALL, CYST, FAT, GLAND, LIVER, LUNG, MEDIASTINUM, MUSCLE, MYOCARDIUM, SKIN,
+    TISSUE_NAMES,
 )
 
 KINETIC_TYPES = ("persistent", "plateau", "washout")
@@ -59,6 +61,7 @@ PRE_SIGNAL = {
     MYOCARDIUM: (150.0, 300.0),
     MEDIASTINUM: (175.0, 850.0),
     LIVER: (165.0, 420.0),
+    CYST: (150.0, 200.0),  # fluid: T1-dark, never enhances
 }
 BLOOD_PRE = PRE_SIGNAL[BLOOD]
 #: lesion pre-contrast signal relative to pure fibroglandular tissue
@@ -103,7 +106,7 @@ def tissue_enhancement_percent(tissue: int, t_s: float, post_times_s: tuple[floa
         return 35.0 + 35.0 * _ramp(t_s, t_last, 1.0)
     if tissue in (MEDIASTINUM, BONE):
         return 5.0
-    if tissue == AIR:
+    if tissue in (AIR, CYST):
         return 0.0
     raise ValueError(f"unknown tissue class {tissue}")
 

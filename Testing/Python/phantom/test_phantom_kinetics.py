@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 
 from breastlesionseg.phantom import PhantomConfig, generate_phantom
-from breastlesionseg.phantom.anatomy import FAT, GLAND, MUSCLE
+from breastlesionseg.phantom.anatomy import CYST, FAT, GLAND, MUSCLE
 from breastlesionseg.phantom.kinetics import LATE_CHANGE_RANGE, lesion_curve_relative
 
 CLEAN = dict(size=(112, 64, 32), noise_percent=0.0, bias_strength=0.0)
@@ -79,3 +79,21 @@ def test_fixed_density_keeps_the_same_patient():
     assert np.array_equal(a.breast_mask.array, b.breast_mask.array)
     assert np.array_equal(a.lesion_labels.array, b.lesion_labels.array)
     assert (b.tissue.array == GLAND).sum() == (a.tissue.array == GLAND).sum()
+
+
+def test_cysts_are_dark_non_enhancing_and_not_lesions():
+    found = 0
+    for seed in range(30, 36):
+        p = generate_phantom(PhantomConfig(seed=seed, n_lesions=(1, 1), **CLEAN))
+        cyst = (p.tissue.array == CYST) & (p.lesion_labels.array == 0)
+        cyst &= ndimage.binary_erosion(cyst)
+        if not cyst.any():
+            continue
+        found += 1
+        assert np.all(p.breast_mask.array[cyst] > 0)
+        pre = p.exam.pre.array[cyst].astype(float)
+        post = p.exam.phases[-1].array[cyst].astype(float)
+        assert abs(np.median((post - pre) / pre)) < 0.03
+        assert np.median(pre) < np.median(p.exam.pre.array[p.tissue.array == GLAND])
+        assert len(p.anatomy["cysts"]) >= 1
+    assert found >= 2
