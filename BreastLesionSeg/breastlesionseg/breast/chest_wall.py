@@ -168,6 +168,7 @@ def find_chest_wall(
     min_band_mm: float = 4.0,
     max_depth_mm: float = 40.0,
     muscle_tolerance: float = 0.25,
+    fat_exclusion: float = 0.3,
     rib_mm: float = 15.0,
     smoothing_mm: float = 20.0,
     level_sigma_mm: float = 30.0,
@@ -192,6 +193,8 @@ def find_chest_wall(
         skin_mm: skin thickness; the subcutaneous fat level is sampled just below it.
         min_band_mm: the muscle is a run of muscle-like voxels at least this thick.
         max_depth_mm: the anterior muscle surface lies at most this far anterior of the lung.
+        fat_exclusion: voxels within this |log| ratio of the subcutaneous fat level are not used to
+            estimate the muscle level.
         muscle_tolerance: a voxel is muscle-like within this |log| ratio of the local muscle level.
         rib_mm: posterior excursions of the surface narrower than this along z (ribs) are removed.
         smoothing_mm: median filter size across z and x.
@@ -255,11 +258,15 @@ def find_chest_wall(
         return ChestWallResult(empty, empty.copy(), lung)
     # muscle level: the mode of the tissue just anterior of the lungs (the chest wall + pectoralis
     # layer is the largest homogeneous tissue there), then a smooth local map for bias tolerance
+    fat = float(np.median(pre[sub_band]))
     cw_log = np.log(np.maximum(pre[cw_band], 1e-3))
+    # fat-like voxels (retromammary fat, fatty rib marrow) are left out: the muscle is what remains
+    not_fat = np.abs(cw_log - np.log(max(fat, 1e-3))) > fat_exclusion
+    if np.count_nonzero(not_fat) >= 20:
+        cw_log = cw_log[not_fat]
     hist, edges = np.histogram(cw_log, bins=64)
     hist = ndi.uniform_filter1d(hist.astype(float), 3)
     m0 = float(np.exp(0.5 * (edges[int(np.argmax(hist))] + edges[int(np.argmax(hist)) + 1])))
-    fat = float(np.median(pre[sub_band]))
     logp = np.log(np.maximum(pre, 1e-3))
     seeds = cw_band & (np.abs(logp - np.log(m0)) < 2 * muscle_tolerance)
     sigma = [level_sigma_mm / v for v in (sz, sy, sx)]
@@ -280,14 +287,16 @@ def find_chest_wall(
     # run ends (posterior end, walking anteriorly from the lung = larger y first)
     depth = max(run + 1, int(round(max_depth_mm / sy)))
     in_window = (yy < y_lung[:, None, :]) & (yy >= y_lung[:, None, :] - depth) & has_lung[:, None, :] & after_entry
-    starts = full & in_window
+    # runs starting in the skin (partial volume with air can look like muscle) do not count
+    below_skin = yy > y_entry[:, None, :] + d0
+    starts = full & in_window & below_skin
     # the most anterior run in the window (ribs and the thin intercostal layer lie posterior of the
     # pectoralis; the run must not be cut by the window's anterior edge, i.e. it is not the heart)
     y_run, found = _first_index(starts, axis=1)
     not_m = ~mlike & (yy < y_run[:, None, :])
     y_gap, has_gap = _last_index(not_m, axis=1)
     y_front = np.where(has_gap, y_gap + 1, 0)
-    found &= has_gap & (y_front > y_lung - depth)
+    found &= has_gap & (y_front > y_lung - depth) & (y_front > y_entry + d0)
     raw = np.where(found, y_front.astype(float), np.nan)
     found_fraction = float(found[has_body].mean()) if has_body.any() else 0.0
     muscle = m0
