@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
 
 from ..errors import InputError  # noqa: E402
 from ..exam import DCEExam  # noqa: E402
@@ -136,10 +137,11 @@ def render_overview(
     breast = _view(np.asarray(breast_mask.array), order, flips) > 0
     n = int(labels.max()) if labels.size else 0
     centroids = []
-    for lesion in range(1, n + 1):
-        idx = np.argwhere(labels == lesion)
-        if idx.size:
-            centroids.append((lesion, idx.mean(axis=0)))
+    if n:
+        present = np.bincount(np.asarray(labels).ravel(), minlength=n + 1)[1:] > 0
+        with np.errstate(invalid="ignore", divide="ignore"):  # absent labels (gaps) give NaN, filtered below
+            centres = ndimage.center_of_mass(np.ones(labels.shape, np.uint8), labels, index=np.arange(1, n + 1))
+        centroids = [(k + 1, np.asarray(c)) for k, c in enumerate(centres) if present[k]]
     key = centroids[:max_key_slices]
     if key:
         slice_indices = [int(round(c[0])) for _, c in key]
