@@ -16,6 +16,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -175,12 +176,15 @@ def segment_command(args: argparse.Namespace, progress) -> Path:
     out = check_output_dir(args.output, overwrite=args.force)
     config = make_config(args)
     engine = SegmentationEngine(config)  # fails early on a bad model or device
+    t0 = time.perf_counter()
     exam = load_exam([Path(p) for p in args.phases], register=args.register, progress=scaled(progress, 0.0, 0.1))
+    load_s = time.perf_counter() - t0
     result = engine.run(exam, progress=scaled(progress, 0.1, 0.93))
     if progress is not None:
         progress("write_outputs", 0.94, str(out))
-    write_outputs(result, exam, out, overwrite=args.force, title=f"{Path(args.phases[0]).name}: "
-                  f"{result.n_lesions} lesion(s) - {result.model.model_id}")
+    timings = {"load_exam": round(load_s, 4), **{k: round(v, 4) for k, v in result.timings_s.items()}}
+    write_outputs(result, exam, out, overwrite=args.force, extra_metrics={"timings_s": timings},
+                  title=f"{Path(args.phases[0]).name}: {result.n_lesions} lesion(s) - {result.model.model_id}")
     if progress is not None:
         progress("write_outputs", 1.0, str(out))
     report = sys.stderr if args.progress == "json" else sys.stdout

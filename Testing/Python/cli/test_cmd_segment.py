@@ -78,7 +78,7 @@ def test_segment_writes_the_contract_files_on_the_pre_grid(tmp_path, tiny_model,
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["model"]["id"] == "tiny-cli" and len(doc["model"]["sha256"]) == 64 and doc["model"]["demo"] is False
     assert doc["totals"]["lesion_count"] == n and doc["device"].startswith("cpu")
-    assert {"breast_region", "inference", "metrics", "total"} <= set(doc["timings_s"])
+    assert {"load_exam", "breast_region", "inference", "metrics", "total"} <= set(doc["timings_s"])
     assert doc["inputs"][0]["name"] == "pre" and doc["inputs"][0]["source"].endswith("pre.nii.gz")
     printed = capsys.readouterr().out
     assert "outputs written to" in printed and "lesion(s)" in printed
