@@ -81,6 +81,7 @@ class TrainConfig:
         flip_prob: left-right flip probability.
         intensity_scale: +- relative intensity scaling (0.2 = +-20 %).
         val_overlap: sliding-window overlap for validation.
+        val_every: validate every this many epochs (and always after the last epoch).
         threshold: probability threshold of the lesion mask.
         mask_to_breast: restrict predicted lesions to the breast region in validation (as inference does).
         num_threads: torch CPU threads (None = leave torch's default).
@@ -128,6 +129,7 @@ class TrainConfig:
     flip_prob: float = 0.5
     intensity_scale: float = 0.2
     val_overlap: float = 0.25
+    val_every: int = 1
     threshold: float = 0.5
     mask_to_breast: bool = True
     num_threads: int | None = None
@@ -196,6 +198,7 @@ class TrainConfig:
             raise InputError(f"TrainConfig.intensity_scale must be in [0, 1), got {self.intensity_scale!r}")
         if not 0.0 <= float(self.val_overlap) < 1.0:
             raise InputError(f"TrainConfig.val_overlap must be in [0, 1), got {self.val_overlap!r}")
+        _positive_int("val_every", self.val_every)
         if not 0.0 < float(self.threshold) < 1.0:
             raise InputError(f"TrainConfig.threshold must be in (0, 1), got {self.threshold!r}")
         if self.num_threads is not None:

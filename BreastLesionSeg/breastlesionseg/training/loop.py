@@ -368,8 +368,11 @@ def _train(config: TrainConfig, ctx: DistContext, json_stream: IO[str] | None) -
         lr = float(optimizer.param_groups[0]["lr"])
         scheduler.step()
 
+        train_s = time.monotonic() - t_epoch
+        over = broadcast_flag(config.max_time_s is not None and time.monotonic() - t_run > config.max_time_s,
+                              ctx, device)
         val_dice = val_iou = val_loss = None
-        if val_ids:
+        if val_ids and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs or over):
             vres = validate_cases(network, val_cases, config.patch_size, config.val_overlap, config.threshold,
                                   device, use_amp, config.mask_to_breast,
                                   loss_fn=lambda lg, tg: val_loss_fn(lg, tg).total)
@@ -380,12 +383,13 @@ def _train(config: TrainConfig, ctx: DistContext, json_stream: IO[str] | None) -
         meter.sample()
         epoch_s = time.monotonic() - t_epoch
         row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice,
-               "val_iou": val_iou, "lr": lr, "epoch_time_s": epoch_s, "loss_parts": parts.parts}
+               "val_iou": val_iou, "lr": lr, "epoch_time_s": epoch_s, "train_time_s": train_s,
+               "val_time_s": epoch_s - train_s, "loss_parts": parts.parts}
         history.append(row)
         improved = val_dice is not None and (best_dice is None or val_dice > best_dice)
         if improved:
             best_dice, best_epoch = val_dice, epoch + 1
-        elif val_dice is None:
+        elif not val_ids:
             best_epoch = epoch + 1
         cpu_all = all_reduce_sum([meter.cpu_s], ctx, device)[0]
         if ctx.is_main:
@@ -401,8 +405,7 @@ def _train(config: TrainConfig, ctx: DistContext, json_stream: IO[str] | None) -
             if improved:
                 _save_checkpoint({**state, "optimizer": {}, "scheduler": {}}, ckpt_dir / BEST_CHECKPOINT)
             progress.epoch(epoch, train_loss, val_dice, val_iou, val_loss, lr, epoch_s)
-        over = config.max_time_s is not None and time.monotonic() - t_run > config.max_time_s
-        if broadcast_flag(over, ctx, device) and epoch + 1 < config.epochs:
+        if over and epoch + 1 < config.epochs:
             log.warning("time budget of %.0f s reached after epoch %d of %d: stopping", config.max_time_s,
                         epoch + 1, config.epochs)
             stopped_early = True

@@ -68,9 +68,36 @@ class ValidationResult:
                 "n_cases": len(self.per_case), "per_case": self.per_case}
 
 
+#: logit given to windows without any breast voxel when they are skipped (sigmoid ~ 2e-9)
+SKIPPED_WINDOW_LOGIT = -20.0
+
+
+class _MaskedPredictor:
+    """Sliding-window predictor whose last input channel is the breast mask: windows without a
+    breast voxel are not run (their logits are :data:`SKIPPED_WINDOW_LOGIT`), the others get the
+    network's segmentation logits. Counts run/skipped windows."""
+
+    def __init__(self, network: nn.Module) -> None:
+        self.network = network
+        self.run = 0
+        self.skipped = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        image, mask = x[:, :-1], x[:, -1]
+        keep = mask.flatten(1).amax(1) > 0
+        out = torch.full((x.shape[0], 1, *x.shape[2:]), SKIPPED_WINDOW_LOGIT, dtype=x.dtype, device=x.device)
+        n = int(keep.sum())
+        self.run += n
+        self.skipped += x.shape[0] - n
+        if n:
+            out[keep] = self.network(image[keep]).to(out.dtype)
+        return out
+
+
 def predict_logits(network: nn.Module, image: np.ndarray, patch_size: Sequence[int], overlap: float,
-                   device: torch.device, amp: bool = False, sw_batch_size: int = 2) -> torch.Tensor:
-    """Sliding-window segmentation logits of one case.
+                   device: torch.device, amp: bool = False, sw_batch_size: int = 8,
+                   breast: np.ndarray | None = None) -> torch.Tensor:
+    """Sliding-window segmentation logits of one case (MONAI ``sliding_window_inference``, Gaussian blending).
 
     Args:
         network: ``forward(x) -> (N, 1, D, H, W)`` logits.
@@ -79,15 +106,25 @@ def predict_logits(network: nn.Module, image: np.ndarray, patch_size: Sequence[i
         overlap: window overlap fraction.
         device: where to run.
         amp: autocast (CUDA only).
+        sw_batch_size: windows per forward pass.
+        breast: optional ``(z, y, x)`` breast mask; windows without a breast voxel are skipped
+            (their logits are :data:`SKIPPED_WINDOW_LOGIT`), which only changes voxels outside the breast.
 
     Returns:
         ``(1, 1, z, y, x)`` float32 logits on the CPU.
     """
-    x = torch.as_tensor(image, dtype=torch.float32)[None].to(device)
+    x = torch.as_tensor(image, dtype=torch.float32)[None]
+    predictor: Callable = network
+    if breast is not None:
+        x = torch.cat([x, torch.as_tensor(breast > 0, dtype=torch.float32)[None, None]], dim=1)
+        predictor = _MaskedPredictor(network)
+    x = x.to(device)
     use_amp = amp and device.type == "cuda"
     with torch.no_grad(), torch.autocast(device_type=device.type, enabled=use_amp):
         out = sliding_window_inference(x, roi_size=tuple(patch_size), sw_batch_size=sw_batch_size,
-                                       predictor=network, overlap=overlap, mode="gaussian")
+                                       predictor=predictor, overlap=overlap, mode="gaussian")
+    if isinstance(predictor, _MaskedPredictor):
+        log.debug("sliding window: %d windows run, %d skipped (no breast voxel)", predictor.run, predictor.skipped)
     return torch.as_tensor(out).float().cpu()
 
 
@@ -113,7 +150,8 @@ def validate_cases(
         threshold: probability threshold.
         device: device to run on.
         amp: CUDA autocast.
-        mask_to_breast: zero predictions outside the breast mask (as inference does).
+        mask_to_breast: zero predictions outside the breast mask (as inference does) and skip
+            sliding windows without a breast voxel.
         loss_fn: optional ``loss_fn(logits, target) -> scalar`` for the validation loss.
 
     Returns:
@@ -125,7 +163,8 @@ def validate_cases(
     result = ValidationResult()
     try:
         for case in cases:
-            logits = predict_logits(network, case.image, patch_size, overlap, device, amp)
+            logits = predict_logits(network, case.image, patch_size, overlap, device, amp,
+                                    breast=case.breast if mask_to_breast else None)
             target = torch.as_tensor(case.label[None].astype(np.float32))
             loss = float(loss_fn(logits, target)) if loss_fn is not None else None
             pred = torch.sigmoid(logits) >= threshold

@@ -1,0 +1,147 @@
+"""``breastlesionseg train``: train or fine-tune a lesion model on a dataset (CPU, one GPU, or torchrun DDP)."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+
+def _triple(kind: type, name: str):
+    def parse(text: str):
+        try:
+            values = tuple(kind(v) for v in text.replace("x", ",").split(","))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{name} must be 3 {kind.__name__} values like 16,32,32; got {text!r}") from exc
+        if len(values) != 3:
+            raise argparse.ArgumentTypeError(f"{name} must have 3 values (got {text!r})")
+        return values
+    return parse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` sub-command."""
+    p = subparsers.add_parser(
+        "train", help="train or fine-tune a lesion model on a dataset (see docs/training.md)",
+        description="Train MM-3DUNet (seed 000 recipe) on a dataset built with 'breastlesionseg dataset add'. "
+                    "Run under torchrun for several GPUs/nodes (DistributedDataParallel).",
+    )
+    p.add_argument("--data", required=True, help="dataset folder (dataset.json + cases/)")
+    p.add_argument("--output", required=True, help="output model folder (weights, card, checkpoints, report)")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--patch", type=_triple(int, "--patch"), default=(32, 64, 64), metavar="D,H,W",
+                   help="training patch in voxels on the model grid (default 32,64,64)")
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--patches-per-case", type=int, default=4, help="patches per training case per epoch")
+    p.add_argument("--pos-fraction", type=float, default=0.5, help="share of lesion-centred patches (default 0.5)")
+    p.add_argument("--lr", type=float, default=1e-4, help="initial learning rate (cosine annealing; default 1e-4)")
+    p.add_argument("--min-lr", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--loss", choices=("dice_ce", "hybrid"), default="dice_ce",
+                   help="dice_ce: Dice + ACT cross-entropy (seed 000); hybrid: 0.1 Dice + 0.45 Focal + 0.45 CE (seed 001)")
+    p.add_argument("--act-weight", type=float, default=0.1, help="weight of the ACT cross-entropy")
+    p.add_argument("--folds", type=int, default=1, help="k of k-fold cross-validation (1 = hold-out split)")
+    p.add_argument("--fold", type=int, default=0, help="validation fold (0-based)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="hold-out share when --folds 1")
+    p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and after the last)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/last.pt")
+    p.add_argument("--init-from", default=None, metavar="MODEL", help="fine-tune from a model id or folder")
+    p.add_argument("--force", action="store_true", help="replace a finished model / old checkpoints in OUTPUT")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arch", choices=("mm3dunet", "unet3d"), default="mm3dunet")
+    p.add_argument("--expansion", type=int, default=12, help="MM-3DUNet channel expansion factor t")
+    p.add_argument("--base-width", type=int, default=8)
+    p.add_argument("--levels", type=int, default=4)
+    act = p.add_mutually_exclusive_group()
+    act.add_argument("--act", dest="act", action="store_true", default=True, help="train with the ACT head (default)")
+    act.add_argument("--no-act", dest="act", action="store_false", help="no auxiliary classification head")
+    p.add_argument("--channels", nargs="+", default=["pre", "post1", "sub1"], help="input channels")
+    p.add_argument("--spacing", type=_triple(float, "--spacing"), default=(1.5, 1.5, 1.5), metavar="X,Y,Z",
+                   help="model grid spacing in mm (default 1.5,1.5,1.5)")
+    p.add_argument("--margin-mm", type=float, default=16.0, help="optimized-volume crop margin (default 16 mm)")
+    p.add_argument("--no-augment", action="store_true", help="no rotation/flip/intensity augmentation")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--max-time-s", type=float, default=None, help="stop after the epoch that exceeds this wall time")
+    p.add_argument("--model-id", default="", help="model id in the card (default: the output folder name)")
+    p.add_argument("--demo", action="store_true", help="mark the model card as a demonstration model")
+    p.add_argument("--training-data", default="", help="training-data description for the card")
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                   help="bar on stderr (default), JSON lines on stdout (for the Slicer module), or none")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`TrainConfig` of parsed arguments (with the reproducing command line)."""
+    from ..training.config import TrainConfig
+
+    cfg = TrainConfig(
+        data_dir=args.data, output_dir=args.output, epochs=args.epochs, patch_size=args.patch,
+        batch_size=args.batch_size, patches_per_case=args.patches_per_case, pos_fraction=args.pos_fraction,
+        lr=args.lr, min_lr=args.min_lr, weight_decay=args.weight_decay, loss=args.loss, act_weight=args.act_weight,
+        folds=args.folds, fold=args.fold, val_fraction=args.val_fraction,
+        val_every=args.val_every, resume=args.resume,
+        init_from=args.init_from, force=args.force, device=args.device, amp=args.amp, seed=args.seed,
+        arch=args.arch, expansion=args.expansion, base_width=args.base_width, levels=args.levels, act=args.act,
+        channels=tuple(args.channels), target_spacing_mm=args.spacing, crop_margin_mm=args.margin_mm,
+        rotate_deg=0.0 if args.no_augment else 15.0, flip_prob=0.0 if args.no_augment else 0.5,
+        intensity_scale=0.0 if args.no_augment else 0.2, num_threads=args.threads, progress=args.progress,
+        max_time_s=args.max_time_s, model_id=args.model_id, demo=args.demo, training_data=args.training_data,
+    )
+    cfg.training_command = command_line(cfg, args)
+    return cfg
+
+
+def command_line(cfg, args: argparse.Namespace) -> str:
+    """An explicit ``breastlesionseg train ...`` command reproducing ``cfg`` (every setting spelled out)."""
+    parts = ["breastlesionseg", "train", "--data", str(cfg.data_dir), "--output", str(cfg.output_dir),
+             "--epochs", str(cfg.epochs), "--patch", ",".join(map(str, cfg.patch_size)),
+             "--batch-size", str(cfg.batch_size), "--patches-per-case", str(cfg.patches_per_case),
+             "--pos-fraction", f"{cfg.pos_fraction:g}", "--lr", f"{cfg.lr:g}", "--min-lr", f"{cfg.min_lr:g}",
+             "--weight-decay", f"{cfg.weight_decay:g}", "--loss", cfg.loss, "--act-weight", f"{cfg.act_weight:g}",
+             "--folds", str(cfg.folds), "--fold", str(cfg.fold), "--val-fraction", f"{cfg.val_fraction:g}", "--val-every", str(cfg.val_every),
+             "--seed", str(cfg.seed), "--arch", cfg.arch, "--expansion", str(cfg.expansion),
+             "--base-width", str(cfg.base_width), "--levels", str(cfg.levels), "--act" if cfg.act else "--no-act",
+             "--channels", *cfg.channels, "--spacing", ",".join(f"{s:g}" for s in cfg.target_spacing_mm),
+             "--margin-mm", f"{cfg.crop_margin_mm:g}", "--device", cfg.device]
+    if args.no_augment:
+        parts.append("--no-augment")
+    if cfg.amp:
+        parts.append("--amp")
+    if cfg.init_from:
+        parts += ["--init-from", cfg.init_from]
+    if cfg.num_threads:
+        parts += ["--threads", str(cfg.num_threads)]
+    if cfg.max_time_s:
+        parts += ["--max-time-s", f"{cfg.max_time_s:g}"]
+    if args.model_id:
+        parts += ["--model-id", cfg.model_id]
+    if cfg.demo:
+        parts.append("--demo")
+    return shlex.join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the training; JSON mode reports failures as an ``error`` event before the non-zero exit."""
+    from ..errors import BreastLesionSegError
+    from ..training.loop import train
+
+    try:
+        cfg = config_from_args(args)
+        result = train(cfg)
+    except (BreastLesionSegError, ValueError) as exc:
+        if args.progress == "json":
+            sys.stdout.write(json.dumps({"event": "error", "message": str(exc)}) + "\n")
+            sys.stdout.flush()
+        if isinstance(exc, BreastLesionSegError):
+            raise
+        from ..errors import InputError
+
+        raise InputError(str(exc)) from exc
+    if args.progress != "json":
+        dice = "-" if result.best_val_dice is None else f"{result.best_val_dice:.4f}"
+        print(f"trained model written to {result.output_dir} (best epoch {result.best_epoch}, val Dice {dice}, "
+              f"{result.report['energy']['training_time_s']:.0f} s, "
+              f"{result.report['energy']['carbon_footprint_kg_co2'] * 1000:.2f} g CO2)")
+    return 0

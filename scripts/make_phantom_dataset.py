@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Build a training dataset of synthetic phantom exams (for the demo model; never real data).
+
+Each seed gives one phantom (``breastlesionseg.phantom``, default configuration except at least one
+lesion per exam) added with its ground-truth lesion labels and breast mask through
+``breastlesionseg.training.dataset_add.add_case`` (the same path as ``breastlesionseg dataset add``).
+
+Seeds 0-19 are the held-out evaluation phantoms of the demo model and are refused unless
+``--allow-eval-seeds`` is given.
+
+Example::
+
+    python scripts/make_phantom_dataset.py --out benchmarks/output/phantom_dataset --seeds 1000-1039
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from breastlesionseg.errors import BreastLesionSegError
+from breastlesionseg.phantom import PhantomConfig, generate_phantom
+from breastlesionseg.training.dataset import Dataset
+from breastlesionseg.training.dataset_add import add_case
+
+#: seeds of the held-out evaluation phantoms (never trained on)
+EVAL_SEEDS = range(0, 20)
+
+log = logging.getLogger("make_phantom_dataset")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1000-1039"`` or ``"1,2,5-7"`` -> sorted unique seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = (int(v) for v in part.split("-", 1))
+            if hi < lo:
+                raise argparse.ArgumentTypeError(f"seed range {part!r} is empty")
+            seeds.update(range(lo, hi + 1))
+        else:
+            seeds.add(int(part))
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seed in {text!r}")
+    return sorted(seeds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the dataset; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="dataset folder to create or extend")
+    parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1000-1039"),
+                        help="phantom seeds, e.g. 1000-1039 (default) or 1,2,5-7")
+    parser.add_argument("--min-lesions", type=int, default=1, help="minimum lesions per phantom (default 1)")
+    parser.add_argument("--max-lesions", type=int, default=3, help="maximum lesions per phantom (default 3)")
+    parser.add_argument("--allow-eval-seeds", action="store_true",
+                        help="allow the held-out evaluation seeds 0-19 (never for the demo model)")
+    parser.add_argument("--force", action="store_true", help="replace cases that already exist")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    bad = [s for s in args.seeds if s in EVAL_SEEDS]
+    if bad and not args.allow_eval_seeds:
+        log.error("seeds %s are held-out evaluation phantoms; refusing to put them in a training set", bad)
+        return 2
+    ds = Dataset(args.out)
+    existing = set(ds.load_manifest().ids()) if ds.exists() else set()
+    t0 = time.monotonic()
+    try:
+        for seed in args.seeds:
+            case_id = f"phantom-{seed:05d}"
+            if case_id in existing and not args.force:
+                log.info("%s already in %s: kept", case_id, args.out)
+                continue
+            cfg = PhantomConfig(seed=seed, n_lesions=(args.min_lesions, args.max_lesions))
+            ph = generate_phantom(cfg)
+            add_case(ds, case_id, ph.exam.phases, lesions=ph.lesion_labels, breast_mask=ph.breast_mask,
+                     phase_names=ph.exam.names,
+                     source=f"synthetic phantom seed={seed} (breastlesionseg.phantom, n_lesions="
+                            f"{args.min_lesions}-{args.max_lesions})",
+                     corrected_by="phantom ground truth", notes=f"{len(ph.lesions)} lesion(s): "
+                     + ", ".join(f"{l['kind']} {l['volume_mm3']:.0f} mm3" for l in ph.lesions),
+                     force=args.force)
+    except BreastLesionSegError as exc:
+        log.error("%s", exc)
+        return 2
+    log.info("dataset %s: %d case(s) in %.0f s", args.out, len(ds.load_manifest().cases), time.monotonic() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
