@@ -442,8 +442,10 @@ class BreastLesionSegLogic:
     def training_arguments(self, dataset_dir: str | os.PathLike, output_dir: str | os.PathLike,
                            settings: P.SegmentationSettings) -> list[str]:
         """Arguments of ``breastlesionseg train`` (fine-tuning from the selected model when asked)."""
+        device = "cuda" if settings.device.startswith("cuda") else settings.device  # train takes auto/cpu/cuda
         args = ["train", "--data", str(dataset_dir), "--output", str(output_dir), "--epochs",
-                str(int(settings.training_epochs)), "--device", settings.device, "--progress", "json"]
+                str(int(settings.training_epochs)), "--device", device, "--progress", "json",
+                "--training-data", f"corrected cases of the dataset '{dataset_dir}' (3D Slicer BreastLesionSeg)"]
         if settings.fine_tune:
             args += ["--init-from", str(self.model_info(settings).folder)]
         if self.threads:
