@@ -168,7 +168,7 @@ def find_chest_wall(
     min_band_mm: float = 4.0,
     max_depth_mm: float = 40.0,
     muscle_tolerance: float = 0.25,
-    fat_exclusion: float = 0.3,
+    fat_exclusion: float = 0.2,
     rib_mm: float = 15.0,
     smoothing_mm: float = 20.0,
     level_sigma_mm: float = 30.0,
@@ -273,7 +273,19 @@ def find_chest_wall(
     den = ndi.gaussian_filter(seeds.astype(np.float32), sigma, mode="nearest")
     num = ndi.gaussian_filter(np.where(seeds, logp, 0.0).astype(np.float32), sigma, mode="nearest")
     log_m = np.where(den > 1e-4, num / np.maximum(den, 1e-12), np.log(m0))
-    mlike = (np.abs(logp - log_m) < muscle_tolerance) & body & ~air_like
+    # towards the fat level the band ends halfway between muscle and fat (in log), so that a weak
+    # fat/muscle contrast does not let the muscle run leak into the retromammary fat
+    half_gap = 0.5 * abs(np.log(max(fat, 1e-3)) - np.log(m0))
+    toward_fat = min(muscle_tolerance, max(half_gap, 0.05))
+    if fat < m0:
+        lower, upper = log_m - toward_fat, log_m + muscle_tolerance
+    else:
+        lower, upper = log_m - muscle_tolerance, log_m + toward_fat
+    mlike = (logp > lower) & (logp < upper) & body & ~air_like
+    # single-voxel gaps (noise) inside the muscle do not break it
+    gap = np.zeros_like(mlike)
+    gap[:, 1:-1, :] = mlike[:, :-2, :] & mlike[:, 2:, :]
+    mlike |= gap & body & ~air_like
     if enhancement is not None:
         # skeletal muscle enhances little; the heart (blood pool, myocardium) enhances strongly
         mlike &= enhancement < max_muscle_enhancement
