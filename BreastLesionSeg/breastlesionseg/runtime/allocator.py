@@ -41,14 +41,14 @@ def tune_cpu_allocator() -> bool:
     """Make glibc keep large freed blocks for reuse (see module docstring); returns whether it applied.
 
     Returns:
-        ``True`` when the allocator is (now or already) tuned, ``False`` when disabled by
-        ``BLS_NO_ALLOCATOR_TUNING`` or not applicable (not Linux/glibc).
+        ``True`` when the allocator is (now or already) tuned, ``False`` when not applicable (not
+        Linux/glibc) or when ``BLS_NO_ALLOCATOR_TUNING`` is set and it was not tuned before.
     """
-    if _state["tuned"]:
-        return True
     if os.environ.get(DISABLE_ENV, "").strip() not in ("", "0"):
         log.info("CPU allocator tuning disabled by %s", DISABLE_ENV)
-        return False
+        return _state["tuned"]
+    if _state["tuned"]:
+        return True
     if not sys.platform.startswith("linux"):
         return False
     try:

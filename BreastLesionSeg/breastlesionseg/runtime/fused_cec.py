@@ -73,6 +73,30 @@ def _as_volume(m: torch.Tensor, shape: Tuple[int, int, int, int, int]) -> torch.
     return m.view(n, d, h, w, c).permute(0, 4, 1, 2, 3)
 
 
+def _mkldnn_linear_pointwise_available() -> bool:
+    try:
+        op = torch.ops.mkldnn._linear_pointwise  # oneDNN matmul with a fused post-op (used by inductor on CPU)
+    except (AttributeError, RuntimeError):
+        return False
+    try:
+        a = torch.ones(3, 2)
+        out = op(a, torch.ones(4, 2), torch.zeros(4), "leaky_relu", [0.5], "")
+        return tuple(out.shape) == (3, 4) and bool(torch.all(out == 2.0))
+    except RuntimeError:
+        return False
+
+
+_HAS_LINEAR_POINTWISE = _mkldnn_linear_pointwise_available()
+
+
+def _linear_leaky_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, slope: float) -> torch.Tensor:
+    """``leaky_relu(x @ weight.T + bias)`` for x (P, K), weight (M, K): one oneDNN pass when available."""
+    if _HAS_LINEAR_POINTWISE and x.dtype == torch.float32:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "leaky_relu", [slope], "")
+    y = torch.addmm(bias, x, weight.T)
+    return F.leaky_relu_(y, slope)
+
+
 class FusedCEC(nn.Module):
     """Channels-last CEC unit sharing the parameters of an eager :class:`CECUnit`.
 
@@ -128,9 +152,8 @@ class FusedCEC(nn.Module):
             s1 = scale * gamma1
             w1 = (we64 * s1[:, None]).float()
             b1 = (beta1 - s1 * mean_y).float()
-            y = torch.addmm(b1, xi, w1.T)  # (P, hidden) = IN1(expand(x))
+            y = _linear_leaky_relu(xi, w1, b1, self.slope1)  # (P, hidden) = LeakyReLU(IN1(expand(x)))
             del xc
-            F.leaky_relu_(y, self.slope1)
             # --- depthwise 3x3x3 in channels-last
             yv = _as_volume(y, (1, self.hidden, d, h, w))
             z = F.conv3d(yv, dw.weight, dw.bias, dw.stride, dw.padding, dw.dilation, dw.groups)
