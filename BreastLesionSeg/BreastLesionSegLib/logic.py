@@ -458,7 +458,8 @@ class BreastLesionSegLogic:
         settings = (settings or self.settings()).validate()
         if not settings.dataset_dir or not Path(settings.dataset_dir).is_dir():
             raise InputError(f"training dataset folder '{settings.dataset_dir}' does not exist")
-        root = Path(output_dir or settings.training_output_dir or (self.work_dir / "models"))
+        # default: the user's model folder of the core search path (kept across sessions, unlike work_dir)
+        root = Path(output_dir or settings.training_output_dir or (Path.home() / ".breastlesionseg" / "models"))
         out = root / time.strftime("model_%Y%m%d_%H%M%S")
         if out.exists():
             raise InputError(f"training output folder '{out}' already exists")

@@ -51,7 +51,7 @@ class SegmentationSettings:
         save_heatmap: also load the Grad-CAM heat map.
         user_model_dirs: extra folders searched for models (os.pathsep-separated when stored).
         dataset_dir: training dataset folder ("Add to training set", "Train").
-        training_output_dir: where "Train / fine-tune" writes new models.
+        training_output_dir: where "Train / fine-tune" writes new models (default ~/.breastlesionseg/models).
         training_epochs: epochs of a training run.
         fine_tune: start training from the selected model.
         corrected_by: name recorded in the training manifest.
