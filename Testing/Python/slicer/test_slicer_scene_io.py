@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import slicer
-import vtk
 
 from breastlesionseg.errors import GeometryError, InputError
 from breastlesionseg.geometry import Geometry, Volume
