@@ -122,3 +122,20 @@ def wrap_for_training(network: nn.Module, ctx: DistContext, device: torch.device
         ids = [device.index] if device.type == "cuda" else None
         module = DistributedDataParallel(module, device_ids=ids)
     return module
+
+
+def max_weight_difference(network: nn.Module, ctx: DistContext, device: torch.device) -> float:
+    """Largest absolute difference between this rank's parameters and rank 0's (0.0 single-process).
+
+    DDP keeps replicas identical by construction; this check proves it after training (reported
+    in the training report) and catches a replica that drifted (e.g. a parameter outside DDP).
+    """
+    if not ctx.distributed:
+        return 0.0
+    worst = torch.zeros(1, dtype=torch.float64, device=device)
+    for p in network.parameters():
+        ref = p.detach().clone()
+        dist.broadcast(ref, src=0)
+        worst = torch.maximum(worst, (p.detach() - ref).abs().max().to(torch.float64).reshape(1))
+    dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+    return float(worst.item())

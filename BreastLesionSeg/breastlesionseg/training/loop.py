@@ -43,6 +43,7 @@ from .distributed import (
     broadcast_flag,
     cleanup,
     init_distributed,
+    max_weight_difference,
     wrap_for_training,
 )
 from .losses import SegmentationLoss
@@ -413,6 +414,9 @@ def _train(config: TrainConfig, ctx: DistContext, json_stream: IO[str] | None) -
         barrier(ctx)
 
     # -- keep the best weights, write the model folder and the report (rank 0) ----------------
+    replica_diff = max_weight_difference(network, ctx, device)
+    if replica_diff > 0:
+        log.warning("DDP replicas differ by up to %.3g after training", replica_diff)
     barrier(ctx)
     if best_dice is not None and (ckpt_dir / BEST_CHECKPOINT).is_file():
         network.load_state_dict(load_checkpoint(ckpt_dir / BEST_CHECKPOINT)["model"])
@@ -430,7 +434,7 @@ def _train(config: TrainConfig, ctx: DistContext, json_stream: IO[str] | None) -
         "folds": config.folds, "fold": config.fold, "epochs": config.epochs, "epochs_done": len(history),
         "stopped_early": stopped_early, "best_epoch": best_epoch, "best_val_dice": best_dice,
         "best_val_iou": best_row.get("val_iou"), "device": str(device), "world_size": ctx.world_size,
-        "amp": use_amp, "preprocess_time_s": prep_s, "energy": energy, "history": history,
+        "amp": use_amp, "preprocess_time_s": prep_s, "replica_max_weight_diff": replica_diff, "energy": energy, "history": history,
         "config": config.to_dict(), "network": {k: v for k, v in net_info.items()},
         "n_parameters": int(sum(p.numel() for p in network.parameters())),
         "training_command": config.training_command,

@@ -67,3 +67,36 @@ def synth_case_files(tmp_path: Path):
 def nifti_writer():
     """The :func:`write_nifti` helper as a fixture."""
     return write_nifti
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """A dataset of 3 tiny synthetic cases (one lesion each) built with add_case; returns its folder."""
+    from breastlesionseg.training.dataset_add import add_case
+
+    root = tmp_path / "tiny_ds"
+    for seed in range(3):
+        phases, lesion, bm = make_case_arrays(seed)
+        folder = tmp_path / f"tiny_src{seed}"
+        folder.mkdir()
+        paths = [write_nifti(p, folder / f"p{k}.nii.gz") for k, p in enumerate(phases)]
+        add_case(root, f"case{seed}", paths, lesions=write_nifti(lesion, folder / "l.nii.gz"),
+                 breast_mask=write_nifti(bm, folder / "b.nii.gz"), corrected_by="synthetic")
+    return root
+
+
+def tiny_config(data_dir, output_dir, **overrides):
+    """A TrainConfig small enough for a unit test (tiny network, tiny patches, high learning rate)."""
+    from breastlesionseg.training.config import TrainConfig
+
+    kw = dict(data_dir=data_dir, output_dir=output_dir, epochs=3, patch_size=(8, 16, 16), batch_size=2,
+              patches_per_case=2, base_width=4, levels=2, expansion=2, lr=1e-2, target_spacing_mm=(1.5, 1.5, 2.0),
+              val_fraction=0.34, progress="none", seed=0)
+    kw.update(overrides)
+    return TrainConfig(**kw)
+
+
+@pytest.fixture
+def tiny_train_config():
+    """The :func:`tiny_config` factory as a fixture."""
+    return tiny_config
