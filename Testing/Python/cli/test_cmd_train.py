@@ -1,0 +1,76 @@
+"""``breastlesionseg train`` through the CLI: JSON progress protocol, model folder, error event + exit 2."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from breastlesionseg.cli.main import main
+from breastlesionseg.nn import load_model
+
+
+def _write(arr, path):
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((1.5, 1.5, 2.0))
+    sitk.WriteImage(img, str(path))
+    return str(path)
+
+
+@pytest.fixture
+def cli_dataset(tmp_path):
+    """Two tiny cases added with 'breastlesionseg dataset add'."""
+    ds = tmp_path / "ds"
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        shape = (9, 17, 17)
+        breast = np.zeros(shape, np.uint8)
+        breast[1:8, 2:15, 2:15] = 1
+        lesion = np.zeros(shape, np.uint8)
+        lesion[3:6, 6 + seed:10 + seed, 5:9] = 1
+        pre = (100 * breast + rng.normal(0, 5, shape)).astype(np.float32)
+        post = (pre + 20 * breast + 150 * lesion + rng.normal(0, 5, shape)).astype(np.float32)
+        d = tmp_path / f"src{seed}"
+        d.mkdir()
+        rc = main(["dataset", "add", str(ds), "--case-id", f"c{seed}", "--phases", _write(pre, d / "pre.nii.gz"),
+                   _write(post, d / "post.nii.gz"), "--lesions", _write(lesion, d / "l.nii.gz"),
+                   "--breast-mask", _write(breast, d / "b.nii.gz")])
+        assert rc == 0
+    return ds
+
+
+def test_train_cli_json_progress_and_model(cli_dataset, tmp_path, capsys):
+    out = tmp_path / "model"
+    capsys.readouterr()
+    rc = main(["train", "--data", str(cli_dataset), "--output", str(out), "--epochs", "2", "--patch", "8,16,16",
+               "--batch-size", "2", "--patches-per-case", "2", "--base-width", "4", "--levels", "2", "--expansion", "2",
+               "--lr", "1e-2", "--spacing", "1.5,1.5,2.0", "--val-fraction", "0.5", "--device", "cpu",
+               "--loss", "hybrid", "--progress", "json", "--demo", "--model-id", "cli-test"])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    events = [json.loads(line) for line in lines]  # stdout holds only JSON lines
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "progress" and kinds[-1] == "done" and kinds.count("epoch") == 2
+    for e in (e for e in events if e["event"] == "epoch"):
+        assert e["epochs"] == 2 and isinstance(e["train_loss"], float) and 0.0 <= e["val_dice"] <= 1.0
+        assert e["eta_s"] >= 0.0
+    assert all(0.0 <= e["fraction"] <= 1.0 for e in events if e["event"] == "progress")
+    net, card = load_model(out)
+    assert card.model_id == "cli-test" and card.demo
+    assert "--loss hybrid" in card.training_command and "--patch 8,16,16" in card.training_command
+
+
+def test_train_cli_bad_dataset_reports_error_event(tmp_path, capsys):
+    rc = main(["train", "--data", str(tmp_path / "missing"), "--output", str(tmp_path / "o"), "--progress", "json",
+               "--patch", "16,32,32"])
+    assert rc == 2
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[-1]["event"] == "error" and "not a dataset" in events[-1]["message"]
+    assert not (tmp_path / "o" / "model_card.json").exists()
+
+
+def test_train_cli_rejects_bad_patch(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "o"), "--patch", "16,32"])
+    assert main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "o"), "--patch", "12,32,32"]) == 2
