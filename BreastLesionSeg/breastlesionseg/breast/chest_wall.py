@@ -4,20 +4,25 @@ Works on an LPS-oriented grid (array axes ``(z, y, x)``; y runs anterior -> post
 per ``(z, x)`` column: ``y_cw(z, x)`` = first voxel index *inside* the muscle (the breast region is
 ``y < y_cw``).
 
-Why from the posterior side: fibroglandular tissue can look like muscle (non-fat-saturated T1) or
-fat can be darker than muscle (fat-saturated T1), so a search from the skin is easily fooled. The
-lungs, however, are dark on every T1 sequence, and between the lungs and the breast lie only the
-chest wall (ribs, intercostal muscle) and the pectoralis muscle. The search therefore starts at the
-anterior surface of the lungs and walks anteriorly until it meets the retromammary / subcutaneous
-fat (the first run of fat-like voxels). "Fat-like" is decided against two levels measured in the
-image itself - the subcutaneous fat just under the skin and the tissue just anterior of the lungs
-(chest wall / muscle) - with the geometric mean of both as the threshold and its direction given by
-which is brighter, so fat-saturated and non-fat-saturated images are handled alike.
+Why from the thorax side: fibroglandular tissue can look like muscle (non-fat-saturated T1) and fat
+can be darker than muscle (fat-saturated T1), so a search from the skin is easily fooled. The lungs
+are dark on every T1 sequence and the heart enhances strongly, and between them and the breast lie
+only the chest wall (ribs, intercostal muscle) and the pectoralis. So:
 
-The raw per-column surface is then regularised: ribs (fatty marrow looks like fat) stop the walk too
-early in narrow bands along z, removed by a grey opening along z; columns without lung behind
-them (heart, mediastinum, sternum) are interpolated along x from their neighbours; a median filter
-removes the remaining outliers.
+1. Anchors: dark (air-like) components deep in the body (lungs) and large strongly enhancing
+   components (heart), at least ``min_anchor_depth_mm`` below the body surface.
+2. Levels measured in the image itself: the subcutaneous fat just below the skin, and the muscle
+   level = the histogram mode of the tissue 1-20 mm anterior of the anchors with fat-like voxels
+   (retromammary fat, fatty rib marrow) left out; a smooth local muscle-level map (normalised
+   convolution) absorbs the bias field. A voxel is muscle-like within ``muscle_tolerance`` (log) of
+   the local level, but never beyond halfway to the fat level, and never when it enhances like the
+   heart; single-voxel gaps are closed.
+3. In every column, within ``max_depth_mm`` anterior of the anchor, the most anterior run of at
+   least ``min_band_mm`` muscle-like voxels (below the skin) is followed anteriorly to its end: the
+   chest-wall surface.
+4. Regularisation: a Tukey-weighted robust polynomial y(x) per slice (interpolates over columns
+   without anchor: sternum, mediastinum, lateral chest wall), a grey opening along z (ribs stop the
+   search early in narrow bands) and a median along z.
 """
 from __future__ import annotations
 
@@ -51,22 +56,6 @@ class ChestWallResult:
     muscle_level: float = float("nan")
     fat_saturated: bool = False
     found_fraction: float = 0.0
-
-
-def _otsu(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu threshold of a 1-D sample."""
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return lo
-    hist, edges = np.histogram(values, bins=bins, range=(lo, hi))
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    w0 = np.cumsum(hist).astype(float)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centres)
-    mu0 = m0 / np.maximum(w0, 1)
-    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
-    between = w0 * w1 * (mu0 - mu1) ** 2
-    return float(centres[int(np.argmax(between[:-1]))])
 
 
 def _first_index(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,19 +114,6 @@ def _robust_rows(raw: np.ndarray, degree: int = 4, min_points: int = 12, iterati
         lo, hi = max(0, lo - extrapolate), min(nx - 1, hi + extrapolate)
         xx = (xs_all[lo: hi + 1] - nx / 2.0) / scale_x
         out[z, lo: hi + 1] = sum(coef[k] * xx**k for k in range(deg + 1))
-    return out
-
-
-def _interpolate_along_x(values: np.ndarray) -> np.ndarray:
-    """Fill NaN per row (z) by linear interpolation along x; rows without data stay NaN."""
-    out = values.copy()
-    xs = np.arange(values.shape[1])
-    for z in range(values.shape[0]):
-        ok = np.isfinite(values[z])
-        if ok.sum() >= 2:
-            out[z] = np.interp(xs, xs[ok], values[z, ok])
-        elif ok.sum() == 1:
-            out[z] = values[z, ok][0]
     return out
 
 

@@ -3,30 +3,29 @@
 Definition (docs/DESIGN.md, shared with the phantom ground truth): the breast region is the
 breast tissue of each breast - skin, subcutaneous fat and fibroglandular tissue - bounded
 posteriorly by the anterior surface of the pectoralis muscle / chest wall (muscle, ribs, heart
-and lungs are outside) and laterally at the anterior axillary line (axilla and arms outside);
-air is outside; left and right are split at the sternal midline (label 1 = patient's left = +x
-in LPS, label 2 = patient's right).
+and lungs are outside) and laterally at the anterior axillary line, taken as the coronal plane
+``posterior_limit_mm`` (45 mm) posterior of the chest-wall surface at the sternal midline in each
+axial slice (axilla and arms outside); air is outside; left and right are split at the sternal
+midline (label 1 = patient's left = +x in LPS, label 2 = patient's right).
 
-Algorithm (all on a reduced grid of about ``working_spacing_mm``, see docs/breast_region.md):
+Algorithm (on a reduced grid of about ``working_spacing_mm``; details in docs/breast_region.md):
 
-1. Reorient to LPS index axes with ``sitk.DICOMOrient`` (an exact axis permutation/flip, so the
-   array axes are x: right->left, y: anterior->posterior, z: inferior->superior), then average
-   blocks of voxels (``sitk.BinShrink``) down to the working spacing.
-2. Body/air boundary: Otsu threshold of the log intensity (bias tolerant: a multiplicative bias
-   becomes an additive offset much smaller than the air/tissue gap), largest 3D component, holes
-   filled per axial slice. When the image holds no air (a crop inside the breast) the whole field
-   of view is tissue.
-3. Chest wall: in every (z, x) column, walking posteriorly from the skin, the first run of at
-   least ``chest_wall_min_thickness_mm`` of dark tissue (pre-contrast below a second Otsu threshold
-   inside the body: muscle, lung) marks the anterior chest-wall surface; the surface is smoothed
-   with a robust median filter across slices and columns. Heart and lungs lie behind it.
+1. Block-average each phase (``sitk.BinShrink``) to the working spacing, then bring it to LPS index
+   axes (x: right->left, y: anterior->posterior, z: inferior->superior): an exact permutation/flip
+   (``sitk.DICOMOrient``) for axis-aligned grids, linear resampling onto an LPS-aligned grid for
+   oblique ones.
+2. Body/air boundary: Otsu threshold of log(1 + mean of the phases) (a multiplicative bias field
+   becomes a small additive offset), largest 3D component, holes filled per axial slice. Without
+   air in the field of view (a crop inside the breast) the whole field of view is tissue.
+3. Chest wall (``chest_wall.py``): searched from the lungs and the heart (dark / strongly enhancing
+   anchors deep in the body) towards the skin, as the anterior end of the pectoralis muscle layer,
+   then regularised by a robust per-slice polynomial, a grey opening along z (ribs) and a median.
 4. Sternal midline: the minimum of the breast-thickness profile between the two breast humps
-   (falls back to LPS x = 0 when only one breast is in the field of view).
-5. Lateral boundary: tissue more than ``posterior_limit_mm`` posterior to the chest-wall surface
-   at the sternum is outside (a coronal plane approximating the anterior axillary line: it
-   removes the axilla, arms and the lateral/posterior chest wall).
+   (``sides.py``; falls back to the scanner's x = 0 plane when only one breast is visible).
+5. Lateral boundary: the coronal plane ``posterior_limit_mm`` behind the sternal chest wall.
 6. Label by side, drop small islands, fill holes per slice, and map back to the pre-contrast grid
-   exactly (block upsampling + inverse axis permutation/flip).
+   exactly (block upsampling + inverse permutation/flip, or nearest-neighbour resampling in
+   physical space for oblique grids).
 """
 from __future__ import annotations
 
@@ -64,7 +63,6 @@ class ClassicalDiagnostics:
         midline_lps_x_mm: LPS x (mm) of the sternal midline plane (reduced grid centre).
         single_breast: True when only one breast was found in the field of view.
         body_threshold: body/air threshold on log(1 + intensity).
-        dark_threshold: dark-tissue threshold on log(1 + pre-contrast intensity).
         timings_s: seconds per step.
         arrays: reduced-grid intermediate arrays (``body``, ``dark``, ``chest_wall_y``) on the
             LPS-oriented working grid, kept for figures and debugging.
@@ -78,7 +76,6 @@ class ClassicalDiagnostics:
     fat_saturated: bool | None = None
     sternal_surface_y_mm: float | None = None
     body_threshold: float | None = None
-    dark_threshold: float | None = None
     timings_s: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict, repr=False)
 
@@ -113,24 +110,6 @@ def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     out = np.empty_like(mask)
     for z in range(mask.shape[0]):
         out[z] = ndi.binary_fill_holes(mask[z])
-    return out
-
-
-def _first_true(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the first True along ``axis`` and whether there is one."""
-    any_ = a.any(axis=axis)
-    return np.argmax(a, axis=axis), any_
-
-
-def _nan_median_filter(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Median filter of a 2-D map ignoring NaN (NaN where the whole window is NaN)."""
-    valid = np.isfinite(values)
-    if not valid.any():
-        return values
-    # fill NaN with the nearest valid value so the median is taken over real surface points
-    idx = ndi.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-    filled = values[tuple(idx)]
-    out = ndi.median_filter(filled, size=size, mode="nearest")
     return out
 
 
@@ -237,7 +216,8 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
     if diag.has_air:
         cw = find_chest_wall(
             np.expm1(P), body, (B <= thr) & valid, sp, enhancement=enhancement,
-            skin_mm=config.skin_mm, rib_mm=config.chest_wall_spike_mm, smoothing_mm=config.chest_wall_smoothing_mm,
+            skin_mm=config.skin_mm, rib_mm=config.rib_width_mm, smoothing_mm=config.chest_wall_smoothing_mm,
+            max_depth_mm=config.chest_wall_max_depth_mm,
         )
         cw_map = cw.y_cw
         diag.chest_wall_found_fraction = cw.found_fraction

@@ -12,27 +12,24 @@ Intensity = Literal["mean", "max", "pre"]
 
 @dataclass(frozen=True)
 class BreastRegionConfig:
-    """How to segment the breast region.
+    """How to segment the breast region (definition and algorithm: docs/breast_region.md).
 
     Attributes:
         method: ``"classical"`` (no training data; always available, the default) or ``"model"``
-            (a learned breast-region network from :mod:`breastlesionseg.nn`).
+            (a learned breast-region network from :mod:`breastlesionseg.nn`, see ``learned.py``).
         model: model id (folder under ``models/``) or path of a model folder; required for ``"model"``.
         device: torch device of the learned path (``"cpu"``, ``"cuda"``, ``"auto"``).
         working_spacing_mm: the classical method works on a grid of about this spacing (mm) and maps
             the mask back to the pre-contrast grid (never finer than the native spacing).
         body_intensity: image used for the body/air boundary: ``"mean"`` or ``"max"`` of all phases,
             or ``"pre"`` only.
-        skin_mm: skin thickness skipped before the chest-wall search starts (mm).
-        chest_wall_min_thickness_mm: a chest wall is a run of dark (muscle/lung) tissue at least this
-            thick along the anterior-posterior axis (mm).
-        chest_wall_smoothing_mm: size (mm) of the robust median filter applied to the chest-wall
-            surface across slices and columns.
-        chest_wall_spike_mm: posterior excursions of the chest-wall surface narrower than this (mm,
-            along x) are removed (grey opening), e.g. where a thin muscle over the heart is missed.
-        tissue_level_sigma_mm: scale (mm) of the local bright-tissue level used to call a voxel dark
-            (bias-field tolerance).
-        dark_fraction: a voxel is dark (muscle, lung) below this fraction of the local tissue level.
+        skin_mm: skin thickness (mm); the subcutaneous fat level is sampled just below it and no
+            chest wall is accepted inside it.
+        chest_wall_max_depth_mm: the anterior surface of the pectoralis lies at most this far anterior
+            of the lungs / heart (chest wall + muscle thickness, mm).
+        chest_wall_smoothing_mm: median filter length (mm) of the chest-wall surface along z.
+        rib_width_mm: posterior excursions of the chest-wall surface narrower than this along z (mm)
+            are removed (ribs with fatty marrow stop the search early).
         posterior_limit_mm: lateral boundary ("anterior axillary line"): in every axial slice, tissue
             more than this far posterior of the chest-wall surface at the sternal midline is outside
             the breast region (lateral chest wall, axilla, arms) (mm).
@@ -46,11 +43,9 @@ class BreastRegionConfig:
     working_spacing_mm: float = 2.0
     body_intensity: Intensity = "mean"
     skin_mm: float = 3.0
-    chest_wall_min_thickness_mm: float = 4.5
+    chest_wall_max_depth_mm: float = 40.0
     chest_wall_smoothing_mm: float = 20.0
-    chest_wall_spike_mm: float = 25.0
-    tissue_level_sigma_mm: float = 15.0
-    dark_fraction: float = 0.65
+    rib_width_mm: float = 25.0
     posterior_limit_mm: float = 45.0
     min_breast_thickness_mm: float = 2.0
     fill_holes: bool = True
@@ -64,14 +59,14 @@ class BreastRegionConfig:
             raise InputError(
                 f"BreastRegionConfig.body_intensity must be 'mean', 'max' or 'pre', got {self.body_intensity!r}"
             )
-        for name in ("working_spacing_mm", "chest_wall_min_thickness_mm", "chest_wall_smoothing_mm",
-                     "posterior_limit_mm", "tissue_level_sigma_mm", "chest_wall_spike_mm", "dark_fraction"):
+        for name in ("working_spacing_mm", "chest_wall_max_depth_mm", "chest_wall_smoothing_mm", "rib_width_mm",
+                     "posterior_limit_mm"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise InputError(f"BreastRegionConfig.{name} must be > 0 mm, got {value!r}")
         for name in ("skin_mm", "min_breast_thickness_mm"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InputError(f"BreastRegionConfig.{name} must be >= 0 mm, got {value!r}")
 
     def to_dict(self) -> dict:
