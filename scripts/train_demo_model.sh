@@ -11,7 +11,7 @@
 #    model card, 4. copies weights.pt + model_card.json into models/mm3dunet-phantom-demo/.
 #
 # Environment: THREADS (torch CPU threads, default 2), DEVICE (auto|cpu|cuda, default auto),
-# MAX_TIME_S (training wall-clock budget, default 1800), EPOCHS (default 10).
+# MAX_TIME_S (training wall-clock budget, default 1800), EPOCHS (default 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -20,7 +20,7 @@ WORK=${1:-benchmarks/output/demo_model}
 THREADS=${THREADS:-2}
 DEVICE=${DEVICE:-auto}
 MAX_TIME_S=${MAX_TIME_S:-1800}
-EPOCHS=${EPOCHS:-10}
+EPOCHS=${EPOCHS:-16}
 DEST=models/mm3dunet-phantom-demo
 mkdir -p "$WORK"
 
@@ -37,9 +37,9 @@ fi
   --training-data "40 synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom seeds 1000-1039, 1-3 lesions each, ground-truth labels); no real patient data" \
   --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
   --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
-  --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 \
-  --lr 2e-3 --min-lr 1e-5 --loss dice_ce --act-weight 0.1 --val-fraction 0.05 --val-every 2 --seed 0 \
-  --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none
+  --epochs "$EPOCHS" --batch-size 4 --patches-per-case 2 --pos-fraction 0.5 \
+  --lr 5e-3 --min-lr 1e-4 --loss hybrid --act-weight 0.1 --val-fraction 0.05 --val-every 4 --seed 0 \
+  --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress bar
 
 "$PY" -m breastlesionseg.training.heldout "$WORK/model" --seeds 0-19 --threads "$THREADS" --device "$DEVICE" \
   --update-card --json "$WORK/heldout_phantoms.json" > /dev/null

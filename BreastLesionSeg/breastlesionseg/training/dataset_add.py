@@ -99,59 +99,25 @@ def _check_grid(vol: Volume, role: str, ref: Volume) -> None:
         )
 
 
-def _read_seg_nrrd(path: str | os.PathLike) -> tuple[Volume, Volume | None]:
-    """Read a Slicer ``.seg.nrrd`` -> (lesion labels, breast mask or None).
+def _read_seg_nrrd(path: str | os.PathLike, reference: Geometry) -> tuple[Volume, Volume | None]:
+    """Read a Slicer ``.seg.nrrd`` onto the pre-contrast grid -> (lesion labels, breast mask or None).
 
-    Uses ``breastlesionseg.io.seg_nrrd.read_seg_nrrd`` when available; otherwise slicerio with the
-    project's segment names ("Breast left"/"Breast right", "Lesion k").
+    Uses ``breastlesionseg.io.seg_nrrd.read_seg_nrrd`` (segments "Lesion k", "Breast left/right";
+    Slicer's cropped labelmaps are placed back onto ``reference``).
     """
+    from ..io.seg_nrrd import read_seg_nrrd
+
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"segmentation file '{path}' does not exist")
     try:
-        from ..io.seg_nrrd import read_seg_nrrd  # type: ignore[import-not-found]
-    except ImportError:
-        read_seg_nrrd = None
-    if read_seg_nrrd is not None:
-        try:
-            contents = read_seg_nrrd(path)
-        except BreastLesionSegError as exc:
-            raise DatasetError(f"cannot use segmentation '{path}': {exc}") from exc
-        lesions = getattr(contents, "lesion_labels", None)
-        breast = getattr(contents, "breast_mask", None)
-        if lesions is None:
-            raise DatasetError(f"segmentation '{path}' has no lesion segments ('Lesion 1', ...)")
-        lesions.source = lesions.source or str(path)
-        if breast is not None:
-            breast.source = breast.source or str(path)
-        return lesions, breast
-    import slicerio
-
-    from ..labels import BREAST_LABEL_NAMES, LESION_SEGMENT_PREFIX
-
-    try:
-        seg = slicerio.read_segmentation(str(path))
-    except Exception as exc:  # noqa: BLE001 - slicerio/pynrrd raise many types; report with the path
-        raise DatasetError(f"cannot read segmentation '{path}': {exc}") from exc
-    names = [s.get("name", "") for s in seg["segments"]]
-    lesion_names = [n for n in names if n.startswith(LESION_SEGMENT_PREFIX)]
-    breast_names = [(n, v) for v, n in BREAST_LABEL_NAMES.items() if n in names]
-    if not lesion_names:
-        raise DatasetError(f"segmentation '{path}' has no lesion segments ('{LESION_SEGMENT_PREFIX} 1', ...); "
-                           f"segments found: {names}")
-    ijk_to_lps = np.asarray(seg["ijkToLPS"], dtype=float)
-
-    def to_volume(pairs: list[tuple[str, int]], role: str) -> Volume:
-        sub = slicerio.extract_segments(seg, pairs)
-        arr = np.transpose(np.asarray(sub["voxels"]), (2, 1, 0)).astype(np.uint16)
-        m = ijk_to_lps[:3, :3]
-        spacing = np.linalg.norm(m, axis=0)
-        direction = (m / spacing[None, :]).ravel()
-        geom = Geometry(arr.shape[::-1], tuple(spacing), tuple(ijk_to_lps[:3, 3]), tuple(direction))
-        return Volume(arr, geom, name=role, source=str(path))
-
-    lesions = to_volume([(n, i) for i, n in enumerate(lesion_names, start=1)], "lesions")
-    breast = to_volume(breast_names, "breast_mask") if breast_names else None
+        contents = read_seg_nrrd(path, reference_geometry=reference)
+    except BreastLesionSegError as exc:
+        raise DatasetError(f"cannot use segmentation '{path}': {exc}") from exc
+    lesions, breast = contents.lesion_labels, contents.breast_mask
+    lesions.source = str(path)
+    if breast is not None:
+        breast.source = str(path)
     return lesions, breast
 
 
@@ -246,7 +212,7 @@ def add_case(
 
     seg_breast = None
     if seg_nrrd is not None:
-        lesion_vol, seg_breast = _read_seg_nrrd(seg_nrrd)
+        lesion_vol, seg_breast = _read_seg_nrrd(seg_nrrd, pre.geometry)
     else:
         lesion_vol = _as_volume(lesions, "lesions", label=True)
     _check_3d(lesion_vol, "lesion labels")

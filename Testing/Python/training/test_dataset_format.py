@@ -129,3 +129,35 @@ def test_check_reports_corrupted_case(tmp_path, synth_case_files, nifti_writer):
     assert any("hash" in p for p in by_id["case5"].problems)
     assert any("orphan" in p for p in report.problems)
     assert json.loads(json.dumps(report.to_dict()))["n_bad_cases"] == 2
+
+
+def test_add_case_from_seg_nrrd_onto_pre_grid(tmp_path, synth_case_files):
+    from breastlesionseg.geometry import Geometry, Volume
+    from breastlesionseg.io.seg_nrrd import write_seg_nrrd
+
+    src = synth_case_files(8)
+    phases, lesion, bm = src["arrays"]
+    grid = Geometry(lesion.shape[::-1], (1.5, 1.5, 2.0), (-10.0, 5.0, 3.0))
+    two = lesion.astype(np.uint16)
+    two[0, 0:2, 0:2] = 2  # a second, small lesion
+    seg = tmp_path / "corrected.seg.nrrd"
+    write_seg_nrrd(seg, Volume(bm, grid), Volume(two, grid))
+    rec = add_case(tmp_path / "ds", "segcase", src["phases"], seg_nrrd=seg, corrected_by="Dr S")
+    assert rec.lesion_count == 2 and rec.breast_mask_source == "given"
+    data = Dataset(tmp_path / "ds").load_case("segcase")
+    assert np.array_equal(data.breast_mask.array, bm)
+    assert np.array_equal(data.lesion_labels.array > 0, two > 0)
+    assert data.lesion_labels.geometry.same_grid(grid)
+
+
+@pytest.mark.slow
+def test_add_case_computes_breast_mask_when_absent(tmp_path):
+    from breastlesionseg.phantom import PhantomConfig, generate_phantom
+
+    ph = generate_phantom(PhantomConfig(seed=1005, size=(112, 64, 32), n_lesions=(1, 1)))
+    rec = add_case(tmp_path / "ds", "ph", ph.exam.phases[:2], lesions=ph.lesion_labels)
+    assert rec.breast_mask_source == "computed"
+    data = Dataset(tmp_path / "ds").load_case("ph")
+    computed, truth = data.breast_mask.array > 0, ph.breast_mask.array > 0
+    dice = 2 * (computed & truth).sum() / (computed.sum() + truth.sum())
+    assert dice > 0.7
