@@ -80,6 +80,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heatmap", action="store_true",
                         help="also write heatmap.nii.gz: Grad-CAM of the lesion-presence (ACT) head")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
+    parser.add_argument("--backend", default="auto", metavar="NAME",
+                        help="inference backend: auto (default: the fastest one validated against eager PyTorch), "
+                             "eager, fused_cec, onnxruntime, channels_last or bf16")
     parser.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                         help="progress display: text bar on stderr (default), JSON lines on stdout, or none")
     parser.add_argument("--force", action="store_true",
@@ -118,6 +121,7 @@ def make_config(args: argparse.Namespace):
         save_probability=args.save_probability,
         heatmap=args.heatmap,
         num_threads=args.threads,
+        backend=args.backend,
     )
 
 
@@ -193,7 +197,7 @@ def segment_command(args: argparse.Namespace, progress) -> Path:
         print(f"lesion-presence score (ACT head): {result.act_score:.2f}", file=report)
     for note in result.notes:
         print(f"note: {note}", file=report)
-    print(f"device: {result.device}; time {result.timings_s['total']:.1f} s; peak memory "
-          f"{result.peak_memory_mb:.0f} MiB", file=report)
+    print(f"device: {result.device}; backend: {result.backend.split(' (')[0]}; time {result.timings_s['total']:.1f} s; "
+          f"peak memory {result.peak_memory_mb:.0f} MiB", file=report)
     print(f"outputs written to {out}", file=report)
     return out

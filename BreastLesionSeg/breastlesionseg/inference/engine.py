@@ -6,6 +6,7 @@ Pipeline (each step timed, reported through ``progress`` and checked for cancell
 2. ``crop`` — optimized-volume crop (breast bounding box + margin) of the phases the model needs;
 3. ``resample`` — the crop resampled linearly to the model card's spacing;
 4. ``channels`` — input channels + normalisation from the model card;
+   ``backend`` — (first run only) the fastest validated inference backend (:mod:`breastlesionseg.runtime`);
 5. ``inference`` — Gaussian-blended sliding-window inference (+ test-time flips), ACT score;
 6. ``heatmap`` — optional Grad-CAM of the ACT head;
 7. ``postprocess`` — probability back onto the cropped pre grid (linear), threshold, restrict to the
@@ -52,6 +53,7 @@ _STAGE_WEIGHTS = {
     "crop": 0.5,
     "resample": 1.5,
     "channels": 0.5,
+    "backend": 0.5,
     "inference": 16.0,
     "heatmap": 16.0,
     "postprocess": 1.5,
@@ -124,6 +126,7 @@ class SegmentationEngine:
             spacing_mm_xyz=tuple(float(s) for s in card.target_spacing_mm),
             patch_size_zyx=tuple(int(s) for s in card.patch_size),
         )
+        self._runnable: dict[str, tuple[torch.nn.Module, str]] = {}
         self.overlap = float(self.config.overlap if self.config.overlap is not None else card.overlap)
         self.threshold = float(self.config.threshold if self.config.threshold is not None else card.threshold)
 
@@ -152,7 +155,7 @@ class SegmentationEngine:
         if not isinstance(exam, DCEExam):
             raise InputError(f"SegmentationEngine.run needs a DCEExam, got {type(exam).__name__}")
         cfg = self.config
-        stages = ["breast_region", "crop", "resample", "channels", "inference"]
+        stages = ["breast_region", "crop", "resample", "channels", "backend", "inference"]
         if cfg.heatmap:
             stages.append("heatmap")
         stages += ["postprocess", "metrics"]
@@ -197,8 +200,10 @@ class SegmentationEngine:
                 del model_exam
             prepared = PreparedInput(cropped.crop, cropped.geometry, model_geometry, channels, breast_model,
                                      cropped.breast, tuple(int(s) for s in self.card.patch_size))
+            with step("backend"):
+                network, backend_summary = self.runnable()
             with step("inference"):
-                prediction = predict(self.model, prepared, cfg, self.device, self.overlap,
+                prediction = predict(network, prepared, cfg, self.device, self.overlap,
                                      tracker.sub("inference"), cancel)
             notes.extend(prediction.notes)
             heat_model = None
@@ -258,9 +263,26 @@ class SegmentationEngine:
             config={**cfg.to_dict(), "overlap": self.overlap, "threshold": self.threshold},
             notes=notes,
             n_windows_skipped=prediction.skipped_windows,
+            backend=backend_summary,
         )
 
     # ------------------------------------------------------------------------------------------
+    def runnable(self) -> tuple[torch.nn.Module, str]:
+        """The network as it runs on this engine's device, and a line saying which backend it is.
+
+        Chosen once per device with :func:`breastlesionseg.runtime.select_backend` (fastest backend
+        whose logits match eager PyTorch within its stated tolerance; eager is the fallback).
+        """
+        key = str(self.device)
+        if key not in self._runnable:
+            from ..runtime import select_backend
+
+            self.model.to(self.device)
+            selection = select_backend(self.model, self.device, self.model_info.patch_size_zyx,
+                                       preference=self.config.backend, measure=self.config.measure_backend)
+            self._runnable[key] = (selection.network, selection.summary())
+        return self._runnable[key]
+
     def _breast_region(self, exam: DCEExam) -> Volume:
         mask = self.breast_segmenter(exam)
         if not isinstance(mask, Volume):

@@ -70,6 +70,7 @@ class SegmentationResult:
         config: the settings used (``InferenceConfig.to_dict()``).
         notes: human-readable notes (fallbacks, warnings) for the user.
         n_windows_skipped: windows not run because they hold no breast voxel (all passes).
+        backend: which inference backend ran the network and why (``select_backend(...).summary()``).
     """
 
     breast_mask: Volume
@@ -90,6 +91,7 @@ class SegmentationResult:
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     n_windows_skipped: int = 0
+    backend: str = ""
 
     @property
     def n_lesions(self) -> int:
@@ -105,6 +107,7 @@ class SegmentationResult:
         return {
             "model": self.model.to_dict(),
             "device": self.device,
+            "inference_backend": self.backend,
             "act_lesion_present_probability": self.act_score,
             "n_lesions": self.n_lesions,
             "lesion_volumes_mm3": [float(v) for v in self.lesion_volumes_mm3],

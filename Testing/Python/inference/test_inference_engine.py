@@ -23,7 +23,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def _engine(model_and_card, breast: Volume, **kw) -> SegmentationEngine:
     net, card = model_and_card
-    cfg = InferenceConfig(device="cpu", crop_margin_mm=3.0, **kw)
+    cfg = InferenceConfig(device="cpu", crop_margin_mm=3.0, backend="eager", **kw)
     return SegmentationEngine(cfg, model=net, card=card, breast_segmenter=lambda exam: breast)
 
 
@@ -102,8 +102,9 @@ def test_handset_network_end_to_end_with_probability(oblique_case, handset_model
     assert prob.array[truth == 1].mean() > 0.8 and prob.array[case.breast.array > 0][truth[case.breast.array > 0] == 0].mean() < 0.1
     # ACT: sigmoid(2 * max logit) with max logit = 0.02 * (~830 - 400) > 8
     assert result.act_score > 0.999
-    assert list(result.timings_s) == ["breast_region", "crop", "resample", "channels", "inference", "postprocess",
-                                      "metrics", "total"]
+    assert list(result.timings_s) == ["breast_region", "crop", "resample", "channels", "backend", "inference",
+                                      "postprocess", "metrics", "total"]
+    assert result.backend.startswith("eager")
     assert result.device.startswith("cpu")
 
 
@@ -113,7 +114,8 @@ def test_progress_is_monotone_with_stage_names_in_order(oblique_case, handset_mo
     fractions = [f for _, f in seen]
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == pytest.approx(1.0)
     order = list(dict.fromkeys(s for s, _ in seen))
-    assert order == ["breast_region", "crop", "resample", "channels", "inference", "postprocess", "metrics"]
+    assert order == ["breast_region", "crop", "resample", "channels", "backend", "inference", "postprocess",
+                     "metrics"]
 
 
 def test_cancel_during_inference_raises(oblique_case, handset_model):
@@ -173,3 +175,5 @@ def test_real_model_folder_with_heatmap_and_tta(oblique_case, random_model_dir):
     assert result.lesion_labels.geometry == case.exam.geometry
     summary = result.summary()
     assert summary["model"]["sha256"] == engine.model_info.sha256 and summary["settings"]["tta"] is True
+    # the backend was chosen automatically and validated against eager PyTorch; it is reported
+    assert summary["inference_backend"] and "max |diff| vs eager" in summary["inference_backend"]

@@ -17,7 +17,8 @@ from breastlesionseg.io import read_label_volume, read_volume
 def result_and_exam(oblique_case, handset_factory):
     case = oblique_case
     net, card = handset_factory()
-    engine = SegmentationEngine(InferenceConfig(device="cpu", crop_margin_mm=3.0, save_probability=True),
+    engine = SegmentationEngine(InferenceConfig(device="cpu", crop_margin_mm=3.0, save_probability=True,
+                                                backend="eager"),
                                 model=net, card=card,
                                 breast_segmenter=lambda exam: case.breast)
     return engine.run(case.exam), case
