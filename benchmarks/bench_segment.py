@@ -211,6 +211,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "spec": spec,
         "device": result.device,
+        "inference_backend": result.backend,
         "network": type(engine.model).__name__,
         "parameters": count_parameters(engine.model),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
@@ -218,6 +219,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "peak_gpu_memory_mb": result.peak_gpu_memory_mb,
         "n_windows": result.n_windows,
+        "n_windows_skipped": result.n_windows_skipped,
         "crop_size_xyz": list(result.crop_geometry.size),
         "model_grid_size_xyz": list(result.model_geometry.size),
         "n_lesions": result.n_lesions,
@@ -254,7 +256,7 @@ def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ phantom eval
 def phantom_eval(model: str, device: str, seeds: list[int], threads: int | None,
-                 overlap: float | None = None) -> dict[str, Any]:
+                 overlap: float | None = None, on_row=None) -> dict[str, Any]:
     """Segment held-out phantoms with ``model``; lesion Dice, detection of lesions >= 20 mm3, FP per exam.
 
     Per exam: voxel Dice of all lesions together (exams without true lesions are excluded from the mean
@@ -293,6 +295,8 @@ def phantom_eval(model: str, device: str, seeds: list[int], threads: int | None,
         }
         rows.append(row)
         log.info("phantom %d: %s", seed, row)
+        if on_row is not None:
+            on_row(rows)
     with_lesions = [r for r in rows if r["true_lesions"] > 0 and r["dice"] is not None]
     large_true = sum(r["large_true"] for r in rows)
     large_found = sum(r["large_detected"] for r in rows)
@@ -314,8 +318,8 @@ def phantom_eval(model: str, device: str, seeds: list[int], threads: int | None,
 
 # ------------------------------------------------------------------------------------------ report
 def print_table(cases: list[dict[str, Any]]) -> None:
-    steps = ["load_exam", "breast_region", "crop", "resample", "channels", "inference", "postprocess", "metrics",
-             "write_outputs"]
+    steps = ["load_exam", "breast_region", "crop", "resample", "channels", "backend", "inference", "postprocess",
+             "metrics", "write_outputs"]
     header = f"{'case':<22}{'device':<10}{'network':<11}" + "".join(f"{s[:9]:>10}" for s in steps) + \
         f"{'total s':>9}{'peak MiB':>10}{'windows':>8}"
     print(header)
@@ -377,16 +381,23 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.phantom_seeds:
                 specs.append({"kind": "phantom", "seed": seed, "arch": arch, "device": device, "model": args.model,
                               "overlap": args.overlap, "threads": args.threads})
-    for spec in specs:
-        log.info("case %s", spec)
-        report["cases"].append(run_child(spec, args.timeout))
-    if args.phantom_eval:
-        report["phantom_eval"] = phantom_eval(args.model, devices[0], list(range(args.phantom_eval)), args.threads,
-                                              args.overlap)
     out = Path(args.output) if args.output else REPO / "benchmarks" / "output" / (
         "bench_segment_" + _dt.datetime.now().strftime("%Y%m%dT%H%M%S") + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+
+    def save() -> None:  # after every case, so an interrupted run keeps what it measured
+        out.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+
+    for spec in specs:
+        log.info("case %s", spec)
+        report["cases"].append(run_child(spec, args.timeout))
+        save()
+    if args.phantom_eval:
+        report["phantom_eval"] = phantom_eval(args.model, devices[0], list(range(args.phantom_eval)), args.threads,
+                                              args.overlap, on_row=lambda rows: (report.update(
+                                                  {"phantom_eval_partial": rows}), save()))
+        report.pop("phantom_eval_partial", None)
+    save()
     print_table(report["cases"])
     for c in report["cases"]:
         if "duke_checks" in c:
