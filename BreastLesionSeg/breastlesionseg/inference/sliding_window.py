@@ -227,7 +227,6 @@ def predict_probability(
     skip_region = None
     if skip_outside_mask and coverage is not None:
         skip_region = ndimage.binary_dilation(coverage, iterations=SKIP_DILATION_VOXELS)
-    skipped_total = 0
 
     batch = int(sw_batch_size)
     while True:
@@ -242,7 +241,7 @@ def predict_probability(
             for pass_index, flip in enumerate(flip_list):
                 dims = [a + 2 for a in flip]
 
-                def on_window(n: int, _pass: int = pass_index) -> None:
+                def on_window(n: int) -> None:
                     done[0] += n
                     if progress is not None:
                         progress(min(1.0, done[0] / total), f"window {done[0]}/{total}")
