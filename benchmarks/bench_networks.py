@@ -201,7 +201,7 @@ def bench_config(model: str, shape: Tuple[int, ...], backends: Sequence[str], re
     net = build_model(model, shape[1])
     flops = count_flops(net, shape)
     params = count_parameters(net)
-    small = (1, shape[1], 17, 19, 21)
+    small = (1, shape[1], 35, 37, 33)  # odd, and deep enough for a 5-level U-Net's bottleneck
     prepared: Dict[str, torch.nn.Module] = {}
     records: Dict[str, Dict[str, Any]] = {}
     for name in backends:
@@ -217,7 +217,11 @@ def bench_config(model: str, shape: Tuple[int, ...], backends: Sequence[str], re
         if runnable is None:
             rec["skipped"] = why
             continue
-        rec["max_abs_vs_eager_small"] = _max_abs_vs_eager(net, runnable, small)
+        try:
+            rec["max_abs_vs_eager_small"] = _max_abs_vs_eager(net, runnable, small)
+        except (RuntimeError, ValueError) as exc:
+            rec["skipped"] = f"failed on the small validation input: {type(exc).__name__}: {exc}"
+            continue
         prepared[name] = runnable
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(3))
     walls: Dict[str, List[float]] = {n: [] for n in prepared}
@@ -289,6 +293,71 @@ def bench_segment(threads: int, timeout_s: float) -> Dict[str, Any]:
         return result
 
 
+def segment_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Subprocess body: the inference engine on the Duke exam with one backend; timings and peak RSS."""
+    from breastlesionseg.exam import load_exam
+    from breastlesionseg.inference import InferenceConfig, SegmentationEngine
+    from breastlesionseg.nn import load_model
+    from breastlesionseg.runtime import select_backend
+
+    torch.set_num_threads(int(spec["threads"]))
+    t0 = time.perf_counter()
+    exam = load_exam([Path(p) for p in spec["phases"]])
+    t_load = time.perf_counter() - t0
+    model, card = load_model(spec["model"], device="cpu")
+    t1 = time.perf_counter()
+    selection = select_backend(model, "cpu", tuple(card.patch_size), preference=spec["backend"])
+    t_select = time.perf_counter() - t1
+    config = InferenceConfig(model=str(spec["model"]), device="cpu", num_threads=int(spec["threads"]))
+    engine = SegmentationEngine(config, model=selection.network, card=card)
+    rss_before = current_rss_bytes()
+    t2 = time.perf_counter()
+    result = engine.run(exam)
+    t_run = time.perf_counter() - t2
+    lesions = getattr(result, "lesion_labels", None)
+    n_lesions = None
+    lesion_voxels = None
+    if lesions is not None:
+        arr = lesions.array if hasattr(lesions, "array") else lesions
+        import numpy as np
+
+        arr = np.asarray(arr)
+        n_lesions = int(arr.max())
+        lesion_voxels = int((arr > 0).sum())
+    return {"backend": selection.name, "requested_backend": spec["backend"], "load_exam_s": t_load,
+            "select_backend_s": t_select, "engine_run_s": t_run, "timings_s": dict(getattr(result, "timings_s", {})),
+            "peak_rss_bytes": peak_rss_bytes(), "rss_before_run_bytes": rss_before, "n_lesions": n_lesions,
+            "lesion_voxels": lesion_voxels, "act_score": getattr(result, "act_score", None),
+            "model": str(spec["model"]), "patch_size": list(card.patch_size),
+            "target_spacing_mm": list(card.target_spacing_mm)}
+
+
+def bench_segment_backends(model: str, backends: Sequence[str], threads: int, timeout_s: float) -> List[Dict[str, Any]]:
+    """The engine on the Duke exam once per backend, each in a fresh subprocess (its own peak RSS)."""
+    data = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"
+    phases = sorted(data.glob(DUKE_GLOB))
+    if len(phases) != 5:
+        return [{"skipped": f"Duke exam not found at {data}"}]
+    out = []
+    for name in backends:
+        spec = {"model": model, "backend": name, "threads": threads, "phases": [str(p) for p in phases]}
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--segment-worker", json.dumps(spec)]
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            out.append({"requested_backend": name, "error": f"timed out after {timeout_s:.0f} s"})
+            continue
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            out.append({"requested_backend": name, "error": f"exit {proc.returncode}: {proc.stderr.strip()[-600:]}"})
+            continue
+        rec = json.loads(lines[-1])
+        rec["process_wall_s"] = time.perf_counter() - t0
+        out.append(rec)
+    return out
+
+
 def markdown_table(result: Dict[str, Any]) -> str:
     """The per-configuration table of a benchmark result."""
     m = result["machine"]
@@ -318,7 +387,18 @@ def markdown_table(result: Dict[str, Any]) -> str:
     seg = result.get("segment")
     if seg:
         lines.append("")
-        lines.append("Whole segment on the Duke exam: " + json.dumps(seg)[:400])
+        lines.append("Whole `breastlesionseg segment` CLI on the Duke exam: " + json.dumps(seg)[:600])
+    eng = result.get("segment_engine")
+    if eng:
+        lines += ["", "| engine on Duke exam: backend | load exam s | engine run s | inference step s | peak RSS MB | lesions |",
+                  "|---|---|---|---|---|---|"]
+        for r in eng:
+            if "error" in r or "skipped" in r:
+                lines.append(f"| {r.get('requested_backend', '?')} | {r.get('error', r.get('skipped'))[:80]} | | | | |")
+                continue
+            lines.append(f"| {r['backend']} | {r['load_exam_s']:.1f} | {r['engine_run_s']:.1f} | "
+                         f"{r['timings_s'].get('inference', float('nan')):.1f} | {r['peak_rss_bytes'] / 2**20:.0f} | "
+                         f"{r['n_lesions']} ({r['lesion_voxels']} voxels) |")
     return "\n".join(lines)
 
 
@@ -329,14 +409,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per configuration (default 3; quick 1)")
     parser.add_argument("--models", default=None, help=f"comma-separated subset of {','.join(MODELS)}")
     parser.add_argument("--backends", default=None, help=f"comma-separated subset of {','.join(BACKEND_NAMES)}")
-    parser.add_argument("--inputs", default="paper,window", help="comma-separated: paper, window")
+    parser.add_argument("--inputs", default="paper,window", help="comma-separated: paper, window (or none)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-configuration memory subprocesses")
     parser.add_argument("--segment", action="store_true", help="also time 'breastlesionseg segment' on the Duke exam")
+    parser.add_argument("--segment-model", default=None,
+                        help="model folder/name: run the inference engine on the Duke exam once per --segment-backends")
+    parser.add_argument("--segment-backends", default="eager,fused_cec,onnxruntime",
+                        help="backends for --segment-model (default eager,fused_cec,onnxruntime)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "output", help="JSON output folder")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--segment-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_worker is not None:
         print(json.dumps(memory_worker(json.loads(args.memory_worker))))
+        return 0
+    if args.segment_worker is not None:
+        print(json.dumps(segment_worker(json.loads(args.segment_worker))))
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.threads < 1:
@@ -354,7 +442,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     window, window_channels, window_source = pipeline_window()
     inputs: List[Tuple[str, Tuple[int, ...]]] = []
-    for which in args.inputs.split(","):
+    for which in [w for w in args.inputs.split(",") if w.strip().lower() != "none"]:
         if which == "paper":
             inputs.append(("paper", (1, 1) + ((16, 32, 32) if args.quick else PAPER_INPUT)))
         elif which == "window":
@@ -368,6 +456,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     result["matmul_peak_gflops"] = matmul_peak_gflops(512 if args.quick else 2048)
     records: List[Dict[str, Any]] = []
+    result["results"] = records
+    args.output.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = args.output / f"bench_networks_{'quick_' if args.quick else ''}{stamp}.json"
+
+    def save() -> None:  # after every configuration, so a long run interrupted keeps what it measured
+        tmp = path.with_suffix(".json.part")
+        tmp.write_text(json.dumps({**result, "load_average_end": list(os.getloadavg())}, indent=2))
+        os.replace(tmp, path)
+
     for label, shape in inputs:
         for model in models:
             log.warning("benchmarking %s at %s", model, shape)
@@ -378,17 +476,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if "achieved_gflops" in rec:
                     rec["fraction_of_matmul_peak"] = rec["achieved_gflops"] / result["matmul_peak_gflops"]
                 records.append(rec)
+            save()
             log.warning("  done in %.0f s (load %s)", time.perf_counter() - t0, os.getloadavg())
-    result["results"] = records
     if args.segment:
         result["segment"] = bench_segment(args.threads, timeout_s=900)
+    if args.segment_model:
+        result["segment_engine"] = bench_segment_backends(args.segment_model, args.segment_backends.split(","),
+                                                          args.threads, timeout_s=900)
     result["load_average_end"] = list(os.getloadavg())
-    args.output.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = args.output / f"bench_networks_{'quick_' if args.quick else ''}{stamp}.json"
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, path)
+    save()
     print(markdown_table(result))
     print(f"\nJSON: {path}")
     return 0

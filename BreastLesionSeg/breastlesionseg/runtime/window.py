@@ -1,0 +1,103 @@
+"""Choose a sliding-window size that fits a memory budget (graceful degradation on small machines).
+
+The memory one forward pass adds grows linearly with the window's voxels (activations dominate;
+weights are < 2 MB). :data:`BYTES_PER_VOXEL` holds the measured peak-RSS increase of one forward
+pass per input voxel for each backend (``benchmarks/bench_networks.py``, 2-core EPYC, MM-3DUNet
+t=12 + ACT, 3 input channels, window 32 x 96 x 96; see docs/performance.md). :func:`fit_window`
+shrinks a window (H and W first, then D, in steps of the network's size multiple) until
+``voxels * bytes_per_voxel`` fits the budget, and :func:`memory_budget_bytes` proposes a budget from
+the memory the system has available.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence, Tuple
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: measured peak RSS increase of one MM-3DUNet (t=12 + ACT) forward pass per input voxel, bytes (fp32)
+BYTES_PER_VOXEL: dict[str, float] = {
+    "eager": 1900.0,
+    "channels_last": 1900.0,
+    "fused_cec": 1300.0,
+    "onnxruntime": 1100.0,
+    "bf16": 1900.0,
+}
+#: fallback when the backend is unknown (the largest measured figure)
+DEFAULT_BYTES_PER_VOXEL = max(BYTES_PER_VOXEL.values())
+
+
+def memory_budget_bytes(fraction: float = 0.5, cap_bytes: int = 4 * 2**30) -> int:
+    """A budget for one forward pass: ``fraction`` of ``MemAvailable`` (Linux), at most ``cap_bytes``.
+
+    Args:
+        fraction: share of the currently available memory to use, in (0, 1].
+        cap_bytes: upper bound (default 4 GiB, the CPU target of the Duke exam).
+
+    Returns:
+        Bytes; ``cap_bytes * fraction`` when ``/proc/meminfo`` cannot be read.
+    """
+    if not (0.0 < fraction <= 1.0):
+        raise InputError(f"fraction must be in (0, 1]; got {fraction}")
+    if cap_bytes <= 0:
+        raise InputError(f"cap_bytes must be positive; got {cap_bytes}")
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(min(cap_bytes, int(line.split()[1]) * 1024) * fraction)
+    except (OSError, ValueError):
+        pass
+    return int(cap_bytes * fraction)
+
+
+def fit_window(patch_size_zyx: Sequence[int], budget_bytes: int, bytes_per_voxel: float = DEFAULT_BYTES_PER_VOXEL,
+               multiple: int = 8, min_size: int | None = None) -> Tuple[int, int, int]:
+    """The largest window no larger than ``patch_size_zyx`` whose forward pass fits ``budget_bytes``.
+
+    Shrinks the largest of (y, x) by ``multiple`` voxels at a time (keeping windows as square as the
+    patch), then z, never below ``min_size`` (default ``2 * multiple``) per axis.
+
+    Args:
+        patch_size_zyx: the model card's window (z, y, x) in voxels.
+        budget_bytes: memory the forward pass may add, bytes.
+        bytes_per_voxel: peak bytes per input voxel of the backend (see :data:`BYTES_PER_VOXEL`).
+        multiple: step (the network's size multiple, 2 ** (levels - 1)).
+        min_size: smallest size per axis.
+
+    Returns:
+        ``(z, y, x)``; the patch itself when it fits.
+
+    Raises:
+        InputError: bad arguments, or even the smallest window does not fit (the message says how much it needs).
+    """
+    patch = [int(s) for s in patch_size_zyx]
+    if len(patch) != 3 or any(s < 1 for s in patch):
+        raise InputError(f"patch_size_zyx must be 3 positive integers; got {tuple(patch_size_zyx)}")
+    if budget_bytes <= 0 or bytes_per_voxel <= 0 or multiple < 1:
+        raise InputError(f"budget_bytes ({budget_bytes}), bytes_per_voxel ({bytes_per_voxel}) and multiple "
+                         f"({multiple}) must be positive")
+    floor = int(min_size if min_size is not None else 2 * multiple)
+    win = list(patch)
+
+    def need(w: Sequence[int]) -> float:
+        return w[0] * w[1] * w[2] * bytes_per_voxel
+
+    while need(win) > budget_bytes:
+        axis = 1 if win[1] >= win[2] else 2
+        if win[axis] - multiple >= floor:
+            win[axis] -= multiple
+        elif win[3 - axis] - multiple >= floor:
+            win[3 - axis] -= multiple
+        elif win[0] - multiple >= floor:
+            win[0] -= multiple
+        else:
+            raise InputError(
+                f"no window fits the memory budget of {budget_bytes / 2**20:.0f} MiB: the smallest, {tuple(win)}, "
+                f"needs about {need(win) / 2**20:.0f} MiB"
+            )
+    if win != patch:
+        log.warning("window reduced from %s to %s to fit %.0f MiB", tuple(patch), tuple(win), budget_bytes / 2**20)
+    return (win[0], win[1], win[2])

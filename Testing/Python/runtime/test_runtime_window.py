@@ -1,0 +1,40 @@
+"""fit_window: the largest window within a memory budget (graceful degradation)."""
+from __future__ import annotations
+
+import pytest
+
+from breastlesionseg.errors import InputError
+from breastlesionseg.runtime.window import BYTES_PER_VOXEL, fit_window, memory_budget_bytes
+
+
+def test_patch_that_fits_is_kept():
+    assert fit_window((32, 96, 96), budget_bytes=32 * 96 * 96 * 1000, bytes_per_voxel=1000) == (32, 96, 96)
+
+
+def test_window_shrinks_in_plane_first_then_depth():
+    # budget for 32 x 64 x 64 voxels: y and x shrink alternately by 8 to 64 x 64, depth untouched
+    assert fit_window((32, 96, 96), budget_bytes=32 * 64 * 64 * 100, bytes_per_voxel=100) == (32, 64, 64)
+    # in-plane floor 16 reached, then depth shrinks
+    win = fit_window((32, 96, 96), budget_bytes=24 * 16 * 16 * 10, bytes_per_voxel=10, multiple=8, min_size=16)
+    assert win == (24, 16, 16)
+    z, y, x = fit_window((40, 160, 128), budget_bytes=2**30, bytes_per_voxel=1500.0)
+    assert z * y * x * 1500.0 <= 2**30 and z == 40 and y % 8 == 0 and x % 8 == 0
+    # the result is the largest of the sequence: one step bigger would not fit
+    assert (z * (y + 8) * x * 1500.0 > 2**30) or (z * y * (x + 8) * 1500.0 > 2**30)
+
+
+def test_impossible_budget_and_bad_arguments():
+    with pytest.raises(InputError, match="no window fits"):
+        fit_window((32, 96, 96), budget_bytes=1000, bytes_per_voxel=100)
+    with pytest.raises(InputError, match="patch_size_zyx"):
+        fit_window((32, 96), budget_bytes=1000)
+    with pytest.raises(InputError, match="budget_bytes"):
+        fit_window((32, 96, 96), budget_bytes=0)
+    with pytest.raises(InputError, match="fraction"):
+        memory_budget_bytes(fraction=1.5)
+
+
+def test_budget_is_capped_and_positive():
+    b = memory_budget_bytes(fraction=0.5, cap_bytes=2**30)
+    assert 0 < b <= 2**29
+    assert set(BYTES_PER_VOXEL) >= {"eager", "fused_cec", "onnxruntime"}
