@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     mach = report["machine"]
     print(f"machine: {mach['cpu_model']}, {mach['cpu_cores']} cores, torch threads {mach['torch_threads']}, "
           f"GPU {mach['gpu']}")
-    print(f"| case | shape (z,y,x) | time s (median of {args.repeats}) | left mL | right mL | crop (z,y,x) | kept % | Dice |")
+    print(f"| case | shape (z,y,x) | time s (median of {args.repeats}) | left mL | right mL | crop (z,y,x) "
+          "| kept % | Dice |")
     print("|---|---|---|---|---|---|---|---|")
     for c in rows:
         dice = f"{c['dice_vs_truth']:.4f}" if "dice_vs_truth" in c else "-"
