@@ -116,3 +116,16 @@ def test_fine_tune_from_model_and_channel_mismatch(tiny_dataset, tiny_train_conf
 def test_train_rejects_missing_dataset(tmp_path, tiny_train_config):
     with pytest.raises(DatasetError, match="not a dataset"):
         train(tiny_train_config(tmp_path / "nothing", tmp_path / "out"))
+
+
+@pytest.mark.gpu
+def test_tiny_training_on_cuda_with_amp(tiny_dataset, tiny_train_config, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    result = train(tiny_train_config(tiny_dataset, tmp_path / "gpu", epochs=4, device="cuda", amp=True))
+    assert result.report["amp"] is True and result.report["device"].startswith("cuda")
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    assert result.report["energy"]["gpu_energy_kwh"] > 0
+    net, _ = load_model(tmp_path / "gpu")
+    assert np.isfinite(sum(float(p.sum()) for p in net.parameters()))
