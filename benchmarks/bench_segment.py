@@ -97,10 +97,33 @@ def machine_info() -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ networks
 def basicunet_for(card):
-    """MONAI BasicUNet with the card's input channels and one output channel (random weights; timing only)."""
+    """MONAI BasicUNet (default features) with the card's input channels and one output channel, random
+    weights (timing only), wrapped in the package's network contract (``forward_with_aux``, ``in_channels``,
+    ``size_multiple``) so the engine and the backend selection treat it like the model."""
+    import torch
     from monai.networks.nets import BasicUNet
 
-    return BasicUNet(spatial_dims=3, in_channels=len(card.input_channels), out_channels=1).eval()
+    class BasicUNetNetwork(torch.nn.Module):
+        size_multiple = 16  # four 2x poolings
+
+        def __init__(self, in_channels: int) -> None:
+            super().__init__()
+            self.in_channels, self.out_channels = in_channels, 1
+            self.net = BasicUNet(spatial_dims=3, in_channels=in_channels, out_channels=1)
+
+        def forward_with_aux(self, x):
+            pads = []
+            for n in (x.shape[4], x.shape[3], x.shape[2]):
+                extra = (-n) % self.size_multiple
+                pads += [extra // 2, extra - extra // 2]
+            y = self.net(torch.nn.functional.pad(x, pads, mode="replicate") if any(pads) else x)
+            d, h, w = x.shape[2:]
+            return y[:, :, pads[4]:pads[4] + d, pads[2]:pads[2] + h, pads[0]:pads[0] + w], None
+
+        def forward(self, x):
+            return self.forward_with_aux(x)[0]
+
+    return BasicUNetNetwork(len(card.input_channels)).eval()
 
 
 def engine_for(arch: str, model: str, device: str, overlap: float | None, threads: int | None, **config):
