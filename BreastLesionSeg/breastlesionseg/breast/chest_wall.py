@@ -209,6 +209,9 @@ def find_chest_wall(
         # the heart (large, strongly enhancing, inside the body) is an anchor too: it lies directly
         # behind the chest wall where the lungs do not
         enh = (enhancement > heart_enhancement) & body & deep
+        # an opening keeps the bulk of the heart and drops enhancing speckle and vessels that reach
+        # into the chest wall (they would move the anchor anteriorly)
+        enh = ndi.binary_opening(enh, structure=ndi.generate_binary_structure(3, 1), iterations=1)
         hlab, hn = ndi.label(enh)
         if hn:
             hsizes = np.bincount(hlab.ravel(), minlength=hn + 1).astype(float) * voxel_ml
