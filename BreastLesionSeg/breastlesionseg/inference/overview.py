@@ -153,7 +153,10 @@ def render_overview(
     aspect = float(spacing_zyx[1] / spacing_zyx[2])
 
     ncols = 1 + len(key_images)
-    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 5.6), facecolor="black", squeeze=False)
+    image_aspect = float(mip.shape[0] * spacing_zyx[1]) / float(mip.shape[1] * spacing_zyx[2])  # height / width, mm
+    panel_w = 5.2
+    fig_h = min(max(panel_w * image_aspect, 2.5), 8.0) + 1.3  # room for titles and the footer
+    fig, axes = plt.subplots(1, ncols, figsize=(panel_w * ncols, fig_h), facecolor="black", squeeze=False)
     axes = axes[0]
     lo, hi = _window(mip, breast_proj)
     ax = axes[0]
