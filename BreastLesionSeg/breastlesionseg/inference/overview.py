@@ -109,7 +109,7 @@ def render_overview(
     title: str = "",
     footer: str = "",
     max_key_slices: int = 3,
-    dpi: int = 90,
+    dpi: int = 80,
     max_numbered: int = 12,
 ) -> Path:
     """Draw the overview figure into ``path`` (PNG).
