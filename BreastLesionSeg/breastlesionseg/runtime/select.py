@@ -8,7 +8,7 @@ Usage (inference engine)::
     log.info("inference backend: %s", selection.summary())
 
 Order (fastest first, measured by ``benchmarks/bench_networks.py`` on the 2-core EPYC; see
-benchmarks/README.md): on CPU ``fused_cec`` (MM-3DUNet only), ``onnxruntime``, ``eager``; on CUDA
+docs/performance.md): on CPU ``onnxruntime``, ``fused_cec`` (MM-3DUNet only), ``eager``; on CUDA
 ``eager`` (GPU timings not measured yet). With ``measure=True`` the validated candidates are timed on
 the window instead and the fastest wins (costs a few forward passes). Reduced-precision backends
 (``bf16``) are used only when named in ``preference``. Every candidate is checked against eager
@@ -46,7 +46,7 @@ BACKENDS: Dict[str, Callable[[], Backend]] = {
     "bf16": Bf16AutocastBackend,
 }
 #: automatic order on CPU, fastest first (from the benchmark)
-CPU_ORDER: Tuple[str, ...] = ("fused_cec", "onnxruntime", "eager")
+CPU_ORDER: Tuple[str, ...] = ("onnxruntime", "fused_cec", "eager")
 #: automatic order on CUDA
 CUDA_ORDER: Tuple[str, ...] = ("eager",)
 

@@ -3,7 +3,7 @@
 The memory one forward pass adds grows linearly with the window's voxels (activations dominate;
 weights are < 2 MB). :data:`BYTES_PER_VOXEL` holds the measured peak-RSS increase of one forward
 pass per input voxel for each backend (``benchmarks/bench_networks.py``, 2-core EPYC, MM-3DUNet
-t=12 + ACT, 3 input channels, window 32 x 96 x 96; see docs/performance.md). :func:`fit_window`
+t=12 + ACT at the paper's input; see docs/performance.md). :func:`fit_window`
 shrinks a window (H and W first, then D, in steps of the network's size multiple) until
 ``voxels * bytes_per_voxel`` fits the budget, and :func:`memory_budget_bytes` proposes a budget from
 the memory the system has available.
@@ -18,13 +18,16 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: measured peak RSS increase of one MM-3DUNet (t=12 + ACT) forward pass per input voxel, bytes (fp32)
+#: measured peak RSS increase of one MM-3DUNet forward pass per input voxel, bytes (float32): base width 8,
+#: t = 12 + ACT at 1 x 1 x 32 x 256 x 256 (benchmarks/bench_networks.py, 2026-11-21, docs/performance.md):
+#: eager 3153 MB, fused_cec 2497 MB, onnxruntime 1866 MB over 2.10 M voxels. channels_last and bf16 were
+#: not measured at that size; they use the eager figure.
 BYTES_PER_VOXEL: dict[str, float] = {
-    "eager": 1900.0,
-    "channels_last": 1900.0,
-    "fused_cec": 1300.0,
-    "onnxruntime": 1100.0,
-    "bf16": 1900.0,
+    "eager": 1503.0,
+    "channels_last": 1503.0,
+    "fused_cec": 1190.0,
+    "onnxruntime": 890.0,
+    "bf16": 1503.0,
 }
 #: fallback when the backend is unknown (the largest measured figure)
 DEFAULT_BYTES_PER_VOXEL = max(BYTES_PER_VOXEL.values())
