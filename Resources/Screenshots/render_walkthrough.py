@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                                         (sub[k], f"{posts[0].GetName()} - pre (subtraction)"))):
         ax = fig.add_subplot(grid[0, col])
         lo, hi = np.percentile(img, [1, 99.5])
-        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, origin="lower")
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, origin="upper")  # anterior up, patient right on the left
         if labels.breast_mask is not None:
             contours(ax, labels.breast_mask.array[k] == 1, colors["breast_left"])
             contours(ax, labels.breast_mask.array[k] == 2, colors["breast_right"])
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             contours(ax, lesion[k] == idx, colors[sid], lw=2.0)
             if (lesion[k] == idx).any():
                 jy, ix = np.argwhere(lesion[k] == idx).mean(axis=0)
-                ax.text(ix + 6, jy + 6, seg.GetSegment(sid).GetName(), color=colors[sid], fontsize=9, weight="bold")
+                ax.text(ix + 6, jy - 6, seg.GetSegment(sid).GetName(), color=colors[sid], fontsize=9, weight="bold")
         ax.set_title(title, fontsize=10, **text_kw)
         ax.axis("off")
 
