@@ -49,7 +49,10 @@ def evaluate_on_phantoms(model: str | Path, seeds: Sequence[int], device: str = 
     from ..nn import load_model
     from ..phantom import PhantomConfig, generate_phantom
 
-    network, card = load_model(model, device=device)
+    from .loop import resolve_device
+
+    dev = resolve_device(device)
+    network, card = load_model(model, device=str(dev))
     margin = margin_mm if margin_mm is not None else float(card.extra.get("training", {}).get("crop_margin_mm", 16.0))
     result = ValidationResult()
     t0 = time.monotonic()
@@ -57,7 +60,7 @@ def evaluate_on_phantoms(model: str | Path, seeds: Sequence[int], device: str = 
         ph = generate_phantom(PhantomConfig(seed=int(seed)))
         case = prepare_case(f"phantom-seed-{seed}", ph.exam, ph.lesion_labels, ph.breast_mask, card.input_channels,
                             card.normalization, card.target_spacing_mm, margin)
-        res = validate_cases(network, [case], card.patch_size, card.overlap, card.threshold, torch.device(device))
+        res = validate_cases(network, [case], card.patch_size, card.overlap, card.threshold, dev)
         row = res.per_case[0]
         row["seed"] = int(seed)
         row["n_lesions"] = len(ph.lesions)
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate a lesion model on held-out synthetic phantoms.")
     parser.add_argument("model", help="model id or folder")
     parser.add_argument("--seeds", default="0-19", help="phantom seeds (default 0-19, the demo model's held-out set)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--update-card", action="store_true", help="write the result into the model card")
     parser.add_argument("--json", default=None, help="also write the result to this JSON file")
