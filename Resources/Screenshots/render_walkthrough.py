@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ax_p.set_title(f"{result.plot.chart.GetName()} (plot chart node, {x_name})", fontsize=10, **text_kw)
     if 0 < result.plot.chart.GetNumberOfPlotSeriesNodes() <= 8:
         ax_p.legend(fontsize=8)
-    fig.suptitle(f"BreastLesionSeg result on phantom seed {args.seed} with model '{result.segmentation.GetAttribute("BreastLesionSeg.Model")}'\n"
+    fig.suptitle(f"BreastLesionSeg result on phantom seed {args.seed} with model '{result.segmentation.GetAttribute('BreastLesionSeg.Model')}'\n"
                  f"inputs auto-assigned: {', '.join(n.GetName() for n in [pre] + posts)}", fontsize=10, **text_kw)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, facecolor=fig.get_facecolor())
