@@ -1,0 +1,39 @@
+"""Atomic writes: no partial file on error, no silent overwrite, umask-respecting permissions."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from breastlesionseg.errors import InputError
+from breastlesionseg.io.atomic import atomic_path, write_text_atomic
+
+
+def test_refuses_overwrite_and_keeps_original(tmp_path):
+    target = tmp_path / "a.json"
+    write_text_atomic(target, "one")
+    with pytest.raises(InputError, match="refusing to overwrite"):
+        write_text_atomic(target, "two")
+    assert target.read_text() == "one"
+    write_text_atomic(target, "two", overwrite=True)
+    assert target.read_text() == "two"
+
+
+def test_error_leaves_no_file_and_no_temporary(tmp_path):
+    target = tmp_path / "x.seg.nrrd"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert tmp.name.endswith(".seg.nrrd")
+            tmp.write_text("partial")
+            raise RuntimeError("writer failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_permissions_follow_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "p.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
