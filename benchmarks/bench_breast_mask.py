@@ -87,8 +87,10 @@ def overlay_png(exam, mask: np.ndarray, out_png: Path, view: str, bbox: np.ndarr
         zc, yc, xc = (s // 2 for s in img.shape)
     nz, ny, nx = img.shape
     if view == "axial":
-        slices = [(zc, "lesion slice"), (int(nz * 0.3), "inferior"), (int(nz * 0.7), "superior")]
-        fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.8))
+        # the lowest panel lies below the heart, where the liver is behind the chest wall
+        slices = [(int(nz * 0.15), "inferior, liver behind"), (int(nz * 0.3), "inferior"), (zc, "lesion slice"),
+                  (int(nz * 0.7), "superior")]
+        fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
         for ax, (z, what) in zip(axes, slices):
             ax.imshow(img[z], cmap="gray", vmin=0, vmax=vmax, aspect=sy / sx)
             ax.contour(mask[z] == 1, [0.5], colors="r", linewidths=1.0)

@@ -307,3 +307,52 @@ def find_chest_wall(
         cover = _fill_rows_along_z(np.where(finite, 1.0, np.nan))
         surf = np.where(np.isfinite(cover), filled, np.nan)
     return ChestWallResult(surf, raw, lung, fat, muscle, fat < muscle, found_fraction)
+
+
+def reference_slice(region: np.ndarray) -> int:
+    """The axial slice at the centre of the breast region along z: the area-weighted median slice.
+
+    Args:
+        region: ``(z, y, x)`` bool breast region before the cleanup (tissue anterior of the chest wall).
+
+    Returns:
+        The slice index (0 when the region is empty).
+    """
+    area = region.sum(axis=(1, 2)).astype(float)
+    if area.sum() <= 0:
+        return 0
+    cdf = np.cumsum(area) / area.sum()
+    return int(np.searchsorted(cdf, 0.5))
+
+
+def limit_inferior_descent(y_cw: np.ndarray, z_ref: int, spacing_xyz: np.ndarray,
+                           max_descent_mm_per_mm: float) -> np.ndarray:
+    """Below the reference slice, the surface may move posteriorly only slowly from slice to slice.
+
+    In the slices below the breasts' centre (towards the inframammary fold and the upper abdomen) the
+    lungs and the heart no longer lie behind the chest wall; the liver (enhancing, moderately bright,
+    below the diaphragm) becomes the anchor, and its curved surface lets the search and the
+    polynomial fit drift posteriorly into the chest wall. The breast does not extend posterior of the
+    chest wall of the slices above it, so walking inferiorly from ``z_ref`` each column may lie at
+    most ``max_descent_mm_per_mm`` mm posterior per mm of z of the (already limited) slice above;
+    anterior moves are free. Slices above ``z_ref`` are unchanged.
+
+    Args:
+        y_cw: ``(z, x)`` chest-wall surface (float y index, NaN where none); z grows superiorly (LPS).
+        z_ref: reference slice (e.g. :func:`reference_slice`).
+        spacing_xyz: voxel size (x, y, z) in mm.
+        max_descent_mm_per_mm: allowed posterior shift (mm) per mm towards inferior (>= 0).
+
+    Returns:
+        The limited ``(z, x)`` surface (a new array).
+    """
+    out = np.array(y_cw, dtype=float, copy=True)
+    nz = out.shape[0]
+    if nz < 2:
+        return out
+    step = max_descent_mm_per_mm * float(spacing_xyz[2]) / float(spacing_xyz[1])  # y voxels per slice
+    for z in range(min(max(int(z_ref), 0), nz - 1) - 1, -1, -1):
+        above = out[z + 1]
+        ok = np.isfinite(above) & np.isfinite(out[z])
+        out[z, ok] = np.minimum(out[z, ok], above[ok] + step)
+    return out

@@ -19,7 +19,9 @@ Algorithm (on a reduced grid of about ``working_spacing_mm``; details in docs/br
    air in the field of view (a crop inside the breast) the whole field of view is tissue.
 3. Chest wall (``chest_wall.py``): searched from the lungs and the heart (dark / strongly enhancing
    anchors deep in the body) towards the skin, as the anterior end of the pectoralis muscle layer,
-   then regularised by a robust per-slice polynomial, a grey opening along z (ribs) and a median.
+   then regularised by a robust per-slice polynomial, a grey opening along z (ribs) and a median;
+   below the breasts' centre slice (liver, not lungs/heart, behind the chest wall) the surface may
+   move posteriorly only ``inferior_descent_mm_per_mm`` per mm towards inferior.
 4. Sternal midline: the minimum of the breast-thickness profile between the two breast humps
    (``sides.py``; falls back to the scanner's x = 0 plane when only one breast is visible).
 5. Lateral boundary: the coronal plane ``posterior_limit_mm`` behind the sternal chest wall.
@@ -40,7 +42,7 @@ from scipy import ndimage as ndi
 from ..errors import InputError
 from ..geometry import Geometry, Volume
 from ..labels import BACKGROUND, BREAST_LEFT, BREAST_RIGHT
-from .chest_wall import find_chest_wall
+from .chest_wall import find_chest_wall, limit_inferior_descent, reference_slice
 from .config import BreastRegionConfig
 from .sides import midline_from_profile, scanner_midline_index
 
@@ -76,6 +78,7 @@ class ClassicalDiagnostics:
     fat_saturated: bool | None = None
     sternal_surface_y_mm: float | None = None
     body_threshold: float | None = None
+    reference_slice: int | None = None
     timings_s: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict, repr=False)
 
@@ -220,6 +223,12 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
             max_depth_mm=config.chest_wall_max_depth_mm,
         )
         cw_map = cw.y_cw
+        if np.isfinite(cw_map).any():
+            # below the breasts' centre the liver, not the lungs / heart, lies behind the chest wall:
+            # the surface may not drift posteriorly there faster than the configured slope
+            limit0 = np.where(np.isfinite(cw_map), cw_map, np.inf)
+            diag.reference_slice = reference_slice(region & (yy < limit0[:, None, :]))
+            cw_map = limit_inferior_descent(cw_map, diag.reference_slice, sp, config.inferior_descent_mm_per_mm)
         diag.chest_wall_found_fraction = cw.found_fraction
         diag.fat_saturated = cw.fat_saturated
         diag.arrays["chest_wall_y_raw"] = cw.y_cw_raw

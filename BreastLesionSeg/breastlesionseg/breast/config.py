@@ -33,6 +33,9 @@ class BreastRegionConfig:
         posterior_limit_mm: lateral boundary ("anterior axillary line"): in every axial slice, tissue
             more than this far posterior of the chest-wall surface at the sternal midline is outside
             the breast region (lateral chest wall, axilla, arms) (mm).
+        inferior_descent_mm_per_mm: below the breasts' centre slice (area-weighted median along z),
+            the chest-wall surface may move at most this far posteriorly (mm) per mm towards inferior,
+            relative to the slice above (no lung / heart anchor there; the liver misleads the search).
         min_breast_thickness_mm: columns whose breast tissue is thinner than this are dropped (mm).
         fill_holes: fill enclosed holes of the final mask per axial slice.
     """
@@ -47,6 +50,7 @@ class BreastRegionConfig:
     chest_wall_smoothing_mm: float = 20.0
     rib_width_mm: float = 25.0
     posterior_limit_mm: float = 45.0
+    inferior_descent_mm_per_mm: float = 0.15
     min_breast_thickness_mm: float = 2.0
     fill_holes: bool = True
 
@@ -64,7 +68,7 @@ class BreastRegionConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise InputError(f"BreastRegionConfig.{name} must be > 0 mm, got {value!r}")
-        for name in ("skin_mm", "min_breast_thickness_mm"):
+        for name in ("skin_mm", "min_breast_thickness_mm", "inferior_descent_mm_per_mm"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InputError(f"BreastRegionConfig.{name} must be >= 0 mm, got {value!r}")

@@ -57,6 +57,26 @@ def test_duke_excludes_heart_and_lungs(duke):
     assert np.count_nonzero(lungs & mask) / np.count_nonzero(lungs) < 0.02
 
 
+def test_duke_inferior_slices_stay_anterior_of_the_chest_wall(duke):
+    """Below the heart (array z 15-45) the liver, not the lungs / heart, lies behind the chest wall;
+    the mask must not dip there into the chest wall in front of the liver: in every column its most
+    posterior voxel lies at most 10 mm posterior of the mask's most posterior voxel in the same
+    column of the mid slices (z 55-75, where lungs and heart anchor the chest wall). Before the
+    inferior-descent limit, 4468 inferior columns exceeded 10 mm (up to 32 mm)."""
+    exam, result, _ = duke
+    mask = result.mask.array > 0
+    sy_mm = exam.geometry.spacing[1]
+    ny = mask.shape[1]
+    yy = np.arange(ny)[None, :, None]
+    posterior = np.where(mask, yy, -1).max(axis=1)  # (z, x) most posterior mask row, -1 where empty
+    mid = posterior[55:76].max(axis=0)
+    inferior = posterior[15:46]
+    both = (inferior >= 0) & (mid[None, :] >= 0)
+    assert both.sum() > 5000  # the inferior slices do contain breast tissue
+    excess_mm = (inferior - mid[None, :])[both] * sy_mm
+    assert excess_mm.max() <= 10.0, f"inferior mask dips {excess_mm.max():.1f} mm behind the mid-slice chest wall"
+
+
 def test_duke_volumes_plausible_and_crop(duke):
     _, result, bbox = duke
     v = result.volumes_ml
