@@ -60,6 +60,17 @@ def _nonneg_arg(text: str) -> float:
     return value
 
 
+def _window_arg(text: str) -> tuple[int, int, int]:
+    """Parse ``--window D,H,W`` (three positive voxel counts)."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"--window must be three positive integers D,H,W; got {text!r}")
+    return values  # type: ignore[return-value]
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``segment`` and ``demo`` (model, device, inference settings, progress)."""
     from ..inference.config import DEFAULT_MODEL
@@ -69,6 +80,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--overlap", type=_fraction_arg("--overlap", 0.0, 1.0), default=None, metavar="O",
                         help="sliding-window overlap in [0, 1) (default: the model card's)")
+    parser.add_argument("--window", type=_window_arg, default=None, metavar="D,H,W",
+                        help="sliding-window size in voxels at the model's spacing "
+                             "(default: the model card's inference window)")
     parser.add_argument("--threshold", type=_threshold_arg, default=None, metavar="T",
                         help="lesion probability threshold in (0, 1) (default: the model card's)")
     parser.add_argument("--min-lesion-mm3", type=_nonneg_arg, default=10.0, metavar="V",
@@ -115,6 +129,7 @@ def make_config(args: argparse.Namespace):
         device=args.device,
         overlap=args.overlap,
         threshold=args.threshold,
+        window_zyx=args.window,
         min_lesion_volume_mm3=args.min_lesion_mm3,
         breast_masking=not args.no_breast_mask,
         tta=args.tta,

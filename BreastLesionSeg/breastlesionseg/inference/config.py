@@ -32,6 +32,8 @@ class InferenceConfig:
             hold no breast voxel (their output would be masked away anyway).
         tta: test-time augmentation by flips (probabilities averaged).
         tta_flips: flips used when ``tta`` is on; each a tuple of spatial axes of the (z, y, x) input.
+        window_zyx: sliding-window size (z, y, x) in voxels at the model's spacing; ``None`` = the model
+            card's ``inference_window`` (or its training ``patch_size`` when that is unset).
         sw_batch_size: windows per forward pass (halved automatically on out-of-memory).
         amp: mixed precision (float16 autocast) on CUDA; ignored on CPU.
         save_probability: keep the lesion probability map on the pre grid in the result.
@@ -56,6 +58,7 @@ class InferenceConfig:
     skip_empty_windows: bool = True
     tta: bool = False
     tta_flips: tuple[tuple[int, ...], ...] = field(default=DEFAULT_TTA_FLIPS)
+    window_zyx: tuple[int, int, int] | None = None
     sw_batch_size: int = 1
     amp: bool = True
     save_probability: bool = False
@@ -86,6 +89,10 @@ class InferenceConfig:
             )
         if not math.isfinite(float(self.crop_margin_mm)) or self.crop_margin_mm < 0:
             raise InputError(f"InferenceConfig.crop_margin_mm must be >= 0 mm, got {self.crop_margin_mm}")
+        if self.window_zyx is not None and (
+            len(tuple(self.window_zyx)) != 3 or any(int(w) < 1 for w in self.window_zyx)
+        ):
+            raise InputError(f"InferenceConfig.window_zyx must be 3 positive voxel counts (z, y, x), got {self.window_zyx}")
         if int(self.sw_batch_size) < 1:
             raise InputError(f"InferenceConfig.sw_batch_size must be >= 1, got {self.sw_batch_size}")
         if not (0.0 < float(self.pe_threshold_percent) < 10000.0):

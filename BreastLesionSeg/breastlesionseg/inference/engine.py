@@ -124,11 +124,16 @@ class SegmentationEngine:
             arch=str(getattr(card, "arch", type(model).__name__)),
             channels=list(card.input_channels),
             spacing_mm_xyz=tuple(float(s) for s in card.target_spacing_mm),
-            patch_size_zyx=tuple(int(s) for s in card.patch_size),
+            patch_size_zyx=self._window_zyx(card),
         )
         self._runnable: dict[str, tuple[torch.nn.Module, str]] = {}
         self.overlap = float(self.config.overlap if self.config.overlap is not None else card.overlap)
         self.threshold = float(self.config.threshold if self.config.threshold is not None else card.threshold)
+
+    def _window_zyx(self, card) -> tuple[int, int, int]:
+        """Sliding-window size: the config's override, else the card's inference window, else its patch."""
+        window = self.config.window_zyx or getattr(card, "inference_window", None) or card.patch_size
+        return tuple(int(s) for s in window)  # type: ignore[return-value]
 
     # ------------------------------------------------------------------------------------------
     def run(
@@ -199,7 +204,7 @@ class SegmentationEngine:
                                                                               "breast_mask"))
                 del model_exam
             prepared = PreparedInput(cropped.crop, cropped.geometry, model_geometry, channels, breast_model,
-                                     cropped.breast, tuple(int(s) for s in self.card.patch_size))
+                                     cropped.breast, self.model_info.patch_size_zyx)
             with step("backend"):
                 network, backend_summary = self.runnable()
             with step("inference"):
@@ -212,7 +217,7 @@ class SegmentationEngine:
                     from .gradcam import gradcam_heatmap
 
                     heat_model = gradcam_heatmap(
-                        self.model, prepared.channels, self.card.patch_size, overlap=self.overlap,
+                        self.model, prepared.channels, prepared.patch_size_zyx, overlap=self.overlap,
                         sigma_scale=cfg.sigma_scale, device=prediction.device,
                         breast_mask=prepared.breast_model if cfg.breast_masking else None,
                         progress=tracker.sub("heatmap"), cancel=cancel,

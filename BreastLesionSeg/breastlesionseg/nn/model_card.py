@@ -49,7 +49,10 @@ class ModelCard:
         normalization: per-channel intensity normalisation (``zscore`` or ``none``).
         normalization_region: where z-score statistics are taken (``breast_mask`` or ``volume``).
         target_spacing_mm: voxel spacing (x, y, z) in mm the network expects.
-        patch_size: sliding-window patch (D, H, W) in voxels.
+        patch_size: training patch (D, H, W) in voxels; the default sliding-window size.
+        inference_window: sliding-window size (D, H, W) in voxels used at inference when it differs
+            from ``patch_size`` (a fully convolutional network can run on larger windows: fewer windows,
+            less per-window overhead); ``None`` = ``patch_size``. Chosen on validation data.
         overlap: recommended sliding-window overlap fraction in [0, 1).
         threshold: probability threshold (on sigmoid of the logits) for the lesion mask.
         label_names: name of each output channel.
@@ -76,6 +79,7 @@ class ModelCard:
     normalization_region: str = "breast_mask"
     target_spacing_mm: tuple[float, float, float] = (0.7, 0.7, 1.5)
     patch_size: tuple[int, int, int] = (32, 96, 96)
+    inference_window: tuple[int, int, int] | None = None
     overlap: float = 0.25
     threshold: float = 0.5
     label_names: list[str] = field(default_factory=lambda: ["lesion"])
@@ -97,6 +101,8 @@ class ModelCard:
     def __post_init__(self) -> None:
         self.target_spacing_mm = tuple(self.target_spacing_mm)  # type: ignore[assignment]
         self.patch_size = tuple(self.patch_size)  # type: ignore[assignment]
+        if self.inference_window is not None:
+            self.inference_window = tuple(self.inference_window)  # type: ignore[assignment]
         self.input_channels = list(self.input_channels)
         self.label_names = list(self.label_names)
         self.validate()
@@ -138,6 +144,13 @@ class ModelCard:
             isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in self.patch_size
         ):
             raise InputError(f"model card field 'patch_size' must be 3 positive integers (D, H, W); got {self.patch_size!r}")
+        if self.inference_window is not None and (len(self.inference_window) != 3 or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in self.inference_window
+        )):
+            raise InputError(
+                f"model card field 'inference_window' must be null or 3 positive integers (D, H, W); "
+                f"got {self.inference_window!r}"
+            )
         if not isinstance(self.overlap, (int, float)) or not 0.0 <= float(self.overlap) < 1.0:
             raise InputError(f"model card field 'overlap' must be in [0, 1); got {self.overlap!r}")
         if not isinstance(self.threshold, (int, float)) or not 0.0 < float(self.threshold) < 1.0:
@@ -164,6 +177,8 @@ class ModelCard:
         extra = data.pop("extra")
         data["target_spacing_mm"] = list(self.target_spacing_mm)
         data["patch_size"] = list(self.patch_size)
+        if self.inference_window is not None:
+            data["inference_window"] = list(self.inference_window)
         data.update({k: v for k, v in extra.items() if k not in data})
         return data
 

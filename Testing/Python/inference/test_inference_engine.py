@@ -1,6 +1,7 @@
 """The engine end to end on a tiny oblique exam with known truth (oracle predictor / hand-set network)."""
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -177,3 +178,27 @@ def test_real_model_folder_with_heatmap_and_tta(oblique_case, random_model_dir):
     assert summary["model"]["sha256"] == engine.model_info.sha256 and summary["settings"]["tta"] is True
     # the backend was chosen automatically and validated against eager PyTorch; it is reported
     assert summary["inference_backend"] and "max |diff| vs eager" in summary["inference_backend"]
+
+
+def test_window_comes_from_config_then_card_inference_window_then_patch(random_model_dir, tmp_path):
+    """The sliding-window size: InferenceConfig.window_zyx > card.inference_window > card.patch_size."""
+    import shutil
+
+    from breastlesionseg.nn.model_card import ModelCard
+
+    plain = SegmentationEngine(InferenceConfig(model=str(random_model_dir), device="cpu"))
+    assert plain.model_info.patch_size_zyx == (16, 24, 32)  # the card's training patch
+    forced = SegmentationEngine(InferenceConfig(model=str(random_model_dir), device="cpu", window_zyx=(8, 40, 24)))
+    assert forced.model_info.patch_size_zyx == (8, 40, 24)
+    folder = tmp_path / "random-tiny"
+    shutil.copytree(random_model_dir, folder)
+    card = ModelCard.from_dict(json.loads((folder / "model_card.json").read_text()))
+    card.inference_window = (24, 48, 48)
+    (folder / "model_card.json").write_text(card.to_json())
+    from_card = SegmentationEngine(InferenceConfig(model=str(folder), device="cpu"))
+    assert from_card.model_info.patch_size_zyx == (24, 48, 48)
+    with pytest.raises(ValueError, match="window_zyx"):
+        InferenceConfig(model=str(folder), window_zyx=(0, 8, 8))
+    with pytest.raises(ValueError, match="inference_window"):
+        card.inference_window = (24, -1, 48)
+        card.validate()

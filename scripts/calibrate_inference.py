@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""Choose a lesion model's inference settings (window, threshold, minimum lesion volume) on
+VALIDATION phantoms, never on the held-out evaluation seeds (0-19) nor the training seeds.
+
+For every validation seed and candidate sliding-window size it runs the real engine once (keeping the
+probability map), then replays the post-processing (threshold -> breast restriction -> components >=
+V mm3) for every (threshold, V) pair and scores lesion Dice and lesion-wise detection against the
+phantom truth. Prints a table and writes JSON; with ``--update-card`` it writes the chosen
+``inference_window`` / ``threshold`` / ``min_lesion_volume_mm3`` into the model card (weights untouched).
+
+    .venv/bin/python scripts/calibrate_inference.py MODEL_DIR --seeds 2000-2007 \
+        --windows 16,32,32 32,64,64 --thresholds 0.4 0.5 0.6 0.7 --min-volumes 10 20 30
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("calibrate_inference")
+
+HELD_OUT_SEEDS = set(range(0, 20))
+
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _window(text: str) -> tuple[int, int, int]:
+    values = tuple(int(v) for v in text.split(","))
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"window must be D,H,W, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the calibration; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="model folder or name")
+    parser.add_argument("--seeds", type=_seeds, default=_seeds("2000-2007"), help="validation phantom seeds")
+    parser.add_argument("--windows", type=_window, nargs="+", default=None, help="candidate windows D,H,W")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.4, 0.5, 0.6, 0.7])
+    parser.add_argument("--min-volumes", type=float, nargs="+", default=[10.0, 20.0, 30.0], help="mm3")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None, help="write all results here")
+    parser.add_argument("--update-card", action="store_true", help="write the chosen settings into the model card")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    bad = sorted(set(args.seeds) & HELD_OUT_SEEDS)
+    if bad:
+        parser.error(f"--seeds must not include the held-out evaluation seeds 0-19 (got {bad})")
+
+    import torch
+
+    from breastlesionseg.inference import InferenceConfig, SegmentationEngine
+    from breastlesionseg.inference.postprocess import postprocess_probability
+    from breastlesionseg.metrics import evaluate_segmentation
+    from breastlesionseg.nn import load_model, resolve_model
+    from breastlesionseg.phantom import PhantomConfig, generate_phantom
+
+    torch.set_num_threads(args.threads)
+    folder = resolve_model(args.model)
+    _, card = load_model(folder)
+    windows = args.windows or [tuple(card.patch_size)]
+
+    records: list[dict] = []
+    for seed in args.seeds:
+        phantom = generate_phantom(PhantomConfig(seed=seed))
+        exam, truth = phantom.exam, phantom.lesion_labels
+        for window in windows:
+            engine = SegmentationEngine(InferenceConfig(model=str(folder), device="cpu", window_zyx=window,
+                                                        save_probability=True, num_threads=args.threads))
+            t0 = time.perf_counter()
+            result = engine.run(exam)
+            seconds = time.perf_counter() - t0
+            breast = result.breast_mask.array
+            for threshold in args.thresholds:
+                for min_volume in args.min_volumes:
+                    post = postprocess_probability(result.probability.array, exam.geometry, exam.geometry,
+                                                   breast, threshold, min_volume)
+                    pred = truth.with_array(np.asarray(post.lesion_labels_crop, dtype=np.uint16), name="prediction")
+                    ev = evaluate_segmentation(pred, truth, surface_distances_mm=False)
+                    det = ev["detection"]
+                    big = det["counts_by_volume_mm3"].get(">20", {"fn": 0})
+                    records.append({
+                        "seed": seed, "window": list(window), "threshold": threshold, "min_volume_mm3": min_volume,
+                        "has_lesion": bool(truth.array.any()), "dice": ev["dice"],
+                        "fp": det["counts"]["fp"], "fn": det["counts"]["fn"], "fn_over_20mm3": big["fn"],
+                        "seconds": seconds,
+                    })
+            log.info("seed %d window %s: %.1f s", seed, window, seconds)
+
+    summary = []
+    keys = sorted({(tuple(r["window"]), r["threshold"], r["min_volume_mm3"]) for r in records})
+    for window, threshold, min_volume in keys:
+        rows = [r for r in records if tuple(r["window"]) == window and r["threshold"] == threshold
+                and r["min_volume_mm3"] == min_volume]
+        with_lesion = [r["dice"] for r in rows if r["has_lesion"]]
+        summary.append({
+            "window": list(window), "threshold": threshold, "min_volume_mm3": min_volume,
+            "dice_mean_with_lesion": float(np.mean(with_lesion)) if with_lesion else None,
+            "fp_per_exam": float(np.mean([r["fp"] for r in rows])),
+            "missed_over_20mm3": int(sum(r["fn_over_20mm3"] for r in rows)),
+            "seconds_per_exam": float(np.mean([r["seconds"] for r in rows])),
+        })
+    print("| window | threshold | min mm3 | lesion Dice | FP/exam | missed >20 mm3 | s/exam |")
+    print("|---|---|---|---|---|---|---|")
+    for s in summary:
+        print(f"| {s['window']} | {s['threshold']} | {s['min_volume_mm3']:g} | {s['dice_mean_with_lesion']:.3f} | "
+              f"{s['fp_per_exam']:.2f} | {s['missed_over_20mm3']} | {s['seconds_per_exam']:.1f} |")
+
+    # choose: no missed lesion > 20 mm3 first, then fewest FP/exam (<= 1), then best Dice, then fastest
+    def score(s: dict) -> tuple:
+        return (s["missed_over_20mm3"], max(s["fp_per_exam"], 1.0), -(s["dice_mean_with_lesion"] or 0.0),
+                s["seconds_per_exam"])
+
+    best = min(summary, key=score)
+    print(f"chosen: window {best['window']}, threshold {best['threshold']}, min lesion volume "
+          f"{best['min_volume_mm3']:g} mm3 (validation seeds {args.seeds[0]}-{args.seeds[-1]})")
+    if args.json:
+        args.json.write_text(json.dumps({"seeds": args.seeds, "summary": summary, "chosen": best,
+                                         "records": records}, indent=2))
+    if args.update_card:
+        from breastlesionseg.nn.model_card import ModelCard
+        from breastlesionseg.io.atomic import write_text_atomic
+
+        card_path = Path(folder) / "model_card.json"
+        card = ModelCard.from_dict(json.loads(card_path.read_text()))
+        card.inference_window = tuple(best["window"])
+        card.threshold = float(best["threshold"])
+        card.extra["min_lesion_volume_mm3"] = float(best["min_volume_mm3"])
+        card.extra["inference_calibration"] = {"validation_seeds": args.seeds, **best,
+                                               "script": "scripts/calibrate_inference.py"}
+        card.validate()
+        write_text_atomic(card_path, card.to_json(), overwrite=True)
+        log.info("updated %s", card_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
