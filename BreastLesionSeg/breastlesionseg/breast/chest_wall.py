@@ -144,6 +144,7 @@ def find_chest_wall(
     min_band_mm: float = 4.0,
     max_depth_mm: float = 40.0,
     muscle_tolerance: float = 0.25,
+    seed_tolerance: float = 0.75,
     fat_exclusion: float = 0.2,
     rib_mm: float = 15.0,
     smoothing_mm: float = 20.0,
@@ -172,6 +173,8 @@ def find_chest_wall(
         fat_exclusion: voxels within this |log| ratio of the subcutaneous fat level are not used to
             estimate the muscle level.
         muscle_tolerance: a voxel is muscle-like within this |log| ratio of the local muscle level.
+        seed_tolerance: voxels 1-20 mm anterior of the anchors within this |log| ratio of the global
+            muscle level (histogram mode) feed the local muscle-level map (0.75: a factor ~2.1).
         rib_mm: posterior excursions of the surface narrower than this along z (ribs) are removed.
         smoothing_mm: median filter size across z and x.
         level_sigma_mm: scale of the local muscle level map (bias-field tolerance).
@@ -247,7 +250,10 @@ def find_chest_wall(
     hist = ndi.uniform_filter1d(hist.astype(float), 3)
     m0 = float(np.exp(0.5 * (edges[int(np.argmax(hist))] + edges[int(np.argmax(hist)) + 1])))
     logp = np.log(np.maximum(pre, 1e-3))
-    seeds = cw_band & (np.abs(logp - np.log(m0)) < 2 * muscle_tolerance)
+    # the seeds of the local map accept a wide band around the global mode (seed_tolerance, log): a
+    # strong bias field (Duke: the muscle in front of the liver is ~1.8x the global mode) must still
+    # contribute to its own local level
+    seeds = cw_band & (np.abs(logp - np.log(m0)) < seed_tolerance)
     sigma = [level_sigma_mm / v for v in (sz, sy, sx)]
     den = ndi.gaussian_filter(seeds.astype(np.float32), sigma, mode="nearest")
     num = ndi.gaussian_filter(np.where(seeds, logp, 0.0).astype(np.float32), sigma, mode="nearest")
