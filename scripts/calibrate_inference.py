@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     parser.add_argument("--update-card", action="store_true", help="write the chosen settings into the model card")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="take the chosen settings from an earlier run's --json file instead of recomputing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -70,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     folder = resolve_model(args.model)
+    if args.from_json:
+        earlier = json.loads(args.from_json.read_text())
+        if args.update_card:
+            _update_card(folder, earlier["chosen"], earlier["seeds"])
+        return 0
     _, card = load_model(folder)
     windows = args.windows or [tuple(card.patch_size)]
 
@@ -131,20 +138,25 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"seeds": args.seeds, "summary": summary, "chosen": best,
                                          "records": records}, indent=2))
     if args.update_card:
-        from breastlesionseg.nn.model_card import ModelCard
-        from breastlesionseg.io.atomic import write_text_atomic
-
-        card_path = Path(folder) / "model_card.json"
-        card = ModelCard.from_dict(json.loads(card_path.read_text()))
-        card.inference_window = tuple(best["window"])
-        card.threshold = float(best["threshold"])
-        card.extra["min_lesion_volume_mm3"] = float(best["min_volume_mm3"])
-        card.extra["inference_calibration"] = {"validation_seeds": args.seeds, **best,
-                                               "script": "scripts/calibrate_inference.py"}
-        card.validate()
-        write_text_atomic(card_path, card.to_json(), overwrite=True)
-        log.info("updated %s", card_path)
+        _update_card(folder, best, args.seeds)
     return 0
+
+
+def _update_card(folder: Path, best: dict, seeds: list[int]) -> None:
+    """Write the chosen window / threshold / minimum volume into ``folder``'s model card (atomically)."""
+    from breastlesionseg.io.atomic import write_text_atomic
+    from breastlesionseg.nn.model_card import ModelCard
+
+    card_path = Path(folder) / "model_card.json"
+    card = ModelCard.from_dict(json.loads(card_path.read_text()))
+    card.inference_window = tuple(best["window"])
+    card.threshold = float(best["threshold"])
+    card.min_lesion_volume_mm3 = float(best["min_volume_mm3"])
+    card.extra["inference_calibration"] = {"validation_seeds": list(seeds), **best,
+                                           "script": "scripts/calibrate_inference.py"}
+    card.validate()
+    write_text_atomic(card_path, card.to_json(), overwrite=True)
+    log.info("updated %s", card_path)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the model card's inference window)")
     parser.add_argument("--threshold", type=_threshold_arg, default=None, metavar="T",
                         help="lesion probability threshold in (0, 1) (default: the model card's)")
-    parser.add_argument("--min-lesion-mm3", type=_nonneg_arg, default=10.0, metavar="V",
-                        help="remove lesion components smaller than V mm3 (default: 10)")
+    parser.add_argument("--min-lesion-mm3", type=_nonneg_arg, default=None, metavar="V",
+                        help="remove lesion components smaller than V mm3 (default: the model card's)")
     parser.add_argument("--no-breast-mask", action="store_true",
                         help="do not crop to / restrict lesions to the breast region (slower, more false positives)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation with flips (slower)")

@@ -2,7 +2,7 @@
 inference, lesion instances, metrics and output files.
 
 Public API:
-    InferenceConfig(model=..., device="auto", overlap=None, threshold=None, min_lesion_volume_mm3=10, ...)
+    InferenceConfig(model=..., device="auto", overlap=None, threshold=None, min_lesion_volume_mm3=None, ...)
     SegmentationEngine(config=None, *, model=None, card=None, breast_segmenter=None)
         .run(exam, progress=None, cancel=None) -> SegmentationResult
     write_outputs(result, exam, out_dir, overwrite=False, extra_metrics=None, title="") -> {name: Path}

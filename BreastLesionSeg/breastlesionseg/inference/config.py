@@ -25,7 +25,8 @@ class InferenceConfig:
         blend_mode: ``"gaussian"`` (default) or ``"constant"`` window blending.
         sigma_scale: Gaussian sigma as a fraction of the window size.
         threshold: probability threshold in (0, 1) for the lesion mask; ``None`` = the model card's value.
-        min_lesion_volume_mm3: connected components smaller than this are removed.
+        min_lesion_volume_mm3: connected components smaller than this (mm3) are removed; ``None`` = the
+            model card's value.
         breast_masking: restrict lesions to the breast region (and compute the crop from it).
         crop_margin_mm: safety margin of the optimized-volume crop around the breast region.
         skip_empty_windows: with ``breast_masking``, do not run the network on sliding windows that
@@ -52,7 +53,7 @@ class InferenceConfig:
     blend_mode: str = "gaussian"
     sigma_scale: float = 0.125
     threshold: float | None = None
-    min_lesion_volume_mm3: float = 10.0
+    min_lesion_volume_mm3: float | None = None
     breast_masking: bool = True
     crop_margin_mm: float = 16.0
     skip_empty_windows: bool = True
@@ -83,7 +84,9 @@ class InferenceConfig:
             raise InputError(f"InferenceConfig.sigma_scale must be in (0, 1], got {self.sigma_scale}")
         if self.threshold is not None and not (0.0 < float(self.threshold) < 1.0):
             raise InputError(f"InferenceConfig.threshold must be in (0, 1), got {self.threshold}")
-        if not math.isfinite(float(self.min_lesion_volume_mm3)) or self.min_lesion_volume_mm3 < 0:
+        if self.min_lesion_volume_mm3 is not None and (
+            not math.isfinite(float(self.min_lesion_volume_mm3)) or self.min_lesion_volume_mm3 < 0
+        ):
             raise InputError(
                 f"InferenceConfig.min_lesion_volume_mm3 must be >= 0 mm3, got {self.min_lesion_volume_mm3}"
             )

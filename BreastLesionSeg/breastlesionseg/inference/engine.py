@@ -129,6 +129,10 @@ class SegmentationEngine:
         self._runnable: dict[str, tuple[torch.nn.Module, str]] = {}
         self.overlap = float(self.config.overlap if self.config.overlap is not None else card.overlap)
         self.threshold = float(self.config.threshold if self.config.threshold is not None else card.threshold)
+        self.min_lesion_volume_mm3 = float(
+            self.config.min_lesion_volume_mm3 if self.config.min_lesion_volume_mm3 is not None
+            else getattr(card, "min_lesion_volume_mm3", 10.0)
+        )
 
     def _window_zyx(self, card) -> tuple[int, int, int]:
         """Sliding-window size: the config's override, else the card's inference window, else its patch."""
@@ -225,7 +229,7 @@ class SegmentationEngine:
             with step("postprocess"):
                 post = postprocess_probability(
                     prediction.probability, prepared.model_geometry, prepared.crop_geometry,
-                    prepared.breast_crop if cfg.breast_masking else None, self.threshold, cfg.min_lesion_volume_mm3,
+                    prepared.breast_crop if cfg.breast_masking else None, self.threshold, self.min_lesion_volume_mm3,
                 )
                 crop = prepared.crop
                 labels = Volume(crop.uncrop(post.lesion_labels_crop, fill=0), exam.geometry, name="lesions")
@@ -265,7 +269,8 @@ class SegmentationEngine:
             crop_geometry=prepared.crop_geometry,
             model_geometry=prepared.model_geometry,
             n_windows=prediction.n_windows,
-            config={**cfg.to_dict(), "overlap": self.overlap, "threshold": self.threshold},
+            config={**cfg.to_dict(), "overlap": self.overlap, "threshold": self.threshold,
+                    "min_lesion_volume_mm3": self.min_lesion_volume_mm3},
             notes=notes,
             n_windows_skipped=prediction.skipped_windows,
             backend=backend_summary,

@@ -55,6 +55,7 @@ class ModelCard:
             less per-window overhead); ``None`` = ``patch_size``. Chosen on validation data.
         overlap: recommended sliding-window overlap fraction in [0, 1).
         threshold: probability threshold (on sigmoid of the logits) for the lesion mask.
+        min_lesion_volume_mm3: default minimum lesion volume (mm3) kept by post-processing.
         label_names: name of each output channel.
         training_data: what the model was trained on (free text).
         validation_metrics: e.g. ``{"dice": 0.83, "iou": 0.71, "n_cases": 20}``.
@@ -82,6 +83,7 @@ class ModelCard:
     inference_window: tuple[int, int, int] | None = None
     overlap: float = 0.25
     threshold: float = 0.5
+    min_lesion_volume_mm3: float = 10.0
     label_names: list[str] = field(default_factory=lambda: ["lesion"])
     training_data: str = ""
     validation_metrics: dict[str, Any] = field(default_factory=dict)
@@ -153,6 +155,11 @@ class ModelCard:
             )
         if not isinstance(self.overlap, (int, float)) or not 0.0 <= float(self.overlap) < 1.0:
             raise InputError(f"model card field 'overlap' must be in [0, 1); got {self.overlap!r}")
+        if (not isinstance(self.min_lesion_volume_mm3, (int, float)) or isinstance(self.min_lesion_volume_mm3, bool)
+                or not 0.0 <= float(self.min_lesion_volume_mm3) < 1e9):
+            raise InputError(
+                f"model card field 'min_lesion_volume_mm3' must be a volume >= 0 mm3; got {self.min_lesion_volume_mm3!r}"
+            )
         if not isinstance(self.threshold, (int, float)) or not 0.0 < float(self.threshold) < 1.0:
             raise InputError(f"model card field 'threshold' must be in (0, 1); got {self.threshold!r}")
         if not isinstance(self.weights_file, str) or not self.weights_file or Path(self.weights_file).name != self.weights_file:

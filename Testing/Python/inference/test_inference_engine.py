@@ -180,7 +180,7 @@ def test_real_model_folder_with_heatmap_and_tta(oblique_case, random_model_dir):
     assert summary["inference_backend"] and "max |diff| vs eager" in summary["inference_backend"]
 
 
-def test_window_comes_from_config_then_card_inference_window_then_patch(random_model_dir, tmp_path):
+def test_window_and_min_volume_come_from_config_else_model_card(random_model_dir, tmp_path):
     """The sliding-window size: InferenceConfig.window_zyx > card.inference_window > card.patch_size."""
     import shutil
 
@@ -194,9 +194,13 @@ def test_window_comes_from_config_then_card_inference_window_then_patch(random_m
     shutil.copytree(random_model_dir, folder)
     card = ModelCard.from_dict(json.loads((folder / "model_card.json").read_text()))
     card.inference_window = (24, 48, 48)
+    card.min_lesion_volume_mm3 = 33.0
     (folder / "model_card.json").write_text(card.to_json())
     from_card = SegmentationEngine(InferenceConfig(model=str(folder), device="cpu"))
     assert from_card.model_info.patch_size_zyx == (24, 48, 48)
+    assert from_card.min_lesion_volume_mm3 == 33.0 and plain.min_lesion_volume_mm3 == 10.0
+    explicit = SegmentationEngine(InferenceConfig(model=str(folder), device="cpu", min_lesion_volume_mm3=0.0))
+    assert explicit.min_lesion_volume_mm3 == 0.0
     with pytest.raises(ValueError, match="window_zyx"):
         InferenceConfig(model=str(folder), window_zyx=(0, 8, 8))
     with pytest.raises(ValueError, match="inference_window"):
