@@ -7,7 +7,8 @@
 #    real exams in ../shared/data, never the held-out evaluation seeds 0-19),
 # 2. trains MM-3DUNet (t=12, ACT head, base width 4) with `breastlesionseg train` (the same command runs
 #    on CPU, on one GPU with --amp, or under torchrun),
-# 3. evaluates the best weights on the 20 held-out phantoms (seeds 0-19) and records the result in the
+# 3. calibrates threshold / minimum lesion volume / window on validation phantoms 2000-2019,
+# 4. evaluates the best weights on the 20 held-out phantoms (seeds 0-19) and records the result in the
 #    model card, 4. copies weights.pt + model_card.json into models/mm3dunet-phantom-demo/.
 #
 # Environment: THREADS (torch CPU threads, default 2), DEVICE (auto|cpu|cuda, default auto),
@@ -40,6 +41,12 @@ fi
   --epochs "$EPOCHS" --batch-size 4 --patches-per-case 2 --pos-fraction 0.5 \
   --lr 5e-3 --min-lr 1e-4 --loss hybrid --act-weight 0.1 --val-fraction 0.05 --val-every 4 --seed 0 \
   --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress bar
+
+# choose threshold / minimum lesion volume / window on VALIDATION phantoms (seeds 2000-2007; neither
+# training nor held-out) and write them into the card (weights untouched)
+"$PY" scripts/calibrate_inference.py "$WORK/model" --seeds 2000-2019 --windows 16,32,32 \
+  --thresholds 0.35 0.4 0.45 0.5 0.55 0.6 --min-volumes 10 15 20 30 \
+  --threads "$THREADS" --json "$WORK/calibration.json" --update-card
 
 "$PY" -m breastlesionseg.training.heldout "$WORK/model" --seeds 0-19 --threads "$THREADS" --device "$DEVICE" \
   --update-card --json "$WORK/heldout_phantoms.json" > /dev/null

@@ -104,8 +104,8 @@ def demo_command(args: argparse.Namespace, progress) -> Path:
         progress("phantom", 0.08, "phantom ready")
     result = engine.run(phantom.exam, progress=scaled(progress, 0.08, 0.9))
     evaluation = evaluate_segmentation(result.lesion_labels, phantom.lesion_labels,
-                                       min_lesion_volume_mm3=args.min_lesion_mm3)
-    breast_eval = evaluate_segmentation(result.breast_mask, phantom.breast_mask)
+                                       min_lesion_volume_mm3=engine.min_lesion_volume_mm3)
+    breast_eval = evaluate_segmentation(result.breast_mask, phantom.breast_mask, surface_distances_mm=False)
     extra = {
         "demo": {
             "phantom_seed": args.seed,
