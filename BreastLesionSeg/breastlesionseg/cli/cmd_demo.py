@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import BreastLesionSegError, InputError
-from .cmd_segment import _on_sigterm, add_engine_arguments, make_config, make_reporter
+from .cmd_segment import add_engine_arguments, make_config, run_reported
 
 log = logging.getLogger(__name__)
 
@@ -62,26 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
-    progress, emitter, close = make_reporter(args.progress)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        out = demo_command(args, progress)
-    except BreastLesionSegError as exc:
-        close()
-        if emitter is not None:
-            emitter.error(str(exc))
-        raise
-    except KeyboardInterrupt:
-        close()
-        if emitter is not None:
-            emitter.error("cancelled; no output was written")
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    close()
-    if emitter is not None:
-        emitter.done(str(out))
-    return 0
+    return run_reported(args, demo_command)
 
 
 def demo_command(args: argparse.Namespace, progress) -> Path:

@@ -163,10 +163,20 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 
 def run(args: argparse.Namespace) -> int:
     """Run ``segment``; returns the exit code (errors propagate to the CLI main: exit 2)."""
+    return run_reported(args, segment_command)
+
+
+def run_reported(args: argparse.Namespace, command) -> int:
+    """Run ``command(args, progress) -> output folder`` with the progress reporter of ``args.progress``.
+
+    SIGTERM (the Slicer module's Cancel) becomes a clean cancellation; errors and cancellation are
+    reported as JSON ``error`` events in ``--progress json`` mode and propagate; success ends with a
+    ``done`` event naming the output folder.
+    """
     progress, emitter, close = make_reporter(args.progress)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        out = segment_command(args, progress)
+        out = command(args, progress)
     except BreastLesionSegError as exc:
         close()
         if emitter is not None:
