@@ -286,8 +286,11 @@ class BreastLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         settings = self._settingsOrError()
         settings.input_mode = "sequence" if self.ui.inputModeSequenceRadioButton.checked else "volumes"
+        chosenModel = None
         if self.ui.modelComboBox.currentIndex >= 0:
-            settings.model = self.ui.modelComboBox.itemData(self.ui.modelComboBox.currentIndex)
+            chosenModel = self.ui.modelComboBox.itemData(self.ui.modelComboBox.currentIndex)
+            if chosenModel == settings.model:
+                chosenModel = None
         settings.device = self.ui.deviceComboBox.currentData or "auto"
         settings.breast_masking = self.ui.breastMaskingCheckBox.checked
         settings.threshold = float(self.ui.thresholdSliderWidget.value)
@@ -299,6 +302,10 @@ class BreastLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         settings.training_epochs = int(self.ui.epochsSpinBox.value)
         settings.fine_tune = self.ui.fineTuneCheckBox.checked
         settings.corrected_by = self.ui.correctedByLineEdit.text
+        if chosenModel is not None:  # another model: its card's calibrated threshold / minimum volume
+            from BreastLesionSegLib.models import apply_card_defaults, read_model_info
+
+            apply_card_defaults(settings, read_model_info(chosenModel))
         pnode = self._parameterNode
         wasModifying = pnode.StartModify()
         try:

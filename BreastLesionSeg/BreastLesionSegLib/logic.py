@@ -468,9 +468,21 @@ class BreastLesionSegLogic:
                               name="training").start()
         return run, out
 
+    def select_model(self, model: str | os.PathLike) -> ModelInfo:
+        """Select a model folder and take the threshold / minimum lesion volume from its card."""
+        from .models import apply_card_defaults, read_model_info
+
+        try:
+            info = read_model_info(model)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        settings = apply_card_defaults(self.settings(), info)
+        P.save_settings(self.parameter_node, settings)
+        return info
+
     def register_model(self, model_folder: str | os.PathLike) -> ModelInfo:
-        """Add a trained model folder to the user's model folders and select it."""
-        from .models import read_model_info
+        """Add a trained model folder to the user's model folders and select it (with its card's settings)."""
+        from .models import apply_card_defaults, read_model_info
 
         try:
             info = read_model_info(model_folder)
@@ -480,7 +492,7 @@ class BreastLesionSegLogic:
         parent = str(info.folder.parent)
         if parent not in settings.user_model_dirs and str(info.folder) not in settings.user_model_dirs:
             settings.user_model_dirs.append(parent)
-        settings.model = str(info.folder)
+        apply_card_defaults(settings, info)
         P.save_settings(self.parameter_node, settings)
         return info
 

@@ -55,6 +55,8 @@ class ModelInfo:
         training_data: what it was trained on.
         validation_metrics: e.g. {"dice": 0.83}.
         description: free text.
+        threshold: the card's lesion probability threshold (calibrated with the model).
+        min_lesion_volume_mm3: the card's minimum lesion volume in mm3.
     """
 
     model_id: str
@@ -65,6 +67,8 @@ class ModelInfo:
     training_data: str
     validation_metrics: dict
     description: str
+    threshold: float = 0.5
+    min_lesion_volume_mm3: float = 10.0
 
     @property
     def required_phases(self) -> int:
@@ -111,7 +115,22 @@ def read_model_info(folder: str | os.PathLike) -> ModelInfo:
         arch=str(card.get("arch", "")), input_channels=tuple(card["input_channels"]),
         training_data=str(card.get("training_data", "")), validation_metrics=dict(card.get("validation_metrics") or {}),
         description=str(card.get("description", "")),
+        threshold=float(card.get("threshold", 0.5)),
+        min_lesion_volume_mm3=float(card.get("min_lesion_volume_mm3", 10.0)),
     )
+
+
+def apply_card_defaults(settings, info: ModelInfo):
+    """Select ``info``'s model in ``settings`` with the threshold and minimum lesion volume of its card.
+
+    Called when the user picks another model: each model's card carries the post-processing settings
+    that were calibrated with it, so a model never runs with another model's threshold.
+    Returns ``settings`` (modified in place).
+    """
+    settings.model = str(info.folder)
+    settings.threshold = float(info.threshold)
+    settings.min_lesion_volume_mm3 = float(info.min_lesion_volume_mm3)
+    return settings
 
 
 def list_models(user_dirs: Sequence[str | os.PathLike] = ()) -> list[ModelInfo]:

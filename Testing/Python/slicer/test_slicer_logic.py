@@ -302,3 +302,24 @@ def test_probability_and_heatmap_volumes_are_loaded_on_the_pre_grid(ctx, exam_no
     assert res.probability.GetID() not in [c.node_id for c in logic.volume_candidates()]
     again = logic.import_results(result_dir, exam_nodes[0], exam_nodes[1:], replace=res, confirm_replace=True)
     assert again.probability is res.probability
+
+
+def test_selecting_a_model_takes_its_card_threshold_and_min_volume(ctx, tiny_model_dir, tmp_path):
+    """Each model runs with the post-processing settings calibrated with it (its model card)."""
+    import shutil
+
+    folder = tmp_path / "calibrated"
+    shutil.copytree(tiny_model_dir, folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    card.update(model_id="calibrated-tiny", threshold=0.37, min_lesion_volume_mm3=42.0)
+    (folder / "model_card.json").write_text(json.dumps(card))
+    logic = BreastLesionSegLogic(ctx)
+    P.save_settings(logic.parameter_node, P.SegmentationSettings(threshold=0.9, min_lesion_volume_mm3=1.0))
+    info = logic.select_model(folder)
+    saved = logic.settings()
+    assert info.threshold == 0.37 and info.min_lesion_volume_mm3 == 42.0
+    assert saved.model == str(folder.resolve()) and saved.threshold == 0.37 and saved.min_lesion_volume_mm3 == 42.0
+    args = logic.segment_arguments([tmp_path / "pre.nii.gz", tmp_path / "post1.nii.gz"], tmp_path / "out", saved, info)
+    assert args[args.index("--threshold") + 1] == "0.37" and args[args.index("--min-lesion-mm3") + 1] == "42.0"
+    with pytest.raises(InputError, match="model_card.json"):
+        logic.select_model(tmp_path / "nothing-here")
