@@ -20,7 +20,11 @@ from torch import nn
 
 
 class SegmentationNetwork(nn.Module):
-    """Base class: subclasses build their layers and implement :meth:`_forward_padded`.
+    """Base class of the U-shaped networks: subclasses build the layers, this class runs them.
+
+    Subclasses set ``encoders`` (one module per level), ``pool``, ``bottleneck``, ``decoder`` (one
+    ``level(x, skip)`` module per level, deepest first), ``head`` (1x1x1 conv to the labels) and
+    ``act_head`` (or ``None``); :meth:`_forward_padded` is the shared U-Net skeleton.
 
     Attributes:
         in_channels: expected input channels C.
@@ -38,7 +42,20 @@ class SegmentationNetwork(nn.Module):
         self.pad_mode = pad_mode
 
     def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        raise NotImplementedError
+        """U-Net pass on an input already padded to ``size_multiple``: (seg_logits, act_logits | None)."""
+        skips: List[torch.Tensor] = []
+        for enc in self.encoders:
+            x = enc(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        act: Optional[torch.Tensor] = None
+        if self.act_head is not None:
+            act = self.act_head(x)
+        n = len(skips)
+        for i, level in enumerate(self.decoder):
+            x = level(x, skips[n - 1 - i])
+        return self.head(x), act
 
     def _padding(self, x: torch.Tensor) -> List[int]:
         """F.pad amounts ``[w0, w1, h0, h1, d0, d1]`` that bring D, H, W to multiples of size_multiple."""

@@ -22,7 +22,7 @@ The ACT head sits on the bottleneck output (end of the encoder); it costs almost
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 from torch import nn
@@ -106,18 +106,3 @@ class MM3DUNet(SegmentationNetwork):
         self.act_head: Optional[ACTHead] = (
             ACTHead(widths[-1], cfg.act_channels, 2, cfg.activation, cfg.negative_slope) if cfg.act else None
         )
-
-    def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        skips: List[torch.Tensor] = []
-        for enc in self.encoders:
-            x = enc(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bottleneck(x)
-        act: Optional[torch.Tensor] = None
-        if self.act_head is not None:
-            act = self.act_head(x)
-        n = len(skips)
-        for i, level in enumerate(self.decoder):
-            x = level(x, skips[n - 1 - i])
-        return self.head(x), act

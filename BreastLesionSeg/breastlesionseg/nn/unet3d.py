@@ -7,9 +7,8 @@ contract as :class:`~breastlesionseg.nn.mm3dunet.MM3DUNet` (an ACT head is avail
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
-import torch
 from torch import nn
 
 from .act_head import ACTHead
@@ -71,18 +70,3 @@ class UNet3D(SegmentationNetwork):
         self.act_head: Optional[ACTHead] = (
             ACTHead(outs[-1], cfg.act_channels, 2, cfg.activation, cfg.negative_slope) if cfg.act else None
         )
-
-    def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        skips: List[torch.Tensor] = []
-        for enc in self.encoders:
-            x = enc(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bottleneck(x)
-        act: Optional[torch.Tensor] = None
-        if self.act_head is not None:
-            act = self.act_head(x)
-        n = len(skips)
-        for i, level in enumerate(self.decoder):
-            x = level(x, skips[n - 1 - i])
-        return self.head(x), act
