@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from breastlesionseg.errors import BreastLesionSegError, InputError
+from breastlesionseg.output_files import BREAST_MASK_FILE, HEATMAP_FILE, LESIONS_FILE, METRICS_FILE, PROBABILITY_FILE
 
 from . import parameters as P
 from . import plots, scene_io, segmentation_nodes, tables
@@ -36,14 +37,6 @@ from .process import OutOfProcessRun, child_environment, cli_command
 
 log = logging.getLogger(__name__)
 
-# file names of the ``segment`` output folder (breastlesionseg.inference.outputs)
-SEGMENTATION_FILE = "segmentation.seg.nrrd"
-LESIONS_FILE = "lesions.nii.gz"
-BREAST_MASK_FILE = "breast_mask.nii.gz"
-METRICS_FILE = "metrics.json"
-OVERVIEW_FILE = "overview.png"
-PROBABILITY_FILE = "probability.nii.gz"
-HEATMAP_FILE = "heatmap.nii.gz"
 
 
 #: node reference role from a table / chart / curve table to the segmentation it describes

@@ -31,20 +31,11 @@ from .. import __version__
 from ..errors import InputError
 from ..exam import DCEExam
 from ..geometry import Volume
+from ..output_files import (BREAST_MASK_FILE, HEATMAP_FILE, LESIONS_FILE, METRICS_FILE, OUTPUT_FILES, OVERVIEW_FILE,
+                            PROBABILITY_FILE, SEGMENTATION_FILE)
 from .result import SegmentationResult
 
 log = logging.getLogger(__name__)
-
-SEGMENTATION_FILE = "segmentation.seg.nrrd"
-LESIONS_FILE = "lesions.nii.gz"
-BREAST_MASK_FILE = "breast_mask.nii.gz"
-METRICS_FILE = "metrics.json"
-OVERVIEW_FILE = "overview.png"
-PROBABILITY_FILE = "probability.nii.gz"
-HEATMAP_FILE = "heatmap.nii.gz"
-#: every file ``write_outputs`` may create
-OUTPUT_FILES = (SEGMENTATION_FILE, LESIONS_FILE, BREAST_MASK_FILE, METRICS_FILE, OVERVIEW_FILE, PROBABILITY_FILE,
-                HEATMAP_FILE)
 
 RESEARCH_USE_NOTE = (
     "For research use only. Not a medical device; results must be reviewed and corrected by a qualified reader."
