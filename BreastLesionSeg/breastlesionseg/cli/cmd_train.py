@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--patches-per-case", type=int, default=4, help="patches per training case per epoch")
     p.add_argument("--pos-fraction", type=float, default=0.5, help="share of lesion-centred patches (default 0.5)")
+    p.add_argument("--positive-sampling", choices=("instance", "voxel"), default="instance",
+                   help="lesion-centred patches: every lesion equally likely (instance, default) or every "
+                        "lesion voxel (voxel: large lesions dominate)")
     p.add_argument("--lr", type=float, default=1e-4, help="initial learning rate (cosine annealing; default 1e-4)")
     p.add_argument("--min-lr", type=float, default=0.0)
     p.add_argument("--weight-decay", type=float, default=1e-4)
@@ -79,7 +82,7 @@ def config_from_args(args: argparse.Namespace):
     cfg = TrainConfig(
         data_dir=args.data, output_dir=args.output, epochs=args.epochs, patch_size=args.patch,
         batch_size=args.batch_size, patches_per_case=args.patches_per_case, pos_fraction=args.pos_fraction,
-        lr=args.lr, min_lr=args.min_lr, weight_decay=args.weight_decay, loss=args.loss, act_weight=args.act_weight,
+        positive_sampling=args.positive_sampling, lr=args.lr, min_lr=args.min_lr, weight_decay=args.weight_decay, loss=args.loss, act_weight=args.act_weight,
         folds=args.folds, fold=args.fold, val_fraction=args.val_fraction,
         val_every=args.val_every, resume=args.resume,
         init_from=args.init_from, force=args.force, device=args.device, amp=args.amp, seed=args.seed,
@@ -98,7 +101,7 @@ def command_line(cfg, args: argparse.Namespace) -> str:
     parts = ["breastlesionseg", "train", "--data", str(cfg.data_dir), "--output", str(cfg.output_dir),
              "--epochs", str(cfg.epochs), "--patch", ",".join(map(str, cfg.patch_size)),
              "--batch-size", str(cfg.batch_size), "--patches-per-case", str(cfg.patches_per_case),
-             "--pos-fraction", f"{cfg.pos_fraction:g}", "--lr", f"{cfg.lr:g}", "--min-lr", f"{cfg.min_lr:g}",
+             "--pos-fraction", f"{cfg.pos_fraction:g}", "--positive-sampling", cfg.positive_sampling, "--lr", f"{cfg.lr:g}", "--min-lr", f"{cfg.min_lr:g}",
              "--weight-decay", f"{cfg.weight_decay:g}", "--loss", cfg.loss, "--act-weight", f"{cfg.act_weight:g}",
              "--folds", str(cfg.folds), "--fold", str(cfg.fold), "--val-fraction", f"{cfg.val_fraction:g}", "--val-every", str(cfg.val_every),
              "--seed", str(cfg.seed), "--arch", cfg.arch, "--expansion", str(cfg.expansion),

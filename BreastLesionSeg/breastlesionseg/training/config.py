@@ -52,6 +52,9 @@ class TrainConfig:
         batch_size: patches per optimizer step (per process under DDP).
         patches_per_case: patches drawn from each training case per epoch.
         pos_fraction: fraction of patches centred on a lesion voxel (lesion-balanced sampling).
+        positive_sampling: how the lesion voxel of a positive patch is drawn: ``instance`` (every
+            lesion of a case equally likely, so small lesions are seen as often as large ones) or
+            ``voxel`` (every lesion voxel equally likely).
         lr: initial learning rate (seed 000: 1e-4).
         min_lr: learning rate at the end of the cosine schedule.
         weight_decay: Adam weight decay (seed 000: 1e-4).
@@ -100,6 +103,7 @@ class TrainConfig:
     batch_size: int = 2
     patches_per_case: int = 4
     pos_fraction: float = 0.5
+    positive_sampling: str = "instance"
     lr: float = 1e-4
     min_lr: float = 0.0
     weight_decay: float = 1e-4
@@ -159,6 +163,9 @@ class TrainConfig:
         _positive_int("patches_per_case", self.patches_per_case)
         if not 0.0 <= float(self.pos_fraction) <= 1.0:
             raise InputError(f"TrainConfig.pos_fraction must be in [0, 1], got {self.pos_fraction!r}")
+        if self.positive_sampling not in ("instance", "voxel"):
+            raise InputError("TrainConfig.positive_sampling must be 'instance' or 'voxel', "
+                             f"got {self.positive_sampling!r}")
         _positive_float("lr", self.lr)
         _positive_float("min_lr", self.min_lr, allow_zero=True)
         _positive_float("weight_decay", self.weight_decay, allow_zero=True)

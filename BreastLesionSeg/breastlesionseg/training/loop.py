@@ -325,7 +325,7 @@ def _train(config: TrainConfig, ctx: DistContext, json_stream: IO[str] | None) -
     val_cases = [cache[i] for k, i in enumerate(val_ids) if k % ctx.world_size == ctx.rank]
     dataset = PatchDataset(train_cases, config.patch_size, config.patches_per_case, config.pos_fraction,
                            build_augmentation(config.rotate_deg, config.flip_prob, config.intensity_scale),
-                           seed=config.seed)
+                           seed=config.seed, positive_sampling=config.positive_sampling)
     if ctx.distributed:
         sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                      seed=config.seed)

@@ -14,7 +14,7 @@ from breastlesionseg.training.crossval import kfold_indices, split_cases
 from breastlesionseg.training.losses import SegmentationLoss
 from breastlesionseg.training.preprocess import PreparedCase
 from breastlesionseg.training.report import CO2_KG_PER_KWH, EnergyMeter
-from breastlesionseg.training.sampling import PatchDataset
+from breastlesionseg.training.sampling import PatchDataset, lesion_balanced_indices
 from breastlesionseg.training.transforms import build_augmentation
 
 
@@ -151,3 +151,45 @@ def test_train_config_validates_arguments(tmp_path):
     cfg = TrainConfig(tmp_path, tmp_path / "out")
     assert cfg.model_id == "out" and cfg.lr == 1e-4 and cfg.weight_decay == 1e-4 and cfg.rotate_deg == 15.0
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def _two_lesion_case() -> PreparedCase:
+    """A 15 x 41 x 43 case with a 7x9x9-voxel lesion (567 voxels) and a 1x2x2 one (4 voxels)."""
+    shape = (15, 41, 43)
+    label = np.zeros((1, *shape), np.uint8)
+    label[0, 4:11, 5:14, 5:14] = 1  # large lesion, low x/y corner
+    label[0, 7, 30:32, 33:35] = 1  # small lesion, high x/y corner
+    breast = np.ones(shape, np.uint8)
+    image = np.zeros((1, *shape), np.float32)
+    return PreparedCase("two", image, label, breast, Geometry(shape[::-1], (1, 1, 1), (0, 0, 0)), int(label.sum()))
+
+
+def test_lesion_balanced_indices_equal_per_lesion():
+    case = _two_lesion_case()
+    idx = lesion_balanced_indices(case.label[0], np.random.default_rng(0), per_lesion=100)
+    assert idx.size == 200
+    zyx = np.stack(np.unravel_index(idx, case.label[0].shape), axis=1)
+    assert np.all(case.label[0].ravel()[idx] == 1)
+    small = zyx[:, 2] >= 30
+    assert small.sum() == 100  # the 4-voxel lesion has as many candidates as the 567-voxel one
+    assert lesion_balanced_indices(np.zeros((3, 5, 7), np.uint8), np.random.default_rng(0)).size == 0
+
+
+@pytest.mark.parametrize("mode, low, high", [("instance", 0.35, 0.65), ("voxel", 0.0, 0.05)])
+def test_positive_sampling_modes_share_of_small_lesion(mode, low, high):
+    """Instance sampling centres ~half the positive patches on the 4-voxel lesion; voxel sampling ~0.7%."""
+    ds = PatchDataset([_two_lesion_case()], (5, 8, 8), patches_per_case=200, pos_fraction=1.0,
+                      augmentation=None, seed=3, positive_sampling=mode)
+    hits = 0
+    for i in range(len(ds)):
+        _, label, _ = ds[i]
+        # the 8x8 in-plane patch cannot hold voxels of both lesions; the small one is the only one whose
+        # lesion voxels number <= 4
+        hits += int(0 < float(label.sum()) <= 4)
+    share = hits / len(ds)
+    assert low <= share <= high, (mode, share)
+
+
+def test_positive_sampling_mode_is_validated():
+    with pytest.raises(InputError, match="positive_sampling"):
+        PatchDataset([_two_lesion_case()], (5, 8, 8), 1, 1.0, None, positive_sampling="lesion")
