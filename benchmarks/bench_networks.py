@@ -53,7 +53,7 @@ log = logging.getLogger("bench_networks")
 #: models benchmarked: name -> (builder kwargs description)
 MODELS: Tuple[str, ...] = ("mm3dunet_t6", "mm3dunet_t12", "mm3dunet_t12_act", "unet3d_table1", "monai_basicunet")
 #: backends tried per model (those that do not support a model are reported as such)
-BACKEND_NAMES: Tuple[str, ...] = ("eager", "channels_last", "fused_cec", "onnxruntime", "bf16")
+BACKEND_NAMES: Tuple[str, ...] = ("eager", "channels_last", "fused_cec", "onnxruntime", "openvino", "bf16")
 PAPER_INPUT: Tuple[int, int, int] = (32, 256, 256)
 DUKE_GLOB = "Breast_MRI_153_000[0-4]_*.nii.gz"
 
@@ -123,11 +123,17 @@ def machine_info(threads: int) -> Dict[str, Any]:
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = None
+    try:
+        import openvino
+
+        ov_version = openvino.__version__
+    except ImportError:
+        ov_version = None
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu_model": cpu, "cpu_count": os.cpu_count(), "threads": threads,
         "avx512_bf16": "avx512_bf16" in flags, "torch": torch.__version__, "onnxruntime": ort_version,
-        "python": platform.python_version(), "gpu": gpu or "none (not measured: no GPU in this session)",
+        "openvino": ov_version, "python": platform.python_version(), "gpu": gpu or "none (not measured: no GPU in this session)",
         "load_average_start": list(os.getloadavg()),
     }
 
@@ -358,13 +364,38 @@ def bench_segment_backends(model: str, backends: Sequence[str], threads: int, ti
     return out
 
 
+def speed_targets(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Issue 8's CPU target per input: MM-3DUNet t=12+ACT vs the dense baseline, each on its fastest exact backend.
+
+    Returns one record per input with both times, the backends, and ``dense_over_mm`` (target >= 2).
+    Reduced-precision backends (bf16) are left out: the comparison is at float32 accuracy.
+    """
+    out = []
+    for label in sorted({r.get("input", "?") for r in records}):
+        best: Dict[str, Dict[str, Any]] = {}
+        for r in records:
+            if r.get("input") != label or "forward_s_median" not in r or not BACKENDS[r["backend"]]().exact:
+                continue
+            if r["model"] not in best or r["forward_s_median"] < best[r["model"]]["forward_s_median"]:
+                best[r["model"]] = r
+        mm, dense = best.get("mm3dunet_t12_act"), best.get("unet3d_table1")
+        if mm and dense:
+            ratio = dense["forward_s_median"] / mm["forward_s_median"]
+            out.append({"input": label, "input_shape": mm["input_shape"],
+                        "mm3dunet_t12_act_s": mm["forward_s_median"], "mm3dunet_backend": mm["backend"],
+                        "dense_s": dense["forward_s_median"], "dense_backend": dense["backend"],
+                        "dense_over_mm": ratio, "target": ">= 2 (MM-3DUNet at least 2x faster)",
+                        "met": bool(ratio >= 2.0)})
+    return out
+
+
 def markdown_table(result: Dict[str, Any]) -> str:
     """The per-configuration table of a benchmark result."""
     m = result["machine"]
     peak = result["matmul_peak_gflops"]
     lines = [
         f"Machine: {m['cpu_model']}, {m['cpu_count']} cores, {m['threads']} threads, torch {m['torch']}, "
-        f"onnxruntime {m['onnxruntime']}, GPU {m['gpu']}; load average {m['load_average_start']} -> "
+        f"onnxruntime {m['onnxruntime']}, openvino {m.get('openvino')}, GPU {m['gpu']}; load average {m['load_average_start']} -> "
         f"{result['load_average_end']}; float32 matmul peak {peak:.1f} GFLOP/s.",
         "",
         "| model | input | backend | GFLOPs | forward s (median) | CPU s | GFLOP/s | % of matmul peak | x eager | "
@@ -384,6 +415,11 @@ def markdown_table(result: Dict[str, Any]) -> str:
             f"{r['cpu_s_median']:.2f} | {r['achieved_gflops']:.1f} | {100 * r['achieved_gflops'] / peak:.1f} | "
             f"{r.get('speedup_vs_eager', float('nan')):.2f} | {r.get('max_abs_vs_eager', float('nan')):.1e} | {mem_s} |"
         )
+    for t in result.get("speed_targets", []):
+        lines.append(f"\nTarget ({t['input']}, {'x'.join(map(str, t['input_shape']))}): MM-3DUNet t=12+ACT "
+                     f"{t['mm3dunet_t12_act_s']:.3f} s ({t['mm3dunet_backend']}) vs dense {t['dense_s']:.3f} s "
+                     f"({t['dense_backend']}): dense/MM = {t['dense_over_mm']:.2f}, target >= 2: "
+                     f"{'met' if t['met'] else 'NOT met'}")
     seg = result.get("segment")
     if seg:
         lines.append("")
@@ -414,8 +450,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--segment", action="store_true", help="also time 'breastlesionseg segment' on the Duke exam")
     parser.add_argument("--segment-model", default=None,
                         help="model folder/name: run the inference engine on the Duke exam once per --segment-backends")
-    parser.add_argument("--segment-backends", default="eager,fused_cec,onnxruntime",
-                        help="backends for --segment-model (default eager,fused_cec,onnxruntime)")
+    parser.add_argument("--segment-backends", default="eager,fused_cec,onnxruntime,openvino",
+                        help="backends for --segment-model (default eager,fused_cec,onnxruntime,openvino)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "output", help="JSON output folder")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--segment-worker", default=None, help=argparse.SUPPRESS)
@@ -476,6 +512,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if "achieved_gflops" in rec:
                     rec["fraction_of_matmul_peak"] = rec["achieved_gflops"] / result["matmul_peak_gflops"]
                 records.append(rec)
+            result["speed_targets"] = speed_targets(records)
             save()
             log.warning("  done in %.0f s (load %s)", time.perf_counter() - t0, os.getloadavg())
     if args.segment:

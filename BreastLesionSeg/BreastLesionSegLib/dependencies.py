@@ -6,7 +6,9 @@ user what is missing, and only after the user confirms installs:
 
 1. torch through the PyTorch extension's installer (``PyTorchUtils.PyTorchUtilsLogic().installTorch``),
    which picks the CUDA/CPU build matching the machine (the extension is an EXTENSION_DEPENDS);
-2. the rest with ``slicer.util.pip_install`` at the versions the core package pins.
+2. the rest with ``slicer.util.pip_install`` at the versions the core package pins, including the
+   fast CPU inference runtime (OpenVINO + onnx for the export, the core's ``fast`` extra): without it
+   ``segment`` still works, on the slower PyTorch backends.
 
 The Slicer calls are injected, so the decisions here are tested without Slicer.
 """
@@ -40,7 +42,8 @@ class Requirement:
     via_pytorch_extension: bool = False
 
 
-#: what the core package needs in Slicer's Python (pins as in pyproject.toml [project.dependencies])
+#: what the core package needs in Slicer's Python (pins as in pyproject.toml [project.dependencies] and,
+#: for the inference runtime, [project.optional-dependencies] fast)
 REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("torch", "torch==2.13.0", via_pytorch_extension=True),
     Requirement("monai", "monai==1.6.1"),
@@ -49,6 +52,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("slicerio", "slicerio==1.4.0"),
     Requirement("nrrd", "pynrrd==1.1.3"),
     Requirement("matplotlib", "matplotlib==3.11.2"),
+    Requirement("onnx", "onnx==1.23.2"),
+    Requirement("openvino", "openvino==2026.4.1"),
 )
 
 

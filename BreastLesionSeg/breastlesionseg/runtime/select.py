@@ -8,7 +8,7 @@ Usage (inference engine)::
     log.info("inference backend: %s", selection.summary())
 
 Order (fastest first, measured by ``benchmarks/bench_networks.py`` on the 2-core EPYC; see
-docs/performance.md): on CPU ``onnxruntime``, ``fused_cec`` (MM-3DUNet only), ``eager``; on CUDA
+docs/performance.md): on CPU ``openvino``, ``onnxruntime``, ``fused_cec`` (MM-3DUNet only), ``eager``; on CUDA
 ``eager`` (GPU timings not measured yet). With ``measure=True`` the validated candidates are timed on
 the window instead and the fastest wins (costs a few forward passes). Reduced-precision backends
 (``bf16``) are used only when named in ``preference``. Every candidate is checked against eager
@@ -34,6 +34,7 @@ from .channels_last import ChannelsLastBackend
 from .eager import EagerBackend
 from .fused_backend import FusedCECBackend
 from .onnxruntime_backend import OnnxRuntimeBackend
+from .openvino_backend import OpenVinoBackend
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,11 @@ BACKENDS: Dict[str, Callable[[], Backend]] = {
     "channels_last": ChannelsLastBackend,
     "fused_cec": FusedCECBackend,
     "onnxruntime": OnnxRuntimeBackend,
+    "openvino": OpenVinoBackend,
     "bf16": Bf16AutocastBackend,
 }
 #: automatic order on CPU, fastest first (from the benchmark)
-CPU_ORDER: Tuple[str, ...] = ("onnxruntime", "fused_cec", "eager")
+CPU_ORDER: Tuple[str, ...] = ("openvino", "onnxruntime", "fused_cec", "eager")
 #: automatic order on CUDA
 CUDA_ORDER: Tuple[str, ...] = ("eager",)
 
@@ -165,7 +167,7 @@ def select_backend(module: nn.Module, device: str | torch.device = "cpu",
             that device type are considered.
         patch_shape: window ``(D, H, W)`` or full input ``(N, C, D, H, W)``; used to prepare the
             backends and, with ``measure=True``, to time them. Default: the validation shape.
-        preference: ``"auto"``, a backend name (``"fused_cec"``, ``"onnxruntime"``, ``"channels_last"``,
+        preference: ``"auto"``, a backend name (``"openvino"``, ``"fused_cec"``, ``"onnxruntime"``, ``"channels_last"``,
             ``"eager"``, ``"bf16"``) or a list of them, tried first; then the automatic order.
         measure: time every validated candidate on ``patch_shape`` and keep the fastest (else the first
             validated one in order wins).

@@ -34,3 +34,38 @@ def test_bench_networks_quick_json(tmp_path):
         assert rec["max_abs_vs_eager"] <= 1e-3
     assert recs["eager"]["speedup_vs_eager"] == pytest.approx(1.0)
     assert "| mm3dunet_t6 |" in proc.stdout and "fused_cec" in proc.stdout
+
+
+def _load_bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_networks", REPO / "benchmarks" / "bench_networks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_speed_target_compares_each_model_on_its_fastest_exact_backend():
+    bench = _load_bench()
+    recs = [
+        {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "mm3dunet_t12_act", "backend": "eager",
+         "forward_s_median": 8.0},
+        {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "mm3dunet_t12_act", "backend": "openvino",
+         "forward_s_median": 1.2},
+        {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "mm3dunet_t12_act", "backend": "bf16",
+         "forward_s_median": 0.1},  # reduced precision: not part of the comparison
+        {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "unet3d_table1", "backend": "onnxruntime",
+         "forward_s_median": 1.5},
+        {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "unet3d_table1", "backend": "openvino",
+         "forward_s_median": 0.9},
+        {"input": "paper", "model": "unet3d_table1", "backend": "fused_cec", "skipped": "MM3DUNet only"},
+        {"input": "window", "input_shape": [1, 3, 16, 32, 32], "model": "mm3dunet_t12_act", "backend": "eager",
+         "forward_s_median": 0.05},
+        {"input": "window", "input_shape": [1, 3, 16, 32, 32], "model": "unet3d_table1", "backend": "eager",
+         "forward_s_median": 0.2},
+    ]
+    targets = {t["input"]: t for t in bench.speed_targets(recs)}
+    paper = targets["paper"]
+    assert paper["mm3dunet_backend"] == "openvino" and paper["dense_backend"] == "openvino"
+    assert paper["dense_over_mm"] == pytest.approx(0.75) and not paper["met"]
+    assert targets["window"]["dense_over_mm"] == pytest.approx(4.0) and targets["window"]["met"]

@@ -35,7 +35,7 @@ def odd_input() -> torch.Tensor:
     return torch.randn(*ODD_SHAPE, generator=torch.Generator().manual_seed(5)) * 2.0 + 0.5
 
 
-@pytest.mark.parametrize("name", ["eager", "channels_last", "fused_cec", "onnxruntime", "bf16"])
+@pytest.mark.parametrize("name", ["eager", "channels_last", "fused_cec", "onnxruntime", "openvino", "bf16"])
 def test_backend_matches_eager_on_odd_input(name, mm_net, odd_input):
     backend = BACKENDS[name]()
     ok, why = backend.availability()

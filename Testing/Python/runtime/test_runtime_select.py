@@ -38,12 +38,14 @@ def test_auto_picks_the_first_validated_backend_and_says_which(mm_net):
     assert sel.to_dict()["backend"] == sel.name
 
 
-def test_falls_back_to_eager_when_onnxruntime_is_missing(unet, monkeypatch):
+def test_falls_back_to_eager_when_the_runtimes_are_missing(unet, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    monkeypatch.setitem(sys.modules, "openvino", None)
     sel = select_backend(unet, "cpu", (9, 11, 13), preference="onnxruntime")
     assert sel.name == "eager"
     reasons = dict(sel.rejected)
     assert "onnxruntime" in reasons and "unavailable" in reasons["onnxruntime"]
+    assert "openvino" in reasons and "unavailable" in reasons["openvino"]
     assert "fused_cec" in reasons and "MM3DUNet" in reasons["fused_cec"]
     assert sel.validation_max_abs == 0.0
 
@@ -71,6 +73,7 @@ def test_a_backend_outside_its_tolerance_is_rejected(mm_net, monkeypatch):
 
     monkeypatch.setitem(select_mod.BACKENDS, "fused_cec", OffBackend)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setitem(sys.modules, "openvino", None)
     sel = select_backend(mm_net, "cpu", (9, 11, 13))
     assert sel.name == "eager"
     assert "differ from eager" in dict(sel.rejected)["fused_cec"]
@@ -100,3 +103,4 @@ def test_bad_arguments(mm_net):
 def test_cuda_device_only_considers_cuda_backends(mm_net):
     assert select_mod._candidates("cuda", "auto") == ["eager"]
     assert select_mod._candidates("cpu", "onnxruntime")[0] == "onnxruntime"
+    assert select_mod._candidates("cpu", "auto")[:2] == ["openvino", "onnxruntime"]
