@@ -117,8 +117,30 @@ class BreastLesionSegLogic:
     # -- parameter node ------------------------------------------------------------------------
     @property
     def parameter_node(self) -> Any:
-        """The module's parameter node in this scene."""
-        return P.get_parameter_node(self.ctx.scene)
+        """The module's parameter node in this scene (a new one starts from the default model's card)."""
+        pnode = P.get_parameter_node(self.ctx.scene)
+        if P.is_fresh(pnode):
+            self._initialize_settings(pnode)
+        return pnode
+
+    @staticmethod
+    def _initialize_settings(pnode: Any) -> None:
+        """Save the default settings with the default model's calibrated threshold and minimum volume.
+
+        A model runs with the post-processing settings calibrated with it (its card); a fresh panel must
+        not show the dataclass defaults for the default model. When the default model is not installed the
+        dataclass defaults stay (the panel then says the model is missing).
+        """
+        from .models import apply_card_defaults, find_model
+
+        settings = P.SegmentationSettings()
+        default_id = settings.model
+        try:
+            apply_card_defaults(settings, find_model(default_id, settings.user_model_dirs))
+            settings.model = default_id  # by id, not this machine's folder: the scene stays portable
+        except ValueError as exc:
+            log.info("default model not found; keeping the default settings: %s", exc)
+        P.save_settings(pnode, settings)
 
     def settings(self) -> P.SegmentationSettings:
         """Current settings from the parameter node."""

@@ -138,6 +138,11 @@ def get_parameter_node(scene: Any, module_name: str = MODULE_NAME) -> Any:
     return scene.AddNode(node)
 
 
+def is_fresh(pnode: Any) -> bool:
+    """True when no settings were ever saved in ``pnode`` (a new scene or a new parameter node)."""
+    return pnode.GetParameter(_param_name("model")) == ""
+
+
 def save_settings(pnode: Any, settings: SegmentationSettings) -> None:
     """Write every field of ``settings`` into the parameter node (one Modified event)."""
     settings.validate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -323,3 +324,32 @@ def test_selecting_a_model_takes_its_card_threshold_and_min_volume(ctx, tiny_mod
     assert args[args.index("--threshold") + 1] == "0.37" and args[args.index("--min-lesion-mm3") + 1] == "42.0"
     with pytest.raises(InputError, match="model_card.json"):
         logic.select_model(tmp_path / "nothing-here")
+
+
+def test_fresh_parameter_node_starts_from_the_default_model_card(ctx, monkeypatch, tmp_path):
+    """A new scene's panel shows the default model's calibrated threshold and minimum volume, not 0.5 / 20."""
+    from BreastLesionSegLib import models
+
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")  # no user models shadow the shipped one
+    card = json.loads((models.find_model(P.SegmentationSettings.model).folder / "model_card.json").read_text())
+    assert (card["threshold"], card["min_lesion_volume_mm3"]) != (P.SegmentationSettings.threshold,
+                                                                   P.SegmentationSettings.min_lesion_volume_mm3)
+    logic = BreastLesionSegLogic(ctx)
+    settings = logic.settings()
+    assert settings.model == P.SegmentationSettings.model
+    assert settings.threshold == pytest.approx(card["threshold"])
+    assert settings.min_lesion_volume_mm3 == pytest.approx(card["min_lesion_volume_mm3"])
+    # settings the user changed afterwards are kept: only a fresh node is initialised
+    settings.threshold = 0.61
+    P.save_settings(logic.parameter_node, settings)
+    assert BreastLesionSegLogic(ctx).settings().threshold == pytest.approx(0.61)
+
+
+def test_fresh_parameter_node_without_the_default_model_keeps_dataclass_defaults(ctx, monkeypatch, tmp_path):
+    from BreastLesionSegLib import models
+
+    monkeypatch.setattr(models, "EXTENSION_MODELS_DIR", tmp_path / "no-models")
+    monkeypatch.setattr(models, "core_model_search_path", lambda: [])
+    settings = BreastLesionSegLogic(ctx).settings()
+    assert settings.threshold == P.SegmentationSettings.threshold
+    assert settings.min_lesion_volume_mm3 == P.SegmentationSettings.min_lesion_volume_mm3
