@@ -176,5 +176,6 @@ class Volume:
         return self.geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(self.array), isVector=False))
 
     def with_array(self, array: np.ndarray, name: str | None = None) -> "Volume":
-        """A new volume on the same grid with other voxel values."""
-        return Volume(array, self.geometry, name=self.name if name is None else name, source=self.source)
+        """A new volume on the same grid with other voxel values (name, source and a copy of the metadata kept)."""
+        return Volume(array, self.geometry, name=self.name if name is None else name, source=self.source,
+                      metadata=dict(self.metadata))

@@ -48,3 +48,15 @@ def test_geometry_validation_names_the_problem():
 
 def test_orientation_code_identity_is_lps():
     assert Geometry((2, 2, 2), (1, 1, 1), (0, 0, 0)).orientation_code() == "LPS"
+
+
+def test_with_array_keeps_name_source_and_a_copy_of_metadata():
+    g = Geometry((5, 4, 3), (0.7, 0.7, 2.0), (1.0, 2.0, 3.0))
+    v = Volume(np.zeros((3, 4, 5), np.float32), g, name="post1", source="/x/post1.nii.gz",
+               metadata={"acquisition_time_s": 91.5})
+    w = v.with_array(np.ones((3, 4, 5), np.float32))
+    assert (w.name, w.source, w.metadata) == ("post1", "/x/post1.nii.gz", {"acquisition_time_s": 91.5})
+    assert w.geometry is v.geometry and float(w.array.sum()) == 60.0
+    w.metadata["acquisition_time_s"] = 0.0
+    assert v.metadata["acquisition_time_s"] == 91.5  # independent copy
+    assert v.with_array(v.array, name="sub1").name == "sub1"
