@@ -202,7 +202,8 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     engine = engine_for(spec["arch"], spec["model"], spec["device"], spec.get("overlap"), spec.get("threads"),
-                        heatmap=bool(spec.get("heatmap")), tta=bool(spec.get("tta")))
+                        heatmap=bool(spec.get("heatmap")), tta=bool(spec.get("tta")),
+                        backend=spec.get("backend") or "auto", sw_batch_size=int(spec.get("sw_batch_size") or 1))
     timings["load_model"] = time.perf_counter() - t_all
     truth = None
     if spec["kind"] == "duke":
@@ -242,6 +243,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "peak_gpu_memory_mb": result.peak_gpu_memory_mb,
         "n_windows": result.n_windows,
+        "sw_batch_size": int(spec.get("sw_batch_size") or 1),
         "n_windows_skipped": result.n_windows_skipped,
         "crop_size_xyz": list(result.crop_geometry.size),
         "model_grid_size_xyz": list(result.model_geometry.size),
@@ -344,18 +346,20 @@ def print_table(cases: list[dict[str, Any]]) -> None:
     steps = ["load_exam", "breast_region", "crop", "resample", "channels", "backend", "inference", "postprocess",
              "metrics", "write_outputs"]
     header = f"{'case':<22}{'device':<10}{'network':<11}" + "".join(f"{s[:9]:>10}" for s in steps) + \
-        f"{'total s':>9}{'peak MiB':>10}{'windows':>8}"
+        f"{'total s':>9}{'peak MiB':>10}{'windows':>8}  backend"
     print(header)
     for c in cases:
         spec = c["spec"]
         name = "duke" if spec["kind"] == "duke" else f"phantom {spec.get('seed')}"
+        name += f" b{spec.get('sw_batch_size', 1)}"
         if "error" in c:
             print(f"{name:<22}{spec['device']:<10}{spec['arch']:<11} ERROR {c['error']}")
             continue
         t = c["timings_s"]
         print(f"{name:<22}{c['device'][:9]:<10}{c['network'][:10]:<11}"
               + "".join(f"{t.get(s, float('nan')):>10.2f}" for s in steps)
-              + f"{c['segment_total_s']:>9.1f}{c['peak_rss_mb']:>10.0f}{c['n_windows']:>8}")
+              + f"{c['segment_total_s']:>9.1f}{c['peak_rss_mb']:>10.0f}{c['n_windows']:>8}  "
+              + str(c.get("inference_backend", "?")).split(" ")[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overview", default=None, help="copy the Duke overview.png here (e.g. docs/images/overview_duke.png)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
     parser.add_argument("--output", default=None, help="JSON path (default benchmarks/output/bench_segment_<time>.json)")
+    parser.add_argument("--backend", default="auto", help="inference backend (default auto: the engine's choice)")
+    parser.add_argument("--sw-batch-size", type=int, nargs="+", default=[1], metavar="B",
+                        help="sliding windows per forward pass; several values time each (default 1)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -396,14 +403,15 @@ def main(argv: list[str] | None = None) -> int:
     specs = []
     for device in devices:
         for arch in archs:
-            if not args.no_duke and (DUKE_DIR / DUKE_PHASES[0]).is_file():
-                specs.append({"kind": "duke", "arch": arch, "device": device, "model": args.model,
-                              "overlap": args.overlap, "threads": args.threads,
-                              "overview": args.overview if (arch == "model" and device == "cpu") else None,
-                              "title": "Duke Breast_MRI_153"})
-            for seed in args.phantom_seeds:
-                specs.append({"kind": "phantom", "seed": seed, "arch": arch, "device": device, "model": args.model,
-                              "overlap": args.overlap, "threads": args.threads})
+            for k, batch in enumerate(args.sw_batch_size):
+                common = {"arch": arch, "device": device, "model": args.model, "overlap": args.overlap,
+                          "threads": args.threads, "backend": args.backend, "sw_batch_size": batch}
+                if not args.no_duke and (DUKE_DIR / DUKE_PHASES[0]).is_file():
+                    specs.append({"kind": "duke", **common,
+                                  "overview": args.overview if (arch == "model" and device == "cpu" and k == 0) else None,
+                                  "title": "Duke Breast_MRI_153"})
+                for seed in args.phantom_seeds:
+                    specs.append({"kind": "phantom", "seed": seed, **common})
     out = Path(args.output) if args.output else REPO / "benchmarks" / "output" / (
         "bench_segment_" + _dt.datetime.now().strftime("%Y%m%dT%H%M%S") + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)

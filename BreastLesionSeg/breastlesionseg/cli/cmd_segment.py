@@ -96,11 +96,29 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
     parser.add_argument("--backend", default="auto", metavar="NAME",
                         help="inference backend: auto (default: the fastest one validated against eager PyTorch), "
-                             "eager, fused_cec, onnxruntime, channels_last or bf16")
+                             "openvino, onnxruntime, fused_cec, eager, channels_last or bf16")
+    parser.add_argument("--sw-batch-size", type=_positive_int_arg("--sw-batch-size"), default=None, metavar="B",
+                        help="sliding windows per forward pass (default: the inference config's; halved "
+                             "automatically on out-of-memory)")
     parser.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                         help="progress display: text bar on stderr (default), JSON lines on stdout, or none")
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty output folder, replacing earlier output files")
+
+
+def _positive_int_arg(option: str):
+    """argparse type: an integer >= 1 (the error names ``option``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 1; got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 1; got {value}")
+        return value
+
+    return parse
 
 
 def register(subparsers: Any) -> None:
@@ -137,6 +155,7 @@ def make_config(args: argparse.Namespace):
         heatmap=args.heatmap,
         num_threads=args.threads,
         backend=args.backend,
+        **({} if args.sw_batch_size is None else {"sw_batch_size": args.sw_batch_size}),
     )
 
 

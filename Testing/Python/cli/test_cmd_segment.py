@@ -159,7 +159,8 @@ def test_bad_inputs_exit_2_with_clear_message_and_no_output(tmp_path, tiny_model
 
 
 def test_argument_validation_is_argparse_exit_2(tiny_model, phantom_files, capsys):
-    for bad in (["--overlap", "1.0"], ["--threshold", "0"], ["--min-lesion-mm3", "-1"]):
+    for bad in (["--overlap", "1.0"], ["--threshold", "0"], ["--min-lesion-mm3", "-1"], ["--sw-batch-size", "0"],
+                ["--sw-batch-size", "two"]):
         with pytest.raises(SystemExit) as exc:
             main(["segment", *_phases(phantom_files), "-o", "x", *bad])
         assert exc.value.code == 2
@@ -214,3 +215,17 @@ def test_single_dicom_study_folder_as_input(tmp_path, tiny_model):
     np.testing.assert_allclose(lesions.geometry.direction, geo.direction, atol=1e-5)
     doc = json.loads((out / "metrics.json").read_text())
     assert [p["name"] for p in doc["inputs"]] == ["pre", "post1", "post2"]
+
+
+def test_sw_batch_size_reaches_the_inference_config(phantom_files):
+    import argparse
+
+    from breastlesionseg.cli.cmd_segment import make_config, register
+    from breastlesionseg.inference.config import InferenceConfig
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["segment", *_phases(phantom_files), "-o", "x", "--sw-batch-size", "4"])
+    assert make_config(args).sw_batch_size == 4
+    default = make_config(parser.parse_args(["segment", *_phases(phantom_files), "-o", "x"]))
+    assert default.sw_batch_size == InferenceConfig(model="m").sw_batch_size
