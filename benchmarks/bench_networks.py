@@ -85,21 +85,23 @@ def build_model(name: str, in_channels: int) -> torch.nn.Module:
 
 
 def pipeline_window() -> Tuple[Tuple[int, int, int], int, str]:
-    """(patch D, H, W), input channels and where they came from: the demo model card, else the ModelCard default."""
-    try:
-        from breastlesionseg.nn import resolve_model
-        from breastlesionseg.nn.model_card import ModelCard
+    """(window D, H, W), input channels and where they came from: the demo model card, else the ModelCard default.
 
-        folder = resolve_model("mm3dunet-phantom-demo")
-        card = ModelCard.load(Path(folder)) if hasattr(ModelCard, "load") else None
-        if card is not None:
-            return tuple(int(s) for s in card.patch_size), len(card.input_channels), f"model card {folder}"
-    except Exception as exc:  # noqa: BLE001 - any failure means: no demo model yet; use the default
-        log.info("demo model card not usable (%s); using the ModelCard default patch", exc)
+    The window is the card's ``inference_window`` (what the sliding window really feeds the network).
+    """
+    from breastlesionseg.errors import BreastLesionSegError
+    from breastlesionseg.nn import resolve_model
     from breastlesionseg.nn.model_card import ModelCard
 
+    try:
+        folder = resolve_model("mm3dunet-phantom-demo")
+        card = ModelCard.read(Path(folder) / "model_card.json")
+        window = card.inference_window or card.patch_size
+        return tuple(int(s) for s in window), len(card.input_channels), f"model card {folder}"
+    except (BreastLesionSegError, OSError, ValueError) as exc:
+        log.warning("demo model card not usable (%s); using the ModelCard default patch", exc)
     default = ModelCard.__dataclass_fields__["patch_size"].default
-    return tuple(int(s) for s in default), 3, "ModelCard default (no demo model yet)"
+    return tuple(int(s) for s in default), 3, "ModelCard default (no demo model)"
 
 
 def machine_info(threads: int) -> Dict[str, Any]:
