@@ -18,7 +18,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import ndimage  # noqa: E402
 
 from ..errors import InputError  # noqa: E402
 from ..exam import DCEExam  # noqa: E402
@@ -101,6 +100,23 @@ def _save_palette_png(fig, path: Path, dpi: int) -> None:
                                                                                           optimize=True)
 
 
+def lesion_centroids_zyx(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``[(label, centroid (z, y, x) in voxels)]`` of every label present in ``labels``, by label.
+
+    Visits only the lesion voxels (``scipy.ndimage.center_of_mass`` visits every voxel of the volume:
+    1.5 s of a 2 s overview on the 448 x 448 x 160 Duke exam). Missing label numbers are skipped.
+    """
+    flat = np.asarray(labels).ravel()
+    idx = np.flatnonzero(flat)
+    if idx.size == 0:
+        return []
+    lab = flat[idx].astype(np.int64)
+    counts = np.bincount(lab)
+    coords = np.unravel_index(idx, np.shape(labels))
+    sums = np.stack([np.bincount(lab, weights=c, minlength=counts.size) for c in coords], axis=1)
+    return [(k, sums[k] / counts[k]) for k in range(1, counts.size) if counts[k] > 0]
+
+
 def render_overview(
     exam: DCEExam,
     breast_mask: Volume,
@@ -138,10 +154,7 @@ def render_overview(
     n = int(labels.max()) if labels.size else 0
     centroids = []
     if n:
-        present = np.bincount(np.asarray(labels).ravel(), minlength=n + 1)[1:] > 0
-        with np.errstate(invalid="ignore", divide="ignore"):  # absent labels (gaps) give NaN, filtered below
-            centres = ndimage.center_of_mass(np.ones(labels.shape, np.uint8), labels, index=np.arange(1, n + 1))
-        centroids = [(k + 1, np.asarray(c)) for k, c in enumerate(centres) if present[k]]
+        centroids = lesion_centroids_zyx(labels)
     key = centroids[:max_key_slices]
     if key:
         slice_indices = [int(round(c[0])) for _, c in key]

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 from breastlesionseg.errors import GeometryError, InputError
 from breastlesionseg.exam import DCEExam, load_exam
 from breastlesionseg.geometry import Geometry, Volume
-from breastlesionseg.io import write_volume
+from breastlesionseg.io import read_volume, write_volume
 
 PRE_GEO = Geometry((15, 13, 9), (0.9, 0.9, 1.5), (-5.0, 3.0, 10.0))
 
@@ -133,3 +133,20 @@ def test_partially_overlapping_phase_is_resampled_with_a_warning_note(tmp_path, 
     post = exam.post[0].array
     assert np.all(post[:, :, :6] == 0.0)  # x index < 7.5 lies outside the shifted phase
     np.testing.assert_allclose(post[:, :, 8:], exam.pre.array[:, :, 8:] + 1.0, rtol=1e-4)
+
+
+def test_parallel_reading_keeps_order_and_raises_the_first_bad_file_in_order(tmp_path, phase_files):
+    from breastlesionseg.exam.loader import read_phases_parallel
+
+    bad = _bad_files(tmp_path)
+    paths = [phase_files[2], phase_files[0], phase_files[1]] * 3  # more files than reader threads
+    serial = [read_volume(p) for p in paths]
+    parallel = read_phases_parallel(paths, max_workers=4)
+    assert [v.source for v in parallel] == [str(p) for p in paths]
+    for a, b in zip(parallel, serial):
+        np.testing.assert_array_equal(a.array, b.array)
+        assert a.geometry == b.geometry
+    # two bad files: the error is the first one's in time order, whichever thread fails first
+    with pytest.raises(InputError, match="NaN") as info:
+        read_phases_parallel([phase_files[0], bad["NaN"], bad["2D image"]], max_workers=3)
+    assert str(bad["NaN"]) in str(info.value)

@@ -95,3 +95,20 @@ def test_failure_half_way_leaves_no_output(tmp_path, result_and_exam, monkeypatc
         write_outputs(result, case.exam, tmp_path / "never")
     assert list(tmp_path.iterdir()) == []
     assert outputs_module.OUTPUT_FILES[0] == "segmentation.seg.nrrd"
+
+
+def test_lesion_centroids_match_scipy_center_of_mass_and_skip_missing_labels():
+    from scipy import ndimage
+
+    from breastlesionseg.inference.overview import lesion_centroids_zyx
+
+    rng = np.random.default_rng(7)
+    labels = np.zeros((9, 23, 17), np.uint16)
+    labels[1:4, 2:9, 3:6] = 1
+    labels[6, 15:20, 10:16] = 3  # label 2 is missing
+    labels[rng.random(labels.shape) > 0.995] = 4  # scattered voxels
+    got = lesion_centroids_zyx(labels)
+    assert [k for k, _ in got] == [1, 3, 4]
+    for k, centroid in got:
+        np.testing.assert_allclose(centroid, ndimage.center_of_mass(labels == k), atol=1e-9)
+    assert lesion_centroids_zyx(np.zeros((3, 4, 5), np.uint8)) == []
