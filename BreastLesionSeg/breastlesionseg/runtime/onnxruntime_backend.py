@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ..nn.export import ONNX_ATOL
-from .backend import Backend, RunnableNetwork, network_has_act
+from .backend import RunnableNetwork, network_has_act
+from .onnx_export_backend import OnnxExportBackend
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class _OrtNetwork(RunnableNetwork):
         return seg, act
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(OnnxExportBackend):
     """ONNX export (``breastlesionseg.nn.export``, dynamic spatial axes) run by ONNX Runtime on CPU.
 
     Args:
@@ -53,26 +54,7 @@ class OnnxRuntimeBackend(Backend):
     atol = ONNX_ATOL
     rtol = 1e-4
     devices = ("cpu",)
-
-    def __init__(self, num_threads: int | None = None) -> None:
-        self.num_threads = num_threads
-
-    def availability(self) -> Tuple[bool, str]:
-        """Needs the ``onnxruntime`` and ``onnx`` packages."""
-        try:
-            _import_ort()
-            import onnx  # noqa: F401,PLC0415 - needed by the exporter
-        except ImportError as exc:
-            return False, f"onnxruntime backend unavailable: {exc}"
-        return True, ""
-
-    def supports(self, module: nn.Module) -> Tuple[bool, str]:
-        """Any breastlesionseg network (the exporter checks the type)."""
-        from ..nn.base import SegmentationNetwork  # noqa: PLC0415
-
-        if not isinstance(module, SegmentationNetwork):
-            return False, f"onnxruntime backend exports breastlesionseg networks only; got {type(module).__name__}"
-        return True, ""
+    runtime_module = "onnxruntime"
 
     def prepare(self, module: nn.Module, example_shape: Sequence[int]) -> RunnableNetwork:
         """Export ``module`` to a temporary ONNX file and open an inference session on it."""

@@ -21,7 +21,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .backend import Backend, RunnableNetwork, network_has_act
+from .backend import RunnableNetwork, network_has_act
+from .onnx_export_backend import OnnxExportBackend
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class _OpenVinoNetwork(RunnableNetwork):
         return seg, act
 
 
-class OpenVinoBackend(Backend):
+class OpenVinoBackend(OnnxExportBackend):
     """ONNX export (``breastlesionseg.nn.export``) compiled by OpenVINO for the CPU, float32.
 
     Args:
@@ -91,26 +92,7 @@ class OpenVinoBackend(Backend):
     atol = OPENVINO_ATOL
     rtol = OPENVINO_RTOL
     devices = ("cpu",)
-
-    def __init__(self, num_threads: int | None = None) -> None:
-        self.num_threads = num_threads
-
-    def availability(self) -> Tuple[bool, str]:
-        """Needs the ``openvino`` package, and ``onnx`` for the exporter."""
-        try:
-            _import_openvino()
-            import onnx  # noqa: F401,PLC0415 - needed by the exporter
-        except ImportError as exc:
-            return False, f"openvino backend unavailable: {exc}"
-        return True, ""
-
-    def supports(self, module: nn.Module) -> Tuple[bool, str]:
-        """Any breastlesionseg network (the exporter checks the type)."""
-        from ..nn.base import SegmentationNetwork  # noqa: PLC0415
-
-        if not isinstance(module, SegmentationNetwork):
-            return False, f"openvino backend exports breastlesionseg networks only; got {type(module).__name__}"
-        return True, ""
+    runtime_module = "openvino"
 
     def config(self) -> dict:
         """The CPU plugin properties used for every compiled shape."""
