@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.mark.slow
 def test_bench_networks_quick_json(tmp_path):
     cmd = [sys.executable, str(REPO / "benchmarks" / "bench_networks.py"), "--quick", "--models", "mm3dunet_t6",
-           "--backends", "eager,fused_cec", "--inputs", "window", "--output", str(tmp_path)]
+           "--backends", "eager,fused_cec,openvino", "--inputs", "window", "--output", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = list(tmp_path.glob("bench_networks_quick_*.json"))
@@ -25,7 +25,8 @@ def test_bench_networks_quick_json(tmp_path):
     assert data["machine"]["threads"] == 2 and data["machine"]["cpu_count"] >= 1
     assert data["matmul_peak_gflops"] > 0
     recs = {r["backend"]: r for r in data["results"]}
-    assert set(recs) == {"eager", "fused_cec"}
+    assert set(recs) == {"eager", "fused_cec", "openvino"}
+    assert data["machine"]["openvino"]  # the runtime's version is recorded
     for rec in recs.values():
         assert rec["model"] == "mm3dunet_t6" and rec["input"] == "window"
         assert rec["flops"] > 0 and rec["params"] > 0
