@@ -71,17 +71,17 @@ def label_instances(binary: np.ndarray, geometry: Geometry, min_volume_mm3: floa
     """
     image = geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(binary, dtype=np.uint8)))
     components = sitk.ConnectedComponent(image, True)
-    relabelled = sitk.RelabelComponent(
-        components, minimumObjectSize=min_voxels_for_volume(min_volume_mm3, geometry.voxel_volume_mm3),
-        sortByObjectSize=True,
-    )
-    labels = sitk.GetArrayFromImage(relabelled)
-    n = int(labels.max()) if labels.size else 0
+    relabel = sitk.RelabelComponentImageFilter()
+    relabel.SetMinimumObjectSize(min_voxels_for_volume(min_volume_mm3, geometry.voxel_volume_mm3))
+    relabel.SetSortByObjectSize(True)
+    relabelled = relabel.Execute(components)
+    n = int(relabel.GetNumberOfObjects())
     if n > np.iinfo(np.uint16).max:
         raise InputError(f"{n} lesion components found; the probability threshold is far too low")
-    counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    volumes = [float(c) * geometry.voxel_volume_mm3 for c in counts]
-    return labels.astype(np.uint16), volumes
+    # sizes from the filter (labels 1..N, after the removal): no second pass over the volume
+    volumes = [float(c) * geometry.voxel_volume_mm3 for c in relabel.GetSizeOfObjectsInPixels()[:n]]
+    labels = sitk.GetArrayFromImage(sitk.Cast(relabelled, sitk.sitkUInt16))
+    return labels, volumes
 
 
 @dataclass

@@ -36,6 +36,10 @@ def test_instances_numbered_by_decreasing_volume_small_removed_by_mm3():
     # 26-connectivity: the diagonal pair is one 1 mm3 lesion
     _, all_volumes = label_instances(a, geo, min_volume_mm3=0.0)
     assert all_volumes == [50.0, 12.0, 9.0, 1.0]
+    # nothing above threshold, or everything removed as too small: no lesion, an all-zero map
+    for mask, min_mm3 in ((np.zeros_like(a), 0.0), (a, 1000.0)):
+        empty_labels, empty_volumes = label_instances(mask, geo, min_volume_mm3=min_mm3)
+        assert empty_volumes == [] and empty_labels.dtype == np.uint16 and not empty_labels.any()
 
 
 def test_min_voxels_for_volume_is_exact_at_boundaries():
