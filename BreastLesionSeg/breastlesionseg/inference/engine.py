@@ -18,6 +18,7 @@ full-grid float maps (probability / heat map) are only built when asked for.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import resource
 import sys
@@ -211,6 +212,10 @@ class SegmentationEngine:
                                      cropped.breast, self.model_info.patch_size_zyx)
             with step("backend"):
                 network, backend_summary = self.runnable()
+                window, window_note = self._window_for_memory(backend_summary)
+                if window_note:
+                    notes.append(window_note)
+                    prepared = dataclasses.replace(prepared, patch_size_zyx=window)
             with step("inference"):
                 prediction = predict(network, prepared, cfg, self.device, self.overlap,
                                      tracker.sub("inference"), cancel)
@@ -292,6 +297,15 @@ class SegmentationEngine:
                                        preference=self.config.backend, measure=self.config.measure_backend)
             self._runnable[key] = (selection.network, selection.summary())
         return self._runnable[key]
+
+    def _window_for_memory(self, backend_summary: str) -> tuple[tuple[int, int, int], str | None]:
+        """The model's window, or a smaller one when a forward pass would not fit this machine's memory."""
+        from ..runtime.window import window_for_memory
+
+        backend = backend_summary.split(" ", 1)[0]
+        return window_for_memory(self.model_info.patch_size_zyx, self.device.type, backend,
+                                 batch=self.config.sw_batch_size, multiple=int(getattr(self.model, "size_multiple", 8)),
+                                 cuda_device=self.device if self.device.type == "cuda" else None)
 
     def _breast_region(self, exam: DCEExam) -> Volume:
         mask = self.breast_segmenter(exam)

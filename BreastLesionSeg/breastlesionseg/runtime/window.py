@@ -27,6 +27,7 @@ BYTES_PER_VOXEL: dict[str, float] = {
     "channels_last": 1503.0,
     "fused_cec": 1190.0,
     "onnxruntime": 890.0,
+    "openvino": 765.0,  # 1605 MB over 2.10 M voxels (idle-machine run of the same benchmark)
     "bf16": 1503.0,
 }
 #: fallback when the backend is unknown (the largest measured figure)
@@ -104,3 +105,48 @@ def fit_window(patch_size_zyx: Sequence[int], budget_bytes: int, bytes_per_voxel
     if win != patch:
         log.warning("window reduced from %s to %s to fit %.0f MiB", tuple(patch), tuple(win), budget_bytes / 2**20)
     return (win[0], win[1], win[2])
+
+
+def cuda_memory_budget_bytes(device, fraction: float = 0.5) -> int:
+    """``fraction`` of the free memory of CUDA ``device`` (``torch.cuda.mem_get_info``)."""
+    import torch  # noqa: PLC0415 - runtime.window is importable without torch
+
+    if not (0.0 < fraction <= 1.0):
+        raise InputError(f"fraction must be in (0, 1]; got {fraction}")
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free * fraction)
+
+
+def window_for_memory(window_zyx: Sequence[int], device_type: str, backend: str, batch: int = 1,
+                      multiple: int = 8, budget_bytes: int | None = None,
+                      cuda_device=None) -> Tuple[Tuple[int, int, int], str | None]:
+    """The sliding window to use on this machine: the model's, or a smaller one when it does not fit.
+
+    Args:
+        window_zyx: the model's window (z, y, x) in voxels.
+        device_type: ``"cpu"`` or ``"cuda"``.
+        backend: inference backend name (its measured :data:`BYTES_PER_VOXEL`; unknown -> the largest).
+        batch: windows per forward pass (memory grows with it).
+        multiple: the network's size multiple.
+        budget_bytes: memory one forward pass may take; default :func:`memory_budget_bytes` on CPU,
+            :func:`cuda_memory_budget_bytes` on CUDA.
+        cuda_device: the CUDA device for the default GPU budget.
+
+    Returns:
+        ``(window, note)``; ``note`` is ``None`` when the model's window fits, else a sentence for the
+        user saying what was reduced and why.
+
+    Raises:
+        InputError: not even the smallest window fits (see :func:`fit_window`).
+    """
+    window = tuple(int(s) for s in window_zyx)
+    if budget_bytes is None:
+        budget_bytes = cuda_memory_budget_bytes(cuda_device) if device_type == "cuda" else memory_budget_bytes()
+    per_voxel = BYTES_PER_VOXEL.get(backend, DEFAULT_BYTES_PER_VOXEL) * max(1, int(batch))
+    fitted = fit_window(window, budget_bytes, per_voxel, multiple=multiple, min_size=min(multiple, *window))
+    if fitted == window:
+        return window, None
+    note = (f"sliding window reduced from {window} to {fitted} voxels to fit the {budget_bytes / 2**30:.2f} GiB "
+            f"memory budget on {device_type} ({backend} backend); the model was trained on {window}, so the "
+            f"results may differ slightly from a machine with more memory")
+    return fitted, note

@@ -206,3 +206,22 @@ def test_window_and_min_volume_come_from_config_else_model_card(random_model_dir
     with pytest.raises(ValueError, match="inference_window"):
         card.inference_window = (24, -1, 48)
         card.validate()
+
+
+def test_window_shrinks_with_a_note_when_memory_is_short(oblique_case, handset_model, oracle, monkeypatch):
+    """Graceful degradation: a tiny memory budget gives a smaller sliding window, said in the notes."""
+    from breastlesionseg.runtime import window as window_module
+
+    case = oblique_case
+    full = _engine(handset_model, case.breast, min_lesion_volume_mm3=10.0).run(case.exam)
+    full_window = oracle[-1].patch_size_zyx
+    assert not [n for n in full.notes if "sliding window reduced" in n]
+    per_voxel = window_module.BYTES_PER_VOXEL["eager"]
+    budget = int(0.5 * full_window[0] * full_window[1] * full_window[2] * per_voxel)
+    monkeypatch.setattr(window_module, "memory_budget_bytes", lambda: budget)
+    short = _engine(handset_model, case.breast, min_lesion_volume_mm3=10.0).run(case.exam)
+    small_window = oracle[-1].patch_size_zyx
+    assert small_window != full_window
+    assert small_window[0] * small_window[1] * small_window[2] * per_voxel <= budget
+    assert [n for n in short.notes if "sliding window reduced" in n and str(tuple(full_window)) in n]
+    np.testing.assert_array_equal(short.lesion_labels.array, full.lesion_labels.array)  # oracle: same result

@@ -38,3 +38,23 @@ def test_budget_is_capped_and_positive():
     b = memory_budget_bytes(fraction=0.5, cap_bytes=2**30)
     assert 0 < b <= 2**29
     assert set(BYTES_PER_VOXEL) >= {"eager", "fused_cec", "onnxruntime"}
+
+
+def test_window_for_memory_keeps_the_model_window_when_it_fits_and_says_why_when_not():
+    from breastlesionseg.runtime.window import window_for_memory
+
+    window = (32, 96, 96)  # 294 912 voxels
+    kept, note = window_for_memory(window, "cpu", "openvino", budget_bytes=4 * 2**30)
+    assert kept == window and note is None
+    # 100 MiB at 765 B/voxel (openvino) holds ~137 k voxels: in-plane shrinks first
+    small, note = window_for_memory(window, "cpu", "openvino", budget_bytes=100 * 2**20)
+    assert small[0] == 32 and small[1] < 96 and small[2] < 96
+    assert small[0] * small[1] * small[2] * BYTES_PER_VOXEL["openvino"] <= 100 * 2**20
+    assert "reduced from (32, 96, 96)" in note and "openvino" in note and "cpu" in note
+    # a batch of 4 windows needs 4x the memory; an unknown backend is charged the largest figure
+    batched, _ = window_for_memory(window, "cpu", "openvino", batch=4, budget_bytes=100 * 2**20)
+    assert batched[1] * batched[2] < small[1] * small[2]
+    unknown, _ = window_for_memory(window, "cpu", "tensorrt", budget_bytes=100 * 2**20)
+    assert unknown[1] * unknown[2] <= small[1] * small[2]
+    with pytest.raises(InputError, match="no window fits"):
+        window_for_memory(window, "cpu", "eager", budget_bytes=1024)
