@@ -17,7 +17,7 @@ from breastlesionseg.phantom import PhantomConfig, generate_phantom
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "models" / "mm3dunet-phantom-demo"
-SEEDS = (0, 2, 3, 15)  # 2, 3 and 15 hold the 81, 67.5 and 162 mm3 lesions the v1 demo model missed
+SEEDS = (0, 2, 3, 8, 15)  # 2, 3, 15: the 81, 67.5 and 162 mm3 lesions v1 missed; 8: no lesion
 
 pytestmark = [
     pytest.mark.slow,
@@ -69,3 +69,14 @@ def test_outputs_lie_inside_the_breast_on_the_pre_grid(phantom_results):
     for phantom, result, _ in phantom_results:
         assert result.lesion_labels.geometry == phantom.exam.geometry
         assert not np.any(result.lesion_labels.array[result.breast_mask.array == 0])
+
+
+def test_exam_level_act_score_separates_lesion_free_exams(phantom_results):
+    """The ACT "lesion present" score: > 0.5 on every exam with a lesion, < 0.5 on lesion-free ones."""
+    for phantom, result, _ in phantom_results:
+        assert result.act_score is not None
+        if phantom.lesions:
+            assert result.act_score > 0.5, (phantom.config.seed, result.act_score)
+        else:
+            assert result.act_score < 0.5, (phantom.config.seed, result.act_score)
+    assert any(not phantom.lesions for phantom, _, _ in phantom_results)

@@ -51,6 +51,12 @@ def test_act_score_is_max_over_windows_covering_the_breast(handset_model):
     assert no_mask.act_score == pytest.approx(1.0 / (1.0 + np.exp(-20.0)), rel=1e-6)
     background = 1.0 / (1.0 + np.exp(-2 * 0.02 * -400.0))
     assert sorted(no_mask.window_act)[0] == pytest.approx(background, rel=1e-4)
+    # a window only 25% inside the breast does not count (ACT_MIN_BREAST_FRACTION = 0.5): the brighter
+    # voxel's window touches the breast at its edge, the score stays that of the first corner
+    edge = breast.copy()
+    edge[:, 8:, 8:10] = 1  # 2 of the 8 columns of the opposite corner window
+    partial = predict_probability(net, x, (9, 8, 8), overlap=0.0, breast_mask=edge)
+    assert partial.act_score == pytest.approx(1.0 / (1.0 + np.exp(-12.0)), rel=1e-6)
 
 
 def test_flips_average_passes_and_count_windows(handset_model):
