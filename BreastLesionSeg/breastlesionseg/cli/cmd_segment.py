@@ -71,6 +71,21 @@ def _window_arg(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
+def _positive_int_arg(option: str):
+    """argparse type: an integer >= 1 (the error names ``option``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 1; got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 1; got {value}")
+        return value
+
+    return parse
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``segment`` and ``demo`` (model, device, inference settings, progress)."""
     from ..inference.config import DEFAULT_MODEL
@@ -104,21 +119,6 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="progress display: text bar on stderr (default), JSON lines on stdout, or none")
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty output folder, replacing earlier output files")
-
-
-def _positive_int_arg(option: str):
-    """argparse type: an integer >= 1 (the error names ``option``)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 1; got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 1; got {value}")
-        return value
-
-    return parse
 
 
 def register(subparsers: Any) -> None:
