@@ -26,7 +26,8 @@ def test_kernel_arguments_come_from_the_networks_cec_unit():
     assert unit.use_residual  # the kernel adds the input back
     # the benchmark's FLOP count is the unit's multiply-adds per voxel
     assert bench.MACS_PER_VOXEL == 8 * 96 + 27 * 96 + 96 * 8
-    assert (REPO / "benchmarks" / "fused_cec_unit" / "fused_cec_unit.cpp").is_file()
+    for source in ("fused_cec_unit.cpp", "fused_cec_unit_store_once.cpp"):
+        assert (REPO / "benchmarks" / "fused_cec_unit" / source).is_file()
 
 
 def test_layout_mismatch_is_refused():
