@@ -1,14 +1,14 @@
 """Feasibility benchmark for issue 8: one MM-3DUNet CEC unit fused in C++ vs OpenVINO vs eager PyTorch.
 
-Two prototypes: ``fused_cec_unit.cpp`` recomputes the expand and depthwise in its second pass;
-``fused_cec_unit_store_once.cpp`` writes the depthwise output once (streaming stores) to a buffer that is
+Two prototypes in ``fused_cec_unit.cpp`` (one build): ``cec_recompute`` recomputes the expand and depthwise
+in its second pass; ``cec_store`` writes the depthwise output once (streaming stores) to a buffer that is
 reused across calls, then reads it back sequentially.
 
 The unit is the network's own :class:`breastlesionseg.nn.cec_unit.CECUnit` (8 -> 96 -> 8 channels, t = 12,
 instance norm + LeakyReLU, inverted residual) on a 1 x 8 x 32 x 256 x 256 float32 input: the first encoder
 level of MM-3DUNet at the paper's input, the single most expensive unit of the network (OpenVINO spends
-~0.84 s of its 1.44 s forward there). The fused kernel (``benchmarks/fused_cec_unit/fused_cec_unit.cpp``,
-a prototype, not used by the pipeline) never writes the 96-channel tensors to memory. It is built with
+~0.84 s of its 1.44 s forward there). The fused kernels (``benchmarks/fused_cec_unit/fused_cec_unit.cpp``,
+prototypes, not used by the pipeline) keep the 96-channel tensors out of memory or write them once. It is built with
 ``torch.utils.cpp_extension`` (needs a C++ compiler with OpenMP and an AVX-512 CPU; without them the script
 says so and stops).
 
@@ -107,15 +107,15 @@ def openvino_runner(unit: CECUnit, x: torch.Tensor, threads: int):
     return run, ""
 
 
-def build_fused(source: str = "fused_cec_unit.cpp"):
-    """Compile a prototype with torch.utils.cpp_extension; ``(module, "")`` or ``(None, why)``."""
+def build_fused():
+    """Compile the prototypes with torch.utils.cpp_extension; ``(module, "")`` or ``(None, why)``."""
     flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").is_file() else ""
     if "avx512f" not in flags:
         return None, "no AVX-512 on this CPU"
     try:
         from torch.utils.cpp_extension import load
 
-        module = load("bls_" + Path(source).stem, [str(REPO / "benchmarks" / "fused_cec_unit" / source)],
+        module = load("bls_fused_cec_unit", [str(REPO / "benchmarks" / "fused_cec_unit" / "fused_cec_unit.cpp")],
                       extra_cflags=["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"],
                       extra_ldflags=["-fopenmp"], verbose=False)
     except (RuntimeError, OSError, ImportError) as exc:  # no compiler / build failure
@@ -153,32 +153,26 @@ def main(argv: list[str] | None = None) -> int:
         fused, why = build_fused()
         if fused is not None:
             weights = fused_arguments(unit)
-            fused_s, fused_all = _median_s(lambda: fused.cec_forward(x, *weights, 2), args.repeats)
-            out, breakdown = fused.cec_forward(x, *weights, 2)
-            rows.append({"implementation": "fused C++ prototype (2 passes, recompute)", "seconds": fused_s,
-                         "all_s": fused_all, "max_abs_diff": float((out - ref).abs().max()),
-                         "breakdown_s": dict(zip(("input_statistics", "pass_a", "pass_b"), breakdown.tolist()))})
-        else:
-            rows.append({"implementation": "fused C++ prototype", "skipped": why})
-        store, why = build_fused("fused_cec_unit_store_once.cpp")
-        if store is not None:
-            weights = fused_arguments(unit)
+            keys = ("input_statistics", "buffer_allocation", "pass_a", "pass_b")
             hidden = unit.hidden_channels
             buffer = torch.empty(hidden * x.numel() // x.shape[1])  # the 96-channel buffer, allocated once
             buffer.fill_(0.0)  # touch its pages outside the timed region
-            store_s, store_all = _median_s(lambda: store.cec_store(x, *weights, buffer, 5), args.repeats)
-            out, breakdown = store.cec_store(x, *weights, buffer, 5)
-            rows.append({"implementation": "fused C++ prototype (store once, buffer reused, streaming stores)",
-                         "seconds": store_s, "all_s": store_all, "max_abs_diff": float((out - ref).abs().max()),
-                         "breakdown_s": dict(zip(("input_statistics", "allocation", "pass_a", "pass_b"),
-                                                 breakdown.tolist()))})
+            variants = (
+                ("fused C++ prototype (2 passes, recompute)", lambda: fused.cec_recompute(x, *weights)),
+                ("fused C++ prototype (store once, buffer reused, streaming stores)",
+                 lambda: fused.cec_store(x, *weights, buffer, 5)),
+                ("fused C++ prototype (store once, buffer allocated per call, huge pages)",
+                 lambda: fused.cec_store(x, *weights, None, 13)),
+            )
+            for name, run in variants:
+                seconds, all_s = _median_s(run, args.repeats)
+                out, breakdown = run()
+                rows.append({"implementation": name, "seconds": seconds, "all_s": all_s,
+                             "max_abs_diff": float((out - ref).abs().max()),
+                             "breakdown_s": dict(zip(keys, breakdown.tolist()))})
             del buffer
-            fresh_s, fresh_all = _median_s(lambda: store.cec_store(x, *weights, None, 13), args.repeats)
-            rows.append({"implementation": "fused C++ prototype (store once, buffer allocated per call, huge pages)",
-                         "seconds": fresh_s, "all_s": fresh_all, "max_abs_diff": float(
-                             (store.cec_store(x, *weights, None, 13)[0] - ref).abs().max())})
         else:
-            rows.append({"implementation": "fused C++ prototype (store once)", "skipped": why})
+            rows.append({"implementation": "fused C++ prototypes", "skipped": why})
     print(f"CEC unit 8 -> 96 -> 8 at {'x'.join(map(str, SHAPE))}, float32, {args.threads} threads; "
           f"{flops / 1e9:.2f} useful GFLOPs; float32 matmul peak {peak:.1f} GFLOP/s; max |eager| {float(ref.abs().max()):.2f}")
     print("| implementation | median s | useful GFLOP/s | % of matmul peak | max abs diff vs eager |")

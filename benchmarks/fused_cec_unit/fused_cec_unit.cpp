@@ -1,11 +1,13 @@
-// PROTOTYPE kept as a benchmark (benchmarks/bench_fused_cec_unit.py), not used by the pipeline.
+// PROTOTYPES kept as a benchmark (benchmarks/bench_fused_cec_unit.py), not used by the pipeline.
 // One MM-3DUNet CEC unit (C = 8 -> 96 -> 8, float32, batch 1, AVX-512, H % 8 == 0, W % 64 == 0) fused:
 // expand 1x1x1 -> InstanceNorm -> LeakyReLU -> depthwise 3x3x3 -> InstanceNorm -> LeakyReLU -> project 1x1x1
 // + bias + residual. The first norm's statistics come analytically from the input's mean and covariance;
-// the second norm's in pass A (double accumulators); pass B recomputes and writes only the 8-channel
-// output, so the 96-channel tensors never reach DRAM. Measured in docs/performance.md.
-// Fused CEC unit (expand 1x1x1 -> IN -> LReLU -> DW 3x3x3 -> IN -> LReLU -> project 1x1x1 + bias + residual)
-// The 96-channel expanded / depthwise tensors are never written to DRAM: two passes with recomputation.
+// pass A computes expand -> norm -> act -> depthwise per (y, x) tile in cache and accumulates the second
+// norm's statistics in double precision. Two ways to finish (measured in docs/performance.md):
+//   cec_recompute: pass B recomputes expand and depthwise and writes only the 8-channel output, so the
+//                  96-channel tensors never reach DRAM (twice the expand/depthwise work);
+//   cec_store:     pass A also writes the depthwise output ONCE (tile-major layout, optionally streaming
+//                  stores) to a buffer the caller allocates once; pass B reads it back sequentially.
 #include <torch/extension.h>
 #include <omp.h>
 #include <cmath>
@@ -13,6 +15,7 @@
 #include <cstdlib>
 #include <vector>
 #include <immintrin.h>
+#include <sys/mman.h>
 
 constexpr int C = 8, HID = 96;
 static inline float lrelu(float v) { return v > 0.f ? v : 0.01f * v; }
@@ -79,8 +82,8 @@ static inline void expand_chunk(const float (*xs)[80], int v0, const float* __re
   }
 }
 
-template <int TY, int TX, int RB, bool ALIGNR>
-static void run_pass(bool passB, const float* __restrict x, int D, int Hh, int W,
+template <int TY, int TX, int RB, bool ALIGNR, bool NTA>
+static void run_pass(bool passB, float* __restrict buf, const float* __restrict x, int D, int Hh, int W,
                      const float* __restrict W1f, const float* __restrict b1f, const float* __restrict wd,
                      const float* __restrict a2, const float* __restrict c2, const float* __restrict W2T /*[HID][C]*/,
                      const float* __restrict bias2, float* __restrict out, double* S, double* SS) {
@@ -160,6 +163,14 @@ static void run_pass(bool passB, const float* __restrict x, int D, int Hh, int W
               }
             }
             if (!passB) {
+              if (buf != nullptr) {  // store-once: chunk = (tile, z, y-block), layout [k][jpair][h][32]
+              float* chunk = buf + (((long)t * D + z) * (TY / RB) + y / RB) * (long)(HID * RB * TX);
+              for (int k = 0; k < RB; k++)
+                for (int j = 0; j < NXV; j++) {
+                  float* q = chunk + ((long)(k * (NXV / 2) + j / 2) * HID + h) * 32 + (j & 1) * 16;
+                  if (NTA) _mm512_stream_ps(q, a[k][j]); else _mm512_store_ps(q, a[k][j]);
+                }
+              }
               __m512 s = _mm512_setzero_ps(), ss = _mm512_setzero_ps();
               for (int k = 0; k < RB; k++)
                 for (int j = 0; j < NXV; j++) { s = _mm512_add_ps(s, a[k][j]); ss = _mm512_fmadd_ps(a[k][j], a[k][j], ss); }
@@ -207,10 +218,56 @@ static void run_pass(bool passB, const float* __restrict x, int D, int Hh, int W
   }
 }
 
-template <int TY, int TX, int RB, bool ALIGNR>
-torch::Tensor cec_forward_t(torch::Tensor x, torch::Tensor W1, torch::Tensor g1, torch::Tensor b1, torch::Tensor Wd,
+
+template <int TY, int TX, int RB, bool NTB, int PF>
+static void pass_b(const float* __restrict buf, const float* __restrict x, int D, int Hh, int W,
+                   const float* __restrict a2, const float* __restrict c2, const float* __restrict W2T,
+                   const float* __restrict bias2, float* __restrict out) {
+  constexpr int NXV = TX / 16, CH = HID * RB * TX;
+  const int ny = Hh / TY, nx = W / TX;
+  const long plane = (long)Hh * W, vol = (long)D * plane;
+#pragma omp parallel for schedule(static)
+  for (int t = 0; t < ny * nx; t++) {
+    const int y0 = (t / nx) * TY, x0 = (t % nx) * TX;
+    for (int z = 0; z < D; z++)
+      for (int yb = 0; yb < TY / RB; yb++) {
+        const float* chunk = buf + (((long)t * D + z) * (TY / RB) + yb) * (long)CH;
+        for (int k = 0; k < RB; k++)
+          for (int jp = 0; jp < NXV / 2; jp++) {
+            const long base = z * plane + (long)(y0 + yb * RB + k) * W + x0 + 32 * jp;
+            const float* q = chunk + (long)(k * (NXV / 2) + jp) * HID * 32;
+            __m512 o[C][2];
+            for (int c = 0; c < C; c++)
+              for (int j = 0; j < 2; j++)
+                o[c][j] = _mm512_add_ps(_mm512_set1_ps(bias2[c]), _mm512_loadu_ps(x + c * vol + base + 16 * j));
+#pragma GCC unroll 2
+            for (int h = 0; h < HID; h++) {
+              if (PF) { _mm_prefetch((const char*)(q + h * 32 + PF), _MM_HINT_T0); _mm_prefetch((const char*)(q + h * 32 + PF + 16), _MM_HINT_T0); }
+              const __m512 aa = _mm512_set1_ps(a2[h]), cc = _mm512_set1_ps(c2[h]);
+              const __m512 v0 = lrelu16(_mm512_fmadd_ps(aa, _mm512_load_ps(q + h * 32), cc));
+              const __m512 v1 = lrelu16(_mm512_fmadd_ps(aa, _mm512_load_ps(q + h * 32 + 16), cc));
+#pragma GCC unroll 8
+              for (int c = 0; c < C; c++) {
+                const __m512 w = _mm512_set1_ps(W2T[h * C + c]);
+                o[c][0] = _mm512_fmadd_ps(w, v0, o[c][0]);
+                o[c][1] = _mm512_fmadd_ps(w, v1, o[c][1]);
+              }
+            }
+            for (int c = 0; c < C; c++)
+              for (int j = 0; j < 2; j++) {
+                float* p = out + c * vol + base + 16 * j;
+                if (NTB) _mm512_stream_ps(p, o[c][j]); else _mm512_storeu_ps(p, o[c][j]);
+              }
+          }
+      }
+  }
+}
+
+template <bool STORE, bool NTA, bool NTB, int PF>
+std::vector<torch::Tensor> cec_t(torch::Tensor x, torch::Tensor W1, torch::Tensor g1, torch::Tensor b1, torch::Tensor Wd,
                             torch::Tensor g2, torch::Tensor b2, torch::Tensor W2, torch::Tensor bias2, double eps,
-                            std::vector<double>& timings) {
+                            torch::Tensor buf_in, bool huge) {
+  constexpr int TY = 8, TX = 64, RB = 4;
   TORCH_CHECK(x.dim() == 5 && x.size(0) == 1 && x.size(1) == C && x.is_contiguous());
   const int D = x.size(2), Hh = x.size(3), W = x.size(4);
   TORCH_CHECK(Hh % TY == 0 && W % TX == 0);
@@ -220,7 +277,6 @@ torch::Tensor cec_forward_t(torch::Tensor x, torch::Tensor W1, torch::Tensor g1,
   const float *pw1 = W1c.data_ptr<float>(), *pg1 = g1.data_ptr<float>(), *pb1 = b1.data_ptr<float>();
   const float *pg2 = g2.data_ptr<float>(), *pb2 = b2.data_ptr<float>();
   double t0 = omp_get_wtime();
-  // norm1 stats analytically from x: mean_h = w_h.mu, var_h = w_h^T Cov w_h
   double mu[C], cov[C * C];
   x_stats(x.data_ptr<float>(), N, mu, cov);
   std::vector<float> W1f(HID * C), b1f(HID);
@@ -232,36 +288,68 @@ torch::Tensor cec_forward_t(torch::Tensor x, torch::Tensor W1, torch::Tensor g1,
     b1f[h] = (float)(pb1[h] - a * m);
   }
   double t1 = omp_get_wtime();
+  torch::Tensor buf = buf_in;
+  if (STORE && (!buf.defined() || buf.numel() < (long)HID * N)) {
+    if (huge) {  // 2 MB-aligned + MADV_HUGEPAGE: far fewer first-touch page faults (THP is in madvise mode here)
+      const size_t bytes = (((size_t)HID * N * sizeof(float)) + (1u << 21) - 1) & ~(size_t)((1u << 21) - 1);
+      void* p = std::aligned_alloc(1u << 21, bytes);
+      madvise(p, bytes, MADV_HUGEPAGE);
+      buf = torch::from_blob(p, {(long)HID * N}, [](void* q) { std::free(q); }, x.options());
+    } else buf = torch::empty({(long)HID * N}, x.options());
+  }
+  float* pbuf = STORE ? buf.data_ptr<float>() : nullptr;
+  TORCH_CHECK(((uintptr_t)pbuf & 63) == 0, "buffer must be 64-byte aligned");
+  double t1b = omp_get_wtime();
   std::vector<double> S(HID, 0.0), SS(HID, 0.0);
   std::vector<float> a2(HID), c2(HID);
   auto out = torch::empty_like(x);
-  run_pass<TY, TX, RB, ALIGNR>(false, x.data_ptr<float>(), D, Hh, W, W1f.data(), b1f.data(), Wdc.data_ptr<float>(), a2.data(),
+  run_pass<TY, TX, RB, true, NTA>(false, pbuf, x.data_ptr<float>(), D, Hh, W, W1f.data(), b1f.data(), Wdc.data_ptr<float>(), a2.data(),
                    c2.data(), W2c.data_ptr<float>(), bias2.data_ptr<float>(), nullptr, S.data(), SS.data());
+  if (NTA) _mm_sfence();
   double t2 = omp_get_wtime();
   for (int h = 0; h < HID; h++) {
     const double m = S[h] / N, v = std::max(SS[h] / N - m * m, 0.0);
     const double a = pg2[h] / std::sqrt(v + eps);
     a2[h] = (float)a; c2[h] = (float)(pb2[h] - a * m);
   }
-  run_pass<TY, TX, RB, ALIGNR>(true, x.data_ptr<float>(), D, Hh, W, W1f.data(), b1f.data(), Wdc.data_ptr<float>(), a2.data(),
-                   c2.data(), W2c.data_ptr<float>(), bias2.data_ptr<float>(), out.data_ptr<float>(), S.data(), SS.data());
+  if (STORE)
+    pass_b<TY, TX, RB, NTB, PF>(pbuf, x.data_ptr<float>(), D, Hh, W, a2.data(), c2.data(), W2c.data_ptr<float>(),
+                            bias2.data_ptr<float>(), out.data_ptr<float>());
+  else  // recompute expand -> depthwise, then norm -> act -> project + bias + residual
+    run_pass<TY, TX, RB, true, false>(true, nullptr, x.data_ptr<float>(), D, Hh, W, W1f.data(), b1f.data(), Wdc.data_ptr<float>(),
+                                      a2.data(), c2.data(), W2c.data_ptr<float>(), bias2.data_ptr<float>(), out.data_ptr<float>(),
+                                      S.data(), SS.data());
+  if (NTB) _mm_sfence();
   double t3 = omp_get_wtime();
-  timings = {t1 - t0, t2 - t1, t3 - t2};
-  return out;
+  std::vector<double> tm = {t1 - t0, t1b - t1, t2 - t1b, t3 - t2};
+  return {out, torch::tensor(tm, torch::kFloat64)};
 }
 
-std::vector<torch::Tensor> cec_forward(torch::Tensor x, torch::Tensor W1, torch::Tensor g1, torch::Tensor b1,
-                                       torch::Tensor Wd, torch::Tensor g2, torch::Tensor b2, torch::Tensor W2,
-                                       torch::Tensor bias2, double eps, int variant) {
-  std::vector<double> tm;
-  torch::Tensor o;
-  switch (variant) {
-    case 0: o = cec_forward_t<8, 64, 2, false>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, tm); break;
-    case 1: o = cec_forward_t<8, 64, 2, true>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, tm); break;
-    case 2: o = cec_forward_t<8, 64, 4, true>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, tm); break;
-    default: o = cec_forward_t<16, 64, 4, true>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, tm); break;
+// mode bits: 8 = when no buffer is passed, allocate it 2MB-aligned with MADV_HUGEPAGE; 1 = NT stores for the 805 MB buffer write (pass A), 2 = NT stores for the output (pass B), 4 = sw prefetch in pass B
+std::vector<torch::Tensor> cec_store(torch::Tensor x, torch::Tensor W1, torch::Tensor g1, torch::Tensor b1,
+                                     torch::Tensor Wd, torch::Tensor g2, torch::Tensor b2, torch::Tensor W2,
+                                     torch::Tensor bias2, double eps, c10::optional<torch::Tensor> buf, int mode) {
+  torch::Tensor bb = buf.has_value() ? *buf : torch::Tensor();
+  switch (mode & 7) {
+    case 0: return cec_t<true, false, false, 0>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, bb, (mode & 8) != 0);
+    case 1: return cec_t<true, true, false, 0>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, bb, (mode & 8) != 0);
+    case 2: return cec_t<true, false, true, 0>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, bb, (mode & 8) != 0);
+    case 3: return cec_t<true, true, true, 0>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, bb, (mode & 8) != 0);
+    case 5: return cec_t<true, true, false, 512>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, bb, (mode & 8) != 0);
+    case 7: return cec_t<true, true, true, 512>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, bb, (mode & 8) != 0);
+    case 4: return cec_t<true, false, false, 512>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, bb, (mode & 8) != 0);
+    default: return cec_t<true, false, true, 512>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, bb, (mode & 8) != 0);
   }
-  return {o, torch::tensor(tm, torch::kFloat64)};
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("cec_forward", &cec_forward); }
+// timings returned by both: (input statistics, buffer allocation, pass A, pass B) seconds
+std::vector<torch::Tensor> cec_recompute(torch::Tensor x, torch::Tensor W1, torch::Tensor g1, torch::Tensor b1,
+                                         torch::Tensor Wd, torch::Tensor g2, torch::Tensor b2, torch::Tensor W2,
+                                         torch::Tensor bias2, double eps) {
+  return cec_t<false, false, false, 0>(x, W1, g1, b1, Wd, g2, b2, W2, bias2, eps, torch::Tensor(), false);
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("cec_recompute", &cec_recompute);
+  m.def("cec_store", &cec_store);
+}
