@@ -33,6 +33,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
+sys.path.insert(0, str(REPO / "benchmarks"))  # _machine.py, also when loaded by the tests
+
+from _machine import cpu_model  # noqa: E402
 
 log = logging.getLogger("bench_breast_mask")
 DUKE = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"
@@ -42,14 +45,7 @@ def machine() -> dict:
     """Cores, CPU model, torch threads and GPU of this machine."""
     import torch
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "cpu_model": cpu,
         "cpu_cores": os.cpu_count(),

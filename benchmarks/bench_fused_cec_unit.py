@@ -36,6 +36,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
+sys.path.insert(0, str(REPO / "benchmarks"))  # _machine.py, also when loaded by the tests
+
+from _machine import cpu_flags  # noqa: E402
 
 from breastlesionseg.nn.cec_unit import CECUnit  # noqa: E402
 
@@ -109,8 +112,7 @@ def openvino_runner(unit: CECUnit, x: torch.Tensor, threads: int):
 
 def build_fused():
     """Compile the prototypes with torch.utils.cpp_extension; ``(module, "")`` or ``(None, why)``."""
-    flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").is_file() else ""
-    if "avx512f" not in flags:
+    if "avx512f" not in cpu_flags():
         return None, "no AVX-512 on this CPU"
     try:
         from torch.utils.cpp_extension import load

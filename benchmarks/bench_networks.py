@@ -42,6 +42,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
+sys.path.insert(0, str(REPO / "benchmarks"))  # _machine.py, also when loaded by the tests
+
+from _machine import cpu_flags, cpu_model  # noqa: E402
 
 from breastlesionseg.nn import MM3DUNet, MM3DUNetConfig, UNet3D, UNet3DConfig, count_flops, count_parameters  # noqa: E402
 from breastlesionseg.runtime import BACKENDS  # noqa: E402
@@ -106,19 +109,7 @@ def pipeline_window() -> Tuple[Tuple[int, int, int], int, str]:
 
 def machine_info(threads: int) -> Dict[str, Any]:
     """CPU model, cores, threads, torch/ORT versions, GPU, load average."""
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = ""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model(default="?")
     try:
         import onnxruntime
 
@@ -134,7 +125,7 @@ def machine_info(threads: int) -> Dict[str, Any]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu_model": cpu, "cpu_count": os.cpu_count(), "threads": threads,
-        "avx512_bf16": "avx512_bf16" in flags, "torch": torch.__version__, "onnxruntime": ort_version,
+        "avx512_bf16": "avx512_bf16" in cpu_flags(), "torch": torch.__version__, "onnxruntime": ort_version,
         "openvino": ov_version, "python": platform.python_version(), "gpu": gpu or "none (not measured: no GPU in this session)",
         "load_average_start": list(os.getloadavg()),
     }

@@ -41,6 +41,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
+sys.path.insert(0, str(REPO / "benchmarks"))  # _machine.py, also when loaded by the tests
+
+from _machine import cpu_model  # noqa: E402
 
 DUKE_DIR = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"
 DUKE_PHASES = [f"Breast_MRI_153_000{i}_{n}.nii.gz" for i, n in enumerate(["pre", "post1", "post2", "post3", "post4"])]
@@ -62,14 +65,7 @@ def machine_info() -> dict[str, Any]:
     import SimpleITK
     import torch
 
-    cpu_model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpu = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -79,7 +75,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         load = None
     return {
-        "cpu_model": cpu_model,
+        "cpu_model": cpu,
         "cpu_cores_visible": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch.get_num_threads(),

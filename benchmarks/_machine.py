@@ -1,0 +1,26 @@
+"""The CPU a benchmark ran on, from ``/proc/cpuinfo``: one parser shared by every benchmark script."""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+
+def cpuinfo_field(name: str) -> str:
+    """Value of the first ``/proc/cpuinfo`` line named ``name`` (``""`` when absent or unreadable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(name) and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_model(default: str = "") -> str:
+    """The CPU model name; else ``platform.processor()``; else ``default``."""
+    return cpuinfo_field("model name") or platform.processor() or default
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``avx512f``, ``avx512_bf16``, ...); empty when unknown."""
+    return set(cpuinfo_field("flags").split())
