@@ -212,7 +212,7 @@ class SegmentationEngine:
                                      cropped.breast, self.model_info.patch_size_zyx)
             with step("backend"):
                 network, backend_summary = self.runnable()
-                window, window_note = self._window_for_memory(backend_summary)
+                window, window_note = self._window_for_memory(network)
                 if window_note:
                     notes.append(window_note)
                     prepared = dataclasses.replace(prepared, patch_size_zyx=window)
@@ -298,11 +298,11 @@ class SegmentationEngine:
             self._runnable[key] = (selection.network, selection.summary())
         return self._runnable[key]
 
-    def _window_for_memory(self, backend_summary: str) -> tuple[tuple[int, int, int], str | None]:
-        """The model's window, or a smaller one when a forward pass would not fit this machine's memory."""
+    def _window_for_memory(self, network: torch.nn.Module) -> tuple[tuple[int, int, int], str | None]:
+        """The model's window, or a smaller one when a forward pass of ``network`` would not fit in memory."""
         from ..runtime.window import window_for_memory
 
-        backend = backend_summary.split(" ", 1)[0]
+        backend = getattr(network, "backend_name", "?")  # unknown -> charged the largest measured figure
         return window_for_memory(self.model_info.patch_size_zyx, self.device.type, backend,
                                  batch=self.config.sw_batch_size, multiple=int(getattr(self.model, "size_multiple", 8)),
                                  cuda_device=self.device if self.device.type == "cuda" else None)
