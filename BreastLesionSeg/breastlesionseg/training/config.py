@@ -17,6 +17,9 @@ from typing import Any
 
 from ..errors import InputError
 
+#: how the lesion voxel of a positive patch is drawn (see :mod:`.sampling`)
+POSITIVE_SAMPLING_MODES = ("instance", "voxel")
+
 LOSSES: tuple[str, ...] = ("dice_ce", "hybrid")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PROGRESS_MODES: tuple[str, ...] = ("bar", "json", "none")
@@ -163,8 +166,8 @@ class TrainConfig:
         _positive_int("patches_per_case", self.patches_per_case)
         if not 0.0 <= float(self.pos_fraction) <= 1.0:
             raise InputError(f"TrainConfig.pos_fraction must be in [0, 1], got {self.pos_fraction!r}")
-        if self.positive_sampling not in ("instance", "voxel"):
-            raise InputError("TrainConfig.positive_sampling must be 'instance' or 'voxel', "
+        if self.positive_sampling not in POSITIVE_SAMPLING_MODES:
+            raise InputError(f"TrainConfig.positive_sampling must be one of {POSITIVE_SAMPLING_MODES}, "
                              f"got {self.positive_sampling!r}")
         _positive_float("lr", self.lr)
         _positive_float("min_lr", self.min_lr, allow_zero=True)

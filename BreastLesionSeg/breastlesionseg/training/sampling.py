@@ -23,6 +23,7 @@ from monai.transforms import Compose, RandCropByPosNegLabeld
 from torch.utils.data import Dataset
 
 from ..errors import InputError
+from .config import POSITIVE_SAMPLING_MODES
 from .preprocess import PreparedCase
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ def _pad_to(arr: np.ndarray, shape_zyx: Sequence[int], value: float) -> np.ndarr
     return np.pad(arr, pads, mode="constant", constant_values=value) if any(sum(p) for p in pads) else arr
 
 
-POSITIVE_SAMPLING_MODES = ("instance", "voxel")
 INDICES_PER_LESION = 512
 """Lesion-centre candidates kept per lesion instance in ``"instance"`` mode (drawn with replacement)."""
 

@@ -74,3 +74,19 @@ def test_train_cli_rejects_bad_patch(tmp_path):
     with pytest.raises(SystemExit):
         main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "o"), "--patch", "16,32"])
     assert main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "o"), "--patch", "12,32,32"]) == 2
+
+
+def test_positive_sampling_choices_match_the_training_config(tmp_path):
+    import argparse
+
+    from breastlesionseg.cli import cmd_train
+    from breastlesionseg.training.config import POSITIVE_SAMPLING_MODES
+
+    parser = argparse.ArgumentParser()
+    cmd_train.register(parser.add_subparsers())
+    sub = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001 - argparse has no public accessor
+    action = next(a for a in sub._actions if a.dest == "positive_sampling")  # noqa: SLF001
+    assert tuple(action.choices) == POSITIVE_SAMPLING_MODES and action.default == POSITIVE_SAMPLING_MODES[0]
+    args = parser.parse_args(["train", "--data", str(tmp_path), "--output", str(tmp_path / "m"),
+                              "--positive-sampling", "voxel"])
+    assert cmd_train.config_from_args(args).positive_sampling == "voxel"
