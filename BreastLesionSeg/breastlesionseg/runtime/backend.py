@@ -26,9 +26,15 @@ class RunnableNetwork(nn.Module):
     Attributes:
         backend_name: name of the backend that built it.
         in_channels, out_channels: the wrapped network's channels.
+        runs_on_torch_threads: ``True`` when the forward pass runs on PyTorch's intra-op thread pool;
+            ``False`` for backends with their own thread pool (OpenVINO, ONNX Runtime). The sliding
+            window then drops PyTorch to one thread: PyTorch's OpenMP workers spin for a while after
+            each small blending op and take the cores from the runtime's threads (measured on the Duke
+            exam, 2 cores: OpenVINO 8.4 ms per window with 2 PyTorch threads, 4.9 ms with 1).
     """
 
     backend_name: str = "?"
+    runs_on_torch_threads: bool = True
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()

@@ -25,6 +25,7 @@ def _import_ort():
 
 class _OrtNetwork(RunnableNetwork):
     backend_name = "onnxruntime"
+    runs_on_torch_threads = False  # its own thread pool
 
     def __init__(self, session, in_channels: int, out_channels: int, has_act: bool) -> None:
         super().__init__(in_channels, out_channels)

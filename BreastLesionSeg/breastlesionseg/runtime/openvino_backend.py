@@ -43,6 +43,7 @@ def _import_openvino():
 
 class _OpenVinoNetwork(RunnableNetwork):
     backend_name = "openvino"
+    runs_on_torch_threads = False  # its own thread pool
 
     def __init__(self, core, model, config: dict, in_channels: int, out_channels: int, has_act: bool) -> None:
         super().__init__(in_channels, out_channels)

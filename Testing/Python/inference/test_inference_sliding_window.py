@@ -156,3 +156,45 @@ def test_windows_outside_the_breast_are_skipped_without_changing_the_breast(hand
     # far from the breast (beyond the dilation and any window touching it) the probability is 0
     assert np.all(skipped.probability[:, 20:, 30:] == 0.0)
     assert skipped.act_score == pytest.approx(full.act_score)
+
+
+class _ThreadRecordingNet(torch.nn.Module):
+    """Wraps the hand-set network and records PyTorch's thread count at every forward pass."""
+
+    def __init__(self, inner, runs_on_torch_threads: bool) -> None:
+        super().__init__()
+        self.inner = inner
+        self.runs_on_torch_threads = runs_on_torch_threads
+        self.seen_threads: list[int] = []
+
+    def forward_with_aux(self, x):
+        self.seen_threads.append(torch.get_num_threads())
+        return self.inner.forward_with_aux(x)
+
+
+@pytest.mark.parametrize("own_pool", [True, False])
+def test_torch_drops_to_one_thread_only_for_networks_with_their_own_thread_pool(handset_model, own_pool):
+    inner, _ = handset_model
+    net = _ThreadRecordingNet(inner, runs_on_torch_threads=not own_pool)
+    x = _channels()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pred = predict_probability(net, x, (7, 9, 8), overlap=0.5, device="cpu")
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+    assert after == 2  # restored
+    assert net.seen_threads and set(net.seen_threads) == ({1} if own_pool else {2})
+    expected = 1.0 / (1.0 + np.exp(-(0.02 * (x[2].astype(np.float64) - 400.0))))
+    np.testing.assert_allclose(pred.probability, expected, atol=2e-6)  # same result either way
+
+
+def test_runtime_networks_declare_their_own_thread_pool():
+    from breastlesionseg.runtime.backend import RunnableNetwork
+    from breastlesionseg.runtime.eager import _EagerNetwork
+    from breastlesionseg.runtime.onnxruntime_backend import _OrtNetwork
+    from breastlesionseg.runtime.openvino_backend import _OpenVinoNetwork
+
+    assert RunnableNetwork.runs_on_torch_threads and _EagerNetwork.runs_on_torch_threads
+    assert not _OpenVinoNetwork.runs_on_torch_threads and not _OrtNetwork.runs_on_torch_threads
