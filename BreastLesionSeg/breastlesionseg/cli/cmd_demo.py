@@ -74,6 +74,7 @@ def demo_command(args: argparse.Namespace, progress) -> Path:
     report = sys.stderr if args.progress == "json" else sys.stdout
     out = fresh_output_dir() if args.output is None else check_output_dir(args.output, overwrite=args.force)
     engine = SegmentationEngine(make_config(args))
+    engine.prepare_backend_in_background()  # overlaps with generating the phantom
     print(DEMO_BANNER if engine.model_info.is_demo else
           f"NOTE: model '{engine.model_info.model_id}' is not marked as a demo model; the phantom is synthetic.",
           file=report)

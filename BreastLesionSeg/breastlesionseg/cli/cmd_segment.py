@@ -224,6 +224,7 @@ def segment_command(args: argparse.Namespace, progress) -> Path:
     out = check_output_dir(args.output, overwrite=args.force)
     config = make_config(args)
     engine = SegmentationEngine(config)  # fails early on a bad model or device
+    engine.prepare_backend_in_background()  # overlaps with loading the exam and the breast region
     t0 = time.perf_counter()
     exam = load_exam([Path(p) for p in args.phases], register=args.register, progress=scaled(progress, 0.0, 0.1))
     load_s = time.perf_counter() - t0

@@ -60,6 +60,8 @@ class Backend(abc.ABC):
         exact: ``True`` when it computes the same float32 arithmetic up to round-off (auto-selectable);
             reduced-precision backends are ``False`` and are used only when asked for by name.
         devices: device types it runs on (``"cpu"``, ``"cuda"``).
+        num_threads: threads of a runtime with its own thread pool (OpenVINO, ONNX Runtime); ``None``
+            means ``torch.get_num_threads()`` at preparation time.
     """
 
     name: str = "?"
@@ -68,6 +70,7 @@ class Backend(abc.ABC):
     rtol: float = 1e-5
     exact: bool = True
     devices: Tuple[str, ...] = ("cpu",)
+    num_threads: Optional[int] = None
 
     def availability(self) -> Tuple[bool, str]:
         """``(True, "")`` when the backend's dependencies are importable, else ``(False, why)``."""

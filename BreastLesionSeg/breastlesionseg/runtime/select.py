@@ -158,7 +158,7 @@ def _candidates(device_type: str, preference: str | Sequence[str]) -> List[str]:
 
 def select_backend(module: nn.Module, device: str | torch.device = "cpu",
                    patch_shape: Sequence[int] | None = None, preference: str | Sequence[str] = "auto",
-                   measure: bool = False, repeats: int = 2) -> BackendSelection:
+                   measure: bool = False, repeats: int = 2, num_threads: int | None = None) -> BackendSelection:
     """Choose how to run ``module`` for sliding-window inference and build it.
 
     Args:
@@ -172,6 +172,9 @@ def select_backend(module: nn.Module, device: str | torch.device = "cpu",
         measure: time every validated candidate on ``patch_shape`` and keep the fastest (else the first
             validated one in order wins).
         repeats: timed forward passes per candidate when measuring (median).
+        num_threads: threads for backends with their own thread pool (default: ``torch.get_num_threads()``
+            when each is prepared). Pass it when preparing in a background thread, where the caller's
+            thread setting may not be in force yet.
 
     Returns:
         :class:`BackendSelection` (``.network`` is the drop-in runnable, ``.summary()`` says which and why).
@@ -197,6 +200,8 @@ def select_backend(module: nn.Module, device: str | torch.device = "cpu",
     named = [preference] if isinstance(preference, str) else list(preference)
     for name in _candidates(dev.type, preference):
         backend = BACKENDS[name]()
+        if num_threads is not None:
+            backend.num_threads = int(num_threads)
         if dev.type not in backend.devices:
             rejected.append((name, f"does not run on {dev.type}"))
             continue

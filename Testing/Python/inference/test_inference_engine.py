@@ -225,3 +225,35 @@ def test_window_shrinks_with_a_note_when_memory_is_short(oblique_case, handset_m
     assert small_window[0] * small_window[1] * small_window[2] * per_voxel <= budget
     assert [n for n in short.notes if "sliding window reduced" in n and str(tuple(full_window)) in n]
     np.testing.assert_array_equal(short.lesion_labels.array, full.lesion_labels.array)  # oracle: same result
+
+
+def test_backend_prepared_in_background_is_the_one_run_uses(monkeypatch, handset_model, oblique_case):
+    engine = _engine(handset_model, oblique_case.breast, num_threads=1)
+    seen = []
+    real_select = engine_module.SegmentationEngine._build_runnable
+
+    def recording_build(self, num_threads):
+        seen.append((threading.current_thread().name, num_threads))
+        return real_select(self, num_threads)
+
+    monkeypatch.setattr(engine_module.SegmentationEngine, "_build_runnable", recording_build)
+    engine.prepare_backend_in_background()
+    engine.prepare_backend_in_background()  # idempotent: one preparation
+    network, summary = engine.runnable()
+    assert network is engine.runnable()[0]  # built once, cached
+    assert len(seen) == 1 and seen[0][0].startswith("bls-backend") and seen[0][1] == 1
+    assert summary.startswith("eager")
+    result = engine.run(oblique_case.exam)
+    assert len(seen) == 1 and result.n_lesions >= 1
+
+
+def test_background_backend_errors_surface_when_the_backend_is_needed(monkeypatch, handset_model, oblique_case):
+    engine = _engine(handset_model, oblique_case.breast)
+
+    def failing_build(self, num_threads):
+        raise ModelError("runtime broke while compiling")
+
+    monkeypatch.setattr(engine_module.SegmentationEngine, "_build_runnable", failing_build)
+    engine.prepare_backend_in_background()
+    with pytest.raises(ModelError, match="runtime broke"):
+        engine.run(oblique_case.exam)
