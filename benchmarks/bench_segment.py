@@ -199,7 +199,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
     t_all = time.perf_counter()
     engine = engine_for(spec["arch"], spec["model"], spec["device"], spec.get("overlap"), spec.get("threads"),
                         heatmap=bool(spec.get("heatmap")), tta=bool(spec.get("tta")),
-                        backend=spec.get("backend") or "auto", sw_batch_size=int(spec.get("sw_batch_size") or 1))
+                        backend=spec.get("backend") or "auto", sw_batch_size=int(spec["sw_batch_size"]) if spec.get("sw_batch_size") else None)
     timings["load_model"] = time.perf_counter() - t_all
     truth = None
     if spec["kind"] == "duke":
@@ -239,7 +239,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "peak_gpu_memory_mb": result.peak_gpu_memory_mb,
         "n_windows": result.n_windows,
-        "sw_batch_size": int(spec.get("sw_batch_size") or 1),
+        "sw_batch_size": result.config.get("sw_batch_size"),  # the batch used (automatic when not given)
         "n_windows_skipped": result.n_windows_skipped,
         "crop_size_xyz": list(result.crop_geometry.size),
         "model_grid_size_xyz": list(result.model_geometry.size),
@@ -347,7 +347,7 @@ def print_table(cases: list[dict[str, Any]]) -> None:
     for c in cases:
         spec = c["spec"]
         name = "duke" if spec["kind"] == "duke" else f"phantom {spec.get('seed')}"
-        name += f" b{spec.get('sw_batch_size', 1)}"
+        name += f" b{spec.get('sw_batch_size') or 'auto'}"
         if "error" in c:
             print(f"{name:<22}{spec['device']:<10}{spec['arch']:<11} ERROR {c['error']}")
             continue
@@ -373,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
     parser.add_argument("--output", default=None, help="JSON path (default benchmarks/output/bench_segment_<time>.json)")
     parser.add_argument("--backend", default="auto", help="inference backend (default auto: the engine's choice)")
-    parser.add_argument("--sw-batch-size", type=int, nargs="+", default=[1], metavar="B",
-                        help="sliding windows per forward pass; several values time each (default 1)")
+    parser.add_argument("--sw-batch-size", type=int, nargs="+", default=[0], metavar="B",
+                        help="sliding windows per forward pass; several values time each (default 0: the "
+                             "engine's automatic batch, 1 on CPU and up to 16 on CUDA)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -35,7 +35,10 @@ class InferenceConfig:
         tta_flips: flips used when ``tta`` is on; each a tuple of spatial axes of the (z, y, x) input.
         window_zyx: sliding-window size (z, y, x) in voxels at the model's spacing; ``None`` = the model
             card's ``inference_window`` (or its training ``patch_size`` when that is unset).
-        sw_batch_size: windows per forward pass (halved automatically on out-of-memory).
+        sw_batch_size: windows per forward pass (halved automatically on out-of-memory); ``None`` =
+            automatic: :data:`breastlesionseg.runtime.window.AUTO_SW_BATCH_SIZE` for the device (1 on CPU,
+            where larger batches did not help; 16 on CUDA, where one small window leaves the GPU idle),
+            reduced to what fits the memory budget before the window itself is reduced.
         amp: mixed precision (float16 autocast) on CUDA; ignored on CPU.
         save_probability: keep the lesion probability map on the pre grid in the result.
         heatmap: compute a Grad-CAM heat map from the ACT head (one backward pass per window).
@@ -60,7 +63,7 @@ class InferenceConfig:
     tta: bool = False
     tta_flips: tuple[tuple[int, ...], ...] = field(default=DEFAULT_TTA_FLIPS)
     window_zyx: tuple[int, int, int] | None = None
-    sw_batch_size: int = 1
+    sw_batch_size: int | None = None
     amp: bool = True
     save_probability: bool = False
     heatmap: bool = False
@@ -96,7 +99,7 @@ class InferenceConfig:
             len(tuple(self.window_zyx)) != 3 or any(int(w) < 1 for w in self.window_zyx)
         ):
             raise InputError(f"InferenceConfig.window_zyx must be 3 positive voxel counts (z, y, x), got {self.window_zyx}")
-        if int(self.sw_batch_size) < 1:
+        if self.sw_batch_size is not None and int(self.sw_batch_size) < 1:
             raise InputError(f"InferenceConfig.sw_batch_size must be >= 1, got {self.sw_batch_size}")
         if not (0.0 < float(self.pe_threshold_percent) < 10000.0):
             raise InputError(

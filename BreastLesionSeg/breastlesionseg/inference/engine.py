@@ -214,13 +214,14 @@ class SegmentationEngine:
                                      cropped.breast, self.model_info.patch_size_zyx)
             with step("backend"):
                 network, backend_summary = self.runnable()
-                window, window_note = self._window_for_memory(network)
+                batch = self._sw_batch_size(network)
+                window, window_note = self._window_for_memory(network, batch)
                 if window_note:
                     notes.append(window_note)
                     prepared = dataclasses.replace(prepared, patch_size_zyx=window)
             with step("inference"):
-                prediction = predict(network, prepared, cfg, self.device, self.overlap,
-                                     tracker.sub("inference"), cancel)
+                prediction = predict(network, prepared, dataclasses.replace(cfg, sw_batch_size=batch), self.device,
+                                     self.overlap, tracker.sub("inference"), cancel)
             notes.extend(prediction.notes)
             heat_model = None
             if cfg.heatmap:
@@ -277,6 +278,7 @@ class SegmentationEngine:
             model_geometry=prepared.model_geometry,
             n_windows=prediction.n_windows,
             config={**cfg.to_dict(), "overlap": self.overlap, "threshold": self.threshold,
+                    "sw_batch_size": prediction.sw_batch_size,
                     "min_lesion_volume_mm3": self.min_lesion_volume_mm3},
             notes=notes,
             n_windows_skipped=prediction.skipped_windows,
@@ -325,13 +327,24 @@ class SegmentationEngine:
         log.debug("backend %s prepared in %.2f s", selection.backend.name, time.perf_counter() - t0)
         return selection.network, selection.summary()
 
-    def _window_for_memory(self, network: torch.nn.Module) -> tuple[tuple[int, int, int], str | None]:
+    def _sw_batch_size(self, network: torch.nn.Module) -> int:
+        """Windows per forward pass: the config's, or the device's automatic batch reduced to fit in memory."""
+        from ..runtime.window import AUTO_SW_BATCH_SIZE, batch_for_memory
+
+        if self.config.sw_batch_size is not None:
+            return int(self.config.sw_batch_size)
+        backend = getattr(network, "backend_name", "?")
+        return batch_for_memory(self.model_info.patch_size_zyx, self.device.type, backend,
+                                AUTO_SW_BATCH_SIZE.get(self.device.type, 1),
+                                cuda_device=self.device if self.device.type == "cuda" else None)
+
+    def _window_for_memory(self, network: torch.nn.Module, batch: int) -> tuple[tuple[int, int, int], str | None]:
         """The model's window, or a smaller one when a forward pass of ``network`` would not fit in memory."""
         from ..runtime.window import window_for_memory
 
         backend = getattr(network, "backend_name", "?")  # unknown -> charged the largest measured figure
         return window_for_memory(self.model_info.patch_size_zyx, self.device.type, backend,
-                                 batch=self.config.sw_batch_size, multiple=int(getattr(self.model, "size_multiple", 8)),
+                                 batch=batch, multiple=int(getattr(self.model, "size_multiple", 8)),
                                  cuda_device=self.device if self.device.type == "cuda" else None)
 
     def _breast_region(self, exam: DCEExam) -> Volume:

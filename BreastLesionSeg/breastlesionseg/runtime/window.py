@@ -32,6 +32,37 @@ BYTES_PER_VOXEL: dict[str, float] = {
 }
 #: fallback when the backend is unknown (the largest measured figure)
 DEFAULT_BYTES_PER_VOXEL = max(BYTES_PER_VOXEL.values())
+#: windows per forward pass when the user does not choose (``InferenceConfig.sw_batch_size = None``), per
+#: device type. CPU: 1 (Duke exam, OpenVINO, 2 cores: batches of 4 and 8 were not faster, 8 slower,
+#: docs/performance.md). CUDA: 16 windows of the demo model's 16 x 32 x 32 are ~0.5 M voxels per pass;
+#: one window per pass would leave the GPU launch-bound (not yet measured: no GPU was available).
+AUTO_SW_BATCH_SIZE: dict[str, int] = {"cpu": 1, "cuda": 16}
+
+
+def batch_for_memory(window_zyx: Sequence[int], device_type: str, backend: str, max_batch: int,
+                     budget_bytes: int | None = None, cuda_device=None) -> int:
+    """The largest batch ``<= max_batch`` (halving from it) whose forward pass fits the memory budget; at least 1.
+
+    Args:
+        window_zyx: the sliding window (z, y, x) in voxels.
+        device_type: ``"cpu"`` or ``"cuda"``.
+        backend: inference backend name (its :data:`BYTES_PER_VOXEL`; unknown -> the largest).
+        max_batch: the batch wanted.
+        budget_bytes: memory one forward pass may take; default as in :func:`window_for_memory`.
+        cuda_device: the CUDA device for the default GPU budget.
+    """
+    if int(max_batch) < 1:
+        raise InputError(f"max_batch must be >= 1; got {max_batch}")
+    if budget_bytes is None:
+        budget_bytes = cuda_memory_budget_bytes(cuda_device) if device_type == "cuda" else memory_budget_bytes()
+    voxels = 1
+    for s in window_zyx:
+        voxels *= int(s)
+    per_window = voxels * BYTES_PER_VOXEL.get(backend, DEFAULT_BYTES_PER_VOXEL)
+    batch = int(max_batch)
+    while batch > 1 and batch * per_window > budget_bytes:
+        batch //= 2
+    return batch
 
 
 def memory_budget_bytes(fraction: float = 0.5, cap_bytes: int = 4 * 2**30) -> int:

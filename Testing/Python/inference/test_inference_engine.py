@@ -257,3 +257,18 @@ def test_background_backend_errors_surface_when_the_backend_is_needed(monkeypatc
     engine.prepare_backend_in_background()
     with pytest.raises(ModelError, match="runtime broke"):
         engine.run(oblique_case.exam)
+
+
+def test_automatic_window_batch_per_device_fitted_to_memory(monkeypatch, handset_model, oblique_case):
+    from breastlesionseg.runtime import window as window_module
+
+    result = _engine(handset_model, oblique_case.breast).run(oblique_case.exam)
+    assert result.config["sw_batch_size"] == window_module.AUTO_SW_BATCH_SIZE["cpu"] == 1
+    monkeypatch.setitem(window_module.AUTO_SW_BATCH_SIZE, "cpu", 8)
+    assert _engine(handset_model, oblique_case.breast).run(oblique_case.exam).config["sw_batch_size"] == 8
+    # too little memory for 8 windows: the batch is halved before the window is touched
+    monkeypatch.setattr(window_module, "memory_budget_bytes", lambda: int(7 * 15 * 13 * 1503.0 * 2.5))
+    small = _engine(handset_model, oblique_case.breast).run(oblique_case.exam)
+    assert small.config["sw_batch_size"] == 2 and not [n for n in small.notes if "window reduced" in n]
+    # an explicit batch is kept as given
+    assert _engine(handset_model, oblique_case.breast, sw_batch_size=3).run(oblique_case.exam).config["sw_batch_size"] == 3

@@ -58,3 +58,18 @@ def test_window_for_memory_keeps_the_model_window_when_it_fits_and_says_why_when
     assert unknown[1] * unknown[2] <= small[1] * small[2]
     with pytest.raises(InputError, match="no window fits"):
         window_for_memory(window, "cpu", "eager", budget_bytes=1024)
+
+
+def test_batch_for_memory_halves_the_automatic_batch_until_it_fits():
+    from breastlesionseg.runtime.window import BYTES_PER_VOXEL, batch_for_memory
+
+    window = (16, 32, 32)  # 16384 voxels
+    per_window = 16384 * BYTES_PER_VOXEL["openvino"]
+    assert batch_for_memory(window, "cpu", "openvino", 16, budget_bytes=int(16 * per_window)) == 16
+    assert batch_for_memory(window, "cpu", "openvino", 16, budget_bytes=int(15 * per_window)) == 8
+    assert batch_for_memory(window, "cpu", "openvino", 16, budget_bytes=int(3 * per_window)) == 2
+    assert batch_for_memory(window, "cpu", "openvino", 16, budget_bytes=1) == 1  # never below 1
+    # an unknown backend is charged the largest measured figure
+    assert batch_for_memory(window, "cpu", "?", 16, budget_bytes=int(16 * per_window)) < 16
+    with pytest.raises(InputError, match="max_batch"):
+        batch_for_memory(window, "cpu", "openvino", 0, budget_bytes=10**9)
