@@ -23,7 +23,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 import numpy as np
 
@@ -101,36 +102,42 @@ def metrics_document(result: SegmentationResult, exam: DCEExam, extra: dict | No
 
 
 def _write_files(result: SegmentationResult, exam: DCEExam, folder: Path, extra: dict | None, title: str) -> list[str]:
+    """Write every output file into ``folder``; the image files are compressed in worker threads.
+
+    zlib and SimpleITK release the GIL while they compress, so the volumes are written concurrently
+    while the main thread renders the overview (matplotlib stays on the calling thread). Duke exam,
+    2 cores: see docs/performance.md.
+    """
     from ..io import write_volume
     from ..io.seg_nrrd import write_seg_nrrd
     from .overview import render_overview
 
-    written = []
-    write_seg_nrrd(folder / SEGMENTATION_FILE, result.breast_mask, result.lesion_labels)
-    written.append(SEGMENTATION_FILE)
-    write_volume(Volume(np.asarray(result.lesion_labels.array, dtype=np.uint16), exam.geometry, name="lesions"),
-                 folder / LESIONS_FILE)
-    written.append(LESIONS_FILE)
-    write_volume(Volume(np.asarray(result.breast_mask.array, dtype=np.uint8), exam.geometry, name="breast"),
-                 folder / BREAST_MASK_FILE)
-    written.append(BREAST_MASK_FILE)
+    jobs: list[tuple[str, Callable[[], object]]] = [
+        (SEGMENTATION_FILE, lambda: write_seg_nrrd(folder / SEGMENTATION_FILE, result.breast_mask, result.lesion_labels)),
+        (LESIONS_FILE, lambda: write_volume(
+            Volume(np.asarray(result.lesion_labels.array, dtype=np.uint16), exam.geometry, name="lesions"),
+            folder / LESIONS_FILE)),
+        (BREAST_MASK_FILE, lambda: write_volume(
+            Volume(np.asarray(result.breast_mask.array, dtype=np.uint8), exam.geometry, name="breast"),
+            folder / BREAST_MASK_FILE)),
+    ]
     if result.probability is not None:
-        write_volume(result.probability, folder / PROBABILITY_FILE)
-        written.append(PROBABILITY_FILE)
+        jobs.append((PROBABILITY_FILE, lambda: write_volume(result.probability, folder / PROBABILITY_FILE)))
     if result.heatmap is not None:
-        write_volume(result.heatmap, folder / HEATMAP_FILE)
-        written.append(HEATMAP_FILE)
-    doc = metrics_document(result, exam, extra)
-    (folder / METRICS_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    written.append(METRICS_FILE)
-    footer = f"model {result.model.model_id} ({result.model.sha256[:12] or 'no checksum'})"
-    if result.model.is_demo:
-        footer += " - " + DEMO_MODEL_NOTE
-    footer += " - research use only"
-    render_overview(exam, result.breast_mask, result.lesion_labels, folder / OVERVIEW_FILE,
-                    title=title or f"{result.n_lesions} lesion(s) found", footer=footer)
-    written.append(OVERVIEW_FILE)
-    return written
+        jobs.append((HEATMAP_FILE, lambda: write_volume(result.heatmap, folder / HEATMAP_FILE)))
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="bls-write") as pool:
+        futures = [(name, pool.submit(job)) for name, job in jobs]
+        doc = metrics_document(result, exam, extra)
+        (folder / METRICS_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        footer = f"model {result.model.model_id} ({result.model.sha256[:12] or 'no checksum'})"
+        if result.model.is_demo:
+            footer += " - " + DEMO_MODEL_NOTE
+        footer += " - research use only"
+        render_overview(exam, result.breast_mask, result.lesion_labels, folder / OVERVIEW_FILE,
+                        title=title or f"{result.n_lesions} lesion(s) found", footer=footer)
+        for _name, future in futures:
+            future.result()  # re-raises a failed write; the caller removes the partial folder
+    return [name for name, _ in jobs] + [METRICS_FILE, OVERVIEW_FILE]
 
 
 def _normal_permissions(folder: Path, names: list[str]) -> None:
