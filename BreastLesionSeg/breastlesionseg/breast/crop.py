@@ -249,16 +249,17 @@ def compute_crop(
     mult = _per_axis_zyx(multiple, "multiple", 1)
     mins = _per_axis_zyx(min_size, "min_size", 1)
     arr = np.asarray(mask.array)
-    nz = np.nonzero(arr)
-    if nz[0].size == 0:
+    # occupied index range per axis from projections (np.nonzero of the whole mask took 0.5 s on Duke)
+    occupied = [np.flatnonzero(np.any(arr, axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
+    if occupied[0].size == 0:
         raise InputError(f"compute_crop: the breast mask '{mask.name or mask.source}' is empty; nothing to crop to")
     shape = mask.geometry.shape_zyx
     spacing_zyx = mask.geometry.spacing[::-1]
     start, stop = [], []
     for a in range(3):
         m = int(math.ceil(margin_mm / spacing_zyx[a] - 1e-9))
-        lo = max(int(nz[a].min()) - m, 0)
-        hi = min(int(nz[a].max()) + 1 + m, shape[a])
+        lo = max(int(occupied[a][0]) - m, 0)
+        hi = min(int(occupied[a][-1]) + 1 + m, shape[a])
         s, e = _round_axis(lo, hi, shape[a], mult[a], mins[a])
         start.append(s)
         stop.append(e)
