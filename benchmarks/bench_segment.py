@@ -201,6 +201,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
                         heatmap=bool(spec.get("heatmap")), tta=bool(spec.get("tta")),
                         backend=spec.get("backend") or "auto", sw_batch_size=int(spec["sw_batch_size"]) if spec.get("sw_batch_size") else None)
     timings["load_model"] = time.perf_counter() - t_all
+    engine.prepare_backend_in_background()  # as ``segment`` does: overlaps with loading and the breast region
     truth = None
     if spec["kind"] == "duke":
         t0 = time.perf_counter()
