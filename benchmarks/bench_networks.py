@@ -56,7 +56,7 @@ log = logging.getLogger("bench_networks")
 #: models benchmarked: name -> (builder kwargs description)
 MODELS: Tuple[str, ...] = ("mm3dunet_t6", "mm3dunet_t12", "mm3dunet_t12_act", "unet3d_table1", "monai_basicunet")
 #: backends tried per model (those that do not support a model are reported as such)
-BACKEND_NAMES: Tuple[str, ...] = ("eager", "channels_last", "fused_cec", "onnxruntime", "openvino", "bf16")
+BACKEND_NAMES: Tuple[str, ...] = ("eager", "channels_last", "fused_cec", "native_cec", "onnxruntime", "openvino", "bf16")
 PAPER_INPUT: Tuple[int, int, int] = (32, 256, 256)
 DUKE_GLOB = "Breast_MRI_153_000[0-4]_*.nii.gz"
 
@@ -159,7 +159,10 @@ def _prepare(backend_name: str, net: torch.nn.Module, shape: Sequence[int]) -> T
         ok, why = backend.supports(net)
     if not ok:
         return None, why
-    return backend.prepare(net, shape), ""
+    try:
+        return backend.prepare(net, shape), ""
+    except ValueError as exc:  # e.g. native_cec refuses a window its kernel cannot tile
+        return None, str(exc)
 
 
 def memory_worker(spec: Dict[str, Any]) -> Dict[str, Any]:

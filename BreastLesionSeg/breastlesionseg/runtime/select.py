@@ -8,7 +8,8 @@ Usage (inference engine)::
     log.info("inference backend: %s", selection.summary())
 
 Order (fastest first, measured by ``benchmarks/bench_networks.py`` on the 2-core EPYC; see
-docs/performance.md): on CPU ``openvino``, ``onnxruntime``, ``fused_cec`` (MM-3DUNet only), ``eager``; on CUDA
+docs/performance.md): on CPU ``native_cec`` (MM-3DUNet only, windows its C++ kernel can tile, where a compiler is
+present), ``openvino``, ``onnxruntime``, ``fused_cec`` (MM-3DUNet only), ``eager``; on CUDA
 ``eager`` (GPU timings not measured yet). With ``measure=True`` the validated candidates are timed on
 the window instead and the fastest wins (costs a few forward passes). Reduced-precision backends
 (``bf16``) are used only when named in ``preference``. Every candidate is checked against eager
@@ -33,6 +34,7 @@ from .bf16 import Bf16AutocastBackend
 from .channels_last import ChannelsLastBackend
 from .eager import EagerBackend
 from .fused_backend import FusedCECBackend
+from .native_backend import NativeCECBackend
 from .onnxruntime_backend import OnnxRuntimeBackend
 from .openvino_backend import OpenVinoBackend
 
@@ -43,12 +45,15 @@ BACKENDS: Dict[str, Callable[[], Backend]] = {
     "eager": EagerBackend,
     "channels_last": ChannelsLastBackend,
     "fused_cec": FusedCECBackend,
+    "native_cec": NativeCECBackend,
     "onnxruntime": OnnxRuntimeBackend,
     "openvino": OpenVinoBackend,
     "bf16": Bf16AutocastBackend,
 }
 #: automatic order on CPU, fastest first (from the benchmark)
-CPU_ORDER: Tuple[str, ...] = ("openvino", "onnxruntime", "fused_cec", "eager")
+#: (``native_cec`` refuses windows whose full-resolution units it cannot take before building anything,
+#: so the demo model's small windows fall through to OpenVINO)
+CPU_ORDER: Tuple[str, ...] = ("native_cec", "openvino", "onnxruntime", "fused_cec", "eager")
 #: automatic order on CUDA
 CUDA_ORDER: Tuple[str, ...] = ("eager",)
 

@@ -1,0 +1,395 @@
+// Fused MM-3DUNet CEC unit for CPUs with AVX-512 (float32), used by breastlesionseg.runtime.native_cec.
+//
+// One call computes, for each sample of x (N, C, D, H, W) contiguous:
+//   expand 1x1x1 (C -> HID) -> InstanceNorm -> LeakyReLU -> depthwise 3x3x3 (stride 1, zero padding)
+//   -> InstanceNorm -> LeakyReLU -> project 1x1x1 (HID -> CO) + bias [+ x when RES]
+// in two passes over the volume instead of one DRAM pass per op:
+//   * the first norm's statistics come analytically from the input's mean and covariance (float64);
+//   * pass A computes expand -> norm -> act -> depthwise per (y, x) tile with a ring of three expanded
+//     planes in cache, writes the depthwise output ONCE (streaming stores, tile-major layout) into a
+//     buffer the caller keeps between calls, and accumulates the second norm's statistics in float64;
+//   * pass B reads that buffer back sequentially: norm -> act -> project + bias (+ residual).
+// Generalises the store-once prototype of benchmarks/fused_cec_unit/ (8 -> 96 -> 8 only) to the
+// channel counts instantiated at the bottom of this file. Shapes: H % 8 == 0 and W % 64 == 0.
+// No fast-math: float32 arithmetic in the order of the prototype, float64 accumulators for statistics.
+#include <torch/extension.h>
+#include <omp.h>
+#include <immintrin.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <tuple>
+#include <vector>
+
+namespace {
+
+constexpr int TY = 8, TX = 64, RB = 4, NXV = TX / 16, XS = TX + 16;
+
+inline __m512 lrelu16(__m512 v, __m512 slope) { return _mm512_max_ps(v, _mm512_mul_ps(v, slope)); }
+
+// Per-channel mean and population covariance of x (C, n) in float64 (float partial sums per 256-voxel row).
+template <int C>
+void x_stats(const float* x, long n, double* mu, double* cov) {
+  constexpr int NP = C * (C + 1) / 2;
+  int pc[NP], pd[NP];
+  {
+    int k = 0;
+    for (int c = 0; c < C; c++)
+      for (int d = 0; d <= c; d++) { pc[k] = c; pd[k] = d; k++; }
+  }
+  constexpr long ROW = 256;
+  std::vector<double> s(C, 0.0), m(NP, 0.0);
+#pragma omp parallel
+  {
+    std::vector<double> ls(C, 0.0), lm(NP, 0.0);
+#pragma omp for schedule(static)
+    for (long r = 0; r < n / ROW; r++) {
+      const float* p = x + r * ROW;
+      for (int c = 0; c < C; c++) {
+        __m512 a = _mm512_setzero_ps();
+        for (long i = 0; i < ROW; i += 16) a = _mm512_add_ps(a, _mm512_loadu_ps(p + c * n + i));
+        ls[c] += (double)_mm512_reduce_add_ps(a);
+      }
+      for (int g = 0; g < NP; g += 16) {
+        const int gn = std::min(16, NP - g);
+        __m512 am[16];
+        for (int q = 0; q < 16; q++) am[q] = _mm512_setzero_ps();
+        for (long i = 0; i < ROW; i += 16)
+          for (int q = 0; q < gn; q++)
+            am[q] = _mm512_fmadd_ps(_mm512_loadu_ps(p + pc[g + q] * n + i), _mm512_loadu_ps(p + pd[g + q] * n + i), am[q]);
+        for (int q = 0; q < gn; q++) lm[g + q] += (double)_mm512_reduce_add_ps(am[q]);
+      }
+    }
+#pragma omp critical
+    {
+      for (int c = 0; c < C; c++) s[c] += ls[c];
+      for (int q = 0; q < NP; q++) m[q] += lm[q];
+    }
+  }
+  for (int c = 0; c < C; c++) mu[c] = s[c] / n;
+  for (int q = 0; q < NP; q++) {
+    const int c = pc[q], d = pd[q];
+    cov[c * C + d] = cov[d * C + c] = m[q] / n - mu[c] * mu[d];
+  }
+}
+
+// expand (norm 1 folded) + LeakyReLU for NV vectors of 16 positions, all HID channels
+template <int C, int HID, int NV>
+inline void expand_chunk(const float (*xs)[XS], int v0, const float* __restrict w1, const float* __restrict b1,
+                         float* __restrict R, __m512 slope) {
+  __m512 xv[C][NV];
+  for (int c = 0; c < C; c++)
+    for (int j = 0; j < NV; j++) xv[c][j] = _mm512_load_ps(&xs[c][16 * (v0 + j)]);
+  for (int h = 0; h < HID; h++) {
+    __m512 acc[NV];
+    const __m512 b = _mm512_set1_ps(b1[h]);
+    for (int j = 0; j < NV; j++) acc[j] = b;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) {
+      const __m512 w = _mm512_set1_ps(w1[h * C + c]);
+      for (int j = 0; j < NV; j++) acc[j] = _mm512_fmadd_ps(w, xv[c][j], acc[j]);
+    }
+    for (int j = 0; j < NV; j++) _mm512_store_ps(R + h * XS + 16 * (v0 + j), lrelu16(acc[j], slope));
+  }
+}
+
+// Pass A for one sample: depthwise output of every tile into buf (tile-major), second-norm sums into S, SS.
+template <int C, int HID>
+void pass_a(float* __restrict buf, const float* __restrict x, int D, int Hh, int W, const float* __restrict w1,
+            const float* __restrict b1, const float* __restrict wd, float slope1, double* S, double* SS) {
+  constexpr int PS = (TY + 2) * HID * XS;
+  constexpr int NV1 = C <= 8 ? 2 : 1;
+  const int ny = Hh / TY, nx = W / TX;
+  const long plane = (long)Hh * W, vol = (long)D * plane;
+  const __m512 sl1 = _mm512_set1_ps(slope1);
+#pragma omp parallel
+  {
+    float* ring = (float*)std::aligned_alloc(64, sizeof(float) * 3 * PS);
+    alignas(64) float xs[C][XS];
+    std::vector<double> lS(HID, 0.0), lSS(HID, 0.0);
+#pragma omp for schedule(static)
+    for (int t = 0; t < ny * nx; t++) {
+      const int y0 = (t / nx) * TY, x0 = (t % nx) * TX;
+      auto expand = [&](int z, float* P) {
+        if (z < 0 || z >= D) { std::memset(P, 0, sizeof(float) * PS); return; }
+        for (int yy = 0; yy < TY + 2; yy++) {
+          const int gy = y0 + yy - 1;
+          float* R = P + yy * HID * XS;
+          if (gy < 0 || gy >= Hh) { std::memset(R, 0, sizeof(float) * HID * XS); continue; }
+          for (int c = 0; c < C; c++) {
+            const float* src = x + c * vol + z * plane + (long)gy * W;
+            for (int xx = 0; xx < XS; xx++) {
+              const int gx = x0 + xx - 1;
+              xs[c][xx] = (gx >= 0 && gx < W && xx < TX + 2) ? src[gx] : 0.f;
+            }
+          }
+          for (int v = 0; v + NV1 <= 5; v += NV1) expand_chunk<C, HID, NV1>(xs, v, w1, b1, R, sl1);
+          if (NV1 == 2) expand_chunk<C, HID, 1>(xs, 4, w1, b1, R, sl1);
+          // zero padding of the depthwise input: the columns left of x = 0 and right of x = W - 1
+          if (x0 == 0) for (int h = 0; h < HID; h++) R[h * XS] = 0.f;
+          if (x0 + TX == W) for (int h = 0; h < HID; h++) R[h * XS + TX + 1] = 0.f;
+        }
+      };
+      expand(-1, ring);
+      expand(0, ring + PS);
+      for (int z = 0; z < D; z++) {
+        const float* Pz[3] = {ring + (z % 3) * PS, ring + ((z + 1) % 3) * PS, ring + ((z + 2) % 3) * PS};
+        expand(z + 1, ring + ((z + 2) % 3) * PS);
+        for (int y = 0; y < TY; y += RB) {
+          float* chunk = buf + (((long)t * D + z) * (TY / RB) + y / RB) * (long)(HID * RB * TX);
+          for (int h = 0; h < HID; h++) {
+            __m512 a[RB][NXV];
+            for (int k = 0; k < RB; k++)
+              for (int j = 0; j < NXV; j++) a[k][j] = _mm512_setzero_ps();
+            const float* wh = wd + h * 27;
+#pragma GCC unroll 3
+            for (int dz = 0; dz < 3; dz++) {
+              __m512 w[9];
+              for (int q = 0; q < 9; q++) w[q] = _mm512_set1_ps(wh[dz * 9 + q]);
+#pragma GCC unroll 6
+              for (int r = 0; r < RB + 2; r++) {
+                const float* p = Pz[dz] + ((y + r) * HID + h) * XS;
+                __m512 nx0 = _mm512_load_ps(p);
+#pragma GCC unroll 4
+                for (int j = 0; j < NXV; j++) {
+                  const __m512 i0 = nx0;
+                  nx0 = _mm512_load_ps(p + 16 * (j + 1));
+                  const __m512 i1 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(nx0), _mm512_castps_si512(i0), 1));
+                  const __m512 i2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(nx0), _mm512_castps_si512(i0), 2));
+#pragma GCC unroll 4
+                  for (int k = 0; k < RB; k++) {
+                    const int dy = r - k;
+                    if (dy >= 0 && dy <= 2)
+                      a[k][j] = _mm512_fmadd_ps(w[dy * 3 + 2], i2, _mm512_fmadd_ps(w[dy * 3 + 1], i1, _mm512_fmadd_ps(w[dy * 3], i0, a[k][j])));
+                  }
+                }
+              }
+            }
+            // layout per chunk: [k][j pair][h][32]
+            for (int k = 0; k < RB; k++)
+              for (int j = 0; j < NXV; j++)
+                _mm512_stream_ps(chunk + ((long)(k * (NXV / 2) + j / 2) * HID + h) * 32 + (j & 1) * 16, a[k][j]);
+            __m512 s = _mm512_setzero_ps(), ss = _mm512_setzero_ps();
+            for (int k = 0; k < RB; k++)
+              for (int j = 0; j < NXV; j++) { s = _mm512_add_ps(s, a[k][j]); ss = _mm512_fmadd_ps(a[k][j], a[k][j], ss); }
+            lS[h] += (double)_mm512_reduce_add_ps(s);
+            lSS[h] += (double)_mm512_reduce_add_ps(ss);
+          }
+        }
+      }
+    }
+    std::free(ring);
+#pragma omp critical
+    for (int h = 0; h < HID; h++) { S[h] += lS[h]; SS[h] += lSS[h]; }
+  }
+  _mm_sfence();
+}
+
+// Pass B for one sample: out = project(lrelu(a2 * buf + c2)) + bias (+ x).
+template <int C, int HID, int CO, bool RES>
+void pass_b(const float* __restrict buf, const float* __restrict x, int D, int Hh, int W, const float* __restrict a2,
+            const float* __restrict c2, float slope2, const float* __restrict w2t /*[HID][CO]*/,
+            const float* __restrict bias2, float* __restrict out) {
+  constexpr int CH = HID * RB * TX, CG = CO < 8 ? CO : 8;
+  static_assert(CO % CG == 0, "output channels must be < 8 or a multiple of 8");
+  const int ny = Hh / TY, nx = W / TX;
+  const long plane = (long)Hh * W, vol = (long)D * plane;
+  const __m512 sl2 = _mm512_set1_ps(slope2);
+#pragma omp parallel
+  {
+    float* v = (float*)std::aligned_alloc(64, sizeof(float) * HID * 32);  // activated hidden values, [h][32]
+#pragma omp for schedule(static)
+    for (int t = 0; t < ny * nx; t++) {
+      const int y0 = (t / nx) * TY, x0 = (t % nx) * TX;
+      for (int z = 0; z < D; z++)
+        for (int yb = 0; yb < TY / RB; yb++) {
+          const float* chunk = buf + (((long)t * D + z) * (TY / RB) + yb) * (long)CH;
+          for (int k = 0; k < RB; k++)
+            for (int jp = 0; jp < NXV / 2; jp++) {
+              const long base = z * plane + (long)(y0 + yb * RB + k) * W + x0 + 32 * jp;
+              const float* q = chunk + (long)(k * (NXV / 2) + jp) * HID * 32;
+              for (int h = 0; h < HID; h++) {
+                _mm_prefetch((const char*)(q + h * 32 + 512), _MM_HINT_T0);
+                _mm_prefetch((const char*)(q + h * 32 + 528), _MM_HINT_T0);
+                const __m512 aa = _mm512_set1_ps(a2[h]), cc = _mm512_set1_ps(c2[h]);
+                _mm512_store_ps(v + h * 32, lrelu16(_mm512_fmadd_ps(aa, _mm512_load_ps(q + h * 32), cc), sl2));
+                _mm512_store_ps(v + h * 32 + 16, lrelu16(_mm512_fmadd_ps(aa, _mm512_load_ps(q + h * 32 + 16), cc), sl2));
+              }
+              for (int c0 = 0; c0 < CO; c0 += CG) {
+                __m512 o[CG][2];
+                for (int c = 0; c < CG; c++)
+                  for (int j = 0; j < 2; j++) {
+                    o[c][j] = _mm512_set1_ps(bias2[c0 + c]);
+                    if (RES) o[c][j] = _mm512_add_ps(o[c][j], _mm512_loadu_ps(x + (c0 + c) * vol + base + 16 * j));
+                  }
+#pragma GCC unroll 2
+                for (int h = 0; h < HID; h++) {
+                  const __m512 v0 = _mm512_load_ps(v + h * 32), v1 = _mm512_load_ps(v + h * 32 + 16);
+#pragma GCC unroll 8
+                  for (int c = 0; c < CG; c++) {
+                    const __m512 w = _mm512_set1_ps(w2t[h * CO + c0 + c]);
+                    o[c][0] = _mm512_fmadd_ps(w, v0, o[c][0]);
+                    o[c][1] = _mm512_fmadd_ps(w, v1, o[c][1]);
+                  }
+                }
+                for (int c = 0; c < CG; c++)
+                  for (int j = 0; j < 2; j++) _mm512_storeu_ps(out + (c0 + c) * vol + base + 16 * j, o[c][j]);
+              }
+            }
+        }
+    }
+    std::free(v);
+  }
+}
+
+template <int C, int HID, int CO, bool RES>
+void cec_unit(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tensor& g1, const torch::Tensor& be1,
+              double eps1, double slope1, const torch::Tensor& wd, const torch::Tensor& g2, const torch::Tensor& be2,
+              double eps2, double slope2, const torch::Tensor& w2, const torch::Tensor& bias2, torch::Tensor& buf,
+              torch::Tensor& out) {
+  const int N = x.size(0), D = x.size(2), Hh = x.size(3), W = x.size(4);
+  const long n = (long)D * Hh * W;
+  auto w1c = w1.reshape({HID, C}).to(torch::kFloat64).contiguous();
+  auto wdc = wd.reshape({HID, 27}).contiguous();
+  auto w2t = w2.reshape({CO, HID}).t().contiguous();  // [HID][CO]
+  const double* pw1 = w1c.data_ptr<double>();
+  const float *pg1 = g1.data_ptr<float>(), *pb1 = be1.data_ptr<float>();
+  const float *pg2 = g2.data_ptr<float>(), *pb2 = be2.data_ptr<float>();
+  for (int s = 0; s < N; s++) {
+    const float* xs = x.data_ptr<float>() + (long)s * C * n;
+    float* os = out.data_ptr<float>() + (long)s * CO * n;
+    std::vector<double> mu(C), cov(C * C);
+    x_stats<C>(xs, n, mu.data(), cov.data());
+    alignas(64) float w1f[HID * C];
+    alignas(64) float b1f[HID];
+    for (int h = 0; h < HID; h++) {
+      double m = 0, v = 0;
+      for (int c = 0; c < C; c++) {
+        m += pw1[h * C + c] * mu[c];
+        for (int d = 0; d < C; d++) v += pw1[h * C + c] * cov[c * C + d] * pw1[h * C + d];
+      }
+      const double a = pg1[h] / std::sqrt(std::max(v, 0.0) + eps1);
+      for (int c = 0; c < C; c++) w1f[h * C + c] = (float)(a * pw1[h * C + c]);
+      b1f[h] = (float)(pb1[h] - a * m);
+    }
+    std::vector<double> S(HID, 0.0), SS(HID, 0.0);
+    pass_a<C, HID>(buf.data_ptr<float>(), xs, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
+    std::vector<float> a2(HID), c2(HID);
+    for (int h = 0; h < HID; h++) {
+      const double m = S[h] / n, v = std::max(SS[h] / n - m * m, 0.0);
+      const double a = pg2[h] / std::sqrt(v + eps2);
+      a2[h] = (float)a;
+      c2[h] = (float)(pb2[h] - a * m);
+    }
+    pass_b<C, HID, CO, RES>(buf.data_ptr<float>(), xs, D, Hh, W, a2.data(), c2.data(), (float)slope2,
+                            w2t.data_ptr<float>(), bias2.data_ptr<float>(), os);
+  }
+}
+
+using Kernel = std::function<void(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                                  double, double, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                                  double, double, const torch::Tensor&, const torch::Tensor&, torch::Tensor&, torch::Tensor&)>;
+
+#define BLS_CEC(C, HID, CO, RES) {std::make_tuple(C, HID, CO, RES), cec_unit<C, HID, CO, RES>}
+
+// (C_in, hidden, C_out, residual) of MM-3DUNet t = 12 or 6 (encoder) / t_d = 1 (decoder), base widths 4 and 8,
+// 1 or 3 input channels, for the levels whose in-plane size can meet H % 8 == 0 and W % 64 == 0.
+const std::map<std::tuple<int, int, int, bool>, Kernel>& kernels() {
+  static const std::map<std::tuple<int, int, int, bool>, Kernel> table = {
+      // base width 8: encoder levels 0-2
+      BLS_CEC(1, 12, 8, false), BLS_CEC(3, 36, 8, false), BLS_CEC(8, 96, 8, true),
+      BLS_CEC(8, 96, 16, false), BLS_CEC(16, 192, 16, true),
+      BLS_CEC(16, 192, 32, false), BLS_CEC(32, 384, 32, true),
+      // base width 8: decoder levels 0-2 (t_d = 1: hidden = C_in)
+      BLS_CEC(16, 16, 8, false), BLS_CEC(8, 8, 8, true),
+      BLS_CEC(32, 32, 16, false), BLS_CEC(16, 16, 16, true),
+      BLS_CEC(64, 64, 32, false), BLS_CEC(32, 32, 32, true),
+      // t = 6, base width 8: encoder levels 0-2
+      BLS_CEC(1, 6, 8, false), BLS_CEC(3, 18, 8, false), BLS_CEC(8, 48, 8, true),
+      BLS_CEC(8, 48, 16, false), BLS_CEC(16, 96, 16, true),
+      BLS_CEC(16, 96, 32, false), BLS_CEC(32, 192, 32, true),
+      // base width 4 (the demo model): encoder levels 0-1, decoder levels 0-1
+      BLS_CEC(1, 12, 4, false), BLS_CEC(3, 36, 4, false), BLS_CEC(4, 48, 4, true),
+      BLS_CEC(4, 48, 8, false), BLS_CEC(8, 96, 8, true),
+      BLS_CEC(8, 8, 4, false), BLS_CEC(4, 4, 4, true),
+  };
+  return table;
+}
+
+}  // namespace
+
+bool supports(int64_t cin, int64_t hidden, int64_t cout, bool residual) {
+  return kernels().count(std::make_tuple((int)cin, (int)hidden, (int)cout, residual)) > 0;
+}
+
+// Runs one CEC unit; buf must hold at least hidden * D * H * W float32 (64-byte aligned), out (N, C_out, D, H, W).
+void cec_forward(torch::Tensor x, torch::Tensor w1, torch::Tensor g1, torch::Tensor be1, double eps1, double slope1,
+                 torch::Tensor wd, torch::Tensor g2, torch::Tensor be2, double eps2, double slope2, torch::Tensor w2,
+                 torch::Tensor bias2, torch::Tensor buf, torch::Tensor out, bool residual) {
+  TORCH_CHECK(x.dim() == 5 && x.is_contiguous() && x.scalar_type() == torch::kFloat32, "x must be contiguous float32 (N, C, D, H, W)");
+  TORCH_CHECK(x.size(3) % TY == 0 && x.size(4) % TX == 0, "fused CEC unit needs H % 8 == 0 and W % 64 == 0");
+  const int cin = x.size(1), hidden = wd.size(0), cout = w2.size(0);
+  auto it = kernels().find(std::make_tuple(cin, hidden, cout, residual));
+  TORCH_CHECK(it != kernels().end(), "no fused CEC kernel for ", cin, " -> ", hidden, " -> ", cout);
+  TORCH_CHECK(buf.numel() >= (long)hidden * x.size(2) * x.size(3) * x.size(4) && ((uintptr_t)buf.data_ptr<float>() & 63) == 0,
+              "buffer too small or not 64-byte aligned");
+  TORCH_CHECK(out.is_contiguous() && out.size(1) == cout, "bad output tensor");
+  it->second(x, w1, g1, be1, eps1, slope1, wd, g2, be2, eps2, slope2, w2, bias2, buf, out);
+}
+
+// A 2 MB-aligned float32 buffer with transparent huge pages requested (fewer first-touch page faults).
+torch::Tensor aligned_buffer(int64_t numel) {
+  const size_t bytes = (((size_t)numel * sizeof(float)) + (1u << 21) - 1) & ~(size_t)((1u << 21) - 1);
+  void* p = std::aligned_alloc(1u << 21, bytes);
+  TORCH_CHECK(p != nullptr, "could not allocate the fused CEC buffer (", bytes, " bytes)");
+  madvise(p, bytes, MADV_HUGEPAGE);
+  return torch::from_blob(p, {numel}, [](void* q) { std::free(q); }, torch::TensorOptions().dtype(torch::kFloat32));
+}
+
+// 2 x 2 x 2 max pooling, stride 2, of a contiguous float32 (N, C, D, H, W) with even D, H, W (nn.MaxPool3d(2)).
+torch::Tensor maxpool2(torch::Tensor x) {
+  TORCH_CHECK(x.dim() == 5 && x.is_contiguous() && x.scalar_type() == torch::kFloat32, "x must be contiguous float32 (N, C, D, H, W)");
+  const long D = x.size(2), H = x.size(3), W = x.size(4);
+  TORCH_CHECK(D % 2 == 0 && H % 2 == 0 && W % 2 == 0, "maxpool2 needs even D, H, W");
+  auto out = torch::empty({x.size(0), x.size(1), D / 2, H / 2, W / 2}, x.options());
+  const long rows = x.size(0) * x.size(1) * (D / 2) * (H / 2), W2 = W / 2;
+  const float* px = x.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+#pragma omp parallel for schedule(static)
+  for (long r = 0; r < rows; r++) {
+    const long nc = r / ((D / 2) * (H / 2)), zy = r % ((D / 2) * (H / 2)), z2 = zy / (H / 2), y2 = zy % (H / 2);
+    const float* a = px + ((nc * D + 2 * z2) * H + 2 * y2) * W;  // rows (z, y), (z, y+1), (z+1, y), (z+1, y+1)
+    const float* b = a + W;
+    const float* c = a + H * W;
+    const float* d = c + W;
+    float* o = po + r * W2;
+    long i = 0;
+    for (; i + 16 <= W2; i += 16) {
+      __m512 lo = _mm512_max_ps(_mm512_max_ps(_mm512_loadu_ps(a + 2 * i), _mm512_loadu_ps(b + 2 * i)),
+                                _mm512_max_ps(_mm512_loadu_ps(c + 2 * i), _mm512_loadu_ps(d + 2 * i)));
+      __m512 hi = _mm512_max_ps(_mm512_max_ps(_mm512_loadu_ps(a + 2 * i + 16), _mm512_loadu_ps(b + 2 * i + 16)),
+                                _mm512_max_ps(_mm512_loadu_ps(c + 2 * i + 16), _mm512_loadu_ps(d + 2 * i + 16)));
+      _mm512_storeu_ps(o + i, _mm512_max_ps(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi)));
+    }
+    for (; i < W2; i++) {
+      float m = a[2 * i];
+      for (const float* p : {a, b, c, d}) m = std::max(m, std::max(p[2 * i], p[2 * i + 1]));
+      o[i] = m;
+    }
+  }
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("maxpool2", &maxpool2);
+  m.def("supports", &supports);
+  m.def("cec_forward", &cec_forward);
+  m.def("aligned_buffer", &aligned_buffer);
+}

@@ -1,0 +1,247 @@
+"""MM-3DUNet with its large CEC units fused in C++ (AVX-512, float32), compiled on this machine on first use.
+
+Why (issue 8, docs/performance.md): on CPU the CEC unit is memory-bound. In OpenVINO, MM-3DUNet t=12+ACT at
+the paper's input spends 71% of its time at full resolution and 53% in one unit (8 -> 96 -> 8), mostly in
+the depthwise convolution and the two instance norms, each a DRAM pass over a 96-channel volume.
+``runtime/native/cec_fused.cpp`` computes a whole unit in two passes: the first norm's statistics come
+analytically from the input's mean and covariance; pass A computes expand -> norm -> act -> depthwise
+per tile in cache and writes the depthwise output once; pass B applies norm -> act -> project (+ residual).
+
+:class:`NativeMM3DUNet` runs every CEC unit the kernel supports (channel counts instantiated in the C++
+file; in-plane size ``H % 8 == 0`` and ``W % 64 == 0``) with it, and the rest (smaller units, pooling,
+transposed convolutions, concatenation, heads) with the network's own PyTorch modules, all in the usual
+contiguous NCDHW layout. It shares the trained network's parameters.
+
+Availability: Linux, an AVX-512 CPU, a C++ compiler with OpenMP and ninja (``torch.utils.cpp_extension``
+builds the kernel once into PyTorch's extension cache, ~1 min). Slicer users on Windows/macOS or without a
+compiler do not get it (the Slicer extension does not install the C++ source); the pipeline then uses OpenVINO. Tolerance: as the other fused path (2e-3 + 1e-3
+x |eager|); the kernel alone matches eager to ~5e-6 (tested).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..nn.base import SegmentationNetwork
+from ..nn.cec_unit import CECUnit
+from .fused_cec import check_supported
+
+log = logging.getLogger(__name__)
+
+#: the kernel's source (compiled on first use)
+NATIVE_SOURCE = Path(__file__).resolve().parent / "native" / "cec_fused.cpp"
+#: tile size of the kernel: the in-plane size of a fused unit's input must be a multiple of (H, W)
+TILE_HW = (8, 64)
+#: extension name; bump when the C++ interface changes (PyTorch caches builds by name + source hash)
+EXTENSION_NAME = "bls_native_cec_v3"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_unavailable_reason() -> str:
+    """Why the kernel cannot be built here (``""`` when nothing obvious is missing)."""
+    if not NATIVE_SOURCE.is_file():
+        return f"the fused C++ CEC kernel's source is not installed ({NATIVE_SOURCE})"
+    if not sys.platform.startswith("linux"):
+        return f"the fused C++ CEC kernel is built on Linux only (this is {sys.platform})"
+    if "avx512f" not in _cpu_flags():
+        return "the fused C++ CEC kernel needs an AVX-512 CPU"
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        return "the fused C++ CEC kernel needs a C++ compiler (c++ or $CXX) to be built on first use"
+    from torch.utils.cpp_extension import is_ninja_available  # noqa: PLC0415
+
+    if not is_ninja_available():
+        return "the fused C++ CEC kernel needs ninja to be built (pip install ninja)"
+    return ""
+
+
+@lru_cache(maxsize=1)
+def native_kernels():
+    """The compiled kernel module (built on first call, then cached by PyTorch).
+
+    Raises:
+        RuntimeError: the kernel cannot be built here (the message says why).
+    """
+    why = native_unavailable_reason()
+    if why:
+        raise RuntimeError(why)
+    from torch.utils.cpp_extension import load  # noqa: PLC0415
+
+    log.info("building the fused C++ CEC kernel (once per machine; about a minute)")
+    return load(EXTENSION_NAME, [str(NATIVE_SOURCE)],
+                extra_cflags=["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"],
+                extra_ldflags=["-fopenmp"], verbose=False)
+
+
+class NativeCEC(nn.Module):
+    """One CEC unit run by the fused kernel, sharing the parameters of an eager :class:`CECUnit`.
+
+    Shapes: ``(N, C_in, D, H, W)`` contiguous float32 with ``H % 8 == 0``, ``W % 64 == 0`` -> ``(N, C_out, D, H, W)``.
+    Use :meth:`fits` to check a shape; other shapes must go to the eager unit.
+
+    Args:
+        unit: the trained unit (instance norm + LeakyReLU, stride 1).
+        kernels: the compiled module (:func:`native_kernels`).
+        buffers: the network's shared scratch-buffer holder (one buffer reused by every unit).
+    """
+
+    def __init__(self, unit: CECUnit, kernels, buffers: "_Scratch") -> None:
+        super().__init__()
+        self.unit = unit
+        self.kernels = kernels
+        self.buffers = buffers
+        conv_e, norm1, act1 = unit.expand[0], unit.expand[1][0], unit.expand[1][1]
+        sep = unit.separable
+        norm2, act2 = sep.mid[0], sep.mid[1]
+        if conv_e.bias is not None or sep.depthwise.bias is not None or sep.depthwise.stride != (1, 1, 1):
+            raise InputError("the fused C++ CEC kernel needs bias-free expand/depthwise convolutions with stride 1")
+        self.params = (
+            conv_e.weight.detach().contiguous(), norm1.weight.detach().contiguous(), norm1.bias.detach().contiguous(),
+            float(norm1.eps), float(act1.negative_slope), sep.depthwise.weight.detach().contiguous(),
+            norm2.weight.detach().contiguous(), norm2.bias.detach().contiguous(), float(norm2.eps),
+            float(act2.negative_slope), sep.pointwise.weight.detach().contiguous(),
+            sep.pointwise.bias.detach().contiguous(),
+        )
+        self.supported = bool(kernels.supports(unit.in_channels, unit.hidden_channels, unit.out_channels,
+                                               unit.use_residual))
+
+    def fits(self, x: torch.Tensor) -> bool:
+        """Whether the kernel handles ``x`` (instantiated channels, tile-aligned in-plane size)."""
+        return (self.supported and x.dtype == torch.float32 and x.device.type == "cpu"
+                and x.shape[3] % TILE_HW[0] == 0 and x.shape[4] % TILE_HW[1] == 0)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The unit on ``x``: the fused kernel when it fits, else the eager unit."""
+        if not self.fits(x):
+            return self.unit(x)
+        x = x.contiguous()
+        n, _, d, h, w = x.shape
+        out = torch.empty((n, self.unit.out_channels, d, h, w), dtype=torch.float32)
+        buf = self.buffers.get(self.unit.hidden_channels * d * h * w)
+        self.kernels.cec_forward(x, *self.params, buf, out, self.unit.use_residual)
+        return out
+
+
+class _Scratch:
+    """One 2 MB-aligned scratch buffer shared by the units of a network, grown on demand and kept
+    (allocating ~0.8 GB per call would cost more in page faults than the unit itself)."""
+
+    def __init__(self, kernels) -> None:
+        self.kernels = kernels
+        self.buffer: Optional[torch.Tensor] = None
+
+    def get(self, numel: int) -> torch.Tensor:
+        if self.buffer is None or self.buffer.numel() < numel:
+            self.buffer = None  # free the old one first
+            self.buffer = self.kernels.aligned_buffer(int(numel))
+        return self.buffer
+
+
+class NativeMM3DUNet(SegmentationNetwork):
+    """Inference-only MM-3DUNet whose CEC units run in the fused C++ kernel where it applies.
+
+    Same contract as :class:`~breastlesionseg.nn.MM3DUNet` (``forward`` / ``forward_with_aux``, odd sizes
+    padded and cropped back by the base class); no autograd.
+
+    Args:
+        net: a trained MM3DUNet in eval mode (parameters shared, not copied).
+        kernels: the compiled kernel module (default :func:`native_kernels`, built on first use).
+
+    Raises:
+        InputError: unsupported network config (see :func:`~breastlesionseg.runtime.fused_cec.check_supported`).
+        RuntimeError: the kernel cannot be built here.
+    """
+
+    def __init__(self, net: nn.Module, kernels=None) -> None:
+        net = check_supported(net)
+        super().__init__(net.in_channels, net.out_channels, net.size_multiple, net.pad_mode)
+        self.net = net
+        self.config = net.config
+        kernels = kernels if kernels is not None else native_kernels()
+        self.scratch = _Scratch(kernels)
+        self.enc = nn.ModuleList([nn.ModuleList([NativeCEC(u, kernels, self.scratch) for u in e]) for e in net.encoders])
+        self.bott = nn.ModuleList([NativeCEC(u, kernels, self.scratch) for u in net.bottleneck])
+        self.dec = nn.ModuleList([nn.ModuleList([NativeCEC(u, kernels, self.scratch) for u in lvl.units])
+                                  for lvl in net.decoder])
+        self.act_head = net.act_head
+        self.bottleneck = net.bottleneck
+        self.kernels = kernels
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        """2 x 2 x 2 max pooling: the kernel's (one pass, ~8x faster than eager at full resolution) for even sizes."""
+        if x.dtype == torch.float32 and all(s % 2 == 0 for s in x.shape[2:]):
+            return self.kernels.maxpool2(x.contiguous())
+        return self.net.pool(x)
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1 x 1 x 1 head as a matrix product per sample (0.005 s instead of 0.033 s at full resolution)."""
+        head = self.net.head
+        n, c = x.shape[:2]
+        weight = head.weight.reshape(head.out_channels, c)
+        bias = head.bias.reshape(-1, 1) if head.bias is not None else torch.zeros(head.out_channels, 1)
+        out = torch.stack([torch.addmm(bias, weight, x[i].reshape(c, -1)) for i in range(n)])
+        return out.reshape(n, head.out_channels, *x.shape[2:])
+
+    def _units_by_level(self) -> List[Tuple[int, NativeCEC]]:
+        levels = [(i, u) for i in range(len(self.enc)) for u in self.enc[i]] + [(len(self.enc), u) for u in self.bott]
+        levels += [(len(self.dec) - 1 - i, u) for i in range(len(self.dec)) for u in self.dec[i]]
+        return levels
+
+    def fused_units(self, shape: Tuple[int, ...], level: Optional[int] = None) -> Tuple[int, int]:
+        """``(units run by the kernel, all units)`` for an input of ``shape`` (N, C, D, H, W), after padding;
+        only those of resolution ``level`` (0 = full resolution) when given."""
+        m = self.size_multiple
+        h, w = (-(-int(s) // m) * m for s in shape[3:5])
+        fused = total = 0
+        for lvl, u in self._units_by_level():
+            if level is not None and lvl != level:
+                continue
+            total += 1
+            fused += int(u.supported and (h >> lvl) % TILE_HW[0] == 0 and (w >> lvl) % TILE_HW[1] == 0)
+        return fused, total
+
+    @torch.no_grad()
+    def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        net = self.net
+        x = x.contiguous()
+        skips: List[Optional[torch.Tensor]] = []
+        for units in self.enc:
+            for u in units:
+                x = u(x)
+            skips.append(x)
+            x = self._pool(x)
+        for u in self.bott:
+            x = u(x)
+        act: Optional[torch.Tensor] = None
+        if net.act_head is not None:
+            act = net.act_head(x)
+        k = len(skips)
+        for i, (level, units) in enumerate(zip(net.decoder, self.dec)):
+            x = torch.cat([level.up(x), skips[k - 1 - i]], dim=1)
+            skips[k - 1 - i] = None  # free the skip early
+            for u in units:
+                x = u(x)
+        return self._head(x.contiguous()), act
+
+    def forward_with_aux(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """See :meth:`~breastlesionseg.nn.base.SegmentationNetwork.forward_with_aux`; always without autograd."""
+        with torch.no_grad():
+            return super().forward_with_aux(x)

@@ -1,0 +1,98 @@
+"""The fused C++ CEC kernel (runtime/native/cec_fused.cpp) against the network's own eager units."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from breastlesionseg.nn.cec_unit import CECUnit
+from breastlesionseg.nn.config import MM3DUNetConfig
+from breastlesionseg.nn.mm3dunet import MM3DUNet
+from breastlesionseg.runtime import native_cec
+from breastlesionseg.runtime.select import select_backend
+
+pytestmark = pytest.mark.skipif(bool(native_cec.native_unavailable_reason()),
+                                reason=native_cec.native_unavailable_reason() or "available")
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    return native_cec.native_kernels()  # built once per machine (~35 s on 2 cores), then cached
+
+
+def _unit(cin: int, cout: int, t: int, seed: int = 0) -> CECUnit:
+    torch.manual_seed(seed)
+    unit = CECUnit(cin, cout, t).eval()
+    with torch.no_grad():  # non-trivial norm parameters, so a wrong scale or shift shows
+        for m in unit.modules():
+            if isinstance(m, torch.nn.InstanceNorm3d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return unit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cin,t,cout", [(1, 12, 8), (3, 12, 8), (8, 12, 8), (8, 12, 16), (16, 12, 16), (16, 1, 8),
+                                        (8, 1, 8), (64, 1, 32), (4, 12, 4)])
+def test_fused_unit_matches_the_eager_unit(kernels, cin, t, cout):
+    unit = _unit(cin, cout, t)
+    fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
+    x = torch.randn(2, cin, 5, 16, 128, generator=torch.Generator().manual_seed(1)) * 2.0 + 0.5  # batch 2, odd depth
+    assert fused.supported and fused.fits(x)
+    with torch.no_grad():
+        ref, got = unit(x), fused(x)
+    assert got.shape == ref.shape
+    assert float((got - ref).abs().max()) <= 5e-5 * max(1.0, float(ref.abs().max()))
+
+
+@pytest.mark.slow
+def test_shapes_the_kernel_cannot_tile_run_the_eager_unit_exactly(kernels):
+    unit = _unit(8, 8, 12)
+    fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
+    x = torch.randn(1, 8, 4, 16, 32)  # W % 64 != 0
+    assert not fused.fits(x)
+    with torch.no_grad():
+        assert torch.equal(fused(x), unit(x))
+
+
+@pytest.mark.slow
+def test_whole_network_and_automatic_selection(kernels):
+    torch.manual_seed(0)
+    net = MM3DUNet(MM3DUNetConfig(in_channels=1, base_width=8, expansion=12)).eval()
+    fast = native_cec.NativeMM3DUNet(net, kernels)
+    x = torch.randn(1, 1, 8, 16, 64)
+    assert fast.fused_units(tuple(x.shape)) == (4, 14)  # the level-0 encoder and decoder units
+    with torch.no_grad():
+        ref, ref_act = net.forward_with_aux(x)
+    got, act = fast.forward_with_aux(x)
+    assert float((got - ref).abs().max()) < 1e-4 and float((act - ref_act).abs().max()) < 1e-4
+    # the automatic order takes it for a tile-aligned window, and refuses the demo model's small window
+    assert select_backend(net, "cpu", (16, 64, 128)).name == "native_cec"
+    small = select_backend(net, "cpu", (16, 32, 32))
+    assert small.name != "native_cec" and any(n == "native_cec" and "tile" in why for n, why in small.rejected)
+
+
+@pytest.mark.slow
+def test_units_the_kernel_does_not_take_are_refused_or_left_to_eager(kernels):
+    from breastlesionseg.errors import InputError
+
+    strided = CECUnit(8, 8, 12, stride=2).eval()
+    with pytest.raises(InputError, match="stride 1"):
+        native_cec.NativeCEC(strided, kernels, native_cec._Scratch(kernels))
+    odd = native_cec.NativeCEC(_unit(5, 7, 3), kernels, native_cec._Scratch(kernels))  # no instantiation for 5 -> 15 -> 7
+    assert not odd.supported and not odd.fits(torch.zeros(1, 5, 2, 8, 64))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(2, 3, 4, 6, 64), (1, 2, 2, 4, 70)])  # 70: the scalar tail after 32-wide blocks
+def test_kernel_max_pooling_equals_torch(kernels, shape):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(kernels.maxpool2(x), torch.nn.MaxPool3d(2)(x))
+
+
+@pytest.mark.slow
+def test_networks_whose_full_resolution_units_have_no_kernel_are_refused(kernels):
+    torch.manual_seed(0)
+    net = MM3DUNet(MM3DUNetConfig(in_channels=2, expansion=3)).eval()  # 2 -> 6 -> 8: not instantiated
+    sel = select_backend(net, "cpu", (8, 16, 64))
+    assert sel.name != "native_cec"
+    assert any(n == "native_cec" and "full-resolution" in why for n, why in sel.rejected)
