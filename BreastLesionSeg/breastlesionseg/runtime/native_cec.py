@@ -42,7 +42,7 @@ NATIVE_SOURCE = Path(__file__).resolve().parent / "native" / "cec_fused.cpp"
 #: tile size of the kernel: the in-plane size of a fused unit's input must be a multiple of (H, W)
 TILE_HW = (8, 64)
 #: extension name; bump when the C++ interface changes (PyTorch caches builds by name + source hash)
-EXTENSION_NAME = "bls_native_cec_v3"
+EXTENSION_NAME = "bls_native_cec_v4"
 
 
 def _cpu_flags() -> set[str]:

@@ -36,7 +36,7 @@ def _unit(cin: int, cout: int, t: int, seed: int = 0) -> CECUnit:
 def test_fused_unit_matches_the_eager_unit(kernels, cin, t, cout):
     unit = _unit(cin, cout, t)
     fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
-    x = torch.randn(2, cin, 5, 16, 128, generator=torch.Generator().manual_seed(1)) * 2.0 + 0.5  # batch 2, odd depth
+    x = torch.randn(2, cin, 5, 16, 192, generator=torch.Generator().manual_seed(1)) * 2.0 + 0.5  # batch 2, odd depth, an interior tile
     assert fused.supported and fused.fits(x)
     with torch.no_grad():
         ref, got = unit(x), fused(x)
