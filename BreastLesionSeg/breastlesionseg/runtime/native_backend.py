@@ -10,7 +10,7 @@ from ..errors import InputError
 from .allocator import tune_cpu_allocator
 from .backend import Backend, RunnableNetwork
 from .fused_cec import FUSED_ATOL, FUSED_RTOL, check_supported
-from .native_cec import TILE_HW, NativeMM3DUNet, native_kernels, native_unavailable_reason
+from .native_cec import FULL_RESOLUTION_TILE_HW, TILE_HW, NativeMM3DUNet, native_kernels, native_unavailable_reason
 
 
 class _NativeNetwork(RunnableNetwork):
@@ -28,8 +28,8 @@ class _NativeNetwork(RunnableNetwork):
 class NativeCECBackend(Backend):
     """MM-3DUNet with its CEC units fused in C++ (AVX-512), built on this machine on first use.
 
-    Only worth it for windows whose full-resolution units the kernel can take (padded ``H % 8 == 0``
-    and ``W % 64 == 0``): at the paper's 32 x 256 x 256 input it runs MM-3DUNet t=12+ACT ~2x faster than
+    Only worth it for windows whose full-resolution units the kernel can take with its wide tiles (padded
+    ``H % 8 == 0`` and ``W % 64 == 0``): at the paper's 32 x 256 x 256 input it runs MM-3DUNet t=12+ACT ~2x faster than
     OpenVINO (docs/performance.md). :meth:`prepare` refuses other windows before building anything, so the
     automatic order falls through to OpenVINO for the demo model's 16 x 32 x 32 window. It also checks the
     compiled kernel against eager on a small tile-aligned input (the selection's odd validation input
@@ -65,9 +65,10 @@ class NativeCECBackend(Backend):
         shape = tuple(int(s) for s in example_shape)
         m = int(getattr(module, "size_multiple", 8))
         h, w = (-(-s // m) * m for s in shape[-2:])
-        if h % TILE_HW[0] or w % TILE_HW[1]:
+        if h % FULL_RESOLUTION_TILE_HW[0] or w % FULL_RESOLUTION_TILE_HW[1]:
             raise ValueError(f"window {shape[-3:]} (padded in-plane {h} x {w}) is not a multiple of the fused kernel's "
-                             f"{TILE_HW[0]} x {TILE_HW[1]} tile; nothing at full resolution would be fused")
+                             f"{FULL_RESOLUTION_TILE_HW[0]} x {FULL_RESOLUTION_TILE_HW[1]} full-resolution tile, "
+                             "where fusing pays off; left to the other backends")
         fast = NativeMM3DUNet(module.eval(), native_kernels())
         fused, total = fast.fused_units(shape, level=0)
         if fused < total:  # the full-resolution units dominate; left to eager they make it slower than OpenVINO
@@ -79,7 +80,7 @@ class NativeCECBackend(Backend):
 
     def _self_check(self, module: nn.Module, fast: NativeMM3DUNet, multiple: int) -> None:
         # the smallest input whose full-resolution units reach the kernel
-        x = torch.randn(1, int(module.in_channels), multiple, max(TILE_HW[0], multiple), max(TILE_HW[1], multiple),
+        x = torch.randn(1, int(module.in_channels), multiple, max(TILE_HW[0], multiple), max(2 * TILE_HW[1], multiple),
                         generator=torch.Generator().manual_seed(7))
         with torch.no_grad():
             ref, _ = module.forward_with_aux(x)

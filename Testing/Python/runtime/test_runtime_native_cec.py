@@ -31,12 +31,13 @@ def _unit(cin: int, cout: int, t: int, seed: int = 0) -> CECUnit:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("width", [192, 96])  # 64-column tiles / 32-column tiles, each with an interior tile
 @pytest.mark.parametrize("cin,t,cout", [(1, 12, 8), (3, 12, 8), (8, 12, 8), (8, 12, 16), (16, 12, 16), (16, 1, 8),
-                                        (8, 1, 8), (64, 1, 32), (4, 12, 4)])
-def test_fused_unit_matches_the_eager_unit(kernels, cin, t, cout):
+                                        (8, 1, 8), (64, 1, 32), (4, 12, 4), (64, 12, 64)])
+def test_fused_unit_matches_the_eager_unit(kernels, cin, t, cout, width):
     unit = _unit(cin, cout, t)
     fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
-    x = torch.randn(2, cin, 5, 16, 192, generator=torch.Generator().manual_seed(1)) * 2.0 + 0.5  # batch 2, odd depth, an interior tile
+    x = torch.randn(2, cin, 5, 16, width, generator=torch.Generator().manual_seed(1)) * 2.0 + 0.5  # batch 2, odd depth
     assert fused.supported and fused.fits(x)
     with torch.no_grad():
         ref, got = unit(x), fused(x)
@@ -48,7 +49,7 @@ def test_fused_unit_matches_the_eager_unit(kernels, cin, t, cout):
 def test_shapes_the_kernel_cannot_tile_run_the_eager_unit_exactly(kernels):
     unit = _unit(8, 8, 12)
     fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
-    x = torch.randn(1, 8, 4, 16, 32)  # W % 64 != 0
+    x = torch.randn(1, 8, 4, 16, 48)  # W % 32 != 0
     assert not fused.fits(x)
     with torch.no_grad():
         assert torch.equal(fused(x), unit(x))
@@ -60,7 +61,7 @@ def test_whole_network_and_automatic_selection(kernels):
     net = MM3DUNet(MM3DUNetConfig(in_channels=1, base_width=8, expansion=12)).eval()
     fast = native_cec.NativeMM3DUNet(net, kernels)
     x = torch.randn(1, 1, 8, 16, 64)
-    assert fast.fused_units(tuple(x.shape)) == (4, 14)  # the level-0 encoder and decoder units
+    assert fast.fused_units(tuple(x.shape)) == (8, 14)  # the level-0 and level-1 encoder and decoder units
     with torch.no_grad():
         ref, ref_act = net.forward_with_aux(x)
     got, act = fast.forward_with_aux(x)
@@ -96,3 +97,16 @@ def test_networks_whose_full_resolution_units_have_no_kernel_are_refused(kernels
     sel = select_backend(net, "cpu", (8, 16, 64))
     assert sel.name != "native_cec"
     assert any(n == "native_cec" and "full-resolution" in why for n, why in sel.rejected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cin,cout,shape,bias", [(16, 8, (1, 16, 4, 6, 32), False), (5, 11, (2, 5, 3, 5, 16), True)])
+def test_kernel_transposed_convolution_matches_torch(kernels, cin, cout, shape, bias):
+    torch.manual_seed(4)
+    up = torch.nn.ConvTranspose3d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=bias).eval()
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        ref = up(x)
+        got = kernels.conv_transpose3x3_s2(x, up.weight, up.bias)
+    assert got.shape == ref.shape
+    assert float((got - ref).abs().max()) < 1e-5

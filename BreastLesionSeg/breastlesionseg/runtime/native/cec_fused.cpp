@@ -10,7 +10,8 @@
 //     buffer the caller keeps between calls, and accumulates the second norm's statistics in float64;
 //   * pass B reads that buffer back sequentially: norm -> act -> project + bias (+ residual).
 // Generalises the store-once prototype of benchmarks/fused_cec_unit/ (8 -> 96 -> 8 only) to the
-// channel counts instantiated at the bottom of this file. Shapes: H % 8 == 0 and W % 64 == 0.
+// channel counts instantiated at the bottom of this file. Shapes: H % 8 == 0 and W % 32 == 0 (64-column tiles
+// when W % 64 == 0, else 32-column tiles).
 // No fast-math: float32 arithmetic in the order of the prototype, float64 accumulators for statistics.
 #include <torch/extension.h>
 #include <omp.h>
@@ -28,7 +29,8 @@
 
 namespace {
 
-constexpr int TY = 8, TX = 64, RB = 4, NXV = TX / 16, XS = TX + 16;
+// tiles: TY rows x TX columns (TX = 64, or 32 for narrow levels); RB output rows per register block
+constexpr int TY = 8, RB = 4;
 
 inline __m512 lrelu16(__m512 v, __m512 slope) { return _mm512_max_ps(v, _mm512_mul_ps(v, slope)); }
 
@@ -100,7 +102,7 @@ void x_stats(const float* x, long n, double* mu, double* cov) {
 }
 
 // expand (norm 1 folded) + LeakyReLU for NV vectors of 16 positions, all HID channels
-template <int C, int HID, int NV>
+template <int C, int HID, int NV, int XS>
 inline void expand_chunk(const float (*xs)[XS], int v0, const float* __restrict w1, const float* __restrict b1,
                          float* __restrict R, __m512 slope) {
   __m512 xv[C][NV];
@@ -120,9 +122,10 @@ inline void expand_chunk(const float (*xs)[XS], int v0, const float* __restrict 
 }
 
 // Pass A for one sample: depthwise output of every tile into buf (tile-major), second-norm sums into S, SS.
-template <int C, int HID>
+template <int C, int HID, int TX>
 void pass_a(float* __restrict buf, const float* __restrict x, int D, int Hh, int W, const float* __restrict w1,
             const float* __restrict b1, const float* __restrict wd, float slope1, double* S, double* SS) {
+  constexpr int NXV = TX / 16, XS = TX + 16, NCH = XS / 16;  // output vectors, row stride, expand chunks per row
   constexpr int PS = (TY + 2) * HID * XS;
   constexpr int NV1 = C <= 8 ? 2 : 1;
   const int ny = Hh / TY, nx = W / TX;
@@ -148,8 +151,8 @@ void pass_a(float* __restrict buf, const float* __restrict x, int D, int Hh, int
             const __mmask16 tail = (__mmask16)0x3;
             for (int c = 0; c < C; c++) {
               const float* src = x + c * vol + z * plane + (long)gy * W + x0 - 1;
-              for (int v = 0; v < 4; v++) _mm512_store_ps(&xs[c][16 * v], _mm512_loadu_ps(src + 16 * v));
-              _mm512_store_ps(&xs[c][64], _mm512_maskz_loadu_ps(tail, src + 64));
+              for (int v = 0; v < NXV; v++) _mm512_store_ps(&xs[c][16 * v], _mm512_loadu_ps(src + 16 * v));
+              _mm512_store_ps(&xs[c][TX], _mm512_maskz_loadu_ps(tail, src + TX));
             }
           } else {
             for (int c = 0; c < C; c++) {
@@ -160,8 +163,9 @@ void pass_a(float* __restrict buf, const float* __restrict x, int D, int Hh, int
               }
             }
           }
-          for (int v = 0; v + NV1 <= 5; v += NV1) expand_chunk<C, HID, NV1>(xs, v, w1, b1, R, sl1);
-          if (NV1 == 2) expand_chunk<C, HID, 1>(xs, 4, w1, b1, R, sl1);
+          int v = 0;
+          for (; v + NV1 <= NCH; v += NV1) expand_chunk<C, HID, NV1, XS>(xs, v, w1, b1, R, sl1);
+          for (; v < NCH; v++) expand_chunk<C, HID, 1, XS>(xs, v, w1, b1, R, sl1);
           // zero padding of the depthwise input: the columns left of x = 0 and right of x = W - 1
           if (x0 == 0) for (int h = 0; h < HID; h++) R[h * XS] = 0.f;
           if (x0 + TX == W) for (int h = 0; h < HID; h++) R[h * XS + TX + 1] = 0.f;
@@ -223,11 +227,11 @@ void pass_a(float* __restrict buf, const float* __restrict x, int D, int Hh, int
 }
 
 // Pass B for one sample: out = project(lrelu(a2 * buf + c2)) + bias (+ x).
-template <int C, int HID, int CO, bool RES>
+template <int C, int HID, int CO, bool RES, int TX>
 void pass_b(const float* __restrict buf, const float* __restrict x, int D, int Hh, int W, const float* __restrict a2,
             const float* __restrict c2, float slope2, const float* __restrict w2t /*[HID][CO]*/,
             const float* __restrict bias2, float* __restrict out) {
-  constexpr int CH = HID * RB * TX, CG = CO < 8 ? CO : 8;
+  constexpr int NXV = TX / 16, CH = HID * RB * TX, CG = CO < 8 ? CO : 8;
   static_assert(CO % CG == 0, "output channels must be < 8 or a multiple of 8");
   const int ny = Hh / TY, nx = W / TX;
   const long plane = (long)Hh * W, vol = (long)D * plane;
@@ -335,7 +339,10 @@ void cec_unit(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tens
       b1f[h] = (float)(pb1[h] - a * m);
     }
     std::vector<double> S(HID, 0.0), SS(HID, 0.0);
-    pass_a<C, HID>(buf.data_ptr<float>(), xs, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
+    if (W % 64 == 0)
+      pass_a<C, HID, 64>(buf.data_ptr<float>(), xs, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
+    else
+      pass_a<C, HID, 32>(buf.data_ptr<float>(), xs, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
     std::vector<float> a2(HID), c2(HID);
     for (int h = 0; h < HID; h++) {
       const double m = S[h] / n, v = std::max(SS[h] / n - m * m, 0.0);
@@ -343,8 +350,12 @@ void cec_unit(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tens
       a2[h] = (float)a;
       c2[h] = (float)(pb2[h] - a * m);
     }
-    pass_b<C, HID, CO, RES>(buf.data_ptr<float>(), xs, D, Hh, W, a2.data(), c2.data(), (float)slope2,
-                            w2t.data_ptr<float>(), bias2.data_ptr<float>(), os);
+    if (W % 64 == 0)
+      pass_b<C, HID, CO, RES, 64>(buf.data_ptr<float>(), xs, D, Hh, W, a2.data(), c2.data(), (float)slope2,
+                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os);
+    else
+      pass_b<C, HID, CO, RES, 32>(buf.data_ptr<float>(), xs, D, Hh, W, a2.data(), c2.data(), (float)slope2,
+                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os);
   }
 }
 
@@ -355,13 +366,15 @@ using Kernel = std::function<void(const torch::Tensor&, const torch::Tensor&, co
 #define BLS_CEC(C, HID, CO, RES) {std::make_tuple(C, HID, CO, RES), cec_unit<C, HID, CO, RES>}
 
 // (C_in, hidden, C_out, residual) of MM-3DUNet t = 12 or 6 (encoder) / t_d = 1 (decoder), base widths 4 and 8,
-// 1 or 3 input channels, for the levels whose in-plane size can meet H % 8 == 0 and W % 64 == 0.
+// 1 or 3 input channels, for the levels whose in-plane size can meet H % 8 == 0 and W % 32 == 0.
 const std::map<std::tuple<int, int, int, bool>, Kernel>& kernels() {
   static const std::map<std::tuple<int, int, int, bool>, Kernel> table = {
       // base width 8: encoder levels 0-2
       BLS_CEC(1, 12, 8, false), BLS_CEC(3, 36, 8, false), BLS_CEC(8, 96, 8, true),
       BLS_CEC(8, 96, 16, false), BLS_CEC(16, 192, 16, true),
       BLS_CEC(16, 192, 32, false), BLS_CEC(32, 384, 32, true),
+      // base width 8: bottleneck (4 x 32 x 32 at the paper's input: 32-column tiles)
+      BLS_CEC(32, 384, 64, false), BLS_CEC(64, 768, 64, true),
       // base width 8: decoder levels 0-2 (t_d = 1: hidden = C_in)
       BLS_CEC(16, 16, 8, false), BLS_CEC(8, 8, 8, true),
       BLS_CEC(32, 32, 16, false), BLS_CEC(16, 16, 16, true),
@@ -370,6 +383,7 @@ const std::map<std::tuple<int, int, int, bool>, Kernel>& kernels() {
       BLS_CEC(1, 6, 8, false), BLS_CEC(3, 18, 8, false), BLS_CEC(8, 48, 8, true),
       BLS_CEC(8, 48, 16, false), BLS_CEC(16, 96, 16, true),
       BLS_CEC(16, 96, 32, false), BLS_CEC(32, 192, 32, true),
+      BLS_CEC(32, 192, 64, false), BLS_CEC(64, 384, 64, true),
       // base width 4 (the demo model): encoder levels 0-1, decoder levels 0-1
       BLS_CEC(1, 12, 4, false), BLS_CEC(3, 36, 4, false), BLS_CEC(4, 48, 4, true),
       BLS_CEC(4, 48, 8, false), BLS_CEC(8, 96, 8, true),
@@ -389,7 +403,7 @@ void cec_forward(torch::Tensor x, torch::Tensor w1, torch::Tensor g1, torch::Ten
                  torch::Tensor wd, torch::Tensor g2, torch::Tensor be2, double eps2, double slope2, torch::Tensor w2,
                  torch::Tensor bias2, torch::Tensor buf, torch::Tensor out, bool residual) {
   TORCH_CHECK(x.dim() == 5 && x.is_contiguous() && x.scalar_type() == torch::kFloat32, "x must be contiguous float32 (N, C, D, H, W)");
-  TORCH_CHECK(x.size(3) % TY == 0 && x.size(4) % TX == 0, "fused CEC unit needs H % 8 == 0 and W % 64 == 0");
+  TORCH_CHECK(x.size(3) % TY == 0 && x.size(4) % 32 == 0, "fused CEC unit needs H % 8 == 0 and W % 32 == 0");
   const int cin = x.size(1), hidden = wd.size(0), cout = w2.size(0);
   auto it = kernels().find(std::make_tuple(cin, hidden, cout, residual));
   TORCH_CHECK(it != kernels().end(), "no fused CEC kernel for ", cin, " -> ", hidden, " -> ", cout);
@@ -444,7 +458,74 @@ torch::Tensor maxpool2(torch::Tensor x) {
   return out;
 }
 
+// ConvTranspose3d(C_in, C_out, kernel 3, stride 2, padding 1, output_padding 1) of a contiguous float32
+// (N, C_in, D, H, W) with W % 16 == 0 -> (N, C_out, 2D, 2H, 2W). Per axis, even output 2m takes input m with
+// tap 1, odd output 2m + 1 takes input m with tap 2 and input m + 1 with tap 0 (zero past the end).
+// Vectorised over 16 input columns: 32 output columns, even and odd interleaved with one permute each.
+torch::Tensor conv_transpose3x3_s2(torch::Tensor x, torch::Tensor weight, c10::optional<torch::Tensor> bias) {
+  TORCH_CHECK(x.dim() == 5 && x.is_contiguous() && x.scalar_type() == torch::kFloat32, "x must be contiguous float32 (N, C, D, H, W)");
+  TORCH_CHECK(x.size(4) % 16 == 0, "conv_transpose3x3_s2 needs W % 16 == 0");
+  const long N = x.size(0), Ci = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4);
+  TORCH_CHECK(weight.dim() == 5 && weight.size(0) == Ci && weight.size(2) == 3 && weight.size(3) == 3 && weight.size(4) == 3,
+              "weight must be (C_in, C_out, 3, 3, 3)");
+  const long Co = weight.size(1);
+  auto wc = weight.contiguous();
+  const float* pw = wc.data_ptr<float>();  // [ci][co][kz][ky][kx]
+  auto out = torch::empty({N, Co, 2 * D, 2 * H, 2 * W}, x.options());
+  const float* px = x.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  std::vector<float> b(Co, 0.f);
+  if (bias.has_value() && bias->defined()) {
+    auto bc = bias->contiguous();
+    for (long co = 0; co < Co; co++) b[co] = bc.data_ptr<float>()[co];
+  }
+  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const long D2 = 2 * D, H2 = 2 * H, W2 = 2 * W, planeo = H2 * W2, volo = D2 * planeo, plane = H * W, vol = D * plane;
+  constexpr int COB = 8;  // output channels per register block
+#pragma omp parallel for collapse(2) schedule(static)
+  for (long nz = 0; nz < N * D2; nz++)
+    for (long yo = 0; yo < H2; yo++) {
+      const long n = nz / D2, zo = nz % D2;
+      // contributing (input row, kz, ky) pairs: even -> (m, 1); odd -> (m, 2) and (m + 1, 0)
+      long zi[2], yi[2];
+      int kz[2], ky[2], nzs = 0, nys = 0;
+      if (zo % 2 == 0) { zi[0] = zo / 2; kz[0] = 1; nzs = 1; }
+      else { zi[0] = zo / 2; kz[0] = 2; nzs = 1; if (zo / 2 + 1 < D) { zi[1] = zo / 2 + 1; kz[1] = 0; nzs = 2; } }
+      if (yo % 2 == 0) { yi[0] = yo / 2; ky[0] = 1; nys = 1; }
+      else { yi[0] = yo / 2; ky[0] = 2; nys = 1; if (yo / 2 + 1 < H) { yi[1] = yo / 2 + 1; ky[1] = 0; nys = 2; } }
+      for (long co0 = 0; co0 < Co; co0 += COB) {
+        const int cob = (int)std::min<long>(COB, Co - co0);
+        for (long xv = 0; xv < W; xv += 16) {
+          const bool last = xv + 16 == W;
+          __m512 ev[COB], od[COB];
+          for (int c = 0; c < cob; c++) { ev[c] = _mm512_set1_ps(b[co0 + c]); od[c] = ev[c]; }
+          for (int a = 0; a < nzs; a++)
+            for (int bb = 0; bb < nys; bb++)
+              for (long ci = 0; ci < Ci; ci++) {
+                const float* row = px + ((n * Ci + ci) * D + zi[a]) * plane + yi[bb] * W + xv;
+                const __m512 v = _mm512_loadu_ps(row);
+                const __m512 vn = last ? _mm512_maskz_loadu_ps((__mmask16)0x7FFF, row + 1) : _mm512_loadu_ps(row + 1);
+                const float* wk = pw + ((ci * Co + co0) * 3 + kz[a]) * 9 + ky[bb] * 3;  // [kx] for co0
+                for (int c = 0; c < cob; c++) {
+                  const float* w3 = wk + (long)c * 27;
+                  ev[c] = _mm512_fmadd_ps(_mm512_set1_ps(w3[1]), v, ev[c]);
+                  od[c] = _mm512_fmadd_ps(_mm512_set1_ps(w3[2]), v, _mm512_fmadd_ps(_mm512_set1_ps(w3[0]), vn, od[c]));
+                }
+              }
+          for (int c = 0; c < cob; c++) {
+            float* o = po + (n * Co + co0 + c) * volo + zo * planeo + yo * W2 + 2 * xv;
+            _mm512_storeu_ps(o, _mm512_permutex2var_ps(ev[c], lo_idx, od[c]));
+            _mm512_storeu_ps(o + 16, _mm512_permutex2var_ps(ev[c], hi_idx, od[c]));
+          }
+        }
+      }
+    }
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("conv_transpose3x3_s2", &conv_transpose3x3_s2);
   m.def("maxpool2", &maxpool2);
   m.def("supports", &supports);
   m.def("cec_forward", &cec_forward);
