@@ -1,16 +1,14 @@
-"""Feasibility benchmark for issue 8: one MM-3DUNet CEC unit fused in C++ vs OpenVINO vs eager PyTorch.
-
-Two prototypes in ``fused_cec_unit.cpp`` (one build): ``cec_recompute`` recomputes the expand and depthwise
-in its second pass; ``cec_store`` writes the depthwise output once (streaming stores) to a buffer that is
-reused across calls, then reads it back sequentially.
+"""Benchmark for issue 8: the most expensive MM-3DUNet CEC unit, fused in C++ vs OpenVINO vs eager PyTorch.
 
 The unit is the network's own :class:`breastlesionseg.nn.cec_unit.CECUnit` (8 -> 96 -> 8 channels, t = 12,
 instance norm + LeakyReLU, inverted residual) on a 1 x 8 x 32 x 256 x 256 float32 input: the first encoder
-level of MM-3DUNet at the paper's input, the single most expensive unit of the network (OpenVINO spends
-~0.84 s of its 1.44 s forward there). The fused kernels (``benchmarks/fused_cec_unit/fused_cec_unit.cpp``,
-prototypes, not used by the pipeline) keep the 96-channel tensors out of memory or write them once. It is built with
-``torch.utils.cpp_extension`` (needs a C++ compiler with OpenMP and an AVX-512 CPU; without them the script
-says so and stops).
+level of MM-3DUNet at the paper's input, the single most expensive unit of the network (53% of OpenVINO's
+forward, ``benchmarks/profile_openvino_layers.py``). The fused implementation is the one the
+``native_cec`` backend ships (``breastlesionseg/runtime/native/cec_fused.cpp``: expand + norm + depthwise in
+one pass writing the depthwise output once to a kept buffer, norm + project in a second). It is built
+with ``torch.utils.cpp_extension`` on first use (needs a C++ compiler with OpenMP, ninja and an AVX-512 CPU;
+without them the script says so). The earlier stand-alone prototypes it grew from (a "recompute" and a
+"store once" variant) are described, with their figures, in docs/performance.md.
 
 Usage::
 
@@ -36,9 +34,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
-sys.path.insert(0, str(REPO / "benchmarks"))  # _machine.py, also when loaded by the tests
-
-from _machine import cpu_flags  # noqa: E402
 
 from breastlesionseg.nn.cec_unit import CECUnit  # noqa: E402
 
@@ -71,20 +66,6 @@ def build_unit(seed: int = 0) -> CECUnit:
     return unit
 
 
-def fused_arguments(unit: CECUnit) -> tuple:
-    """The kernel's weight arguments, taken from the unit (raises if its layout is not the prototype's)."""
-    expand_conv, expand_norm = unit.expand[0], unit.expand[1][0]
-    sep = unit.separable
-    mid_norm = sep.mid[0]
-    if expand_conv.bias is not None or sep.depthwise.bias is not None or sep.pointwise.bias is None:
-        raise ValueError("CECUnit layout differs from the prototype's (bias placement)")
-    if not (isinstance(expand_norm, torch.nn.InstanceNorm3d) and isinstance(mid_norm, torch.nn.InstanceNorm3d)):
-        raise ValueError("the prototype implements instance norm only")
-    t = lambda p: p.detach().contiguous()  # noqa: E731
-    return (t(expand_conv.weight), t(expand_norm.weight), t(expand_norm.bias), t(sep.depthwise.weight),
-            t(mid_norm.weight), t(mid_norm.bias), t(sep.pointwise.weight), t(sep.pointwise.bias), float(expand_norm.eps))
-
-
 def openvino_runner(unit: CECUnit, x: torch.Tensor, threads: int):
     """A callable running the unit's ONNX export in OpenVINO (f32), or None when OpenVINO is missing."""
     try:
@@ -110,19 +91,18 @@ def openvino_runner(unit: CECUnit, x: torch.Tensor, threads: int):
     return run, ""
 
 
-def build_fused():
-    """Compile the prototypes with torch.utils.cpp_extension; ``(module, "")`` or ``(None, why)``."""
-    if "avx512f" not in cpu_flags():
-        return None, "no AVX-512 on this CPU"
-    try:
-        from torch.utils.cpp_extension import load
+def build_fused(unit: CECUnit):
+    """The shipped fused kernel wrapping ``unit``: ``(callable, "")`` or ``(None, why)`` when it cannot be built."""
+    from breastlesionseg.runtime import native_cec
 
-        module = load("bls_fused_cec_unit", [str(REPO / "benchmarks" / "fused_cec_unit" / "fused_cec_unit.cpp")],
-                      extra_cflags=["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"],
-                      extra_ldflags=["-fopenmp"], verbose=False)
-    except (RuntimeError, OSError, ImportError) as exc:  # no compiler / build failure
-        return None, f"could not build the C++ prototype: {type(exc).__name__}: {str(exc)[:300]}"
-    return module, ""
+    try:
+        kernels = native_cec.native_kernels()
+    except (RuntimeError, OSError, ImportError) as exc:  # no compiler / no AVX-512 / build failure
+        return None, f"the fused C++ kernel is not available: {type(exc).__name__}: {str(exc)[:300]}"
+    fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
+    if not fused.supported:
+        return None, "the shipped kernel has no instantiation for this unit"
+    return fused, ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,29 +132,13 @@ def main(argv: list[str] | None = None) -> int:
                          "max_abs_diff": float((run_ov() - ref).abs().max())})
         else:
             rows.append({"implementation": "OpenVINO (f32)", "skipped": why})
-        fused, why = build_fused()
+        fused, why = build_fused(unit)
         if fused is not None:
-            weights = fused_arguments(unit)
-            keys = ("input_statistics", "buffer_allocation", "pass_a", "pass_b")
-            hidden = unit.hidden_channels
-            buffer = torch.empty(hidden * x.numel() // x.shape[1])  # the 96-channel buffer, allocated once
-            buffer.fill_(0.0)  # touch its pages outside the timed region
-            variants = (
-                ("fused C++ prototype (2 passes, recompute)", lambda: fused.cec_recompute(x, *weights)),
-                ("fused C++ prototype (store once, buffer reused, streaming stores)",
-                 lambda: fused.cec_store(x, *weights, buffer, 5)),
-                ("fused C++ prototype (store once, buffer allocated per call, huge pages)",
-                 lambda: fused.cec_store(x, *weights, None, 13)),
-            )
-            for name, run in variants:
-                seconds, all_s = _median_s(run, args.repeats)
-                out, breakdown = run()
-                rows.append({"implementation": name, "seconds": seconds, "all_s": all_s,
-                             "max_abs_diff": float((out - ref).abs().max()),
-                             "breakdown_s": dict(zip(keys, breakdown.tolist()))})
-            del buffer
+            seconds, all_s = _median_s(lambda: fused(x), args.repeats)  # the warm-up allocates the kept buffer
+            rows.append({"implementation": "fused C++ (native_cec kernel, buffer kept)", "seconds": seconds,
+                         "all_s": all_s, "max_abs_diff": float((fused(x) - ref).abs().max())})
         else:
-            rows.append({"implementation": "fused C++ prototypes", "skipped": why})
+            rows.append({"implementation": "fused C++ (native_cec kernel)", "skipped": why})
     print(f"CEC unit 8 -> 96 -> 8 at {'x'.join(map(str, SHAPE))}, float32, {args.threads} threads; "
           f"{flops / 1e9:.2f} useful GFLOPs; float32 matmul peak {peak:.1f} GFLOP/s; max |eager| {float(ref.abs().max()):.2f}")
     print("| implementation | median s | useful GFLOP/s | % of matmul peak | max abs diff vs eager |")

@@ -9,15 +9,24 @@ from torch import nn
 from ..errors import InputError
 from .allocator import tune_cpu_allocator
 from .backend import Backend, RunnableNetwork
-from .fused_cec import FUSED_ATOL, FUSED_RTOL, FastMM3DUNet, check_supported
+from .fused_cec import FUSED_ATOL, FUSED_RTOL, FastMM3DUNet
+from .unit_replaced import UnitReplacedMM3DUNet, check_supported
 
 
-class _FusedNetwork(RunnableNetwork):
+class UnitReplacedRunnable(RunnableNetwork):
+    """The runnable of a backend that replaces MM-3DUNet's CEC units (``fused_cec``, ``native_cec``).
+
+    Args:
+        fast: the :class:`~breastlesionseg.runtime.unit_replaced.UnitReplacedMM3DUNet` to run.
+        backend_name: the backend's name (reported by the engine).
+    """
+
     backend_name = "fused_cec"
 
-    def __init__(self, fast: FastMM3DUNet) -> None:
+    def __init__(self, fast: UnitReplacedMM3DUNet, backend_name: str = "fused_cec") -> None:
         super().__init__(fast.in_channels, fast.out_channels)
         self.fast = fast
+        self.backend_name = backend_name
 
     def forward_with_aux(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """See :class:`RunnableNetwork`."""
@@ -53,4 +62,4 @@ class FusedCECBackend(Backend):
         """A :class:`FastMM3DUNet` sharing ``module``'s parameters."""
         if self.tune_allocator:
             tune_cpu_allocator()
-        return _FusedNetwork(FastMM3DUNet(module.eval()))
+        return UnitReplacedRunnable(FastMM3DUNet(module.eval()))

@@ -28,16 +28,15 @@ configs raise :class:`~breastlesionseg.errors.InputError` (the backend then repo
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from ..nn.base import SegmentationNetwork
 from ..nn.cec_unit import CECUnit
-from ..nn.mm3dunet import MM3DUNet
+from .unit_replaced import UnitReplacedMM3DUNet, check_supported  # noqa: F401 - check_supported re-exported
 
 #: documented tolerance of the fused path against eager float32 logits (absolute part). Measured: max
 #: |fused - eager| 1.1e-3 on 1 x 1 x 32 x 256 x 256 logits of magnitude <= 2.5 (t=12 + ACT), ~1e-4 at
@@ -51,19 +50,6 @@ FUSED_RTOL = 1e-3
 _CL = torch.channels_last_3d
 #: rows per block of the input's Gram matrix (float32 inside a block, float64 across blocks)
 _GRAM_ROWS = 262144
-
-
-def check_supported(module: nn.Module) -> MM3DUNet:
-    """Return ``module`` as an MM3DUNet the fused path can run, or raise InputError saying why not."""
-    if not isinstance(module, MM3DUNet):
-        raise InputError(f"the fused CEC backend runs MM3DUNet networks only; got {type(module).__name__}")
-    cfg = module.config
-    if cfg.norm != "instance" or cfg.activation != "leakyrelu":
-        raise InputError(
-            "the fused CEC backend needs norm='instance' and activation='leakyrelu' (the paper's CEC unit); "
-            f"this network has norm={cfg.norm!r}, activation={cfg.activation!r}"
-        )
-    return module
 
 
 def _as_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -187,7 +173,7 @@ class FusedCEC(nn.Module):
         return _as_volume(o.contiguous(), (n, self.cout, zd, zh, zw))
 
 
-class FastMM3DUNet(SegmentationNetwork):
+class FastMM3DUNet(UnitReplacedMM3DUNet):
     """Inference-only MM-3DUNet with fused channels-last CEC units, sharing a trained network's weights.
 
     Same contract as :class:`~breastlesionseg.nn.MM3DUNet`: ``forward(x (N, C, D, H, W)) -> seg logits
@@ -202,44 +188,10 @@ class FastMM3DUNet(SegmentationNetwork):
     """
 
     def __init__(self, net: nn.Module) -> None:
-        net = check_supported(net)
-        super().__init__(net.in_channels, net.out_channels, net.size_multiple, net.pad_mode)
-        self.net = net
-        self.config = net.config
-        self.enc = nn.ModuleList([nn.ModuleList([FusedCEC(u) for u in e]) for e in net.encoders])
-        self.bott = nn.ModuleList([FusedCEC(u) for u in net.bottleneck])
-        self.dec = nn.ModuleList([nn.ModuleList([FusedCEC(u) for u in lvl.units]) for lvl in net.decoder])
-        self.act_head = net.act_head
-        self.bottleneck = net.bottleneck
+        super().__init__(net, FusedCEC)
 
-    @torch.no_grad()
-    def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        net = self.net
-        x = x.contiguous(memory_format=_CL)
-        skips: List[torch.Tensor] = []
-        for units in self.enc:
-            for u in units:
-                x = u(x)
-            skips.append(x)
-            x = net.pool(x)
-        for u in self.bott:
-            x = u(x)
-        act: Optional[torch.Tensor] = None
-        if net.act_head is not None:
-            act = net.act_head(x)
-        k = len(skips)
-        for i, (level, units) in enumerate(zip(net.decoder, self.dec)):
-            up = level.up(x).contiguous(memory_format=_CL)
-            x = torch.cat([up, skips[k - 1 - i]], dim=1)
-            del up
-            for u in units:
-                x = u(x)
-            skips[k - 1 - i] = None  # type: ignore[call-overload]  # free the skip early
-        seg = net.head(x)
-        return seg.contiguous(), act
+    def _enter(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=_CL)
 
-    def forward_with_aux(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """See :meth:`~breastlesionseg.nn.base.SegmentationNetwork.forward_with_aux`; always without autograd."""
-        with torch.no_grad():
-            seg, act = super().forward_with_aux(x)
-        return seg.contiguous(), act
+    def _up(self, up: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return up(x).contiguous(memory_format=_CL)

@@ -1,36 +1,26 @@
 """Backend running MM-3DUNet through :class:`~breastlesionseg.runtime.native_cec.NativeMM3DUNet` (fused C++ CEC units)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..errors import InputError
 from .allocator import tune_cpu_allocator
-from .backend import Backend, RunnableNetwork
-from .fused_cec import FUSED_ATOL, FUSED_RTOL, check_supported
+from .backend import RunnableNetwork
+from .fused_backend import FusedCECBackend, UnitReplacedRunnable
 from .native_cec import FULL_RESOLUTION_TILE_HW, TILE_HW, NativeMM3DUNet, native_kernels, native_unavailable_reason
 
 
-class _NativeNetwork(RunnableNetwork):
-    backend_name = "native_cec"
-
-    def __init__(self, fast: NativeMM3DUNet) -> None:
-        super().__init__(fast.in_channels, fast.out_channels)
-        self.fast = fast
-
-    def forward_with_aux(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """See :class:`RunnableNetwork`."""
-        return self.fast.forward_with_aux(x)
-
-
-class NativeCECBackend(Backend):
+class NativeCECBackend(FusedCECBackend):
     """MM-3DUNet with its CEC units fused in C++ (AVX-512), built on this machine on first use.
 
+    Shares :class:`FusedCECBackend`'s network check (MM-3DUNet with instance norm + LeakyReLU) and
+    allocator option.
+
     Only worth it for windows whose full-resolution units the kernel can take with its wide tiles (padded
-    ``H % 8 == 0`` and ``W % 64 == 0``): at the paper's 32 x 256 x 256 input it runs MM-3DUNet t=12+ACT ~2x faster than
-    OpenVINO (docs/performance.md). :meth:`prepare` refuses other windows before building anything, so the
+    ``H % 8 == 0`` and ``W % 64 == 0``): at the paper's 32 x 256 x 256 input it runs MM-3DUNet
+    t=12+ACT 2.6x faster than OpenVINO (docs/performance.md). :meth:`prepare` refuses other windows before building anything, so the
     automatic order falls through to OpenVINO for the demo model's 16 x 32 x 32 window. It also checks the
     compiled kernel against eager on a small tile-aligned input (the selection's odd validation input
     would not reach the kernel).
@@ -38,22 +28,12 @@ class NativeCECBackend(Backend):
 
     name = "native_cec"
     description = "MM-3DUNet CEC units fused in C++ (AVX-512, expand+norm+depthwise+norm+project in two passes), float32"
-    atol = FUSED_ATOL
-    rtol = FUSED_RTOL
-    devices = ("cpu",)
+    # atol / rtol / devices: FusedCECBackend's (measured max |diff| vs eager 5e-6 at the paper's input)
 
     def availability(self) -> Tuple[bool, str]:
         """Linux, AVX-512, a C++ compiler and ninja (the build itself happens in :meth:`prepare`)."""
         why = native_unavailable_reason()
         return (not why), why
-
-    def supports(self, module: nn.Module) -> Tuple[bool, str]:
-        """MM3DUNet with instance norm + LeakyReLU only."""
-        try:
-            check_supported(module)
-        except InputError as exc:
-            return False, str(exc)
-        return True, ""
 
     def prepare(self, module: nn.Module, example_shape: Sequence[int]) -> RunnableNetwork:
         """Build the kernel (cached), wrap ``module`` and check the kernel against eager.
@@ -74,9 +54,10 @@ class NativeCECBackend(Backend):
         if fused < total:  # the full-resolution units dominate; left to eager they make it slower than OpenVINO
             raise ValueError(f"only {fused} of the {total} full-resolution CEC units of this network have a fused "
                              "kernel (channel counts not instantiated in cec_fused.cpp)")
-        tune_cpu_allocator()
+        if self.tune_allocator:
+            tune_cpu_allocator()
         self._self_check(module, fast, m)
-        return _NativeNetwork(fast)
+        return UnitReplacedRunnable(fast, self.name)
 
     def _self_check(self, module: nn.Module, fast: NativeMM3DUNet, multiple: int) -> None:
         # the smallest input whose full-resolution units reach the kernel

@@ -31,9 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..nn.base import SegmentationNetwork
 from ..nn.cec_unit import CECUnit
-from .fused_cec import check_supported
+from .unit_replaced import UnitReplacedMM3DUNet
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +158,7 @@ class _Scratch:
         return self.buffer
 
 
-class NativeMM3DUNet(SegmentationNetwork):
+class NativeMM3DUNet(UnitReplacedMM3DUNet):
     """Inference-only MM-3DUNet whose CEC units run in the fused C++ kernel where it applies.
 
     Same contract as :class:`~breastlesionseg.nn.MM3DUNet` (``forward`` / ``forward_with_aux``, odd sizes
@@ -170,23 +169,15 @@ class NativeMM3DUNet(SegmentationNetwork):
         kernels: the compiled kernel module (default :func:`native_kernels`, built on first use).
 
     Raises:
-        InputError: unsupported network config (see :func:`~breastlesionseg.runtime.fused_cec.check_supported`).
+        InputError: unsupported network config (see :func:`~breastlesionseg.runtime.unit_replaced.check_supported`).
         RuntimeError: the kernel cannot be built here.
     """
 
     def __init__(self, net: nn.Module, kernels=None) -> None:
-        net = check_supported(net)
-        super().__init__(net.in_channels, net.out_channels, net.size_multiple, net.pad_mode)
-        self.net = net
-        self.config = net.config
         kernels = kernels if kernels is not None else native_kernels()
-        self.scratch = _Scratch(kernels)
-        self.enc = nn.ModuleList([nn.ModuleList([NativeCEC(u, kernels, self.scratch) for u in e]) for e in net.encoders])
-        self.bott = nn.ModuleList([NativeCEC(u, kernels, self.scratch) for u in net.bottleneck])
-        self.dec = nn.ModuleList([nn.ModuleList([NativeCEC(u, kernels, self.scratch) for u in lvl.units])
-                                  for lvl in net.decoder])
-        self.act_head = net.act_head
-        self.bottleneck = net.bottleneck
+        scratch = _Scratch(kernels)
+        super().__init__(net, lambda unit: NativeCEC(unit, kernels, scratch))
+        self.scratch = scratch
         self.kernels = kernels
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -231,31 +222,3 @@ class NativeMM3DUNet(SegmentationNetwork):
             total += 1
             fused += int(u.supported and (h >> lvl) % TILE_HW[0] == 0 and (w >> lvl) % TILE_HW[1] == 0)
         return fused, total
-
-    @torch.no_grad()
-    def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        net = self.net
-        x = x.contiguous()
-        skips: List[Optional[torch.Tensor]] = []
-        for units in self.enc:
-            for u in units:
-                x = u(x)
-            skips.append(x)
-            x = self._pool(x)
-        for u in self.bott:
-            x = u(x)
-        act: Optional[torch.Tensor] = None
-        if net.act_head is not None:
-            act = net.act_head(x)
-        k = len(skips)
-        for i, (level, units) in enumerate(zip(net.decoder, self.dec)):
-            x = torch.cat([self._up(level.up, x), skips[k - 1 - i]], dim=1)
-            skips[k - 1 - i] = None  # free the skip early
-            for u in units:
-                x = u(x)
-        return self._head(x.contiguous()), act
-
-    def forward_with_aux(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """See :meth:`~breastlesionseg.nn.base.SegmentationNetwork.forward_with_aux`; always without autograd."""
-        with torch.no_grad():
-            return super().forward_with_aux(x)

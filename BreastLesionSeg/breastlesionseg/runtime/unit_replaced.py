@@ -1,0 +1,98 @@
+"""An inference-only MM-3DUNet whose CEC units are replaced by faster implementations (shared base).
+
+:class:`~breastlesionseg.runtime.fused_cec.FastMM3DUNet` (channels-last PyTorch) and
+:class:`~breastlesionseg.runtime.native_cec.NativeMM3DUNet` (fused C++) walk the U-Net the same way and
+differ only in the unit implementation and a few layer hooks (input layout, pooling, upsampling, head).
+They share the trained network's parameters and keep its output contract (``forward`` /
+``forward_with_aux``, odd sizes padded and cropped back by :class:`~breastlesionseg.nn.base.SegmentationNetwork`).
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..nn.base import SegmentationNetwork
+from ..nn.cec_unit import CECUnit
+from ..nn.mm3dunet import MM3DUNet
+
+
+def check_supported(module: nn.Module) -> MM3DUNet:
+    """Return ``module`` as an MM3DUNet the fused paths can run, or raise InputError saying why not."""
+    if not isinstance(module, MM3DUNet):
+        raise InputError(f"the fused CEC backend runs MM3DUNet networks only; got {type(module).__name__}")
+    cfg = module.config
+    if cfg.norm != "instance" or cfg.activation != "leakyrelu":
+        raise InputError(
+            "the fused CEC backend needs norm='instance' and activation='leakyrelu' (the paper's CEC unit); "
+            f"this network has norm={cfg.norm!r}, activation={cfg.activation!r}"
+        )
+    return module
+
+
+class UnitReplacedMM3DUNet(SegmentationNetwork):
+    """MM-3DUNet with every CEC unit wrapped by ``make_unit`` (inference only, no autograd).
+
+    Args:
+        net: a trained MM3DUNet in eval mode (parameters shared, not copied).
+        make_unit: ``f(unit) -> module`` with the unit's ``(N, C_in, D, H, W) -> (N, C_out, D, H, W)`` contract.
+
+    Raises:
+        InputError: unsupported network config (see :func:`check_supported`).
+    """
+
+    def __init__(self, net: nn.Module, make_unit: Callable[[CECUnit], nn.Module]) -> None:
+        net = check_supported(net)
+        super().__init__(net.in_channels, net.out_channels, net.size_multiple, net.pad_mode)
+        self.net = net
+        self.config = net.config
+        self.enc = nn.ModuleList([nn.ModuleList([make_unit(u) for u in e]) for e in net.encoders])
+        self.bott = nn.ModuleList([make_unit(u) for u in net.bottleneck])
+        self.dec = nn.ModuleList([nn.ModuleList([make_unit(u) for u in lvl.units]) for lvl in net.decoder])
+        self.act_head = net.act_head
+        self.bottleneck = net.bottleneck
+
+    # hooks (overridden by the implementations)
+    def _enter(self, x: torch.Tensor) -> torch.Tensor:
+        """The padded input in the layout the units want."""
+        return x.contiguous()
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.pool(x)
+
+    def _up(self, up: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return up(x)
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.head(x).contiguous()
+
+    @torch.no_grad()
+    def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        net = self.net
+        x = self._enter(x)
+        skips: List[Optional[torch.Tensor]] = []
+        for units in self.enc:
+            for u in units:
+                x = u(x)
+            skips.append(x)
+            x = self._pool(x)
+        for u in self.bott:
+            x = u(x)
+        act: Optional[torch.Tensor] = None
+        if net.act_head is not None:
+            act = net.act_head(x)
+        k = len(skips)
+        for i, (level, units) in enumerate(zip(net.decoder, self.dec)):
+            x = torch.cat([self._up(level.up, x), skips[k - 1 - i]], dim=1)
+            skips[k - 1 - i] = None  # free the skip early
+            for u in units:
+                x = u(x)
+        return self._head(x), act
+
+    def forward_with_aux(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """See :meth:`~breastlesionseg.nn.base.SegmentationNetwork.forward_with_aux`; always without autograd."""
+        with torch.no_grad():
+            seg, act = super().forward_with_aux(x)
+        return seg.contiguous(), act
