@@ -9,7 +9,7 @@
 //     planes in cache, writes the depthwise output ONCE (streaming stores, tile-major layout) into a
 //     buffer the caller keeps between calls, and accumulates the second norm's statistics in float64;
 //   * pass B reads that buffer back sequentially: norm -> act -> project + bias (+ residual).
-// Generalises the store-once prototype of benchmarks/fused_cec_unit/ (8 -> 96 -> 8 only) to the
+// Generalises the store-once prototype (8 -> 96 -> 8 only; described in docs/performance.md) to the
 // channel counts instantiated at the bottom of this file. Shapes: H % 8 == 0 and W % 32 == 0 (64-column tiles
 // when W % 64 == 0, else 32-column tiles).
 // No fast-math: float32 arithmetic in the order of the prototype, float64 accumulators for statistics.
