@@ -1,26 +1,13 @@
 """benchmarks/bench_fused_cec_unit.py times the network's own CEC unit with the kernel the native_cec backend ships."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from breastlesionseg.runtime import native_cec
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_fused_cec_unit", REPO / "benchmarks" / "bench_fused_cec_unit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_the_benchmarked_unit_is_the_papers_first_level_unit():
-    bench = _bench()
+def test_the_benchmarked_unit_is_the_papers_first_level_unit(load_benchmark):
+    bench = load_benchmark("bench_fused_cec_unit")
     unit = bench.build_unit()
     assert (unit.in_channels, unit.hidden_channels, unit.out_channels, unit.use_residual) == (8, 96, 8, True)
     # the benchmark's FLOP count is the unit's multiply-adds per voxel
@@ -29,8 +16,8 @@ def test_the_benchmarked_unit_is_the_papers_first_level_unit():
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(native_cec.native_unavailable_reason()), reason=native_cec.native_unavailable_reason() or "-")
-def test_the_benchmark_runs_the_shipped_kernel_exactly():
-    bench = _bench()
+def test_the_benchmark_runs_the_shipped_kernel_exactly(load_benchmark):
+    bench = load_benchmark("bench_fused_cec_unit")
     unit = bench.build_unit()
     fused, why = bench.build_fused(unit)
     assert fused is not None, why

@@ -37,17 +37,8 @@ def test_bench_networks_quick_json(tmp_path):
     assert "| mm3dunet_t6 |" in proc.stdout and "fused_cec" in proc.stdout
 
 
-def _load_bench():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_networks", REPO / "benchmarks" / "bench_networks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_speed_target_compares_each_model_on_its_fastest_exact_backend():
-    bench = _load_bench()
+def test_speed_target_compares_each_model_on_its_fastest_exact_backend(load_benchmark):
+    bench = load_benchmark("bench_networks")
     recs = [
         {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "mm3dunet_t12_act", "backend": "eager",
          "forward_s_median": 8.0},
