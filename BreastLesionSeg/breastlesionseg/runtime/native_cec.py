@@ -8,14 +8,16 @@ analytically from the input's mean and covariance; pass A computes expand -> nor
 per tile in cache and writes the depthwise output once; pass B applies norm -> act -> project (+ residual).
 
 :class:`NativeMM3DUNet` runs every CEC unit the kernel supports (channel counts instantiated in the C++
-file; in-plane size ``H % 8 == 0`` and ``W % 32 == 0``) with it, and the rest (smaller units, pooling,
-concatenation, heads) with the network's own PyTorch modules, except 2x2x2 max pooling, the 3x3x3 stride-2
-transposed convolutions and the 1x1x1 head, which have their own kernels; all in contiguous NCDHW layout. It shares the trained network's parameters.
+file; in-plane size ``H % 8 == 0`` and ``W % 32 == 0``) with it. 2x2x2 max pooling, the 3x3x3 stride-2
+transposed convolutions and the 1x1x1 head have their own kernels; the rest (other units, concatenation,
+ACT head) runs in the network's own PyTorch modules, all in contiguous NCDHW layout. It shares the trained
+network's parameters.
 
 Availability: Linux, an AVX-512 CPU, a C++ compiler with OpenMP and ninja (``torch.utils.cpp_extension``
 builds the kernel once into PyTorch's extension cache, ~1 min). Slicer users on Windows/macOS or without a
-compiler do not get it (the Slicer extension does not install the C++ source); the pipeline then uses OpenVINO. Tolerance: as the other fused path (2e-3 + 1e-3
-x |eager|); the kernel alone matches eager to ~5e-6 (tested).
+compiler do not get it (the Slicer extension does not install the C++ source); the pipeline then uses
+OpenVINO. Tolerance: as the other fused path (2e-3 + 1e-3 x |eager|); the kernel alone matches eager to
+~5e-6 (tested).
 """
 from __future__ import annotations
 
