@@ -47,7 +47,7 @@ TILE_HW = (8, 32)
 #: gains are at the paper's 32 x 256 x 256; the demo model's 16 x 32 x 32 windows stay in OpenVINO
 FULL_RESOLUTION_TILE_HW = (8, 64)
 #: extension name; bump when the C++ interface changes (PyTorch caches builds by name + source hash)
-EXTENSION_NAME = "bls_native_cec_v6"
+EXTENSION_NAME = "bls_native_cec_v7"
 
 
 def _cpu_flags() -> set[str]:
@@ -133,15 +133,20 @@ class NativeCEC(nn.Module):
                 and x.shape[3] % TILE_HW[0] == 0 and x.shape[4] % TILE_HW[1] == 0)
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The unit on ``x``: the fused kernel when it fits, else the eager unit."""
-        if not self.fits(x):
-            return self.unit(x)
-        x = x.contiguous()
-        n, _, d, h, w = x.shape
+    def forward(self, x) -> torch.Tensor:
+        """The unit on ``x``: the fused kernel when it fits, else the eager unit.
+
+        ``x`` is a tensor, or a tuple of tensors on one grid standing for their concatenation along channels
+        (the decoder's upsampled features and skip): the kernel reads them in place instead of a copy.
+        """
+        parts = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+        if not all(self.fits(p) for p in parts) or (len(parts) > 1 and self.unit.use_residual):
+            return self.unit(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
+        parts = tuple(p.contiguous() for p in parts)
+        n, _, d, h, w = parts[0].shape
         out = torch.empty((n, self.unit.out_channels, d, h, w), dtype=torch.float32)
         buf = self.buffers.get(self.unit.hidden_channels * d * h * w)
-        self.kernels.cec_forward(x, *self.params, buf, out, self.unit.use_residual)
+        self.kernels.cec_forward(list(parts), *self.params, buf, out, self.unit.use_residual)
         return out
 
 
@@ -197,6 +202,11 @@ class NativeMM3DUNet(UnitReplacedMM3DUNet):
             return self.kernels.conv_transpose3x3_s2(x.contiguous(), up.weight.detach(),
                                                      None if up.bias is None else up.bias.detach())
         return up(x)
+
+    def _concat(self, up: torch.Tensor, skip: torch.Tensor):
+        """The pair itself: the level's first unit reads both in place (saves a copy of the concatenation,
+        ~0.01 s at full resolution); a unit that cannot take it concatenates."""
+        return (up, skip)
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         """The 1 x 1 x 1 head as a matrix product per sample (0.005 s instead of 0.033 s at full resolution)."""

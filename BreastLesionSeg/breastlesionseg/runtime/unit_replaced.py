@@ -65,6 +65,11 @@ class UnitReplacedMM3DUNet(SegmentationNetwork):
     def _up(self, up: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return up(x)
 
+    def _concat(self, up: torch.Tensor, skip: torch.Tensor):
+        """The decoder's input: the upsampled features and the skip along channels (what the level's first
+        unit receives; an implementation may hand over the pair without copying)."""
+        return torch.cat([up, skip], dim=1)
+
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.head(x).contiguous()
 
@@ -85,7 +90,7 @@ class UnitReplacedMM3DUNet(SegmentationNetwork):
             act = net.act_head(x)
         k = len(skips)
         for i, (level, units) in enumerate(zip(net.decoder, self.dec)):
-            x = torch.cat([self._up(level.up, x), skips[k - 1 - i]], dim=1)
+            x = self._concat(self._up(level.up, x), skips[k - 1 - i])
             skips[k - 1 - i] = None  # free the skip early
             for u in units:
                 x = u(x)

@@ -110,3 +110,15 @@ def test_kernel_transposed_convolution_matches_torch(kernels, cin, cout, shape, 
         got = kernels.conv_transpose3x3_s2(x, up.weight, up.bias)
     assert got.shape == ref.shape
     assert float((got - ref).abs().max()) < 1e-5
+
+
+@pytest.mark.slow
+def test_a_pair_of_inputs_is_read_as_their_concatenation(kernels):
+    unit = _unit(16, 8, 1)  # the full-resolution decoder's first unit: (8 upsampled + 8 skip) -> 16 -> 8
+    fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
+    up, skip = torch.randn(2, 8, 3, 8, 64) * 3.0, torch.randn(2, 8, 3, 8, 64) + 1.0
+    with torch.no_grad():
+        ref = unit(torch.cat([up, skip], dim=1))
+        assert float((fused((up, skip)) - ref).abs().max()) <= 5e-5 * max(1.0, float(ref.abs().max()))
+        odd = (up[..., :48], skip[..., :48])  # not tile-aligned: concatenated and run by the eager unit
+        assert torch.equal(fused(odd), unit(torch.cat(odd, dim=1)))

@@ -36,7 +36,7 @@ inline __m512 lrelu16(__m512 v, __m512 slope) { return _mm512_max_ps(v, _mm512_m
 
 // Per-channel mean and population covariance of x (C, n) in float64 (float partial sums per 256-voxel row).
 template <int C>
-void x_stats(const float* x, long n, double* mu, double* cov) {
+void x_stats(const float* const* xc, long n, double* mu, double* cov) {
   constexpr int NP = C * (C + 1) / 2;
   int pc[NP], pd[NP];
   {
@@ -51,10 +51,10 @@ void x_stats(const float* x, long n, double* mu, double* cov) {
     std::vector<double> ls(C, 0.0), lm(NP, 0.0);
 #pragma omp for schedule(static)
     for (long r = 0; r < n / ROW; r++) {
-      const float* p = x + r * ROW;
+      const long o = r * ROW;
       for (int c = 0; c < C; c++) {
         __m512 a = _mm512_setzero_ps();
-        for (long i = 0; i < ROW; i += 16) a = _mm512_add_ps(a, _mm512_loadu_ps(p + c * n + i));
+        for (long i = 0; i < ROW; i += 16) a = _mm512_add_ps(a, _mm512_loadu_ps(xc[c] + o + i));
         ls[c] += (double)_mm512_reduce_add_ps(a);
       }
       if (C % 4 == 0) {  // 4 x 4 channel blocks: 8 loads per 16 FMAs (instead of 2 loads per FMA)
@@ -65,8 +65,8 @@ void x_stats(const float* x, long n, double* mu, double* cov) {
               for (int b = 0; b < 4; b++) am[a][b] = _mm512_setzero_ps();
             for (long i = 0; i < ROW; i += 16) {
               __m512 u[4], w[4];
-              for (int a = 0; a < 4; a++) u[a] = _mm512_loadu_ps(p + (cb + a) * n + i);
-              for (int b = 0; b < 4; b++) w[b] = _mm512_loadu_ps(p + (db + b) * n + i);
+              for (int a = 0; a < 4; a++) u[a] = _mm512_loadu_ps(xc[cb + a] + o + i);
+              for (int b = 0; b < 4; b++) w[b] = _mm512_loadu_ps(xc[db + b] + o + i);
               for (int a = 0; a < 4; a++)
                 for (int b = 0; b < 4; b++) am[a][b] = _mm512_fmadd_ps(u[a], w[b], am[a][b]);
             }
@@ -84,7 +84,7 @@ void x_stats(const float* x, long n, double* mu, double* cov) {
         for (int q = 0; q < 16; q++) am[q] = _mm512_setzero_ps();
         for (long i = 0; i < ROW; i += 16)
           for (int q = 0; q < gn; q++)
-            am[q] = _mm512_fmadd_ps(_mm512_loadu_ps(p + pc[g + q] * n + i), _mm512_loadu_ps(p + pd[g + q] * n + i), am[q]);
+            am[q] = _mm512_fmadd_ps(_mm512_loadu_ps(xc[pc[g + q]] + o + i), _mm512_loadu_ps(xc[pd[g + q]] + o + i), am[q]);
         for (int q = 0; q < gn; q++) lm[g + q] += (double)_mm512_reduce_add_ps(am[q]);
       }
     }
@@ -123,13 +123,13 @@ inline void expand_chunk(const float (*xs)[XS], int v0, const float* __restrict 
 
 // Pass A for one sample: depthwise output of every tile into buf (tile-major), second-norm sums into S, SS.
 template <int C, int HID, int TX>
-void pass_a(float* __restrict buf, const float* __restrict x, int D, int Hh, int W, const float* __restrict w1,
+void pass_a(float* __restrict buf, const float* const* xc, int D, int Hh, int W, const float* __restrict w1,
             const float* __restrict b1, const float* __restrict wd, float slope1, double* S, double* SS) {
   constexpr int NXV = TX / 16, XS = TX + 16, NCH = XS / 16;  // output vectors, row stride, expand chunks per row
   constexpr int PS = (TY + 2) * HID * XS;
   constexpr int NV1 = C <= 8 ? 2 : 1;
   const int ny = Hh / TY, nx = W / TX;
-  const long plane = (long)Hh * W, vol = (long)D * plane;
+  const long plane = (long)Hh * W;
   const __m512 sl1 = _mm512_set1_ps(slope1);
 #pragma omp parallel
   {
@@ -150,13 +150,13 @@ void pass_a(float* __restrict buf, const float* __restrict x, int D, int Hh, int
             // (the depthwise only shifts by 1 and 2 lanes), so they are zeroed, not read past the row
             const __mmask16 tail = (__mmask16)0x3;
             for (int c = 0; c < C; c++) {
-              const float* src = x + c * vol + z * plane + (long)gy * W + x0 - 1;
+              const float* src = xc[c] + z * plane + (long)gy * W + x0 - 1;
               for (int v = 0; v < NXV; v++) _mm512_store_ps(&xs[c][16 * v], _mm512_loadu_ps(src + 16 * v));
               _mm512_store_ps(&xs[c][TX], _mm512_maskz_loadu_ps(tail, src + TX));
             }
           } else {
             for (int c = 0; c < C; c++) {
-              const float* src = x + c * vol + z * plane + (long)gy * W;
+              const float* src = xc[c] + z * plane + (long)gy * W;
               for (int xx = 0; xx < XS; xx++) {
                 const int gx = x0 + xx - 1;
                 xs[c][xx] = (gx >= 0 && gx < W && xx < TX + 2) ? src[gx] : 0.f;
@@ -228,7 +228,7 @@ void pass_a(float* __restrict buf, const float* __restrict x, int D, int Hh, int
 
 // Pass B for one sample: out = project(lrelu(a2 * buf + c2)) + bias (+ x).
 template <int C, int HID, int CO, bool RES, int TX>
-void pass_b(const float* __restrict buf, const float* __restrict x, int D, int Hh, int W, const float* __restrict a2,
+void pass_b(const float* __restrict buf, const float* const* xc, int D, int Hh, int W, const float* __restrict a2,
             const float* __restrict c2, float slope2, const float* __restrict w2t /*[HID][CO]*/,
             const float* __restrict bias2, float* __restrict out) {
   constexpr int NXV = TX / 16, CH = HID * RB * TX, CG = CO < 8 ? CO : 8;
@@ -254,7 +254,7 @@ void pass_b(const float* __restrict buf, const float* __restrict x, int D, int H
                 for (int c = 0; c < CG; c++)
                   for (int j = 0; j < 2; j++) {
                     o[c][j] = _mm512_set1_ps(bias2[c]);
-                    if (RES) o[c][j] = _mm512_add_ps(o[c][j], _mm512_loadu_ps(x + c * vol + base + 16 * j));
+                    if (RES) o[c][j] = _mm512_add_ps(o[c][j], _mm512_loadu_ps(xc[c] + base + 16 * j));
                   }
 #pragma GCC unroll 2
                 for (int h = 0; h < HID; h++) {
@@ -286,7 +286,7 @@ void pass_b(const float* __restrict buf, const float* __restrict x, int D, int H
                 for (int c = 0; c < CG; c++)
                   for (int j = 0; j < 2; j++) {
                     o[c][j] = _mm512_set1_ps(bias2[c0 + c]);
-                    if (RES) o[c][j] = _mm512_add_ps(o[c][j], _mm512_loadu_ps(x + (c0 + c) * vol + base + 16 * j));
+                    if (RES) o[c][j] = _mm512_add_ps(o[c][j], _mm512_loadu_ps(xc[c0 + c] + base + 16 * j));
                   }
 #pragma GCC unroll 2
                 for (int h = 0; h < HID; h++) {
@@ -309,10 +309,11 @@ void pass_b(const float* __restrict buf, const float* __restrict x, int D, int H
 }
 
 template <int C, int HID, int CO, bool RES>
-void cec_unit(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tensor& g1, const torch::Tensor& be1,
+void cec_unit(const std::vector<torch::Tensor>& xs_in, const torch::Tensor& w1, const torch::Tensor& g1, const torch::Tensor& be1,
               double eps1, double slope1, const torch::Tensor& wd, const torch::Tensor& g2, const torch::Tensor& be2,
               double eps2, double slope2, const torch::Tensor& w2, const torch::Tensor& bias2, torch::Tensor& buf,
               torch::Tensor& out) {
+  const torch::Tensor& x = xs_in[0];
   const int N = x.size(0), D = x.size(2), Hh = x.size(3), W = x.size(4);
   const long n = (long)D * Hh * W;
   auto w1c = w1.reshape({HID, C}).to(torch::kFloat64).contiguous();
@@ -322,10 +323,16 @@ void cec_unit(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tens
   const float *pg1 = g1.data_ptr<float>(), *pb1 = be1.data_ptr<float>();
   const float *pg2 = g2.data_ptr<float>(), *pb2 = be2.data_ptr<float>();
   for (int s = 0; s < N; s++) {
-    const float* xs = x.data_ptr<float>() + (long)s * C * n;
+    // channel c of the (virtual) concatenation of the inputs, sample s
+    const float* xc[C];
+    {
+      int c = 0;
+      for (const auto& t : xs_in)
+        for (long k = 0; k < t.size(1); k++) xc[c++] = t.data_ptr<float>() + ((long)s * t.size(1) + k) * n;
+    }
     float* os = out.data_ptr<float>() + (long)s * CO * n;
     std::vector<double> mu(C), cov(C * C);
-    x_stats<C>(xs, n, mu.data(), cov.data());
+    x_stats<C>(xc, n, mu.data(), cov.data());
     alignas(64) float w1f[HID * C];
     alignas(64) float b1f[HID];
     for (int h = 0; h < HID; h++) {
@@ -340,9 +347,9 @@ void cec_unit(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tens
     }
     std::vector<double> S(HID, 0.0), SS(HID, 0.0);
     if (W % 64 == 0)
-      pass_a<C, HID, 64>(buf.data_ptr<float>(), xs, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
+      pass_a<C, HID, 64>(buf.data_ptr<float>(), xc, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
     else
-      pass_a<C, HID, 32>(buf.data_ptr<float>(), xs, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
+      pass_a<C, HID, 32>(buf.data_ptr<float>(), xc, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
     std::vector<float> a2(HID), c2(HID);
     for (int h = 0; h < HID; h++) {
       const double m = S[h] / n, v = std::max(SS[h] / n - m * m, 0.0);
@@ -351,15 +358,15 @@ void cec_unit(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tens
       c2[h] = (float)(pb2[h] - a * m);
     }
     if (W % 64 == 0)
-      pass_b<C, HID, CO, RES, 64>(buf.data_ptr<float>(), xs, D, Hh, W, a2.data(), c2.data(), (float)slope2,
+      pass_b<C, HID, CO, RES, 64>(buf.data_ptr<float>(), xc, D, Hh, W, a2.data(), c2.data(), (float)slope2,
                                   w2t.data_ptr<float>(), bias2.data_ptr<float>(), os);
     else
-      pass_b<C, HID, CO, RES, 32>(buf.data_ptr<float>(), xs, D, Hh, W, a2.data(), c2.data(), (float)slope2,
+      pass_b<C, HID, CO, RES, 32>(buf.data_ptr<float>(), xc, D, Hh, W, a2.data(), c2.data(), (float)slope2,
                                   w2t.data_ptr<float>(), bias2.data_ptr<float>(), os);
   }
 }
 
-using Kernel = std::function<void(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+using Kernel = std::function<void(const std::vector<torch::Tensor>&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                                   double, double, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                                   double, double, const torch::Tensor&, const torch::Tensor&, torch::Tensor&, torch::Tensor&)>;
 
@@ -398,19 +405,30 @@ bool supports(int64_t cin, int64_t hidden, int64_t cout, bool residual) {
   return kernels().count(std::make_tuple((int)cin, (int)hidden, (int)cout, residual)) > 0;
 }
 
-// Runs one CEC unit; buf must hold at least hidden * D * H * W float32 (64-byte aligned), out (N, C_out, D, H, W).
-void cec_forward(torch::Tensor x, torch::Tensor w1, torch::Tensor g1, torch::Tensor be1, double eps1, double slope1,
-                 torch::Tensor wd, torch::Tensor g2, torch::Tensor be2, double eps2, double slope2, torch::Tensor w2,
-                 torch::Tensor bias2, torch::Tensor buf, torch::Tensor out, bool residual) {
-  TORCH_CHECK(x.dim() == 5 && x.is_contiguous() && x.scalar_type() == torch::kFloat32, "x must be contiguous float32 (N, C, D, H, W)");
+// Runs one CEC unit on the channel concatenation of xs (each contiguous float32 (N, C_k, D, H, W) on one grid;
+// one tensor when there is nothing to concatenate), without materialising the concatenation.
+// buf must hold at least hidden * D * H * W float32 (64-byte aligned); out is (N, C_out, D, H, W).
+void cec_forward(std::vector<torch::Tensor> xs, torch::Tensor w1, torch::Tensor g1, torch::Tensor be1, double eps1,
+                 double slope1, torch::Tensor wd, torch::Tensor g2, torch::Tensor be2, double eps2, double slope2,
+                 torch::Tensor w2, torch::Tensor bias2, torch::Tensor buf, torch::Tensor out, bool residual) {
+  TORCH_CHECK(!xs.empty(), "no input");
+  const torch::Tensor& x = xs[0];
+  int cin = 0;
+  for (const auto& t : xs) {
+    TORCH_CHECK(t.dim() == 5 && t.is_contiguous() && t.scalar_type() == torch::kFloat32, "inputs must be contiguous float32 (N, C, D, H, W)");
+    TORCH_CHECK(t.size(0) == x.size(0) && t.size(2) == x.size(2) && t.size(3) == x.size(3) && t.size(4) == x.size(4),
+                "inputs to concatenate must share N, D, H, W");
+    cin += t.size(1);
+  }
+  TORCH_CHECK(!residual || xs.size() == 1, "a residual unit takes one input");
   TORCH_CHECK(x.size(3) % TY == 0 && x.size(4) % 32 == 0, "fused CEC unit needs H % 8 == 0 and W % 32 == 0");
-  const int cin = x.size(1), hidden = wd.size(0), cout = w2.size(0);
+  const int hidden = wd.size(0), cout = w2.size(0);
   auto it = kernels().find(std::make_tuple(cin, hidden, cout, residual));
   TORCH_CHECK(it != kernels().end(), "no fused CEC kernel for ", cin, " -> ", hidden, " -> ", cout);
   TORCH_CHECK(buf.numel() >= (long)hidden * x.size(2) * x.size(3) * x.size(4) && ((uintptr_t)buf.data_ptr<float>() & 63) == 0,
               "buffer too small or not 64-byte aligned");
   TORCH_CHECK(out.is_contiguous() && out.size(1) == cout, "bad output tensor");
-  it->second(x, w1, g1, be1, eps1, slope1, wd, g2, be2, eps2, slope2, w2, bias2, buf, out);
+  it->second(xs, w1, g1, be1, eps1, slope1, wd, g2, be2, eps2, slope2, w2, bias2, buf, out);
 }
 
 // A 2 MB-aligned float32 buffer with transparent huge pages requested (fewer first-touch page faults).
