@@ -20,10 +20,10 @@ class NativeCECBackend(FusedCECBackend):
 
     Only worth it for windows whose full-resolution units the kernel can take with its wide tiles (padded
     ``H % 8 == 0`` and ``W % 64 == 0``): at the paper's 32 x 256 x 256 input it runs MM-3DUNet
-    t=12+ACT 2.6x faster than OpenVINO (docs/performance.md). :meth:`prepare` refuses other windows before building anything, so the
-    automatic order falls through to OpenVINO for the demo model's 16 x 32 x 32 window. It also checks the
-    compiled kernel against eager on a small tile-aligned input (the selection's odd validation input
-    would not reach the kernel).
+    t=12+ACT 2.7x faster than OpenVINO (docs/performance.md). :meth:`prepare` refuses other windows
+    before building anything, so the automatic order falls through to OpenVINO for the demo model's
+    16 x 32 x 32 window. It also checks the compiled kernel against eager on a small tile-aligned input
+    (the selection's odd validation input would not reach the kernel).
     """
 
     name = "native_cec"
