@@ -8,7 +8,7 @@ They share the trained network's parameters and keep its output contract (``forw
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
@@ -32,12 +32,46 @@ def check_supported(module: nn.Module) -> MM3DUNet:
     return module
 
 
+class _Call(nn.Module):
+    """A layer that calls a function (one of the owning network's hooks)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class _DecoderLevel(nn.Module):
+    """``level(x, skip)`` of :meth:`SegmentationNetwork._forward_padded`: upsample, join the skip, run the units."""
+
+    def __init__(self, up: nn.Module, units: nn.ModuleList, up_fn: Callable, concat_fn: Callable) -> None:
+        super().__init__()
+        self.up = up
+        self.units = units
+        self.up_fn = up_fn
+        self.concat_fn = concat_fn
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.concat_fn(self.up_fn(self.up, x), skip)
+        for unit in self.units:
+            x = unit(x)
+        return x
+
+
 class UnitReplacedMM3DUNet(SegmentationNetwork):
     """MM-3DUNet with every CEC unit wrapped by ``make_unit`` (inference only, no autograd).
+
+    The U-Net pass is :meth:`SegmentationNetwork._forward_padded`; this class only fills its layers
+    (``encoders``, ``pool``, ``bottleneck``, ``decoder``, ``head``) with the replaced units and the hooks below.
 
     Args:
         net: a trained MM3DUNet in eval mode (parameters shared, not copied).
         make_unit: ``f(unit) -> module`` with the unit's ``(N, C_in, D, H, W) -> (N, C_out, D, H, W)`` contract.
+
+    Attributes:
+        enc, bott, dec: the replaced units per encoder level, of the bottleneck and per decoder level.
 
     Raises:
         InputError: unsupported network config (see :func:`check_supported`).
@@ -51,8 +85,14 @@ class UnitReplacedMM3DUNet(SegmentationNetwork):
         self.enc = nn.ModuleList([nn.ModuleList([make_unit(u) for u in e]) for e in net.encoders])
         self.bott = nn.ModuleList([make_unit(u) for u in net.bottleneck])
         self.dec = nn.ModuleList([nn.ModuleList([make_unit(u) for u in lvl.units]) for lvl in net.decoder])
+        # the layers SegmentationNetwork._forward_padded runs
+        self.encoders = nn.ModuleList([nn.Sequential(*units) for units in self.enc])
+        self.pool = _Call(self._pool)
+        self.bottleneck = nn.Sequential(*self.bott)
         self.act_head = net.act_head
-        self.bottleneck = net.bottleneck
+        self.decoder = nn.ModuleList([_DecoderLevel(lvl.up, units, self._up, self._concat)
+                                      for lvl, units in zip(net.decoder, self.dec)])
+        self.head = _Call(self._head)
 
     # hooks (overridden by the implementations)
     def _enter(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,26 +115,7 @@ class UnitReplacedMM3DUNet(SegmentationNetwork):
 
     @torch.no_grad()
     def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        net = self.net
-        x = self._enter(x)
-        skips: List[Optional[torch.Tensor]] = []
-        for units in self.enc:
-            for u in units:
-                x = u(x)
-            skips.append(x)
-            x = self._pool(x)
-        for u in self.bott:
-            x = u(x)
-        act: Optional[torch.Tensor] = None
-        if net.act_head is not None:
-            act = net.act_head(x)
-        k = len(skips)
-        for i, (level, units) in enumerate(zip(net.decoder, self.dec)):
-            x = self._concat(self._up(level.up, x), skips[k - 1 - i])
-            skips[k - 1 - i] = None  # free the skip early
-            for u in units:
-                x = u(x)
-        return self._head(x), act
+        return super()._forward_padded(self._enter(x))
 
     def forward_with_aux(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """See :meth:`~breastlesionseg.nn.base.SegmentationNetwork.forward_with_aux`; always without autograd."""
