@@ -214,8 +214,7 @@ class SegmentationEngine:
                                      cropped.breast, self.model_info.patch_size_zyx)
             with step("backend"):
                 network, backend_summary = self.runnable()
-                batch = self._sw_batch_size(network)
-                window, window_note = self._window_for_memory(network, batch)
+                batch, window, window_note = self._batch_and_window(network)
                 if window_note:
                     notes.append(window_note)
                     prepared = dataclasses.replace(prepared, patch_size_zyx=window)
@@ -327,25 +326,27 @@ class SegmentationEngine:
         log.debug("backend %s prepared in %.2f s", selection.backend.name, time.perf_counter() - t0)
         return selection.network, selection.summary()
 
-    def _sw_batch_size(self, network: torch.nn.Module) -> int:
-        """Windows per forward pass: the config's, or the device's automatic batch reduced to fit in memory."""
-        from ..runtime.window import AUTO_SW_BATCH_SIZE, batch_for_memory
+    def _batch_and_window(self, network: torch.nn.Module) -> tuple[int, tuple[int, int, int], str | None]:
+        """Windows per forward pass and the window, fitted to one memory budget.
 
-        if self.config.sw_batch_size is not None:
-            return int(self.config.sw_batch_size)
-        backend = getattr(network, "backend_name", "?")
-        return batch_for_memory(self.model_info.patch_size_zyx, self.device.type, backend,
-                                AUTO_SW_BATCH_SIZE.get(self.device.type, 1),
-                                cuda_device=self.device if self.device.type == "cuda" else None)
+        The batch is the config's, or the device's automatic batch halved until it fits; then the window is
+        the model's, or a smaller one when even that batch would not fit (with a note for the user).
+        """
+        from ..runtime.window import (AUTO_SW_BATCH_SIZE, batch_for_memory, cuda_memory_budget_bytes,
+                                      memory_budget_bytes, window_for_memory)
 
-    def _window_for_memory(self, network: torch.nn.Module, batch: int) -> tuple[tuple[int, int, int], str | None]:
-        """The model's window, or a smaller one when a forward pass of ``network`` would not fit in memory."""
-        from ..runtime.window import window_for_memory
-
+        cuda = self.device if self.device.type == "cuda" else None
+        budget = cuda_memory_budget_bytes(cuda) if cuda is not None else memory_budget_bytes()
         backend = getattr(network, "backend_name", "?")  # unknown -> charged the largest measured figure
-        return window_for_memory(self.model_info.patch_size_zyx, self.device.type, backend,
-                                 batch=batch, multiple=int(getattr(self.model, "size_multiple", 8)),
-                                 cuda_device=self.device if self.device.type == "cuda" else None)
+        window = self.model_info.patch_size_zyx
+        if self.config.sw_batch_size is not None:
+            batch = int(self.config.sw_batch_size)
+        else:
+            batch = batch_for_memory(window, self.device.type, backend, AUTO_SW_BATCH_SIZE.get(self.device.type, 1),
+                                     budget_bytes=budget)
+        fitted, note = window_for_memory(window, self.device.type, backend, batch=batch,
+                                         multiple=int(getattr(self.model, "size_multiple", 8)), budget_bytes=budget)
+        return batch, fitted, note
 
     def _breast_region(self, exam: DCEExam) -> Volume:
         mask = self.breast_segmenter(exam)
