@@ -22,6 +22,7 @@ Usage::
     python benchmarks/bench_segment.py                       # Duke + 2 phantoms, CPU (+GPU), both networks
     python benchmarks/bench_segment.py --phantom-eval 20      # acceptance numbers on seeds 0-19
     python benchmarks/bench_segment.py --overview docs/images/overview_duke.png
+    python benchmarks/bench_segment.py --blending-threads-ab 3    # A/B: PyTorch threads while OpenVINO runs windows
 """
 from __future__ import annotations
 
@@ -195,6 +196,10 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
+    if spec.get("keep_torch_threads"):  # the A/B of --blending-threads-ab: the behaviour before the fix
+        from breastlesionseg.inference import sliding_window
+
+        sliding_window._torch_threads_while_blending = lambda model, device: None
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     engine = engine_for(spec["arch"], spec["model"], spec["device"], spec.get("overlap"), spec.get("threads"),
@@ -348,7 +353,7 @@ def print_table(cases: list[dict[str, Any]]) -> None:
     for c in cases:
         spec = c["spec"]
         name = "duke" if spec["kind"] == "duke" else f"phantom {spec.get('seed')}"
-        name += f" b{spec.get('sw_batch_size') or 'auto'}"
+        name += f" b{spec.get('sw_batch_size') or 'auto'}" + (" torch-kept" if spec.get("keep_torch_threads") else "")
         if "error" in c:
             print(f"{name:<22}{spec['device']:<10}{spec['arch']:<11} ERROR {c['error']}")
             continue
@@ -377,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sw-batch-size", type=int, nargs="+", default=[0], metavar="B",
                         help="sliding windows per forward pass; several values time each (default 0: the "
                              "engine's automatic batch, 1 on CPU and up to 16 on CUDA)")
+    parser.add_argument("--blending-threads-ab", type=int, default=0, metavar="N",
+                        help="instead of the usual cases: N interleaved pairs of Duke runs with PyTorch dropped to one "
+                             "thread while the runtime runs the windows (the default) and with PyTorch's threads kept")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -410,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
                                   "title": "Duke Breast_MRI_153"})
                 for seed in args.phantom_seeds:
                     specs.append({"kind": "phantom", "seed": seed, **common})
+    if args.blending_threads_ab:
+        common = {"kind": "duke", "arch": "model", "device": "cpu", "model": args.model, "overlap": args.overlap,
+                  "threads": args.threads, "backend": args.backend, "overview": None, "title": "Duke Breast_MRI_153"}
+        specs = [{**common, "keep_torch_threads": keep} for _ in range(args.blending_threads_ab) for keep in (True, False)]
     out = Path(args.output) if args.output else REPO / "benchmarks" / "output" / (
         "bench_segment_" + _dt.datetime.now().strftime("%Y%m%dT%H%M%S") + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)

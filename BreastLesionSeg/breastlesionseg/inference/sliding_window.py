@@ -306,7 +306,8 @@ def _torch_threads_while_blending(model: torch.nn.Module, device: torch.device) 
     another runtime's thread pool (``runs_on_torch_threads`` is ``False``), else ``None`` (unchanged).
 
     PyTorch's OpenMP workers spin after every op; between windows they would compete with the runtime's
-    threads for the same cores (Duke exam, 2 cores, OpenVINO: inference 3.7 s -> 2.1 s with one thread).
+    threads for the same cores (Duke exam, 2 cores, OpenVINO: inference 3.7 s -> 2.1 s with one thread in one
+    session; no clear difference later on a slower machine state: ``bench_segment.py --blending-threads-ab``).
     """
     if device.type == "cpu" and not getattr(model, "runs_on_torch_threads", True):
         return 1

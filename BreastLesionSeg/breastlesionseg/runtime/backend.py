@@ -30,7 +30,8 @@ class RunnableNetwork(nn.Module):
             ``False`` for backends with their own thread pool (OpenVINO, ONNX Runtime). The sliding
             window then drops PyTorch to one thread: PyTorch's OpenMP workers spin for a while after
             each small blending op and take the cores from the runtime's threads (measured on the Duke
-            exam, 2 cores: OpenVINO 8.4 ms per window with 2 PyTorch threads, 4.9 ms with 1).
+            exam, 2 cores, one session: OpenVINO 8.4 ms per window with 2 PyTorch threads, 4.9 ms with 1; not
+            reproduced in a later, slower machine state, see docs/performance.md).
     """
 
     backend_name: str = "?"
