@@ -99,7 +99,7 @@ def build_fused(unit: CECUnit):
         kernels = native_cec.native_kernels()
     except (RuntimeError, OSError, ImportError) as exc:  # no compiler / no AVX-512 / build failure
         return None, f"the fused C++ kernel is not available: {type(exc).__name__}: {str(exc)[:300]}"
-    fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
+    fused = native_cec.NativeCEC(unit, kernels, native_cec._Workspace(kernels), keep_output=True)
     if not fused.supported:
         return None, "the shipped kernel has no instantiation for this unit"
     return fused, ""

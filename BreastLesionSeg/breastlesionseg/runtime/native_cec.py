@@ -22,12 +22,14 @@ OpenVINO. Tolerance: as the other fused path (2e-3 + 1e-3 x |eager|); the kernel
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import sys
+import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, Hashable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -47,7 +49,7 @@ TILE_HW = (8, 32)
 #: gains are at the paper's 32 x 256 x 256; the demo model's 16 x 32 x 32 windows stay in OpenVINO
 FULL_RESOLUTION_TILE_HW = (8, 64)
 #: extension name; bump when the C++ interface changes (PyTorch caches builds by name + source hash)
-EXTENSION_NAME = "bls_native_cec_v7"
+EXTENSION_NAME = "bls_native_cec_v8"
 
 
 def _cpu_flags() -> set[str]:
@@ -95,6 +97,54 @@ def native_kernels():
                 extra_ldflags=["-fopenmp"], verbose=False)
 
 
+class _Workspace:
+    """Float32 buffers kept between forward passes, 2 MB-aligned with huge pages requested.
+
+    A fresh tensor for every intermediate costs more than some units themselves: glibc maps large blocks
+    anew on every allocation, so each pass pays a page fault per 4 KB on first touch (~0.12 s of the
+    0.57 s forward at the paper's input, ad hoc). Holds the units' shared scratch buffer and one slot per
+    intermediate output: a unit's own slot, or the n-th slot of a kind (``"pool"``, ``"up"``) per forward
+    pass (:meth:`begin` restarts the count). Each slot is written once per pass, so nothing aliases; what
+    leaves the network (logits, ACT score) is never from here. Not thread-safe: the owning network holds a
+    lock around its forward pass.
+    """
+
+    def __init__(self, kernels) -> None:
+        self.kernels = kernels
+        self._slots: Dict[Hashable, torch.Tensor] = {}
+        self._counts: Dict[str, int] = {}
+
+    def begin(self) -> None:
+        """Start a forward pass: the next :meth:`take` of each kind gets that kind's first slot."""
+        self._counts.clear()
+
+    def scratch(self, numel: int) -> torch.Tensor:
+        """The units' shared scratch buffer, at least ``numel`` floats (flat)."""
+        return self._buffer("scratch", numel)
+
+    def output(self, key: Hashable, shape: Tuple[int, ...]) -> torch.Tensor:
+        """The slot ``key`` viewed as a contiguous float32 tensor of ``shape`` (contents undefined)."""
+        numel = math.prod(shape)
+        return self._buffer(key, numel)[:numel].view(shape)
+
+    def take(self, kind: str, shape: Tuple[int, ...]) -> torch.Tensor:
+        """The next slot of ``kind`` in this forward pass, as :meth:`output`."""
+        index = self._counts.get(kind, 0)
+        self._counts[kind] = index + 1
+        return self.output((kind, index), shape)
+
+    def release(self) -> None:
+        """Free every buffer (they come back on the next forward pass)."""
+        self._slots.clear()
+
+    def _buffer(self, key: Hashable, numel: int) -> torch.Tensor:
+        buf = self._slots.get(key)
+        if buf is None or buf.numel() < numel:
+            self._slots.pop(key, None)  # free the old one first
+            buf = self._slots[key] = self.kernels.aligned_buffer(int(numel))
+        return buf
+
+
 class NativeCEC(nn.Module):
     """One CEC unit run by the fused kernel, sharing the parameters of an eager :class:`CECUnit`.
 
@@ -104,14 +154,22 @@ class NativeCEC(nn.Module):
     Args:
         unit: the trained unit (instance norm + LeakyReLU, stride 1).
         kernels: the compiled module (:func:`native_kernels`).
-        buffers: the network's shared scratch-buffer holder (one buffer reused by every unit).
+        workspace: the network's buffers (the scratch buffer shared by every unit; the unit's output slot).
+        keep_output: write the output into the unit's slot of ``workspace`` (overwritten by the next call, for
+            units of a network whose outputs do not outlive its forward pass), else into a fresh tensor.
     """
 
-    def __init__(self, unit: CECUnit, kernels, buffers: "_Scratch") -> None:
+    #: outputs of at least this many bytes per sample are written with streaming stores (they leave the
+    #: cache anyway; saves the read for ownership): 32 MiB, the L3 cache of the machines measured
+    #: (0.46 -> 0.445 s for the network at the paper input, ad hoc)
+    stream_min_bytes: int = 32 << 20
+
+    def __init__(self, unit: CECUnit, kernels, workspace: _Workspace, keep_output: bool = False) -> None:
         super().__init__()
         self.unit = unit
         self.kernels = kernels
-        self.buffers = buffers
+        self.workspace = workspace
+        self.keep_output = keep_output
         conv_e, norm1, act1 = unit.expand[0], unit.expand[1][0], unit.expand[1][1]
         sep = unit.separable
         norm2, act2 = sep.mid[0], sep.mid[1]
@@ -144,25 +202,11 @@ class NativeCEC(nn.Module):
             return self.unit(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
         parts = tuple(p.contiguous() for p in parts)
         n, _, d, h, w = parts[0].shape
-        out = torch.empty((n, self.unit.out_channels, d, h, w), dtype=torch.float32)
-        buf = self.buffers.get(self.unit.hidden_channels * d * h * w)
-        self.kernels.cec_forward(list(parts), *self.params, buf, out, self.unit.use_residual)
+        shape = (n, self.unit.out_channels, d, h, w)
+        out = self.workspace.output(self, shape) if self.keep_output else torch.empty(shape, dtype=torch.float32)
+        buf = self.workspace.scratch(self.unit.hidden_channels * d * h * w)
+        self.kernels.cec_forward(list(parts), *self.params, buf, out, self.unit.use_residual, self.stream_min_bytes)
         return out
-
-
-class _Scratch:
-    """One 2 MB-aligned scratch buffer shared by the units of a network, grown on demand and kept
-    (allocating ~0.8 GB per call would cost more in page faults than the unit itself)."""
-
-    def __init__(self, kernels) -> None:
-        self.kernels = kernels
-        self.buffer: Optional[torch.Tensor] = None
-
-    def get(self, numel: int) -> torch.Tensor:
-        if self.buffer is None or self.buffer.numel() < numel:
-            self.buffer = None  # free the old one first
-            self.buffer = self.kernels.aligned_buffer(int(numel))
-        return self.buffer
 
 
 class NativeMM3DUNet(UnitReplacedMM3DUNet):
@@ -182,15 +226,28 @@ class NativeMM3DUNet(UnitReplacedMM3DUNet):
 
     def __init__(self, net: nn.Module, kernels=None) -> None:
         kernels = kernels if kernels is not None else native_kernels()
-        scratch = _Scratch(kernels)
-        super().__init__(net, lambda unit: NativeCEC(unit, kernels, scratch))
-        self.scratch = scratch
+        workspace = _Workspace(kernels)
+        super().__init__(net, lambda unit: NativeCEC(unit, kernels, workspace, keep_output=True))
+        self.workspace = workspace
         self.kernels = kernels
+        self._lock = threading.Lock()
+
+    def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """One pass at a time: the intermediates live in the workspace's slots, reused by the next pass."""
+        with self._lock:
+            self.workspace.begin()
+            return super()._forward_padded(x)
+
+    def release_buffers(self) -> None:
+        """Free the kept intermediates and scratch buffer (the next forward pass allocates them again)."""
+        with self._lock:
+            self.workspace.release()
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         """2 x 2 x 2 max pooling: the kernel's (one pass, ~8x faster than eager at full resolution) for even sizes."""
         if x.dtype == torch.float32 and all(s % 2 == 0 for s in x.shape[2:]):
-            return self.kernels.maxpool2(x.contiguous())
+            n, c, d, h, w = x.shape
+            return self.kernels.maxpool2(x.contiguous(), self.workspace.take("pool", (n, c, d // 2, h // 2, w // 2)))
         return self.net.pool(x)
 
     def _up(self, up: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -199,8 +256,10 @@ class NativeMM3DUNet(UnitReplacedMM3DUNet):
         if (isinstance(up, nn.ConvTranspose3d) and up.kernel_size == (3, 3, 3) and up.stride == (2, 2, 2)
                 and up.padding == (1, 1, 1) and up.output_padding == (1, 1, 1) and up.groups == 1
                 and up.dilation == (1, 1, 1) and x.dtype == torch.float32 and x.shape[4] % 16 == 0):
+            n, _, d, h, w = x.shape
+            out = self.workspace.take("up", (n, up.out_channels, 2 * d, 2 * h, 2 * w))
             return self.kernels.conv_transpose3x3_s2(x.contiguous(), up.weight.detach(),
-                                                     None if up.bias is None else up.bias.detach())
+                                                     None if up.bias is None else up.bias.detach(), out)
         return up(x)
 
     def _concat(self, up: torch.Tensor, skip: torch.Tensor):

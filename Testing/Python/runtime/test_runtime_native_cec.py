@@ -36,7 +36,8 @@ def _unit(cin: int, cout: int, t: int, seed: int = 0) -> CECUnit:
                                         (8, 1, 8), (64, 1, 32), (4, 12, 4), (64, 12, 64)])
 def test_fused_unit_matches_the_eager_unit(kernels, cin, t, cout, width):
     unit = _unit(cin, cout, t)
-    fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
+    fused = native_cec.NativeCEC(unit, kernels, native_cec._Workspace(kernels))
+    fused.stream_min_bytes = 0 if width == 192 else 1 << 40  # streaming and plain output stores
     x = torch.randn(2, cin, 5, 16, width, generator=torch.Generator().manual_seed(1)) * 2.0 + 0.5  # batch 2, odd depth
     assert fused.supported and fused.fits(x)
     with torch.no_grad():
@@ -48,7 +49,7 @@ def test_fused_unit_matches_the_eager_unit(kernels, cin, t, cout, width):
 @pytest.mark.slow
 def test_shapes_the_kernel_cannot_tile_run_the_eager_unit_exactly(kernels):
     unit = _unit(8, 8, 12)
-    fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
+    fused = native_cec.NativeCEC(unit, kernels, native_cec._Workspace(kernels))
     x = torch.randn(1, 8, 4, 16, 48)  # W % 32 != 0
     assert not fused.fits(x)
     with torch.no_grad():
@@ -73,13 +74,30 @@ def test_whole_network_and_automatic_selection(kernels):
 
 
 @pytest.mark.slow
+def test_kept_intermediates_never_leak_into_what_the_network_returns(kernels):
+    torch.manual_seed(0)
+    net = MM3DUNet(MM3DUNetConfig(in_channels=1, base_width=8, expansion=12)).eval()
+    fast = native_cec.NativeMM3DUNet(net, kernels)
+    x1, x2 = torch.randn(1, 1, 8, 16, 64), torch.randn(1, 1, 8, 16, 64) * 2.0
+    seg1, act1 = fast.forward_with_aux(x1)
+    kept1, kept_act1 = seg1.clone(), act1.clone()
+    seg2, _ = fast.forward_with_aux(x2)  # reuses every intermediate buffer of the first pass
+    assert torch.equal(seg1, kept1) and torch.equal(act1, kept_act1)
+    with torch.no_grad():
+        assert float((seg2 - net(x2)).abs().max()) < 1e-4
+    assert torch.equal(fast.forward_with_aux(x1)[0], kept1)  # same input, same buffers: identical output
+    fast.release_buffers()
+    assert torch.equal(fast.forward_with_aux(x1)[0], kept1)  # freed buffers come back
+
+
+@pytest.mark.slow
 def test_units_the_kernel_does_not_take_are_refused_or_left_to_eager(kernels):
     from breastlesionseg.errors import InputError
 
     strided = CECUnit(8, 8, 12, stride=2).eval()
     with pytest.raises(InputError, match="stride 1"):
-        native_cec.NativeCEC(strided, kernels, native_cec._Scratch(kernels))
-    odd = native_cec.NativeCEC(_unit(5, 7, 3), kernels, native_cec._Scratch(kernels))  # no instantiation for 5 -> 15 -> 7
+        native_cec.NativeCEC(strided, kernels, native_cec._Workspace(kernels))
+    odd = native_cec.NativeCEC(_unit(5, 7, 3), kernels, native_cec._Workspace(kernels))  # no instantiation for 5 -> 15 -> 7
     assert not odd.supported and not odd.fits(torch.zeros(1, 5, 2, 8, 64))
 
 
@@ -88,6 +106,11 @@ def test_units_the_kernel_does_not_take_are_refused_or_left_to_eager(kernels):
 def test_kernel_max_pooling_equals_torch(kernels, shape):
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(2))
     assert torch.equal(kernels.maxpool2(x), torch.nn.MaxPool3d(2)(x))
+    out = torch.full((shape[0], shape[1], *(s // 2 for s in shape[2:])), float("nan"))
+    assert kernels.maxpool2(x, out).data_ptr() == out.data_ptr()  # written into the given tensor
+    assert torch.equal(out, torch.nn.MaxPool3d(2)(x))
+    with pytest.raises(RuntimeError, match="out must be"):
+        kernels.maxpool2(x, torch.empty(1))
 
 
 @pytest.mark.slow
@@ -108,14 +131,17 @@ def test_kernel_transposed_convolution_matches_torch(kernels, cin, cout, shape, 
     with torch.no_grad():
         ref = up(x)
         got = kernels.conv_transpose3x3_s2(x, up.weight, up.bias)
+        into = torch.full_like(ref, float("nan"))
+        kernels.conv_transpose3x3_s2(x, up.weight, up.bias, into)
     assert got.shape == ref.shape
     assert float((got - ref).abs().max()) < 1e-5
+    assert torch.equal(into, got)
 
 
 @pytest.mark.slow
 def test_a_pair_of_inputs_is_read_as_their_concatenation(kernels):
     unit = _unit(16, 8, 1)  # the full-resolution decoder's first unit: (8 upsampled + 8 skip) -> 16 -> 8
-    fused = native_cec.NativeCEC(unit, kernels, native_cec._Scratch(kernels))
+    fused = native_cec.NativeCEC(unit, kernels, native_cec._Workspace(kernels))
     up, skip = torch.randn(2, 8, 3, 8, 64) * 3.0, torch.randn(2, 8, 3, 8, 64) + 1.0
     with torch.no_grad():
         ref = unit(torch.cat([up, skip], dim=1))

@@ -34,6 +34,12 @@ constexpr int TY = 8, RB = 4;
 
 inline __m512 lrelu16(__m512 v, __m512 slope) { return _mm512_max_ps(v, _mm512_mul_ps(v, slope)); }
 
+// 16 floats to p (64-byte aligned when stream)
+inline void store16(float* p, __m512 v, bool stream) {
+  if (stream) _mm512_stream_ps(p, v);
+  else _mm512_storeu_ps(p, v);
+}
+
 // Per-channel mean and population covariance of x (C, n) in float64 (float partial sums per 256-voxel row).
 template <int C>
 void x_stats(const float* const* xc, long n, double* mu, double* cov) {
@@ -230,7 +236,7 @@ void pass_a(float* __restrict buf, const float* const* xc, int D, int Hh, int W,
 template <int C, int HID, int CO, bool RES, int TX>
 void pass_b(const float* __restrict buf, const float* const* xc, int D, int Hh, int W, const float* __restrict a2,
             const float* __restrict c2, float slope2, const float* __restrict w2t /*[HID][CO]*/,
-            const float* __restrict bias2, float* __restrict out) {
+            const float* __restrict bias2, float* __restrict out, bool stream) {
   constexpr int NXV = TX / 16, CH = HID * RB * TX, CG = CO < 8 ? CO : 8;
   static_assert(CO % CG == 0, "output channels must be < 8 or a multiple of 8");
   const int ny = Hh / TY, nx = W / TX;
@@ -271,7 +277,7 @@ void pass_b(const float* __restrict buf, const float* const* xc, int D, int Hh, 
                   }
                 }
                 for (int c = 0; c < CG; c++)
-                  for (int j = 0; j < 2; j++) _mm512_storeu_ps(out + c * vol + base + 16 * j, o[c][j]);
+                  for (int j = 0; j < 2; j++) store16(out + c * vol + base + 16 * j, o[c][j], stream);
                 continue;
               }
               for (int h = 0; h < HID; h++) {
@@ -299,20 +305,21 @@ void pass_b(const float* __restrict buf, const float* const* xc, int D, int Hh, 
                   }
                 }
                 for (int c = 0; c < CG; c++)
-                  for (int j = 0; j < 2; j++) _mm512_storeu_ps(out + (c0 + c) * vol + base + 16 * j, o[c][j]);
+                  for (int j = 0; j < 2; j++) store16(out + (c0 + c) * vol + base + 16 * j, o[c][j], stream);
               }
             }
         }
     }
     std::free(v);
   }
+  if (stream) _mm_sfence();
 }
 
 template <int C, int HID, int CO, bool RES>
 void cec_unit(const std::vector<torch::Tensor>& xs_in, const torch::Tensor& w1, const torch::Tensor& g1, const torch::Tensor& be1,
               double eps1, double slope1, const torch::Tensor& wd, const torch::Tensor& g2, const torch::Tensor& be2,
               double eps2, double slope2, const torch::Tensor& w2, const torch::Tensor& bias2, torch::Tensor& buf,
-              torch::Tensor& out) {
+              torch::Tensor& out, int64_t stream_min_bytes) {
   const torch::Tensor& x = xs_in[0];
   const int N = x.size(0), D = x.size(2), Hh = x.size(3), W = x.size(4);
   const long n = (long)D * Hh * W;
@@ -350,6 +357,7 @@ void cec_unit(const std::vector<torch::Tensor>& xs_in, const torch::Tensor& w1, 
       pass_a<C, HID, 64>(buf.data_ptr<float>(), xc, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
     else
       pass_a<C, HID, 32>(buf.data_ptr<float>(), xc, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
+    const bool stream = (long)CO * n * 4 >= stream_min_bytes && ((uintptr_t)os & 63) == 0;
     std::vector<float> a2(HID), c2(HID);
     for (int h = 0; h < HID; h++) {
       const double m = S[h] / n, v = std::max(SS[h] / n - m * m, 0.0);
@@ -359,16 +367,17 @@ void cec_unit(const std::vector<torch::Tensor>& xs_in, const torch::Tensor& w1, 
     }
     if (W % 64 == 0)
       pass_b<C, HID, CO, RES, 64>(buf.data_ptr<float>(), xc, D, Hh, W, a2.data(), c2.data(), (float)slope2,
-                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os);
+                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os, stream);
     else
       pass_b<C, HID, CO, RES, 32>(buf.data_ptr<float>(), xc, D, Hh, W, a2.data(), c2.data(), (float)slope2,
-                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os);
+                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os, stream);
   }
 }
 
 using Kernel = std::function<void(const std::vector<torch::Tensor>&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                                   double, double, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                                  double, double, const torch::Tensor&, const torch::Tensor&, torch::Tensor&, torch::Tensor&)>;
+                                  double, double, const torch::Tensor&, const torch::Tensor&, torch::Tensor&, torch::Tensor&,
+                                  int64_t)>;
 
 #define BLS_CEC(C, HID, CO, RES) {std::make_tuple(C, HID, CO, RES), cec_unit<C, HID, CO, RES>}
 
@@ -408,9 +417,13 @@ bool supports(int64_t cin, int64_t hidden, int64_t cout, bool residual) {
 // Runs one CEC unit on the channel concatenation of xs (each contiguous float32 (N, C_k, D, H, W) on one grid;
 // one tensor when there is nothing to concatenate), without materialising the concatenation.
 // buf must hold at least hidden * D * H * W float32 (64-byte aligned); out is (N, C_out, D, H, W).
+// Outputs of at least stream_min_bytes per sample (and 64-byte aligned) are written with streaming stores:
+// a large output does not stay in cache anyway, and streaming saves the read for ownership; smaller ones
+// use plain stores, so the next layer finds them in cache.
 void cec_forward(std::vector<torch::Tensor> xs, torch::Tensor w1, torch::Tensor g1, torch::Tensor be1, double eps1,
                  double slope1, torch::Tensor wd, torch::Tensor g2, torch::Tensor be2, double eps2, double slope2,
-                 torch::Tensor w2, torch::Tensor bias2, torch::Tensor buf, torch::Tensor out, bool residual) {
+                 torch::Tensor w2, torch::Tensor bias2, torch::Tensor buf, torch::Tensor out, bool residual,
+                 int64_t stream_min_bytes) {
   TORCH_CHECK(!xs.empty(), "no input");
   const torch::Tensor& x = xs[0];
   int cin = 0;
@@ -428,7 +441,7 @@ void cec_forward(std::vector<torch::Tensor> xs, torch::Tensor w1, torch::Tensor 
   TORCH_CHECK(buf.numel() >= (long)hidden * x.size(2) * x.size(3) * x.size(4) && ((uintptr_t)buf.data_ptr<float>() & 63) == 0,
               "buffer too small or not 64-byte aligned");
   TORCH_CHECK(out.is_contiguous() && out.size(1) == cout, "bad output tensor");
-  it->second(xs, w1, g1, be1, eps1, slope1, wd, g2, be2, eps2, slope2, w2, bias2, buf, out);
+  it->second(xs, w1, g1, be1, eps1, slope1, wd, g2, be2, eps2, slope2, w2, bias2, buf, out, stream_min_bytes);
 }
 
 // A 2 MB-aligned float32 buffer with transparent huge pages requested (fewer first-touch page faults).
@@ -440,12 +453,21 @@ torch::Tensor aligned_buffer(int64_t numel) {
   return torch::from_blob(p, {numel}, [](void* q) { std::free(q); }, torch::TensorOptions().dtype(torch::kFloat32));
 }
 
+// An output of `shape`: `out` when given (checked: contiguous float32 of that shape; e.g. a kept buffer,
+// so no page faults), else a new tensor.
+torch::Tensor output_of(const c10::optional<torch::Tensor>& out, at::IntArrayRef shape, const torch::Tensor& like) {
+  if (!out.has_value() || !out->defined()) return torch::empty(shape, like.options());
+  TORCH_CHECK(out->is_contiguous() && out->scalar_type() == torch::kFloat32 && out->sizes() == shape,
+              "out must be a contiguous float32 tensor of shape ", shape, ", got ", out->sizes());
+  return *out;
+}
+
 // 2 x 2 x 2 max pooling, stride 2, of a contiguous float32 (N, C, D, H, W) with even D, H, W (nn.MaxPool3d(2)).
-torch::Tensor maxpool2(torch::Tensor x) {
+torch::Tensor maxpool2(torch::Tensor x, c10::optional<torch::Tensor> out_opt) {
   TORCH_CHECK(x.dim() == 5 && x.is_contiguous() && x.scalar_type() == torch::kFloat32, "x must be contiguous float32 (N, C, D, H, W)");
   const long D = x.size(2), H = x.size(3), W = x.size(4);
   TORCH_CHECK(D % 2 == 0 && H % 2 == 0 && W % 2 == 0, "maxpool2 needs even D, H, W");
-  auto out = torch::empty({x.size(0), x.size(1), D / 2, H / 2, W / 2}, x.options());
+  auto out = output_of(out_opt, {x.size(0), x.size(1), D / 2, H / 2, W / 2}, x);
   const long rows = x.size(0) * x.size(1) * (D / 2) * (H / 2), W2 = W / 2;
   const float* px = x.data_ptr<float>();
   float* po = out.data_ptr<float>();
@@ -480,7 +502,8 @@ torch::Tensor maxpool2(torch::Tensor x) {
 // (N, C_in, D, H, W) with W % 16 == 0 -> (N, C_out, 2D, 2H, 2W). Per axis, even output 2m takes input m with
 // tap 1, odd output 2m + 1 takes input m with tap 2 and input m + 1 with tap 0 (zero past the end).
 // Vectorised over 16 input columns: 32 output columns, even and odd interleaved with one permute each.
-torch::Tensor conv_transpose3x3_s2(torch::Tensor x, torch::Tensor weight, c10::optional<torch::Tensor> bias) {
+torch::Tensor conv_transpose3x3_s2(torch::Tensor x, torch::Tensor weight, c10::optional<torch::Tensor> bias,
+                                   c10::optional<torch::Tensor> out_opt) {
   TORCH_CHECK(x.dim() == 5 && x.is_contiguous() && x.scalar_type() == torch::kFloat32, "x must be contiguous float32 (N, C, D, H, W)");
   TORCH_CHECK(x.size(4) % 16 == 0, "conv_transpose3x3_s2 needs W % 16 == 0");
   const long N = x.size(0), Ci = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4);
@@ -489,7 +512,7 @@ torch::Tensor conv_transpose3x3_s2(torch::Tensor x, torch::Tensor weight, c10::o
   const long Co = weight.size(1);
   auto wc = weight.contiguous();
   const float* pw = wc.data_ptr<float>();  // [ci][co][kz][ky][kx]
-  auto out = torch::empty({N, Co, 2 * D, 2 * H, 2 * W}, x.options());
+  auto out = output_of(out_opt, {N, Co, 2 * D, 2 * H, 2 * W}, x);
   const float* px = x.data_ptr<float>();
   float* po = out.data_ptr<float>();
   std::vector<float> b(Co, 0.f);
@@ -543,8 +566,9 @@ torch::Tensor conv_transpose3x3_s2(torch::Tensor x, torch::Tensor weight, c10::o
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("conv_transpose3x3_s2", &conv_transpose3x3_s2);
-  m.def("maxpool2", &maxpool2);
+  m.def("conv_transpose3x3_s2", &conv_transpose3x3_s2, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("out") = py::none());
+  m.def("maxpool2", &maxpool2, py::arg("x"), py::arg("out") = py::none());
   m.def("supports", &supports);
   m.def("cec_forward", &cec_forward);
   m.def("aligned_buffer", &aligned_buffer);
