@@ -36,6 +36,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..nn.cec_unit import CECUnit
+from .act_head_matmul import MatmulACTHead
 from .unit_replaced import UnitReplacedMM3DUNet
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,8 @@ class NativeMM3DUNet(UnitReplacedMM3DUNet):
         self.workspace = workspace
         self.kernels = kernels
         self._lock = threading.Lock()
+        if net.act_head is not None:
+            self.act_head = MatmulACTHead(net.act_head)
 
     def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """One pass at a time: the intermediates live in the workspace's slots, reused by the next pass."""
