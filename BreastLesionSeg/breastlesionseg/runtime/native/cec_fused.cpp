@@ -107,24 +107,38 @@ void x_stats(const float* const* xc, long n, double* mu, double* cov) {
   }
 }
 
-// expand (norm 1 folded) + LeakyReLU for NV vectors of 16 positions, all HID channels
-template <int C, int HID, int NV, int XS>
-inline void expand_chunk(const float (*xs)[XS], int v0, const float* __restrict w1, const float* __restrict b1,
+// expand (norm 1 folded) + LeakyReLU of HB hidden channels for the first NV vectors of 16 columns of a row:
+// an HB x NV register block (16 independent accumulators), x streamed from the L1-resident row per input
+// channel, so any C fits in registers (holding all C inputs spilled from C = 32 on)
+template <int C, int HB, int NV, int XS>
+inline void expand_block(const float (*xs)[XS], const float* __restrict w1, const float* __restrict b1,
                          float* __restrict R, __m512 slope) {
-  __m512 xv[C][NV];
-  for (int c = 0; c < C; c++)
-    for (int j = 0; j < NV; j++) xv[c][j] = _mm512_load_ps(&xs[c][16 * (v0 + j)]);
-  for (int h = 0; h < HID; h++) {
-    __m512 acc[NV];
+  __m512 acc[HB][NV];
+  for (int h = 0; h < HB; h++) {
     const __m512 b = _mm512_set1_ps(b1[h]);
-    for (int j = 0; j < NV; j++) acc[j] = b;
-#pragma GCC unroll 8
-    for (int c = 0; c < C; c++) {
-      const __m512 w = _mm512_set1_ps(w1[h * C + c]);
-      for (int j = 0; j < NV; j++) acc[j] = _mm512_fmadd_ps(w, xv[c][j], acc[j]);
-    }
-    for (int j = 0; j < NV; j++) _mm512_store_ps(R + h * XS + 16 * (v0 + j), lrelu16(acc[j], slope));
+    for (int j = 0; j < NV; j++) acc[h][j] = b;
   }
+#pragma GCC unroll 4
+  for (int c = 0; c < C; c++) {
+    __m512 xv[NV];
+    for (int j = 0; j < NV; j++) xv[j] = _mm512_load_ps(&xs[c][16 * j]);
+    for (int h = 0; h < HB; h++) {
+      const __m512 w = _mm512_set1_ps(w1[h * C + c]);
+      for (int j = 0; j < NV; j++) acc[h][j] = _mm512_fmadd_ps(w, xv[j], acc[h][j]);
+    }
+  }
+  for (int h = 0; h < HB; h++)
+    for (int j = 0; j < NV; j++) _mm512_store_ps(R + h * XS + 16 * j, lrelu16(acc[h][j], slope));
+}
+
+// expand + LeakyReLU of all HID channels for the first NV vectors of a row (blocks of 16 / NV channels)
+template <int C, int HID, int NV, int XS>
+inline void expand_row(const float (*xs)[XS], const float* __restrict w1, const float* __restrict b1,
+                       float* __restrict R, __m512 slope) {
+  constexpr int HB = 16 / NV;
+  int h = 0;
+  for (; h + HB <= HID; h += HB) expand_block<C, HB, NV, XS>(xs, w1 + h * C, b1 + h, R + h * XS, slope);
+  for (; h < HID; h++) expand_block<C, 1, NV, XS>(xs, w1 + h * C, b1 + h, R + h * XS, slope);
 }
 
 // expand (norm 1 folded) + LeakyReLU for the last 8 columns of a row (XS - 16 .. XS - 9), all HID channels, in
@@ -151,7 +165,6 @@ void pass_a(float* __restrict buf, const float* const* xc, int D, int Hh, int W,
             const float* __restrict b1, const float* __restrict wd, float slope1, double* S, double* SS) {
   constexpr int NXV = TX / 16, XS = TX + 16;  // output vectors, row stride (one vector of right halo)
   constexpr int PS = (TY + 2) * HID * XS;
-  constexpr int NV1 = C <= 8 ? 2 : 1;
   const int ny = Hh / TY, nx = W / TX;
   const long plane = (long)Hh * W;
   const __m512 sl1 = _mm512_set1_ps(slope1);
@@ -187,9 +200,7 @@ void pass_a(float* __restrict buf, const float* const* xc, int D, int Hh, int W,
               }
             }
           }
-          int v = 0;
-          for (; v + NV1 <= NXV; v += NV1) expand_chunk<C, HID, NV1, XS>(xs, v, w1, b1, R, sl1);
-          for (; v < NXV; v++) expand_chunk<C, HID, 1, XS>(xs, v, w1, b1, R, sl1);
+          expand_row<C, HID, NXV, XS>(xs, w1, b1, R, sl1);
           expand_tail<C, HID, XS>(xs, w1, b1, R, slope1);
           // zero padding of the depthwise input: the columns left of x = 0 and right of x = W - 1
           if (x0 == 0) for (int h = 0; h < HID; h++) R[h * XS] = 0.f;
