@@ -33,9 +33,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
-sys.path.insert(0, str(REPO / "benchmarks"))  # _machine.py, also when loaded by the tests
 
-from _machine import cpu_model  # noqa: E402
+from breastlesionseg.runtime.cpu_info import cpu_model  # noqa: E402
 
 log = logging.getLogger("bench_breast_mask")
 DUKE = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"

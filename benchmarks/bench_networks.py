@@ -42,9 +42,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
-sys.path.insert(0, str(REPO / "benchmarks"))  # _machine.py, also when loaded by the tests
 
-from _machine import cpu_flags, cpu_model  # noqa: E402
+from breastlesionseg.runtime.cpu_info import cpu_flags, cpu_model  # noqa: E402
 
 from breastlesionseg.nn import MM3DUNet, MM3DUNetConfig, UNet3D, UNet3DConfig, count_flops, count_parameters  # noqa: E402
 from breastlesionseg.runtime import BACKENDS  # noqa: E402

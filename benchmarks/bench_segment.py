@@ -42,9 +42,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
-sys.path.insert(0, str(REPO / "benchmarks"))  # _machine.py, also when loaded by the tests
 
-from _machine import cpu_model  # noqa: E402
+from breastlesionseg.runtime.cpu_info import cpu_model  # noqa: E402
 
 DUKE_DIR = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"
 DUKE_PHASES = [f"Breast_MRI_153_000{i}_{n}.nii.gz" for i, n in enumerate(["pre", "post1", "post2", "post3", "post4"])]

@@ -32,9 +32,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _machine import cpu_model  # noqa: E402
+from breastlesionseg.runtime.cpu_info import cpu_model  # noqa: E402
 
 log = logging.getLogger("profile_openvino_layers")
 

@@ -9,9 +9,11 @@ per tile in cache and writes the depthwise output once; pass B applies norm -> a
 
 :class:`NativeMM3DUNet` runs every CEC unit the kernel supports (channel counts instantiated in the C++
 file; in-plane size ``H % 8 == 0`` and ``W % 32 == 0``) with it. 2x2x2 max pooling, the 3x3x3 stride-2
-transposed convolutions and the 1x1x1 head have their own kernels; the rest (other units, concatenation,
-ACT head) runs in the network's own PyTorch modules, all in contiguous NCDHW layout. It shares the trained
-network's parameters.
+transposed convolutions and the 1x1x1 head have their own kernels, the ACT head's convolution runs as one
+matrix product (:class:`~breastlesionseg.runtime.act_head_matmul.MatmulACTHead`); the rest (units the
+kernel does not take) runs in the network's own PyTorch modules, all in contiguous NCDHW layout. It shares
+the trained network's parameters. Intermediate tensors live in kept, huge-page buffers (:class:`_Workspace`):
+no page faults per forward pass.
 
 Availability: Linux, an AVX-512 CPU, a C++ compiler with OpenMP and ninja (``torch.utils.cpp_extension``
 builds the kernel once into PyTorch's extension cache, ~1 min). Slicer users on Windows/macOS or without a
@@ -37,6 +39,7 @@ from torch import nn
 from ..errors import InputError
 from ..nn.cec_unit import CECUnit
 from .act_head_matmul import MatmulACTHead
+from .cpu_info import cpu_flags
 from .unit_replaced import UnitReplacedMM3DUNet
 
 log = logging.getLogger(__name__)
@@ -53,23 +56,13 @@ FULL_RESOLUTION_TILE_HW = (8, 64)
 EXTENSION_NAME = "bls_native_cec_v8"
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def native_unavailable_reason() -> str:
     """Why the kernel cannot be built here (``""`` when nothing obvious is missing)."""
     if not NATIVE_SOURCE.is_file():
         return f"the fused C++ CEC kernel's source is not installed ({NATIVE_SOURCE})"
     if not sys.platform.startswith("linux"):
         return f"the fused C++ CEC kernel is built on Linux only (this is {sys.platform})"
-    if "avx512f" not in _cpu_flags():
+    if "avx512f" not in cpu_flags():
         return "the fused C++ CEC kernel needs an AVX-512 CPU"
     if shutil.which(os.environ.get("CXX", "c++")) is None:
         return "the fused C++ CEC kernel needs a C++ compiler (c++ or $CXX) to be built on first use"

@@ -28,7 +28,7 @@ BYTES_PER_VOXEL: dict[str, float] = {
     "fused_cec": 1190.0,
     "onnxruntime": 890.0,
     "openvino": 765.0,  # 1605 MB over 2.10 M voxels (idle-machine run of the same benchmark)
-    "native_cec": 607.0,  # 1273 MB over 2.10 M voxels (bench_networks_20261121T123954Z.json; 1139 MB in a later run)
+    "native_cec": 607.0,  # 1273 MB over 2.10 M voxels (bench_networks_20261121T123954Z.json; 1248 MB with kept buffers, ..._142232Z)
     "bf16": 1503.0,
 }
 #: fallback when the backend is unknown (the largest measured figure)

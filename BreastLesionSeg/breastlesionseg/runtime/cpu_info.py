@@ -1,4 +1,8 @@
-"""The CPU a benchmark ran on, from ``/proc/cpuinfo``: one parser shared by every benchmark script."""
+"""The CPU this process runs on, from ``/proc/cpuinfo`` (Linux; empty answers elsewhere).
+
+One parser for the backends that need a CPU feature (the fused C++ kernel needs AVX-512) and for the
+benchmark scripts that report the machine.
+"""
 from __future__ import annotations
 
 import platform
