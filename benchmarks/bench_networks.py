@@ -10,6 +10,9 @@ One run measures, on the same machine:
 * peak memory: one forward pass per configuration in a fresh subprocess; ``peak_rss_delta_bytes``
   is the process's ``VmHWM`` after the forward minus its ``VmRSS`` before it (what inference adds),
 * the numerical difference of each backend against eager float32 (max |logit difference|),
+* issue 8's speed target (MM-3DUNet t=12+ACT against the dense baseline, each on its fastest exact
+  backend): from the table's medians, and again in ``--head-to-head`` alternating forward passes of the
+  two, whose per-pair ratio is immune to the machine's drift between the two models' table rows,
 
 for MM-3DUNet t=6, t=12, t=12+ACT, the dense 3D U-Net baseline (seed 000 Table 1 configurations)
 and MONAI's BasicUNet, at the paper's input (1 x 1 x 32 x 256 x 256) and at the pipeline's window
@@ -36,7 +39,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -384,6 +387,49 @@ def speed_targets(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
+def interleaved_ratio(run_fast: Callable[[], Any], run_slow: Callable[[], Any], pairs: int,
+                      clock: Callable[[], float] = time.perf_counter) -> Dict[str, Any]:
+    """Time ``pairs`` back-to-back (fast, slow) runs, alternating which goes first; per pair, slow / fast.
+
+    On a shared VM the speed drifts by tens of percent within minutes, so two medians taken minutes apart
+    (the per-configuration table) can disagree by more than the effect measured. Each pair here is
+    measured within about a second, so a drift moves both sides alike. Both callables are warmed up once.
+
+    Returns:
+        ``{"pairs", "fast_s_median", "slow_s_median", "ratio_median", "ratio_min", "ratio_max", "ratios"}``.
+    """
+    if pairs < 1:
+        raise ValueError(f"pairs must be >= 1; got {pairs}")
+    run_fast()
+    run_slow()
+    fast, slow = [], []
+    for i in range(pairs):
+        for which in ((run_fast, fast), (run_slow, slow)) if i % 2 == 0 else ((run_slow, slow), (run_fast, fast)):
+            t0 = clock()
+            which[0]()
+            which[1].append(clock() - t0)
+    ratios = [b / a for a, b in zip(fast, slow)]
+    return {"pairs": pairs, "fast_s_median": statistics.median(fast), "slow_s_median": statistics.median(slow),
+            "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "ratios": ratios}
+
+
+def head_to_head(target: Dict[str, Any], threads: int, pairs: int) -> Dict[str, Any]:
+    """Issue 8's comparison of one speed target again, interleaved (:func:`interleaved_ratio`): MM-3DUNet t=12+ACT
+    on its fastest backend against the dense baseline on its own, same input, alternating forward passes."""
+    shape = tuple(target["input_shape"])
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(3))
+    mm_net, dense_net = build_model("mm3dunet_t12_act", shape[1]), build_model("unet3d_table1", shape[1])
+    mm, why_mm = _prepare(target["mm3dunet_backend"], mm_net, shape)
+    dense, why_dense = _prepare(target["dense_backend"], dense_net, shape)
+    if mm is None or dense is None:
+        return {"skipped": why_mm or why_dense}
+    with torch.no_grad():
+        out = interleaved_ratio(lambda: forward_with_aux(mm, x), lambda: forward_with_aux(dense, x), pairs)
+    out["met"] = bool(out["ratio_median"] >= 2.0)
+    return out
+
+
 def markdown_table(result: Dict[str, Any]) -> str:
     """The per-configuration table of a benchmark result."""
     m = result["machine"]
@@ -415,6 +461,13 @@ def markdown_table(result: Dict[str, Any]) -> str:
                      f"{t['mm3dunet_t12_act_s']:.3f} s ({t['mm3dunet_backend']}) vs dense {t['dense_s']:.3f} s "
                      f"({t['dense_backend']}): dense/MM = {t['dense_over_mm']:.2f}, target >= 2: "
                      f"{'met' if t['met'] else 'NOT met'}")
+        hh = t.get("interleaved")
+        if hh and "ratio_median" in hh:
+            lines.append(f"  interleaved, {hh['pairs']} alternating pairs: MM {hh['fast_s_median']:.3f} s vs dense "
+                         f"{hh['slow_s_median']:.3f} s; dense/MM per pair median {hh['ratio_median']:.2f} "
+                         f"(range {hh['ratio_min']:.2f}-{hh['ratio_max']:.2f}): {'met' if hh['met'] else 'NOT met'}")
+        elif hh:
+            lines.append(f"  interleaved: n/a ({hh.get('skipped', '')[:80]})")
     seg = result.get("segment")
     if seg:
         lines.append("")
@@ -447,6 +500,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="model folder/name: run the inference engine on the Duke exam once per --segment-backends")
     parser.add_argument("--segment-backends", default="eager,fused_cec,onnxruntime,openvino",
                         help="backends for --segment-model (default eager,fused_cec,onnxruntime,openvino)")
+    parser.add_argument("--head-to-head", type=int, default=None, metavar="PAIRS",
+                        help="after the table, time MM-3DUNet t=12+ACT and the dense baseline (each on its fastest "
+                             "backend) in PAIRS alternating forward passes, per speed target (default 2 x repeats; "
+                             "0: skip)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "output", help="JSON output folder")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--segment-worker", default=None, help=argparse.SUPPRESS)
@@ -510,6 +567,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             result["speed_targets"] = speed_targets(records)
             save()
             log.warning("  done in %.0f s (load %s)", time.perf_counter() - t0, os.getloadavg())
+    pairs = 2 * repeats if args.head_to_head is None else args.head_to_head
+    if pairs < 0:
+        parser.error(f"--head-to-head must be >= 0; got {pairs}")
+    for target in result.get("speed_targets", []) if pairs else []:
+        log.warning("interleaved head-to-head at %s: %d pairs", target["input_shape"], pairs)
+        target["interleaved"] = head_to_head(target, args.threads, pairs)
+        save()
     if args.segment:
         result["segment"] = bench_segment(args.threads, timeout_s=900)
     if args.segment_model:

@@ -61,3 +61,23 @@ def test_speed_target_compares_each_model_on_its_fastest_exact_backend(load_benc
     assert paper["mm3dunet_backend"] == "openvino" and paper["dense_backend"] == "openvino"
     assert paper["dense_over_mm"] == pytest.approx(0.75) and not paper["met"]
     assert targets["window"]["dense_over_mm"] == pytest.approx(4.0) and targets["window"]["met"]
+
+
+def test_interleaved_ratio_alternates_the_order_and_reports_per_pair_ratios(load_benchmark):
+    bench = load_benchmark("bench_networks")
+    now = [0.0]
+    calls = []
+
+    def run(name: str, seconds: float):
+        def go():
+            calls.append(name)
+            now[0] += seconds
+        return go
+
+    out = bench.interleaved_ratio(run("mm", 1.0), run("dense", 2.5), pairs=3, clock=lambda: now[0])
+    assert calls == ["mm", "dense", "mm", "dense", "dense", "mm", "mm", "dense"]  # warm-up, then alternating
+    assert out["pairs"] == 3 and out["ratios"] == [2.5, 2.5, 2.5]
+    assert out["ratio_median"] == out["ratio_min"] == out["ratio_max"] == 2.5
+    assert (out["fast_s_median"], out["slow_s_median"]) == (1.0, 2.5)
+    with pytest.raises(ValueError, match="pairs"):
+        bench.interleaved_ratio(run("mm", 1.0), run("dense", 1.0), pairs=0)
