@@ -63,6 +63,7 @@ def test_whole_network_and_automatic_selection(kernels):
     fast = native_cec.NativeMM3DUNet(net, kernels)
     x = torch.randn(1, 1, 8, 16, 64)
     assert fast.fused_units(tuple(x.shape)) == (8, 14)  # the level-0 and level-1 encoder and decoder units
+    assert fast.head_folded  # the 1x1x1 head runs in the last unit's kernel
     with torch.no_grad():
         ref, ref_act = net.forward_with_aux(x)
     got, act = fast.forward_with_aux(x)
@@ -148,3 +149,35 @@ def test_a_pair_of_inputs_is_read_as_their_concatenation(kernels):
         assert float((fused((up, skip)) - ref).abs().max()) <= 5e-5 * max(1.0, float(ref.abs().max()))
         odd = (up[..., :48], skip[..., :48])  # not tile-aligned: concatenated and run by the eager unit
         assert torch.equal(fused(odd), unit(torch.cat(odd, dim=1)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head_out,bias", [(1, True), (3, False)])
+def test_a_folded_head_equals_the_head_after_the_unit(kernels, head_out, bias):
+    unit = _unit(8, 8, 1)  # the full-resolution decoder's last unit: 8 -> 8 -> 8, residual
+    torch.manual_seed(5)
+    head = torch.nn.Conv3d(8, head_out, 1, bias=bias).eval()
+    fused = native_cec.NativeCEC(unit, kernels, native_cec._Workspace(kernels), keep_output=True)
+    fused.stream_min_bytes = 0 if head_out == 1 else 1 << 40
+    fused.fold_head(head)
+    x = torch.randn(2, 8, 3, 16, 64) * 2.0
+    with torch.no_grad():
+        ref = head(unit(x))
+        got = fused(x)
+        assert got.shape == ref.shape == (2, head_out, 3, 16, 64)
+        assert float((got - ref).abs().max()) <= 5e-5 * max(1.0, float(ref.abs().max()))
+        assert fused(x).data_ptr() != got.data_ptr()  # the network's output: fresh, not a kept buffer
+        odd = x[..., :48]  # not tile-aligned: the eager unit, then the head
+        assert torch.equal(fused(odd), head(unit(odd)))
+
+
+def test_only_1x1x1_heads_after_narrow_units_are_folded(kernels):
+    from breastlesionseg.errors import InputError
+
+    narrow, wide = _unit(8, 8, 1), _unit(16, 16, 1)
+    assert native_cec.NativeCEC.can_fold(narrow, torch.nn.Conv3d(8, 1, 1))
+    assert not native_cec.NativeCEC.can_fold(narrow, torch.nn.Conv3d(8, 1, 3, padding=1))
+    assert not native_cec.NativeCEC.can_fold(narrow, torch.nn.Conv3d(8, 9, 1))  # more than 8 outputs
+    assert not native_cec.NativeCEC.can_fold(wide, torch.nn.Conv3d(16, 1, 1))  # more than 8 unit outputs
+    with pytest.raises(InputError, match="cannot fold"):
+        native_cec.NativeCEC(wide, kernels, native_cec._Workspace(kernels)).fold_head(torch.nn.Conv3d(16, 1, 1))

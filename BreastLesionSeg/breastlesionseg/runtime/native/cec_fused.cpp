@@ -262,11 +262,20 @@ void pass_a(float* __restrict buf, const float* const* xc, int D, int Hh, int W,
   _mm_sfence();
 }
 
-// Pass B for one sample: out = project(lrelu(a2 * buf + c2)) + bias (+ x).
+// A 1x1x1 convolution (n <= MAX_HEAD outputs over the unit's C_out <= 8 channels) folded into pass B: the unit
+// then writes w[n][C_out] . out + b instead of out (the network's head, applied to its last unit's output).
+struct Head {
+  const float* w = nullptr;  // [n][C_out]
+  const float* b = nullptr;  // [n]
+  int n = 0;                 // 0: no head
+};
+constexpr int MAX_HEAD = 8;
+
+// Pass B for one sample: out = project(lrelu(a2 * buf + c2)) + bias (+ x), or head(that) when head.n > 0.
 template <int C, int HID, int CO, bool RES, int TX>
 void pass_b(const float* __restrict buf, const float* const* xc, int D, int Hh, int W, const float* __restrict a2,
             const float* __restrict c2, float slope2, const float* __restrict w2t /*[HID][CO]*/,
-            const float* __restrict bias2, float* __restrict out, bool stream) {
+            const float* __restrict bias2, float* __restrict out, bool stream, Head head) {
   constexpr int NXV = TX / 16, CH = HID * RB * TX, CG = CO < 8 ? CO : 8;
   static_assert(CO % CG == 0, "output channels must be < 8 or a multiple of 8");
   const int ny = Hh / TY, nx = W / TX;
@@ -305,6 +314,15 @@ void pass_b(const float* __restrict buf, const float* const* xc, int D, int Hh, 
                     o[c][0] = _mm512_fmadd_ps(w, v0, o[c][0]);
                     o[c][1] = _mm512_fmadd_ps(w, v1, o[c][1]);
                   }
+                }
+                if (head.n > 0) {  // the head in registers: its input never goes to memory
+                  for (int p = 0; p < head.n; p++)
+                    for (int j = 0; j < 2; j++) {
+                      __m512 acc = _mm512_set1_ps(head.b[p]);
+                      for (int c = 0; c < CG; c++) acc = _mm512_fmadd_ps(_mm512_set1_ps(head.w[p * CO + c]), o[c][j], acc);
+                      store16(out + p * vol + base + 16 * j, acc, stream);
+                    }
+                  continue;
                 }
                 for (int c = 0; c < CG; c++)
                   for (int j = 0; j < 2; j++) store16(out + c * vol + base + 16 * j, o[c][j], stream);
@@ -349,8 +367,9 @@ template <int C, int HID, int CO, bool RES>
 void cec_unit(const std::vector<torch::Tensor>& xs_in, const torch::Tensor& w1, const torch::Tensor& g1, const torch::Tensor& be1,
               double eps1, double slope1, const torch::Tensor& wd, const torch::Tensor& g2, const torch::Tensor& be2,
               double eps2, double slope2, const torch::Tensor& w2, const torch::Tensor& bias2, torch::Tensor& buf,
-              torch::Tensor& out, int64_t stream_min_bytes) {
+              torch::Tensor& out, int64_t stream_min_bytes, Head head) {
   const torch::Tensor& x = xs_in[0];
+  const int CW = head.n > 0 ? head.n : CO;  // channels written
   const int N = x.size(0), D = x.size(2), Hh = x.size(3), W = x.size(4);
   const long n = (long)D * Hh * W;
   auto w1c = w1.reshape({HID, C}).to(torch::kFloat64).contiguous();
@@ -367,7 +386,7 @@ void cec_unit(const std::vector<torch::Tensor>& xs_in, const torch::Tensor& w1, 
       for (const auto& t : xs_in)
         for (long k = 0; k < t.size(1); k++) xc[c++] = t.data_ptr<float>() + ((long)s * t.size(1) + k) * n;
     }
-    float* os = out.data_ptr<float>() + (long)s * CO * n;
+    float* os = out.data_ptr<float>() + (long)s * CW * n;
     std::vector<double> mu(C), cov(C * C);
     x_stats<C>(xc, n, mu.data(), cov.data());
     alignas(64) float w1f[HID * C];
@@ -387,7 +406,7 @@ void cec_unit(const std::vector<torch::Tensor>& xs_in, const torch::Tensor& w1, 
       pass_a<C, HID, 64>(buf.data_ptr<float>(), xc, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
     else
       pass_a<C, HID, 32>(buf.data_ptr<float>(), xc, D, Hh, W, w1f, b1f, wdc.data_ptr<float>(), (float)slope1, S.data(), SS.data());
-    const bool stream = (long)CO * n * 4 >= stream_min_bytes && ((uintptr_t)os & 63) == 0;
+    const bool stream = (long)CW * n * 4 >= stream_min_bytes && ((uintptr_t)os & 63) == 0;
     std::vector<float> a2(HID), c2(HID);
     for (int h = 0; h < HID; h++) {
       const double m = S[h] / n, v = std::max(SS[h] / n - m * m, 0.0);
@@ -397,17 +416,17 @@ void cec_unit(const std::vector<torch::Tensor>& xs_in, const torch::Tensor& w1, 
     }
     if (W % 64 == 0)
       pass_b<C, HID, CO, RES, 64>(buf.data_ptr<float>(), xc, D, Hh, W, a2.data(), c2.data(), (float)slope2,
-                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os, stream);
+                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os, stream, head);
     else
       pass_b<C, HID, CO, RES, 32>(buf.data_ptr<float>(), xc, D, Hh, W, a2.data(), c2.data(), (float)slope2,
-                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os, stream);
+                                  w2t.data_ptr<float>(), bias2.data_ptr<float>(), os, stream, head);
   }
 }
 
 using Kernel = std::function<void(const std::vector<torch::Tensor>&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                                   double, double, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                                   double, double, const torch::Tensor&, const torch::Tensor&, torch::Tensor&, torch::Tensor&,
-                                  int64_t)>;
+                                  int64_t, Head)>;
 
 #define BLS_CEC(C, HID, CO, RES) {std::make_tuple(C, HID, CO, RES), cec_unit<C, HID, CO, RES>}
 
@@ -449,11 +468,14 @@ bool supports(int64_t cin, int64_t hidden, int64_t cout, bool residual) {
 // buf must hold at least hidden * D * H * W float32 (64-byte aligned); out is (N, C_out, D, H, W).
 // Outputs of at least stream_min_bytes per sample (and 64-byte aligned) are written with streaming stores:
 // a large output does not stay in cache anyway, and streaming saves the read for ownership; smaller ones
-// use plain stores, so the next layer finds them in cache.
+// use plain stores, so the next layer finds them in cache. With head_weight (n, C_out) and head_bias (n),
+// C_out <= 8, out is (N, n, D, H, W): the 1x1x1 convolution head applied to the unit's output, which is
+// never stored.
 void cec_forward(std::vector<torch::Tensor> xs, torch::Tensor w1, torch::Tensor g1, torch::Tensor be1, double eps1,
                  double slope1, torch::Tensor wd, torch::Tensor g2, torch::Tensor be2, double eps2, double slope2,
                  torch::Tensor w2, torch::Tensor bias2, torch::Tensor buf, torch::Tensor out, bool residual,
-                 int64_t stream_min_bytes) {
+                 int64_t stream_min_bytes, c10::optional<torch::Tensor> head_weight,
+                 c10::optional<torch::Tensor> head_bias) {
   TORCH_CHECK(!xs.empty(), "no input");
   const torch::Tensor& x = xs[0];
   int cin = 0;
@@ -470,8 +492,20 @@ void cec_forward(std::vector<torch::Tensor> xs, torch::Tensor w1, torch::Tensor 
   TORCH_CHECK(it != kernels().end(), "no fused CEC kernel for ", cin, " -> ", hidden, " -> ", cout);
   TORCH_CHECK(buf.numel() >= (long)hidden * x.size(2) * x.size(3) * x.size(4) && ((uintptr_t)buf.data_ptr<float>() & 63) == 0,
               "buffer too small or not 64-byte aligned");
-  TORCH_CHECK(out.is_contiguous() && out.size(1) == cout, "bad output tensor");
-  it->second(xs, w1, g1, be1, eps1, slope1, wd, g2, be2, eps2, slope2, w2, bias2, buf, out, stream_min_bytes);
+  Head head;
+  torch::Tensor hw, hb;
+  if (head_weight.has_value() && head_weight->defined()) {
+    hw = head_weight->reshape({head_weight->size(0), -1}).to(torch::kFloat32).contiguous();
+    TORCH_CHECK(cout <= 8 && hw.size(1) == cout && hw.size(0) >= 1 && hw.size(0) <= MAX_HEAD,
+                "a folded head needs C_out <= 8 and a (n <= 8, C_out) weight; got C_out ", cout, ", weight ", hw.sizes());
+    hb = (head_bias.has_value() && head_bias->defined()) ? head_bias->to(torch::kFloat32).contiguous()
+                                                        : torch::zeros({hw.size(0)}, hw.options());
+    TORCH_CHECK(hb.numel() == hw.size(0), "head bias must have ", hw.size(0), " values");
+    head = Head{hw.data_ptr<float>(), hb.data_ptr<float>(), (int)hw.size(0)};
+  }
+  TORCH_CHECK(out.is_contiguous() && out.size(0) == x.size(0) && out.size(1) == (head.n > 0 ? head.n : cout) &&
+              out.size(2) == x.size(2) && out.size(3) == x.size(3) && out.size(4) == x.size(4), "bad output tensor");
+  it->second(xs, w1, g1, be1, eps1, slope1, wd, g2, be2, eps2, slope2, w2, bias2, buf, out, stream_min_bytes, head);
 }
 
 // A 2 MB-aligned float32 buffer with transparent huge pages requested (fewer first-touch page faults).
@@ -600,6 +634,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("out") = py::none());
   m.def("maxpool2", &maxpool2, py::arg("x"), py::arg("out") = py::none());
   m.def("supports", &supports);
-  m.def("cec_forward", &cec_forward);
+  m.def("cec_forward", &cec_forward, py::arg("xs"), py::arg("w1"), py::arg("g1"), py::arg("be1"), py::arg("eps1"),
+        py::arg("slope1"), py::arg("wd"), py::arg("g2"), py::arg("be2"), py::arg("eps2"), py::arg("slope2"),
+        py::arg("w2"), py::arg("bias2"), py::arg("buf"), py::arg("out"), py::arg("residual"),
+        py::arg("stream_min_bytes"), py::arg("head_weight") = py::none(), py::arg("head_bias") = py::none());
   m.def("aligned_buffer", &aligned_buffer);
 }
