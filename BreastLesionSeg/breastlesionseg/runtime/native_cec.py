@@ -8,8 +8,9 @@ analytically from the input's mean and covariance; pass A computes expand -> nor
 per tile in cache and writes the depthwise output once; pass B applies norm -> act -> project (+ residual).
 
 :class:`NativeMM3DUNet` runs every CEC unit the kernel supports (channel counts instantiated in the C++
-file; in-plane size ``H % 8 == 0`` and ``W % 32 == 0``) with it. 2x2x2 max pooling, the 3x3x3 stride-2
-transposed convolutions and the 1x1x1 head have their own kernels, the ACT head's convolution runs as one
+file; in-plane size ``H % 8 == 0`` and ``W % 32 == 0``) with it. 2x2x2 max pooling and the 3x3x3 stride-2
+transposed convolutions have their own kernels, the 1x1x1 head is folded into the last unit's kernel
+(:meth:`NativeCEC.fold_head`; else a matrix product), the ACT head's convolution runs as one
 matrix product (:class:`~breastlesionseg.runtime.act_head_matmul.MatmulACTHead`); the rest (units the
 kernel does not take) runs in the network's own PyTorch modules, all in contiguous NCDHW layout. It shares
 the trained network's parameters. Intermediate tensors live in kept, huge-page buffers (:class:`_Workspace`):
