@@ -96,8 +96,10 @@ class _Workspace:
     """Float32 buffers kept between forward passes, 2 MB-aligned with huge pages requested.
 
     A fresh tensor for every intermediate costs more than some units themselves: glibc maps large blocks
-    anew on every allocation, so each pass pays a page fault per 4 KB on first touch (~0.12 s of the
-    0.57 s forward at the paper's input, ad hoc). Holds the units' shared scratch buffer and one slot per
+    anew on every allocation (unless :func:`~breastlesionseg.runtime.allocator.tune_cpu_allocator` ran), so
+    each pass pays a page fault per 4 KB on first touch: 0.57 -> 0.45 s for the forward pass at the paper's
+    input with the allocator untuned, 0.51 -> 0.45 s (with streaming stores) in ``bench_networks.py``, which
+    tunes it (ad hoc / earlier runs). Holds the units' shared scratch buffer and one slot per
     intermediate output: a unit's own slot, or the n-th slot of a kind (``"pool"``, ``"up"``) per forward
     pass (:meth:`begin` restarts the count). Each slot is written once per pass, so nothing aliases; what
     leaves the network (logits, ACT score) is never from here. Not thread-safe: the owning network holds a
@@ -256,11 +258,18 @@ class NativeMM3DUNet(UnitReplacedMM3DUNet):
         self._lock = threading.Lock()
         if net.act_head is not None:
             self.act_head = MatmulACTHead(net.act_head)
-        last = self.dec[-1][-1] if len(self.dec) and len(self.dec[-1]) else None
-        #: the 1x1x1 head is applied by the last decoder unit's kernel (see NativeCEC.fold_head)
-        self.head_folded = bool(last is not None and last.supported and NativeCEC.can_fold(last.unit, net.head))
-        if self.head_folded:
+        last = self._last_unit()
+        if last is not None and last.supported and NativeCEC.can_fold(last.unit, net.head):
             last.fold_head(net.head)
+
+    def _last_unit(self) -> Optional[NativeCEC]:
+        return self.dec[-1][-1] if len(self.dec) and len(self.dec[-1]) else None
+
+    @property
+    def head_folded(self) -> bool:
+        """Whether the last decoder unit applies the 1x1x1 head (:meth:`NativeCEC.fold_head`)."""
+        last = self._last_unit()
+        return last is not None and last.head is not None
 
     def _forward_padded(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """One pass at a time: the intermediates live in the workspace's slots, reused by the next pass."""
