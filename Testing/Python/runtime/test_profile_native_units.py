@@ -11,15 +11,15 @@ from breastlesionseg.runtime import native_cec
 
 def test_the_clock_sums_repeated_calls_within_a_pass_and_restarts_per_pass(load_benchmark):
     prof = load_benchmark("profile_native_units")
-    clock = LayerClock = prof.LayerClock()
+    clock = prof.LayerClock()
     nap = clock.timed("pool", lambda s: time.sleep(s) or s)
     assert nap(0.01) == 0.01  # the wrapped function's result passes through
     nap(0.02)
     clock.end_pass()
     nap(0.01)
     clock.end_pass()
-    assert 0.03 <= LayerClock.passes[0]["pool"] < 0.03 + 0.05
-    assert 0.01 <= LayerClock.passes[1]["pool"] < 0.01 + 0.05
+    assert 0.03 <= clock.passes[0]["pool"] < 0.03 + 0.05
+    assert 0.01 <= clock.passes[1]["pool"] < 0.01 + 0.05
 
 
 @pytest.mark.slow
