@@ -53,10 +53,15 @@ DYNAMIC_PATTERN = re.compile(
     r"\bpost|1st|2nd|3rd|\d+th|pass|\bt1|gad|\+c\b|contrast",
     re.IGNORECASE,
 )
-#: series descriptions of derived or other-contrast series that are never DCE phases
+#: series descriptions of derived or other-contrast series that are never DCE phases. Words are matched whole
+#: (letters/digits around them break the match, so "post2" is not "t2" and "Vibrant ASSET" is not a calibration);
+#: the prefixes (sub..., diff..., loc..., calib...) only need a word start.
+_WORD_START = r"(?<![a-z0-9])"
+_WORD_END = r"(?![a-z0-9])"
 EXCLUDE_PATTERN = re.compile(
-    r"\bsub|subtract|\bmip\b|\bmpr\b|\bpe\b|\bser\b|map|\bcad\b|t2|stir|dwi|diff|\badc\b|\bloc|scout|survey|"
-    r"calib|asset|b1|shim|report|screen\s*save",
+    _WORD_START + r"(?:sub|diff|loc|calib|asset\s*cal|shim|scout|survey|report|screen\s*save)"
+    r"|" + _WORD_START + r"(?:mip|mpr|pe|ser|cad|adc|dwi|stir|flair|haste|t2|t2w|t2\*|t2star|b1)" + _WORD_END
+    + r"|map" + _WORD_END,
     re.IGNORECASE,
 )
 PRE_PATTERN = re.compile(r"\bpre\b|pre[-_ ]?contrast|\bnative\b|\bph\s*0\b|\bbefore\b", re.IGNORECASE)
@@ -310,9 +315,10 @@ def _is_candidate(s: SeriesInfo) -> tuple[bool, str]:
     if s.n_files < 2:
         return False, "single image"
     if "DERIVED" in s.image_type.upper() and not DYNAMIC_PATTERN.search(s.description):
-        return False, "derived image"
-    if EXCLUDE_PATTERN.search(s.description):
-        return False, "description suggests a derived / non-dynamic series"
+        return False, "image type DERIVED and the description does not look dynamic"
+    match = EXCLUDE_PATTERN.search(s.description)
+    if match:
+        return False, f"description has '{match.group(0)}': a derived / non-dynamic series"
     return True, ""
 
 
@@ -356,6 +362,7 @@ def select_dynamic_series(series: Sequence[SeriesInfo]) -> tuple[list[SeriesInfo
             candidates.append(s)
         else:
             lines.append(f"skipped {s.label} ({s.n_files} files): {why}")
+            log.warning("DICOM series %s (%d files) skipped: %s", s.label, s.n_files, why)
     groups: dict[tuple, list[SeriesInfo]] = defaultdict(list)
     for s in candidates:
         groups[s.geometry_key()].append(s)

@@ -71,3 +71,28 @@ def test_errors():
         select_dynamic_series([_s(1, "t2", 1.0), _s(2, "dyn pre", 2.0, rows=256)])
     with pytest.raises(InputError, match="no DICOM series"):
         select_dynamic_series([])
+
+
+@pytest.mark.parametrize("phase_word", ["post2", "Post 2", "ASSET post2"])
+def test_dynamic_names_containing_excluded_letters_are_kept(phase_word, caplog):
+    """"post2" holds the letters "t2" and GE's parallel imaging is called ASSET: neither is a T2 / calibration."""
+    study = [_s(1, "Ax Vibrant pre", 100.0), _s(2, "Ax Vibrant post1", 200.0),
+             _s(3, f"Ax Vibrant {phase_word}", 300.0), _s(4, "Ax Vibrant post3", 400.0),
+             _s(5, "Ax T2 FSE", 50.0, n=40, rows=512), _s(6, "ASSET calibration", 10.0, n=30, rows=64),
+             _s(7, "Ax Vibrant SUB post2", 500.0, image_type="DERIVED\\SECONDARY")]
+    with caplog.at_level("WARNING", logger="breastlesionseg.io.dicom"):
+        chosen, why = select_dynamic_series(study)
+    assert [s.series_number for s in chosen] == [1, 2, 3, 4]
+    skipped = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(skipped) == 3  # T2, calibration, subtraction: each a WARNING with its reason
+    assert any("'Ax T2 FSE'" in m and "'T2'" in m for m in skipped)
+    assert any("'ASSET calibration'" in m for m in skipped)
+    assert any("SUB post2" in m and "'SUB'" in m for m in skipped)
+
+
+@pytest.mark.parametrize("desc", ["t2_tse_tra", "T2W_SPAIR", "ax t2* gre", "ADC map", "T1map", "Sag STIR", "dwi b800",
+                                  "subtraction ph1", "MIP", "3-plane localizer", "ep2d_diff"])
+def test_non_dynamic_descriptions_are_excluded(desc):
+    from breastlesionseg.io.dicom import EXCLUDE_PATTERN
+
+    assert EXCLUDE_PATTERN.search(desc), desc
