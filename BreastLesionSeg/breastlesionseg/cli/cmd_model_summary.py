@@ -28,7 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("arch", choices=["mm3dunet", "unet3d"], help="network architecture")
+    p.add_argument("arch", choices=["mm3dunet", "unet3d", "hires-unet"], help="network architecture")
+    p.add_argument("--variant", default=None, metavar="NAME",
+                   help="hires-unet: standard4 | deep7 | deep7-f16 | separable | separable-residual "
+                        "(default: the shipped separable-residual; Tardy & Mateus parameter progression)")
+    p.add_argument("--image-size", default="1536,1536", metavar="H,W",
+                   help="hires-unet: image size in px for the FLOPs (default 1536,1536, the paper's input)")
     p.add_argument("--expansion", type=int, default=None, metavar="T", help="CEC expansion factor t (mm3dunet; default 12)")
     p.add_argument("--act", action="store_true", help="include the auxiliary classification (ACT) head (default: off)")
     p.add_argument("--in-channels", type=int, default=1, metavar="N", help="input channels (default 1, as in Table 1)")
@@ -75,6 +80,10 @@ def summarize(arch: str, overrides: dict, input_shape: tuple[int, int, int]) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary; exit code 2 on a bad argument."""
+    if args.arch == "hires-unet":
+        from ..mammography.model_summary import run_hires_unet_summary
+
+        return run_hires_unet_summary(args.variant, args.image_size, args.json)
     shape = parse_shape(args.input_shape)
     overrides: dict = {"in_channels": args.in_channels, "act": bool(args.act)}
     if args.expansion is not None:
