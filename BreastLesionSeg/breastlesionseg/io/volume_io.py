@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import Geometry, Volume
 from .atomic import atomic_path
+from .nifti_integrity import check_nifti_file
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ def _read_file_image(path: Path) -> tuple[sitk.Image, dict]:
     if any(s == 0 for s in size):
         raise InputError(f"'{path}' is empty: it has zero voxels (size {size}).")
     info = {"pixel_type": sitk.GetPixelIDValueAsString(reader.GetPixelID())}
+    if volume_suffix(path) in (".nii", ".nii.gz"):
+        check_nifti_file(path)  # truncation and NaN/Inf are invisible after SimpleITK's NIfTI reader
     try:
         image = reader.Execute()
     except RuntimeError as exc:
