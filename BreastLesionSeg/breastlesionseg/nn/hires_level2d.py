@@ -22,13 +22,12 @@ def conv_unit2d(in_channels: int, out_channels: int, separable: bool, norm: str)
     Shapes: ``(N, C_in, H, W) -> (N, C_out, H, W)``.
     """
     norm_layer = ("INSTANCE", {"affine": True}) if norm == "instance" else norm  # same parameters as batch norm
+    relu = ("RELU", {"inplace": True})
     if not separable:
-        return Convolution(2, in_channels, out_channels, kernel_size=3, act="RELU", norm=norm_layer,
-                           adn_ordering="NA")
+        return Convolution(2, in_channels, out_channels, kernel_size=3, act=relu, norm=norm_layer, adn_ordering="NA")
     depthwise = Convolution(2, in_channels, in_channels, kernel_size=3, groups=in_channels, bias=False,
                             conv_only=True)
-    pointwise = Convolution(2, in_channels, out_channels, kernel_size=1, act="RELU", norm=norm_layer,
-                            adn_ordering="NA")
+    pointwise = Convolution(2, in_channels, out_channels, kernel_size=1, act=relu, norm=norm_layer, adn_ordering="NA")
     return nn.Sequential(depthwise, pointwise)
 
 
