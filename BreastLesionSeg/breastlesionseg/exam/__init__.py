@@ -6,13 +6,15 @@ from .derived import percent_enhancement, signal_enhancement_ratio, subtraction
 from .loader import ProgressFn, default_phase_names, load_exam, read_dicom_study_phases
 from .registration import RigidRegistrationConfig, register_rigid
 from .resample import INTERPOLATORS, resample_to_grid
-from .validation import overlap_fraction, require_overlap
+from .validation import ExamChecks, coverage_fraction, overlap_fraction, require_overlap, validate_exam
 
 __all__ = [
     "DCEExam",
+    "ExamChecks",
     "INTERPOLATORS",
     "ProgressFn",
     "RigidRegistrationConfig",
+    "coverage_fraction",
     "default_phase_names",
     "load_exam",
     "overlap_fraction",
@@ -23,4 +25,5 @@ __all__ = [
     "resample_to_grid",
     "signal_enhancement_ratio",
     "subtraction",
+    "validate_exam",
 ]

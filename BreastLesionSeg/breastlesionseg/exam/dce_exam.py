@@ -18,11 +18,14 @@ class DCEExam:
         acquisition_times_s: optional time of each phase after the first, in seconds
             (from DICOM trigger/acquisition time), same length as ``phases`` when known.
         notes: human-readable notes on how the exam was assembled (series chosen, resampling, registration).
+        warnings: problems the user accepted or must review (e.g. an implausible phase order); every command
+            shows them and ``segment`` records them in ``metrics.json``.
     """
 
     phases: list[Volume]
     acquisition_times_s: list[float] | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if len(self.phases) < 2:

@@ -18,7 +18,8 @@ from ..io.volume_io import check_volume_values, read_volume
 from .dce_exam import DCEExam
 from .registration import RigidRegistrationConfig, register_rigid
 from .resample import resample_to_grid
-from .validation import overlap_fraction, require_overlap
+from .validation import (ExamChecks, coverage_fraction, preflight_phase_files, require_memory_budget, require_overlap,
+                         validate_exam)
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ def _volume_from_sitk(image: sitk.Image, name: str, source: str, metadata: dict)
     return vol
 
 
-def read_dicom_study_phases(folder: PathLike, progress: ProgressFn | None = None) -> tuple[list[Volume], list[float] | None, str]:
-    """Read the dynamic phases of a DICOM study folder.
+def read_dicom_study_phases(folder: PathLike, progress: ProgressFn | None = None,
+                            budget_bytes: int | None = None) -> tuple[list[Volume], list[float] | None, str]:
+    """Read the dynamic phases of a DICOM study folder (refused before reading voxels when over the memory
+    budget ``budget_bytes``, default :func:`~breastlesionseg.exam.validation.default_memory_budget_bytes`).
 
     Returns:
         ``(phases, times_s, explanation)``: float32 volumes in time order (pre first), their times after the
@@ -55,6 +58,8 @@ def read_dicom_study_phases(folder: PathLike, progress: ProgressFn | None = None
     """
     series = scan_dicom_study(folder)
     chosen, explanation = select_dynamic_series(series)
+    first = chosen[0]
+    require_memory_budget((first.columns, first.rows, first.n_files), len(chosen), str(folder), budget_bytes)
     phases = []
     for i, info in enumerate(chosen):
         _report(progress, 0.1 + 0.5 * i / len(chosen), f"reading DICOM series {info.label}")
@@ -99,6 +104,7 @@ def load_exam(
     register: bool = False,
     progress: ProgressFn | None = None,
     registration_config: RigidRegistrationConfig | None = None,
+    checks: ExamChecks | None = None,
 ) -> DCEExam:
     """Load a DCE-MRI exam: ordered phases on the pre-contrast grid, validated, optionally registered.
 
@@ -111,15 +117,20 @@ def load_exam(
             (:func:`~breastlesionseg.exam.registration.register_rigid`).
         progress: optional ``progress(stage, fraction, message)`` callback.
         registration_config: registration settings.
+        checks: limits and policies of :func:`~breastlesionseg.exam.validation.validate_exam` (memory budget,
+            accepting an implausible phase order).
 
     Returns:
         :class:`DCEExam` with float32 phases ``(z, y, x)`` on the pre-contrast grid; ``notes`` says what was
         chosen, resampled and registered; ``acquisition_times_s`` from DICOM when known.
 
     Raises:
-        InputError: missing/unreadable file, fewer than two phases, 2D/4D image, empty/constant volume, NaN/Inf,
-            wrong number of ``names``; GeometryError: a phase does not overlap the pre-contrast phase in space.
+        InputError: missing/unreadable/truncated file, fewer than two phases, 2D/4D image, empty/constant volume,
+            NaN/Inf, wrong number of ``names``, estimated memory over the budget (from the headers, before reading
+            voxels), implausible phase order (unless accepted in ``checks``: then ``exam.warnings`` says so);
+            GeometryError: a phase does not overlap the pre-contrast phase in space.
     """
+    checks = checks or ExamChecks()
     t0 = time.perf_counter()
     notes: list[str] = []
     times_s: list[float] | None = None
@@ -131,7 +142,7 @@ def load_exam(
                          "study folder.")
     if len(paths) == 1 and paths[0].is_dir():
         _report(progress, 0.0, f"scanning DICOM study {paths[0]}")
-        phases, times_s, explanation = read_dicom_study_phases(paths[0], progress)
+        phases, times_s, explanation = read_dicom_study_phases(paths[0], progress, checks.memory_budget_bytes)
         notes.append(f"DICOM study '{paths[0]}': {explanation}")
     else:
         if len(paths) == 1:
@@ -143,6 +154,7 @@ def load_exam(
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise InputError(f"phase file(s) not found: {', '.join(repr(m) for m in missing)}")
+        preflight_phase_files(paths, checks.memory_budget_bytes)
         phases = read_phases_parallel(paths, progress)
     n = len(phases)
     if names is None:
@@ -162,7 +174,7 @@ def load_exam(
             out.append(vol)
             continue
         require_overlap(vol, ref)
-        covered = overlap_fraction(ref.geometry, vol.geometry)  # share of the pre grid this phase covers
+        covered = coverage_fraction(ref.geometry, vol.geometry)  # share of the pre voxels this phase fills
         _report(progress, 0.6 + 0.1 * i / n, f"resampling {vol.name} onto the pre-contrast grid")
         out.append(resample_to_grid(vol, ref.geometry, "linear"))
         notes.append(
@@ -186,7 +198,8 @@ def load_exam(
                 f"rotation ({r[0]:.2f}, {r[1]:.2f}, {r[2]:.2f}) deg, mean displacement {metrics['displacement_mm']:.2f} mm"
                 + ("" if metrics["accepted"] else " -- REJECTED (implausible or worse), kept unregistered")
             )
-    exam = DCEExam(out, acquisition_times_s=times_s, notes=notes)
+    warnings = validate_exam(out, checks)
+    exam = DCEExam(out, acquisition_times_s=times_s, notes=notes, warnings=warnings)
     elapsed = time.perf_counter() - t0
     _report(progress, 1.0, f"loaded {n} phases {ref.geometry.size} in {elapsed:.2f} s")
     log.info("loaded exam: %d phases, grid %s, spacing %s mm (%.2f s)", n, ref.geometry.size,
