@@ -46,7 +46,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
 
-from breastlesionseg.runtime.cpu_info import cpu_flags, cpu_model  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_flags, cpu_model  # noqa: E402
 
 from breastlesionseg.nn import MM3DUNet, MM3DUNetConfig, UNet3D, UNet3DConfig, count_flops, count_parameters  # noqa: E402
 from breastlesionseg.runtime import BACKENDS  # noqa: E402
@@ -58,7 +59,7 @@ log = logging.getLogger("bench_networks")
 #: models benchmarked: name -> (builder kwargs description)
 MODELS: Tuple[str, ...] = ("mm3dunet_t6", "mm3dunet_t12", "mm3dunet_t12_act", "unet3d_table1", "monai_basicunet")
 #: backends tried per model (those that do not support a model are reported as such)
-BACKEND_NAMES: Tuple[str, ...] = ("eager", "channels_last", "fused_cec", "native_cec", "onnxruntime", "openvino", "bf16")
+BACKEND_NAMES: Tuple[str, ...] = BACKENDS  # the package's backends (runtime.names)
 PAPER_INPUT: Tuple[int, int, int] = (32, 256, 256)
 DUKE_GLOB = "Breast_MRI_153_000[0-4]_*.nii.gz"
 
@@ -155,15 +156,23 @@ def _max_abs_vs_eager(net: torch.nn.Module, runnable: torch.nn.Module, shape: Se
 
 
 def _prepare(backend_name: str, net: torch.nn.Module, shape: Sequence[int]) -> Tuple[Optional[torch.nn.Module], str]:
-    backend = BACKENDS[backend_name]()
-    ok, why = backend.availability()
-    if ok:
-        ok, why = backend.supports(net)
-    if not ok:
-        return None, why
+    """The network as ``backend_name`` runs it; OpenVINO gets a fresh ONNX export in a temporary folder
+    (the package reads the one stored in the model folder; a benchmark network has none)."""
+    import tempfile
+
+    from breastlesionseg.errors import BackendUnavailableError
+    from breastlesionseg.nn.export import export_onnx
+    from breastlesionseg.runtime.backend import network_has_act
+    from breastlesionseg.runtime.eager import EagerBackend
+    from breastlesionseg.runtime.openvino_backend import compile_onnx
+
+    if backend_name == "eager":
+        return EagerBackend().prepare(net, shape), ""
     try:
-        return backend.prepare(net, shape), ""
-    except ValueError as exc:  # e.g. native_cec refuses a window its kernel cannot tile
+        with tempfile.TemporaryDirectory(prefix="bench-ov-") as tmp:
+            path = export_onnx(net, Path(tmp) / "model.onnx")
+            return compile_onnx(path, net.in_channels, net.out_channels, network_has_act(net), None, shape), ""
+    except BackendUnavailableError as exc:
         return None, str(exc)
 
 
@@ -310,7 +319,10 @@ def segment_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     t_load = time.perf_counter() - t0
     model, card = load_model(spec["model"], device="cpu")
     t1 = time.perf_counter()
-    selection = select_backend(model, "cpu", tuple(card.patch_size), preference=spec["backend"])
+    from breastlesionseg.nn.registry import resolve_model
+
+    selection = select_backend(model, "cpu", tuple(card.patch_size), preference=spec["backend"],
+                               model_dir=resolve_model(spec["model"]), card=card)
     t_select = time.perf_counter() - t1
     config = InferenceConfig(model=str(spec["model"]), device="cpu", num_threads=int(spec["threads"]))
     engine = SegmentationEngine(config, model=selection.network, card=card)
@@ -372,7 +384,7 @@ def speed_targets(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     for label in sorted({r.get("input", "?") for r in records}):
         best: Dict[str, Dict[str, Any]] = {}
         for r in records:
-            if r.get("input") != label or "forward_s_median" not in r or not BACKENDS[r["backend"]]().exact:
+            if r.get("input") != label or "forward_s_median" not in r or r["backend"] not in BACKENDS:
                 continue
             if r["model"] not in best or r["forward_s_median"] < best[r["model"]]["forward_s_median"]:
                 best[r["model"]] = r
@@ -498,8 +510,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--segment", action="store_true", help="also time 'breastlesionseg segment' on the Duke exam")
     parser.add_argument("--segment-model", default=None,
                         help="model folder/name: run the inference engine on the Duke exam once per --segment-backends")
-    parser.add_argument("--segment-backends", default="eager,fused_cec,onnxruntime,openvino",
-                        help="backends for --segment-model (default eager,fused_cec,onnxruntime,openvino)")
+    parser.add_argument("--segment-backends", default=",".join(BACKENDS),
+                        help="backends for --segment-model (default: all of the package's)")
     parser.add_argument("--head-to-head", type=int, default=None, metavar="PAIRS",
                         help="after the table, time MM-3DUNet t=12+ACT and the dense baseline (each on its fastest "
                              "backend) in PAIRS alternating forward passes, per speed target (default 2 x repeats; "

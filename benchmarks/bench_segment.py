@@ -43,7 +43,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
 
-from breastlesionseg.runtime.cpu_info import cpu_model  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 DUKE_DIR = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"
 DUKE_PHASES = [f"Breast_MRI_153_000{i}_{n}.nii.gz" for i, n in enumerate(["pre", "post1", "post2", "post3", "post4"])]

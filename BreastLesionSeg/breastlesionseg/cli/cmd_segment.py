@@ -109,9 +109,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heatmap", action="store_true",
                         help="also write heatmap.nii.gz: Grad-CAM of the lesion-presence (ACT) head")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
-    parser.add_argument("--backend", default="auto", metavar="NAME",
-                        help="inference backend: auto (default: the fastest one validated against eager PyTorch), "
-                             "openvino, onnxruntime, fused_cec, eager, channels_last or bf16")
+    from ..runtime.names import BACKEND_CHOICES, backend_help
+
+    parser.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, metavar="NAME", help=backend_help())
     parser.add_argument("--sw-batch-size", type=_positive_int_arg("--sw-batch-size"), default=None, metavar="B",
                         help="sliding windows per forward pass (default: the inference config's; halved "
                              "automatically on out-of-memory)")

@@ -1,8 +1,13 @@
 """Entry point of the ``breastlesionseg`` command.
 
 Each sub-command lives in its own module in this package and exposes
-``register(subparsers) -> None``; the parser it adds sets ``func(args) -> int``.
-Modules are imported lazily by name so that a slow import (torch) only happens when needed.
+``register(subparsers) -> None``; the parser it adds sets ``func(args) -> int``. Command modules import
+only the standard library at module level (torch, MONAI, SimpleITK inside their ``run`` functions), so
+``--help`` and ``--version`` answer without loading them; when the command line names a sub-command,
+only that module is imported (``Testing/Python/cli/test_cli_main.py`` checks that torch stays unloaded).
+
+Exit codes come from :mod:`breastlesionseg.errors` (``EXIT_*``): 0 ok, 1 unexpected failure or a check that
+did not pass, 2 bad input, 3 model error, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -10,9 +15,10 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import Sequence
 
 from .. import __version__
-from ..errors import BreastLesionSegError
+from ..errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BreastLesionSegError
 
 #: sub-command modules, in help order (module names inside breastlesionseg.cli)
 COMMAND_MODULES: tuple[str, ...] = (
@@ -31,8 +37,29 @@ COMMAND_MODULES: tuple[str, ...] = (
 log = logging.getLogger("breastlesionseg")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every available sub-command."""
+def _command_guess(module_name: str) -> str:
+    """The sub-command a module conventionally registers: ``cmd_breast_mask`` -> ``breast-mask``."""
+    return module_name[len("cmd_"):].replace("_", "-")
+
+
+def _register(sub: argparse._SubParsersAction, name: str) -> bool:
+    """Import ``cli.<name>`` and register its parser; ``False`` when the module does not exist (yet)."""
+    try:
+        module = importlib.import_module(f"{__package__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"{__package__}.{name}":  # not written yet in this checkout
+            return False
+        raise
+    module.register(sub)
+    return True
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``argv`` naming a sub-command, only that command's module is imported.
+
+    Args:
+        argv: the command line (without the program name); ``None`` registers every sub-command.
+    """
     parser = argparse.ArgumentParser(
         prog="breastlesionseg",
         description="Breast-lesion segmentation in breast DCE-MRI (research use; not a medical device).",
@@ -40,20 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    first = next((a for a in (argv or ()) if not a.startswith("-")), None)
+    wanted = [m for m in COMMAND_MODULES if first is not None and _command_guess(m) == first]
+    if wanted and _register(sub, wanted[0]) and first in sub.choices:
+        return parser
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":  # not written yet in this checkout
-                continue
-            raise
-        module.register(sub)
+        if name not in wanted:
+            _register(sub, name)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code (0 ok, 2 bad input, 1 other failure)."""
-    parser = build_parser()
+    """Run the CLI; returns the process exit code (see :mod:`breastlesionseg.errors`, ``EXIT_*``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -62,15 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_BAD_INPUT
     try:
         return int(args.func(args) or 0)
     except BreastLesionSegError as exc:
         log.error("%s", exc)
-        return 2
+        return int(exc.exit_code)
     except KeyboardInterrupt:
         log.error("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -10,10 +10,28 @@ Public API:
 """
 from __future__ import annotations
 
-from .config import DEFAULT_MODEL, InferenceConfig
-from .engine import SegmentationEngine, default_breast_segmenter, peak_rss_mb
-from .outputs import OUTPUT_FILES, check_output_dir, metrics_document, write_outputs
-from .result import ModelInfo, SegmentationResult
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - static names; at run time they are imported on first use
+    from .config import DEFAULT_MODEL, InferenceConfig
+    from .engine import SegmentationEngine, default_breast_segmenter, peak_rss_mb
+    from .outputs import OUTPUT_FILES, check_output_dir, metrics_document, write_outputs
+    from .result import ModelInfo, SegmentationResult
+
+#: public name -> submodule; imported lazily (PEP 562) so ``inference.config`` does not load torch
+_LAZY = {
+    "DEFAULT_MODEL": "config", "InferenceConfig": "config",
+    "SegmentationEngine": "engine", "default_breast_segmenter": "engine", "peak_rss_mb": "engine",
+    "OUTPUT_FILES": "outputs", "check_output_dir": "outputs", "metrics_document": "outputs",
+    "write_outputs": "outputs", "ModelInfo": "result", "SegmentationResult": "result",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -44,10 +44,8 @@ class InferenceConfig:
         heatmap: compute a Grad-CAM heat map from the ACT head (one backward pass per window).
         pe_threshold_percent: percent-enhancement threshold of the functional tumour volume (FTV).
         num_threads: torch CPU threads, or ``None`` to leave torch's setting alone.
-        backend: how the network runs: ``"auto"`` (the fastest validated backend of
-            :func:`breastlesionseg.runtime.select_backend` for the device) or a backend name
-            (``eager``, ``fused_cec``, ``onnxruntime``, ``channels_last``, ``bf16``), tried first.
-        measure_backend: time the validated backends on the window and keep the fastest.
+        backend: how the network runs: ``"auto"`` (:func:`breastlesionseg.runtime.select_backend`'s order
+            for the device) or a name of :data:`breastlesionseg.runtime.BACKENDS`, tried first (eager is the fallback).
     """
 
     model: str = DEFAULT_MODEL
@@ -70,7 +68,6 @@ class InferenceConfig:
     pe_threshold_percent: float = 70.0
     num_threads: int | None = None
     backend: str = "auto"
-    measure_backend: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -107,8 +104,10 @@ class InferenceConfig:
             )
         if self.num_threads is not None and int(self.num_threads) < 1:
             raise InputError(f"InferenceConfig.num_threads must be >= 1 or None, got {self.num_threads}")
-        if not isinstance(self.backend, str) or not self.backend.strip():
-            raise InputError(f"InferenceConfig.backend must be 'auto' or a backend name, got {self.backend!r}")
+        from ..runtime.names import BACKEND_CHOICES
+
+        if self.backend not in BACKEND_CHOICES:
+            raise InputError(f"InferenceConfig.backend must be one of {list(BACKEND_CHOICES)}, got {self.backend!r}")
         flips = tuple(tuple(int(a) for a in f) for f in self.tta_flips)
         for f in flips:
             if not f or any(a not in (0, 1, 2) for a in f) or len(set(f)) != len(f):

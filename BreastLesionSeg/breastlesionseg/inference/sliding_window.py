@@ -26,7 +26,7 @@ from monai.data.utils import dense_patch_slices
 from monai.inferers import sliding_window_inference
 from scipy import ndimage
 
-from ..errors import CancelledError, InputError
+from ..errors import CancelledError, InputError, ModelError
 from ..progress import CancelToken
 from .device import autocast_context, free_device_memory, is_out_of_memory, torch_threads
 
@@ -138,7 +138,7 @@ def _one_pass(
             with torch.inference_mode(), autocast_context(device, amp):
                 seg, act = forward_seg_act(model, sub)
             if seg.ndim != 5:
-                raise InputError(
+                raise ModelError(
                     f"the model returned segmentation logits of shape {tuple(seg.shape)}; expected (N, L, z, y, x)"
                 )
             out[keep] = torch.sigmoid(seg[:, :1].float())
@@ -212,85 +212,35 @@ def predict_probability(
         CancelledError: ``cancel`` was set.
         InputError: ``channels`` is not (C, z, y, x) or the window size is invalid.
     """
-    channels = np.asarray(channels)
-    if channels.ndim != 4:
-        raise InputError(f"model input must have shape (C, z, y, x), got {channels.shape}")
-    roi = tuple(int(r) for r in roi_size_zyx)
-    if len(roi) != 3 or any(r < 1 for r in roi):
-        raise InputError(f"window size must be 3 positive voxel counts (z, y, x), got {roi_size_zyx}")
-    if breast_mask is not None and tuple(breast_mask.shape) != tuple(channels.shape[1:]):
-        raise InputError(f"breast mask shape {breast_mask.shape} differs from the model input {channels.shape[1:]}")
-    device = torch.device(device)
+    channels, roi = _checked_input(channels, roi_size_zyx, breast_mask)
     flip_list: list[tuple[int, ...]] = [()] + [tuple(int(a) for a in f) for f in flips]
     n_windows = count_windows(channels.shape[1:], roi, overlap)
-    total = n_windows * len(flip_list)
-    notes: list[str] = []
     x_cpu = torch.from_numpy(np.ascontiguousarray(channels, dtype=np.float32))[None]
     coverage = None if breast_mask is None else (np.asarray(breast_mask) > 0)
     skip_region = None
     if skip_outside_mask and coverage is not None:
         skip_region = ndimage.binary_dilation(coverage, iterations=SKIP_DILATION_VOXELS)
-
+    settings = _PassSettings(roi, overlap, blend_mode, sigma_scale, amp, n_windows * len(flip_list), progress, cancel)
+    device = torch.device(device)
     batch = int(sw_batch_size)
+    notes: list[str] = []
     while True:
         try:
-            model.to(device)
-            x = x_cpu.to(device)
-            prob_sum: torch.Tensor | None = None
-            skipped_total = 0
-            first_acts: list[tuple[float, float]] = []
-            all_acts: list[tuple[float, float]] = []
-            done = [0]
-            for pass_index, flip in enumerate(flip_list):
-                dims = [a + 2 for a in flip]
-
-                def on_window(n: int) -> None:
-                    done[0] += n
-                    if progress is not None:
-                        progress(min(1.0, done[0] / total), f"window {done[0]}/{total}")
-
-                xin = torch.flip(x, dims) if dims else x
-                cov = None if coverage is None else (np.flip(coverage, axis=tuple(flip)) if flip else coverage)
-                skip = None if skip_region is None else (np.flip(skip_region, axis=tuple(flip)) if flip else skip_region)
-                with torch_threads(_torch_threads_while_blending(model, device)):
-                    prob, acts, skipped = _one_pass(model, xin, roi, batch, overlap, blend_mode, sigma_scale, device,
-                                                    amp, cov, skip, on_window, cancel)
-                skipped_total += skipped
-                if dims:
-                    prob = torch.flip(prob, dims)
-                prob_sum = prob if prob_sum is None else prob_sum + prob
-                all_acts.extend(acts)
-                if pass_index == 0:
-                    first_acts = acts
-                del xin
+            prob_sum, first_acts, all_acts, skipped_total = _all_passes(model, x_cpu, flip_list, coverage, skip_region,
+                                                                        device, batch, settings)
             break
         except CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, everything else re-raised
             if not is_out_of_memory(exc):
                 raise
-            free_device_memory(device)
-            if batch > 1:
-                batch = max(1, batch // 2)
-                note = f"out of memory on {device}: retrying with sw_batch_size={batch}"
-            elif device.type == "cuda":
-                device = torch.device("cpu")
-                note = "out of memory on the GPU even with one window per batch: falling back to the CPU"
-            else:
-                raise MemoryError(
-                    f"out of memory on the CPU with one window of {roi} voxels and {channels.shape[0]} channels"
-                ) from exc
-            log.warning("%s", note)
-            notes.append(note)
-
-    assert prob_sum is not None  # flip_list is never empty
+            batch, device = _after_out_of_memory(exc, batch, device, roi, channels.shape[0], notes)
     probability = (prob_sum[0, 0] / len(flip_list)).numpy().astype(np.float32, copy=False)
-    act_score = _act_score(all_acts)
     if skipped_total:
-        log.debug("skipped %d of %d windows outside the breast region", skipped_total, total)
+        log.debug("skipped %d of %d windows outside the breast region", skipped_total, settings.total_windows)
     return WindowPrediction(
         probability=probability,
-        act_score=act_score,
+        act_score=_act_score(all_acts),
         window_act=[a for a, _ in first_acts],
         n_windows=n_windows,
         n_passes=len(flip_list),
@@ -299,6 +249,95 @@ def predict_probability(
         notes=notes,
         skipped_windows=skipped_total,
     )
+
+
+def _checked_input(channels: np.ndarray, roi_size_zyx: Sequence[int],
+                   breast_mask: np.ndarray | None) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """``(channels as an array, window as 3 ints)``; InputError naming what is wrong."""
+    channels = np.asarray(channels)
+    if channels.ndim != 4:
+        raise InputError(f"model input must have shape (C, z, y, x), got {channels.shape}")
+    roi = tuple(int(r) for r in roi_size_zyx)
+    if len(roi) != 3 or any(r < 1 for r in roi):
+        raise InputError(f"window size must be 3 positive voxel counts (z, y, x), got {roi_size_zyx}")
+    if breast_mask is not None and tuple(breast_mask.shape) != tuple(channels.shape[1:]):
+        raise InputError(f"breast mask shape {breast_mask.shape} differs from the model input {channels.shape[1:]}")
+    return channels, roi  # type: ignore[return-value]
+
+
+@dataclass
+class _PassSettings:
+    """The sliding-window settings shared by every pass (window, blending, progress over all passes)."""
+
+    roi: tuple[int, int, int]
+    overlap: float
+    blend_mode: str
+    sigma_scale: float
+    amp: bool
+    total_windows: int
+    progress: Callable[[float, str], None] | None
+    cancel: CancelToken | None
+
+
+def _all_passes(model: torch.nn.Module, x_cpu: torch.Tensor, flip_list: list[tuple[int, ...]],
+                coverage: np.ndarray | None, skip_region: np.ndarray | None, device: torch.device, batch: int,
+                s: _PassSettings) -> tuple[torch.Tensor, list, list, int]:
+    """The un-flipped pass and one per test-time flip on ``device``, probabilities summed.
+
+    Returns:
+        ``(probability sum (1, 1, z, y, x) on CPU, ACT values of the first pass, of all passes, windows skipped)``.
+    """
+    model.to(device)
+    x = x_cpu.to(device)
+    prob_sum: torch.Tensor | None = None
+    skipped_total = 0
+    first_acts: list[tuple[float, float]] = []
+    all_acts: list[tuple[float, float]] = []
+    done = [0]
+
+    def on_window(n: int) -> None:
+        done[0] += n
+        if s.progress is not None:
+            s.progress(min(1.0, done[0] / s.total_windows), f"window {done[0]}/{s.total_windows}")
+
+    for pass_index, flip in enumerate(flip_list):
+        dims = [a + 2 for a in flip]
+        xin = torch.flip(x, dims) if dims else x
+        cov = None if coverage is None else (np.flip(coverage, axis=tuple(flip)) if flip else coverage)
+        skip = None if skip_region is None else (np.flip(skip_region, axis=tuple(flip)) if flip else skip_region)
+        with torch_threads(_torch_threads_while_blending(model, device)):
+            prob, acts, skipped = _one_pass(model, xin, s.roi, batch, s.overlap, s.blend_mode, s.sigma_scale, device,
+                                            s.amp, cov, skip, on_window, s.cancel)
+        skipped_total += skipped
+        prob = torch.flip(prob, dims) if dims else prob
+        prob_sum = prob if prob_sum is None else prob_sum + prob
+        all_acts.extend(acts)
+        if pass_index == 0:
+            first_acts = acts
+        del xin
+    assert prob_sum is not None  # flip_list is never empty
+    return prob_sum, first_acts, all_acts, skipped_total
+
+
+def _after_out_of_memory(exc: BaseException, batch: int, device: torch.device, roi: tuple[int, int, int],
+                         n_channels: int, notes: list[str]) -> tuple[int, torch.device]:
+    """Halve the batch, or at one window move from the GPU to the CPU; the note is logged and kept.
+
+    Raises:
+        MemoryError: out of memory on the CPU with one window.
+    """
+    free_device_memory(device)
+    if batch > 1:
+        batch = max(1, batch // 2)
+        note = f"out of memory on {device}: retrying with sw_batch_size={batch}"
+    elif device.type == "cuda":
+        device = torch.device("cpu")
+        note = "out of memory on the GPU even with one window per batch: falling back to the CPU"
+    else:
+        raise MemoryError(f"out of memory on the CPU with one window of {roi} voxels and {n_channels} channels") from exc
+    log.warning("%s", note)
+    notes.append(note)
+    return batch, device
 
 
 def _torch_threads_while_blending(model: torch.nn.Module, device: torch.device) -> int | None:

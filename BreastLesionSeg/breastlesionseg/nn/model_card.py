@@ -57,10 +57,17 @@ class ModelCard:
         threshold: probability threshold (on sigmoid of the logits) for the lesion mask.
         min_lesion_volume_mm3: default minimum lesion volume (mm3) kept by post-processing.
         label_names: name of each output channel.
+        lesion_confidence: the per-lesion confidence model fitted on validation data
+            (``breastlesionseg.inference.lesion_confidence.LesionConfidenceModel.to_dict()``; validated
+            when the engine loads it); empty = every component above the threshold is a lesion.
         training_data: what the model was trained on (free text).
         validation_metrics: e.g. ``{"dice": 0.83, "iou": 0.71, "n_cases": 20}``.
         weights_file: weights file name in the folder.
         weights_sha256: hex sha256 of the weights file (filled in by ``save_model``).
+        onnx_export: the verified ONNX export beside the weights for the OpenVINO backend, written by
+            ``breastlesionseg export MODEL --format onnx --into-model-dir``: ``file``, ``sha256``,
+            ``weights_sha256`` (the weights it was exported from), the verification against eager PyTorch
+            and versions; empty when there is none (inference then runs in eager PyTorch).
         licence: licence of the weights.
         intended_use: what the model may be used for.
         demo: true for demonstration models (e.g. trained on phantoms only).
@@ -84,11 +91,13 @@ class ModelCard:
     overlap: float = 0.25
     threshold: float = 0.5
     min_lesion_volume_mm3: float = 10.0
+    lesion_confidence: dict[str, Any] = field(default_factory=dict)
     label_names: list[str] = field(default_factory=lambda: ["lesion"])
     training_data: str = ""
     validation_metrics: dict[str, Any] = field(default_factory=dict)
     weights_file: str = WEIGHTS_FILE
     weights_sha256: str = ""
+    onnx_export: dict[str, Any] = field(default_factory=dict)
     licence: str = "Apache-2.0"
     intended_use: str = "Research on breast-lesion segmentation in breast DCE-MRI."
     demo: bool = False
@@ -166,12 +175,27 @@ class ModelCard:
             raise InputError(f"model card field 'weights_file' must be a plain file name; got {self.weights_file!r}")
         if self.weights_sha256 and not _SHA_RE.match(str(self.weights_sha256)):
             raise InputError(f"model card field 'weights_sha256' must be 64 lowercase hex digits; got {self.weights_sha256!r}")
+        self._validate_onnx_export()
         if not isinstance(self.demo, bool):
             raise InputError(f"model card field 'demo' must be true or false; got {self.demo!r}")
         if self.research_use_only is not True:
             raise InputError("model card field 'research_use_only' must be true: no model of this project is a medical device")
         if not isinstance(self.validation_metrics, dict):
             raise InputError(f"model card field 'validation_metrics' must be an object; got {self.validation_metrics!r}")
+
+    def _validate_onnx_export(self) -> None:
+        record = self.onnx_export
+        if not isinstance(record, dict):
+            raise InputError(f"model card field 'onnx_export' must be an object; got {record!r}")
+        if not record:
+            return
+        name = record.get("file")
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            raise InputError(f"model card field 'onnx_export.file' must be a plain file name; got {name!r}")
+        for key in ("sha256", "weights_sha256"):
+            if not _SHA_RE.match(str(record.get(key, ""))):
+                raise InputError(f"model card field 'onnx_export.{key}' must be 64 lowercase hex digits; "
+                                 f"got {record.get(key)!r}")
 
     # ------------------------------------------------------------------ conversions
     def model_config(self) -> ModelConfig:

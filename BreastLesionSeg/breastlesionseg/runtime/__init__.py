@@ -1,23 +1,35 @@
-"""Fast inference backends for the lesion networks (CPU first), and automatic backend selection.
+"""How the lesion network runs: eager PyTorch (the reference) or OpenVINO on CPU, chosen per device.
 
 Public API::
 
-    from breastlesionseg.runtime import (select_backend, BackendSelection, Backend, RunnableNetwork,
-                                         BACKENDS, FastMM3DUNet, tune_cpu_allocator, peak_rss_bytes)
+    from breastlesionseg.runtime import BACKENDS, select_backend, BackendSelection
+    selection = select_backend(model, device, window_zyx, model_dir=folder, card=card)
+    selection.network            # drop-in for the model: forward / forward_with_aux, no autograd
 
-``select_backend(model, device, patch_shape)`` returns a :class:`BackendSelection` whose ``.network``
-is a drop-in for the model (``forward`` / ``forward_with_aux``, inference only). See select.py and
-benchmarks/README.md for the measured speeds and tolerances.
+``BACKENDS`` (from :mod:`.names`) imports without torch; the rest is imported on first use.
+The OpenVINO backend runs the ONNX file exported and verified once into the model folder
+(:mod:`.model_file`, ``breastlesionseg export MODEL --format onnx --into-model-dir``); without it, or
+when its sha256 does not match the model card, inference falls back to eager PyTorch.
 """
 from __future__ import annotations
 
-from .allocator import allocator_tuned, tune_cpu_allocator
-from .backend import Backend, RunnableNetwork
-from .fused_cec import FUSED_ATOL, FUSED_RTOL, FastMM3DUNet
-from .memory import peak_rss_bytes
-from .select import BACKENDS, CPU_ORDER, BackendSelection, select_backend
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "BACKENDS", "CPU_ORDER", "FUSED_ATOL", "FUSED_RTOL", "Backend", "BackendSelection", "FastMM3DUNet",
-    "RunnableNetwork", "allocator_tuned", "peak_rss_bytes", "select_backend", "tune_cpu_allocator",
-]
+from .names import AUTO_ORDER, BACKEND_CHOICES, BACKEND_DESCRIPTIONS, BACKENDS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import Backend, RunnableNetwork
+    from .memory import peak_rss_bytes
+    from .select import BackendSelection, select_backend
+
+_LAZY = {"Backend": "backend", "RunnableNetwork": "backend", "peak_rss_bytes": "memory",
+         "BackendSelection": "select", "select_backend": "select"}
+
+__all__ = ["AUTO_ORDER", "BACKENDS", "BACKEND_CHOICES", "BACKEND_DESCRIPTIONS", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,37 +1,38 @@
-"""The backend interface: a way to run a trained lesion network fast, with a stated tolerance.
+"""The backend interface: a way to run a trained lesion network, with a stated tolerance against eager.
 
 A :class:`Backend` turns a trained network (``breastlesionseg.nn`` contract: ``forward_with_aux(x)
--> (seg_logits, act_logits | None)``) into a :class:`RunnableNetwork`: an inference-only module
-with the same contract, so the inference engine can use it where it used the network
-(``forward_seg_act`` calls ``forward_with_aux``). Each backend states how far its logits may be
-from eager float32 PyTorch (``atol + rtol * |eager|``); :func:`~breastlesionseg.runtime.select.select_backend`
-checks that on a small odd-sized input before using it.
+-> (seg_logits, act_logits | None)``) into a :class:`RunnableNetwork`, an inference-only module with the
+same contract, which the sliding window uses in place of the network. A backend that cannot run here
+raises :class:`~breastlesionseg.errors.BackendUnavailableError` (and only that); the selection then
+falls back to the next one.
 """
 from __future__ import annotations
 
 import abc
-from typing import Optional, Sequence, Tuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+
+from .names import BACKEND_DESCRIPTIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..nn.model_card import ModelCard
 
 
 class RunnableNetwork(nn.Module):
     """An inference-only network produced by a backend.
 
     Contract: ``forward(x (N, C, D, H, W) float32) -> seg_logits (N, L, D, H, W)`` and
-    ``forward_with_aux(x) -> (seg_logits, act_logits (N, 2) or None)``; outputs are float32,
-    contiguous, on the input's device. No autograd.
+    ``forward_with_aux(x) -> (seg_logits, act_logits (N, 2) or None)``; outputs are float32 (eager under
+    CUDA autocast: float16, cast by the caller), on the input's device. No autograd.
 
     Attributes:
         backend_name: name of the backend that built it.
         in_channels, out_channels: the wrapped network's channels.
-        runs_on_torch_threads: ``True`` when the forward pass runs on PyTorch's intra-op thread pool;
-            ``False`` for backends with their own thread pool (OpenVINO, ONNX Runtime). The sliding
-            window then drops PyTorch to one thread: PyTorch's OpenMP workers spin for a while after
-            each small blending op and take the cores from the runtime's threads (measured on the Duke
-            exam, 2 cores, one session: OpenVINO 8.4 ms per window with 2 PyTorch threads, 4.9 ms with 1; not
-            reproduced in a later, slower machine state, see docs/performance.md).
+        runs_on_torch_threads: ``False`` for a runtime with its own thread pool (OpenVINO); the sliding
+            window then drops PyTorch to one thread so its idle OpenMP workers do not take the cores.
     """
 
     backend_name: str = "?"
@@ -55,39 +56,39 @@ class Backend(abc.ABC):
     """A way to run a network; subclasses set the class attributes and implement :meth:`prepare`.
 
     Attributes:
-        name: short identifier (``eager``, ``channels_last``, ``fused_cec``, ``onnxruntime``, ``bf16``).
-        description: one line for logs and reports.
-        atol, rtol: tolerance of its logits against eager float32 (``|a - b| <= atol + rtol * |b|``).
-        exact: ``True`` when it computes the same float32 arithmetic up to round-off (auto-selectable);
-            reduced-precision backends are ``False`` and are used only when asked for by name.
+        name: key in :data:`~breastlesionseg.runtime.names.BACKENDS`.
+        atol, rtol: tolerance of its logits against eager float32 (``|a - b| <= atol + rtol * |b|``),
+            checked by the selection on the window before use.
         devices: device types it runs on (``"cpu"``, ``"cuda"``).
-        num_threads: threads of a runtime with its own thread pool (OpenVINO, ONNX Runtime); ``None``
-            means ``torch.get_num_threads()`` at preparation time.
+        num_threads: threads of a runtime with its own thread pool; ``None``: ``torch.get_num_threads()``.
     """
 
     name: str = "?"
-    description: str = ""
-    atol: float = 1e-5
-    rtol: float = 1e-5
-    exact: bool = True
+    atol: float = 0.0
+    rtol: float = 0.0
     devices: Tuple[str, ...] = ("cpu",)
-    num_threads: Optional[int] = None
 
-    def availability(self) -> Tuple[bool, str]:
-        """``(True, "")`` when the backend's dependencies are importable, else ``(False, why)``."""
-        return True, ""
+    def __init__(self, num_threads: int | None = None) -> None:
+        self.num_threads = num_threads
 
-    def supports(self, module: nn.Module) -> Tuple[bool, str]:
-        """``(True, "")`` when this backend can run ``module``, else ``(False, why)``."""
-        return True, ""
+    @property
+    def description(self) -> str:
+        """One line for logs and reports (from :data:`~breastlesionseg.runtime.names.BACKEND_DESCRIPTIONS`)."""
+        return BACKEND_DESCRIPTIONS.get(self.name, self.name)
 
     @abc.abstractmethod
-    def prepare(self, module: nn.Module, example_shape: Sequence[int]) -> RunnableNetwork:
-        """Build a :class:`RunnableNetwork` for ``module`` (eval mode), tuned for inputs like ``example_shape``.
+    def prepare(self, module: nn.Module, window_shape: Sequence[int], model_dir: Path | None = None,
+                card: "ModelCard | None" = None) -> RunnableNetwork:
+        """Build a :class:`RunnableNetwork` for ``module`` (eval mode, not modified).
 
         Args:
-            module: a trained network in eval mode (not modified).
-            example_shape: ``(N, C, D, H, W)`` of the inputs it will mostly see (the window).
+            module: the trained network.
+            window_shape: ``(N, C, D, H, W)`` of the sliding window it will mostly see.
+            model_dir: the model folder (where an exported file lives), if the model came from one.
+            card: the model card of ``model_dir``.
+
+        Raises:
+            BackendUnavailableError: the backend cannot run this network here (the reason says why).
         """
 
     def __repr__(self) -> str:

@@ -1,6 +1,7 @@
-"""Reference backend: eager PyTorch float32 in NCDHW memory."""
+"""Reference backend: the network as it is, eager PyTorch (float16 autocast on CUDA is applied by the sliding window)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -10,30 +11,25 @@ from .backend import Backend, RunnableNetwork, forward_with_aux
 
 
 class _EagerNetwork(RunnableNetwork):
-    def __init__(self, net: nn.Module, name: str, channels_last: bool) -> None:
+    backend_name = "eager"
+
+    def __init__(self, net: nn.Module) -> None:
         super().__init__(getattr(net, "in_channels", 0), getattr(net, "out_channels", 0))
         self.net = net
-        self.backend_name = name
-        self.channels_last = channels_last
 
     def forward_with_aux(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """See :class:`RunnableNetwork`."""
         with torch.no_grad():
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last_3d)
-            seg, act = forward_with_aux(self.net, x)
-        return seg.contiguous(), act
+            return forward_with_aux(self.net, x)
 
 
 class EagerBackend(Backend):
-    """The network as it is (eval mode, no autograd): the reference every other backend is checked against."""
+    """The network in eval mode without autograd: the reference every other backend is checked against."""
 
     name = "eager"
-    description = "eager PyTorch float32, NCDHW memory (reference)"
-    atol = 0.0
-    rtol = 0.0
     devices = ("cpu", "cuda")
 
-    def prepare(self, module: nn.Module, example_shape: Sequence[int]) -> RunnableNetwork:
+    def prepare(self, module: nn.Module, window_shape: Sequence[int], model_dir: Path | None = None,
+                card=None) -> RunnableNetwork:
         """Wrap ``module`` (shared, not copied)."""
-        return _EagerNetwork(module.eval(), self.name, channels_last=False)
+        return _EagerNetwork(module.eval())

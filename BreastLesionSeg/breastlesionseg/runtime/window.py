@@ -19,18 +19,9 @@ from ..errors import InputError
 log = logging.getLogger(__name__)
 
 #: measured peak RSS increase of one MM-3DUNet forward pass per input voxel, bytes (float32): base width 8,
-#: t = 12 + ACT at 1 x 1 x 32 x 256 x 256 (benchmarks/bench_networks.py, 2026-11-21, docs/performance.md):
-#: eager 3153 MB, fused_cec 2497 MB, onnxruntime 1866 MB over 2.10 M voxels. channels_last and bf16 were
-#: not measured at that size; they use the eager figure.
-BYTES_PER_VOXEL: dict[str, float] = {
-    "eager": 1503.0,
-    "channels_last": 1503.0,
-    "fused_cec": 1190.0,
-    "onnxruntime": 890.0,
-    "openvino": 765.0,  # 1605 MB over 2.10 M voxels (idle-machine run of the same benchmark)
-    "native_cec": 607.0,  # 1273 MB over 2.10 M voxels (bench_networks_20261121T123954Z.json; 1248 MB with kept buffers, ..._142232Z)
-    "bf16": 1503.0,
-}
+#: t = 12 + ACT at 1 x 1 x 32 x 256 x 256 (benchmarks/bench_networks.py, 2-core EPYC, docs/performance.md):
+#: eager 3153 MB, OpenVINO 1605 MB over 2.10 M voxels.
+BYTES_PER_VOXEL: dict[str, float] = {"eager": 1503.0, "openvino": 765.0}
 #: fallback when the backend is unknown (the largest measured figure)
 DEFAULT_BYTES_PER_VOXEL = max(BYTES_PER_VOXEL.values())
 #: windows per forward pass when the user does not choose (``InferenceConfig.sw_batch_size = None``), per

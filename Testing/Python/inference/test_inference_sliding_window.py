@@ -193,8 +193,7 @@ def test_torch_drops_to_one_thread_only_for_networks_with_their_own_thread_pool(
 def test_runtime_networks_declare_their_own_thread_pool():
     from breastlesionseg.runtime.backend import RunnableNetwork
     from breastlesionseg.runtime.eager import _EagerNetwork
-    from breastlesionseg.runtime.onnxruntime_backend import _OrtNetwork
-    from breastlesionseg.runtime.openvino_backend import _OpenVinoNetwork
+    from breastlesionseg.runtime.openvino_backend import OpenVinoNetwork
 
     assert RunnableNetwork.runs_on_torch_threads and _EagerNetwork.runs_on_torch_threads
-    assert not _OpenVinoNetwork.runs_on_torch_threads and not _OrtNetwork.runs_on_torch_threads
+    assert not OpenVinoNetwork.runs_on_torch_threads

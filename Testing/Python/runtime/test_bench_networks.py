@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.mark.slow
 def test_bench_networks_quick_json(tmp_path):
     cmd = [sys.executable, str(REPO / "benchmarks" / "bench_networks.py"), "--quick", "--models", "mm3dunet_t6",
-           "--backends", "eager,fused_cec,openvino", "--inputs", "window", "--output", str(tmp_path)]
+           "--backends", "eager,openvino", "--inputs", "window", "--output", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = list(tmp_path.glob("bench_networks_quick_*.json"))
@@ -25,7 +25,7 @@ def test_bench_networks_quick_json(tmp_path):
     assert data["machine"]["threads"] == 2 and data["machine"]["cpu_count"] >= 1
     assert data["matmul_peak_gflops"] > 0
     recs = {r["backend"]: r for r in data["results"]}
-    assert set(recs) == {"eager", "fused_cec", "openvino"}
+    assert set(recs) == {"eager", "openvino"}
     assert data["machine"]["openvino"]  # the runtime's version is recorded
     for rec in recs.values():
         assert rec["model"] == "mm3dunet_t6" and rec["input"] == "window"
@@ -34,7 +34,7 @@ def test_bench_networks_quick_json(tmp_path):
         assert rec["memory"]["peak_rss_delta_bytes"] > 0 and rec["memory"]["peak_rss_bytes"] > 0
         assert rec["max_abs_vs_eager"] <= 1e-3
     assert recs["eager"]["speedup_vs_eager"] == pytest.approx(1.0)
-    assert "| mm3dunet_t6 |" in proc.stdout and "fused_cec" in proc.stdout
+    assert "| mm3dunet_t6 |" in proc.stdout and "openvino" in proc.stdout
 
 
 def test_speed_target_compares_each_model_on_its_fastest_exact_backend(load_benchmark):
@@ -45,12 +45,12 @@ def test_speed_target_compares_each_model_on_its_fastest_exact_backend(load_benc
         {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "mm3dunet_t12_act", "backend": "openvino",
          "forward_s_median": 1.2},
         {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "mm3dunet_t12_act", "backend": "bf16",
-         "forward_s_median": 0.1},  # reduced precision: not part of the comparison
-        {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "unet3d_table1", "backend": "onnxruntime",
+         "forward_s_median": 0.1},  # not a backend of the package (deleted): not part of the comparison
+        {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "unet3d_table1", "backend": "eager",
          "forward_s_median": 1.5},
         {"input": "paper", "input_shape": [1, 1, 32, 256, 256], "model": "unet3d_table1", "backend": "openvino",
          "forward_s_median": 0.9},
-        {"input": "paper", "model": "unet3d_table1", "backend": "fused_cec", "skipped": "MM3DUNet only"},
+        {"input": "paper", "model": "unet3d_table1", "backend": "openvino", "skipped": "not installed"},
         {"input": "window", "input_shape": [1, 3, 16, 32, 32], "model": "mm3dunet_t12_act", "backend": "eager",
          "forward_s_median": 0.05},
         {"input": "window", "input_shape": [1, 3, 16, 32, 32], "model": "unet3d_table1", "backend": "eager",

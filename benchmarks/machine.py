@@ -1,8 +1,4 @@
-"""The CPU this process runs on, from ``/proc/cpuinfo`` (Linux; empty answers elsewhere).
-
-One parser for the backends that need a CPU feature (the fused C++ kernel needs AVX-512) and for the
-benchmark scripts that report the machine.
-"""
+"""The CPU the benchmarks run on, from ``/proc/cpuinfo`` (Linux; empty answers elsewhere)."""
 from __future__ import annotations
 
 import platform

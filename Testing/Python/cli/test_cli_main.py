@@ -1,0 +1,66 @@
+"""The CLI entry point: lazy imports, exit codes from one place."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from breastlesionseg import errors
+from breastlesionseg.cli import main as cli_main
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[3] / "BreastLesionSeg"
+HEAVY = ("torch", "monai", "openvino", "onnx", "onnxruntime", "matplotlib", "scipy")
+
+
+def _loaded_after(code: str) -> set[str]:
+    """Top-level modules loaded by ``code`` in a fresh interpreter."""
+    probe = code + "\nimport sys\nprint('LOADED', ' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(PACKAGE_ROOT), "PATH": ""}, timeout=120)
+    last = out.stdout.strip().splitlines()[-1].split()
+    assert last[0] == "LOADED", out.stdout[-500:]
+    return set(last[1:])
+
+
+def test_building_the_parser_loads_no_heavy_library():
+    loaded = _loaded_after("from breastlesionseg.cli.main import build_parser\nbuild_parser()")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_version_and_help_load_no_heavy_library():
+    code = ("from breastlesionseg.cli.main import main\n"
+            "for argv in (['--version'], ['--help'], ['segment', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit as exc:\n        assert exc.code == 0, exc.code\n")
+    loaded = _loaded_after(code)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_naming_a_command_registers_it_alone_and_all_on_help():
+    one = cli_main.build_parser(["export", "--help"])
+    every = cli_main.build_parser(None)
+    sub_one = next(a for a in one._actions if a.dest == "command")
+    sub_all = next(a for a in every._actions if a.dest == "command")
+    assert list(sub_one.choices) == ["export"]
+    assert {"segment", "export", "train", "demo"} <= set(sub_all.choices)
+
+
+@pytest.mark.parametrize("exc,code", [
+    (errors.InputError("bad phase"), errors.EXIT_BAD_INPUT),
+    (errors.ModelError("weights corrupt"), errors.EXIT_MODEL_ERROR),
+    (errors.BackendUnavailableError("no openvino"), errors.EXIT_MODEL_ERROR),
+    (errors.CancelledError("stop"), errors.EXIT_INTERRUPTED),
+])
+def test_errors_map_to_their_exit_code(monkeypatch, caplog, exc, code):
+    def failing(args):
+        raise exc
+
+    parser = cli_main.build_parser(["export"])
+    monkeypatch.setattr(cli_main, "build_parser", lambda argv=None: parser)
+    parser.set_defaults(func=failing)
+    parser._subparsers._group_actions[0].choices["export"].set_defaults(func=failing)
+    assert cli_main.main(["export", "m", "--format", "onnx", "--into-model-dir"]) == code
+    assert str(exc) in caplog.text
+    assert len({errors.EXIT_OK, errors.EXIT_FAILURE, errors.EXIT_BAD_INPUT, errors.EXIT_MODEL_ERROR,
+                errors.EXIT_INTERRUPTED}) == 5
