@@ -134,6 +134,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--register", action="store_true",
                         help="rigidly register each post-contrast phase to the pre-contrast phase first")
+    parser.add_argument("--accept-phase-order", action="store_true",
+                        help="proceed when the first phase is not the least enhanced (default: refuse); the "
+                             "WARNING is recorded in metrics.json")
     add_engine_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -215,8 +218,15 @@ def run_reported(args: argparse.Namespace, command) -> int:
 
 
 def segment_command(args: argparse.Namespace, progress) -> Path:
-    """Load, segment, write; print the lesion table. Returns the output folder."""
-    from ..exam import load_exam
+    """Claim the output folder, then load, segment, write; print the lesion table. Returns the output folder."""
+    from ..io.output_claim import claim_output
+
+    with claim_output(args.output):  # one run per output folder; checked before any work
+        return _segment_claimed(args, progress)
+
+
+def _segment_claimed(args: argparse.Namespace, progress) -> Path:
+    from ..exam import ExamChecks, load_exam
     from ..inference import SegmentationEngine, check_output_dir, write_outputs
     from ..metrics import format_lesion_table
     from ..progress import scaled
@@ -226,7 +236,8 @@ def segment_command(args: argparse.Namespace, progress) -> Path:
     engine = SegmentationEngine(config)  # fails early on a bad model or device
     engine.prepare_backend_in_background()  # overlaps with loading the exam and the breast region
     t0 = time.perf_counter()
-    exam = load_exam([Path(p) for p in args.phases], register=args.register, progress=scaled(progress, 0.0, 0.1))
+    exam = load_exam([Path(p) for p in args.phases], register=args.register, progress=scaled(progress, 0.0, 0.1),
+                     checks=ExamChecks(accept_phase_order=getattr(args, "accept_phase_order", False)))
     load_s = time.perf_counter() - t0
     result = engine.run(exam, progress=scaled(progress, 0.1, 0.93))
     if progress is not None:
@@ -242,6 +253,8 @@ def segment_command(args: argparse.Namespace, progress) -> Path:
         print(f"lesion-presence score (ACT head): {result.act_score:.2f}", file=report)
     for note in result.notes:
         print(f"note: {note}", file=report)
+    for warning in exam.warnings:
+        print(warning, file=report)
     print(f"device: {result.device}; backend: {result.backend.split(' (')[0]}; time {result.timings_s['total']:.1f} s; "
           f"peak memory {result.peak_memory_mb:.0f} MiB", file=report)
     print(f"outputs written to {out}", file=report)

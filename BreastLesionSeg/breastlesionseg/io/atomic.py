@@ -42,10 +42,30 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False) -> Iterator[
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; keep the user's umask instead
     try:
         yield tmp
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            _publish_new(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _publish_new(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` onto ``target`` only if ``target`` still does not exist (no-clobber, atomic via a hard link).
+
+    Raises:
+        InputError: another process created ``target`` in the meantime.
+    """
+    try:
+        os.link(tmp, target)  # fails if target exists: of two concurrent writers exactly one succeeds
+    except FileExistsError:
+        raise InputError(f"'{target}' was created by another process while this one was writing it; refusing to "
+                         f"overwrite it (use --force / overwrite=True)") from None
+    except OSError:  # file system without hard links: best effort
+        if target.exists():
+            raise InputError(f"refusing to overwrite existing file '{target}' (use --force / overwrite=True)") from None
+        os.replace(tmp, target)
 
 
 def write_atomic(target: str | os.PathLike, writer: Callable[[Path], None], overwrite: bool = False) -> Path:
