@@ -12,6 +12,8 @@ METRICS_FILE = "metrics.json"
 OVERVIEW_FILE = "overview.png"
 PROBABILITY_FILE = "probability.nii.gz"
 HEATMAP_FILE = "heatmap.nii.gz"
+#: lower-confidence lesion candidates 1..M (uint16), written when the model has a confidence model
+CANDIDATES_FILE = "candidates.nii.gz"
 #: every file ``segment`` may create
 OUTPUT_FILES = (SEGMENTATION_FILE, LESIONS_FILE, BREAST_MASK_FILE, METRICS_FILE, OVERVIEW_FILE, PROBABILITY_FILE,
-                HEATMAP_FILE)
+                HEATMAP_FILE, CANDIDATES_FILE)

@@ -8,18 +8,25 @@ unless the probability map is asked for):
 3. restrict to the breast region (optional);
 4. connected components (26-connectivity, ``sitk.ConnectedComponent``), removing components smaller
    than ``min_volume_mm3`` and numbering the rest 1..N by decreasing volume (``sitk.RelabelComponent``);
-5. un-crop into the full pre grid.
+5. per-lesion confidence (:func:`score_components`, when the model card has a confidence model):
+   components below the card's report threshold become candidates instead of lesions;
+6. un-crop into the full pre grid.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
 from ..geometry import Geometry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..breast.crop import CropBox
+    from .lesion_confidence import LesionConfidenceModel, ScoredComponents
 
 
 def resample_array(
@@ -134,3 +141,34 @@ def postprocess_probability(
         binary &= inside
     labels, volumes = label_instances(binary, crop_geometry, min_volume_mm3)
     return PostprocessResult(labels, volumes, prob.astype(np.float32, copy=False), removed)
+
+
+def score_components(
+    post: PostprocessResult,
+    crop: "CropBox",
+    crop_geometry: Geometry,
+    breast_mask_crop: np.ndarray | None,
+    phases_full: list[np.ndarray],
+    confidence_model: "LesionConfidenceModel | None",
+) -> "ScoredComponents":
+    """Per-lesion confidence of every component and the split into reported lesions and candidates.
+
+    Args:
+        post: the thresholded components on the cropped pre grid (:func:`postprocess_probability`).
+        crop: the crop box (maps the crop onto the full pre grid, where the phases are read).
+        crop_geometry: the cropped pre grid.
+        breast_mask_crop: breast region on the crop (``None``: no breast-edge feature).
+        phases_full: ``[pre, post1, ..., postK]`` arrays on the full pre grid (kinetic features).
+        confidence_model: the model card's confidence model; ``None`` reports every component.
+
+    Returns:
+        :class:`~breastlesionseg.inference.lesion_confidence.ScoredComponents` on the cropped pre grid.
+    """
+    from .lesion_confidence import component_features, split_by_confidence
+
+    if confidence_model is None:
+        return split_by_confidence(post.lesion_labels_crop, post.volumes_mm3, {}, None)
+    labels_full = crop.uncrop(post.lesion_labels_crop, fill=0)
+    features = component_features(post.lesion_labels_crop, post.probability_crop, breast_mask_crop, crop_geometry,
+                                  labels_full, phases_full)
+    return split_by_confidence(post.lesion_labels_crop, post.volumes_mm3, features, confidence_model)

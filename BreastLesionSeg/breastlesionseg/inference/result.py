@@ -71,6 +71,10 @@ class SegmentationResult:
         notes: human-readable notes (fallbacks, warnings) for the user.
         n_windows_skipped: windows not run because they hold no breast voxel (all passes).
         backend: which inference backend ran the network and why (``select_backend(...).summary()``).
+        lesion_confidence: calibrated confidence (0..1) of lesion 1..N (``None`` each when the model
+            card has no confidence model).
+        candidate_labels: lower-confidence candidates 1..M (uint16, by decreasing confidence), or ``None``.
+        candidates: one dict per candidate (``id``, ``confidence``, ``volume_mm3``, features).
     """
 
     breast_mask: Volume
@@ -92,6 +96,9 @@ class SegmentationResult:
     notes: list[str] = field(default_factory=list)
     n_windows_skipped: int = 0
     backend: str = ""
+    lesion_confidence: list[float | None] = field(default_factory=list)
+    candidate_labels: Volume | None = None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_lesions(self) -> int:
@@ -111,6 +118,8 @@ class SegmentationResult:
             "act_lesion_present_probability": self.act_score,
             "n_lesions": self.n_lesions,
             "lesion_volumes_mm3": [float(v) for v in self.lesion_volumes_mm3],
+            "lesion_confidence": [None if c is None else float(c) for c in self.lesion_confidence],
+            "candidates": [dict(c) for c in self.candidates],
             "timings_s": {k: round(float(v), 4) for k, v in self.timings_s.items()},
             "peak_memory_mb": round(float(self.peak_memory_mb), 1),
             "peak_gpu_memory_mb": None if self.peak_gpu_memory_mb is None else round(self.peak_gpu_memory_mb, 1),

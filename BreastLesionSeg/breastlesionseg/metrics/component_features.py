@@ -1,0 +1,140 @@
+"""Per-component features of a candidate lesion map, for the per-lesion confidence score.
+
+Every connected component of the thresholded probability map gets the same fixed set of numbers
+(:data:`COMPONENT_FEATURE_NAMES`), all physical (mm, percent) so they mean the same on any grid:
+
+* ``log10_volume_mm3`` — size;
+* ``probability_mean`` / ``probability_max`` — the network's own certainty over the component;
+* ``elongation`` — sqrt(largest / smallest principal variance) of the voxel positions in mm
+  (a voxel's own extent, spacing^2 / 12, is added so single-slice components stay finite);
+  vessels are long and thin, masses round;
+* ``linearity`` — (l1 - l2) / l1 of the principal variances (1 = a line, 0 = a disc or a ball);
+* ``breast_edge_fraction`` — fraction of the component's voxels within :data:`EDGE_DISTANCE_MM`
+  of the outside of the breast region (skin, chest wall, axillary limit);
+* ``early_enhancement_percent`` — median of 100 (post1 - pre) / pre over the component;
+* ``late_change_percent`` — median of 100 (post_last - post1) / post1 (washout < 0 < persistent).
+
+Features are computed per component inside its bounding box (plus a margin), never on the whole
+image, so the cost grows with the number of components, not with the exam.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..geometry import Geometry
+
+#: the features of one component, in the order the confidence model uses them
+COMPONENT_FEATURE_NAMES: tuple[str, ...] = (
+    "log10_volume_mm3",
+    "probability_mean",
+    "probability_max",
+    "elongation",
+    "linearity",
+    "breast_edge_fraction",
+    "early_enhancement_percent",
+    "late_change_percent",
+)
+#: a voxel this close (mm) to the outside of the breast region counts as touching its edge
+EDGE_DISTANCE_MM = 4.0
+#: denominator floor of the percent-enhancement ratios (signal units; avoids division by ~0 in air)
+_MIN_SIGNAL = 1.0
+
+
+def _principal_variances(index_zyx: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Eigenvalues (descending, mm2) of the covariance of the voxel centres, plus each voxel's own extent."""
+    ijk = index_zyx[:, ::-1].astype(float)
+    lps = geometry.index_to_lps(ijk)
+    cov = np.cov(lps, rowvar=False) if lps.shape[0] > 1 else np.zeros((3, 3))
+    d = geometry.direction_matrix
+    cov = cov + d @ np.diag(np.asarray(geometry.spacing) ** 2 / 12.0) @ d.T
+    return np.sort(np.linalg.eigvalsh(cov))[::-1]
+
+
+def _edge_fraction(component: np.ndarray, breast: np.ndarray, spacing_zyx: np.ndarray) -> float:
+    """Fraction of ``component`` voxels within :data:`EDGE_DISTANCE_MM` of a non-breast voxel (same box)."""
+    inside = breast > 0
+    if not np.any(~inside):
+        return 0.0
+    dist = ndimage.distance_transform_edt(inside, sampling=spacing_zyx)
+    return float(np.mean(dist[component] <= EDGE_DISTANCE_MM))
+
+
+def _box(sl: tuple[slice, ...], margin: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
+    return tuple(slice(max(s.start - m, 0), min(s.stop + m, n)) for s, m, n in zip(sl, margin, shape))
+
+
+def component_geometry_features(
+    labels: np.ndarray,
+    probability: np.ndarray,
+    breast: np.ndarray | None,
+    geometry: Geometry,
+) -> dict[int, dict[str, float]]:
+    """Size, probability, shape and breast-edge features of every component of ``labels``.
+
+    Args:
+        labels: (z, y, x) integer components 1..N on ``geometry`` (0 background).
+        probability: (z, y, x) lesion probability in [0, 1] on the same grid.
+        breast: (z, y, x) breast region (non-zero inside) on the same grid, or ``None`` (edge fraction 0).
+        geometry: the grid (for physical distances).
+
+    Returns:
+        ``{label: {feature name: value}}`` for the features other than the kinetic ones.
+    """
+    if labels.shape != probability.shape or (breast is not None and breast.shape != labels.shape):
+        raise InputError(f"component features: labels {labels.shape}, probability {probability.shape} and breast "
+                         f"{None if breast is None else breast.shape} must have the same (z, y, x) shape")
+    spacing_zyx = np.asarray(geometry.spacing[::-1], dtype=float)
+    margin = [int(math.ceil(EDGE_DISTANCE_MM / s)) + 1 for s in spacing_zyx]
+    out: dict[int, dict[str, float]] = {}
+    for label, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        box = _box(sl, margin, labels.shape)
+        comp = labels[box] == label
+        idx = np.argwhere(comp) + np.array([b.start for b in box])
+        prob = probability[box][comp]
+        ev = _principal_variances(idx, geometry)
+        out[label] = {
+            "log10_volume_mm3": math.log10(max(comp.sum() * geometry.voxel_volume_mm3, 1e-3)),
+            "probability_mean": float(prob.mean()),
+            "probability_max": float(prob.max()),
+            "elongation": float(math.sqrt(ev[0] / max(ev[2], 1e-9))),
+            "linearity": float((ev[0] - ev[1]) / max(ev[0], 1e-9)),
+            "breast_edge_fraction": 0.0 if breast is None else _edge_fraction(comp, breast[box], spacing_zyx),
+        }
+    return out
+
+
+def component_kinetic_features(labels: np.ndarray, phases: Sequence[np.ndarray]) -> dict[int, dict[str, float]]:
+    """Early enhancement and late change (percent, medians) of every component of ``labels``.
+
+    Args:
+        labels: (z, y, x) integer components 1..N.
+        phases: ``[pre, post1, ..., postK]`` arrays of the same shape (K >= 1; late change 0 when K = 1).
+
+    Returns:
+        ``{label: {"early_enhancement_percent": .., "late_change_percent": ..}}``.
+    """
+    if len(phases) < 2:
+        raise InputError(f"component kinetics need a pre and at least one post-contrast phase, got {len(phases)}")
+    out: dict[int, dict[str, float]] = {}
+    for label, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        comp = labels[sl] == label
+        pre = np.asarray(phases[0][sl], dtype=np.float32)[comp]
+        post1 = np.asarray(phases[1][sl], dtype=np.float32)[comp]
+        last = np.asarray(phases[-1][sl], dtype=np.float32)[comp]
+        early = 100.0 * (post1 - pre) / np.maximum(pre, _MIN_SIGNAL)
+        late = 100.0 * (last - post1) / np.maximum(post1, _MIN_SIGNAL)
+        out[label] = {"early_enhancement_percent": float(np.median(early)),
+                      "late_change_percent": float(np.median(late)) if len(phases) > 2 else 0.0}
+    return out
+
+
+__all__ = ["COMPONENT_FEATURE_NAMES", "EDGE_DISTANCE_MM", "component_geometry_features", "component_kinetic_features"]
