@@ -7,10 +7,15 @@ from scipy import ndimage
 from .grid import VoxelCoordinates
 
 
-def psf_blur(image: np.ndarray, spacing_mm: tuple[float, float, float], fwhm_mm: float = 1.2) -> np.ndarray:
-    """Gaussian point-spread blur with a physical FWHM (mm); array (z, y, x), spacing (x, y, z)."""
+def psf_blur(image: np.ndarray, spacing_mm: tuple[float, float, float], fwhm_mm: float = 1.2,
+             fwhm_z_mm: float | None = None) -> np.ndarray:
+    """Gaussian point-spread blur with a physical FWHM (mm); array (z, y, x), spacing (x, y, z).
+
+    ``fwhm_z_mm``: a different FWHM along the grid's z axis (slice thickness); ``None`` = ``fwhm_mm``.
+    """
     sigma_mm = fwhm_mm / 2.3548
-    sigma = [sigma_mm / spacing_mm[2], sigma_mm / spacing_mm[1], sigma_mm / spacing_mm[0]]
+    sigma_z_mm = (fwhm_z_mm if fwhm_z_mm is not None else fwhm_mm) / 2.3548
+    sigma = [sigma_z_mm / spacing_mm[2], sigma_mm / spacing_mm[1], sigma_mm / spacing_mm[0]]
     sigma = [s if s >= 0.2 else 0.0 for s in sigma]
     if not any(sigma):
         return image
@@ -61,3 +66,15 @@ def rician_noise(rng: np.random.Generator, image: np.ndarray, sigma: float) -> n
     np.square(n2, out=n2)
     n1 += n2
     return np.sqrt(n1, out=n1)
+
+
+def rigid_shift(image: np.ndarray, shift_lps_mm: np.ndarray, geometry) -> np.ndarray:
+    """Translate ``image`` (z, y, x) by ``shift_lps_mm`` (LPS mm, physical; linear interpolation, edges replicated).
+
+    Patient motion between phases: the content moves by ``shift_lps_mm`` on the fixed grid.
+    """
+    if not np.any(shift_lps_mm):
+        return image
+    m = geometry.direction_matrix * np.asarray(geometry.spacing)[None, :]
+    shift_ijk = np.linalg.solve(m, np.asarray(shift_lps_mm, dtype=float))
+    return ndimage.shift(image, shift_ijk[::-1], order=1, mode="nearest").astype(np.float32, copy=False)

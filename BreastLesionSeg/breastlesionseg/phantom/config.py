@@ -40,6 +40,17 @@ def _triple(name: str, value, kind: type) -> tuple:
     return vals
 
 
+def _rotation(axis: str, degrees: float) -> np.ndarray:
+    """3x3 rotation by ``degrees`` about the LPS ``axis`` (``"x"``, ``"y"`` or ``"z"``)."""
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
+    ax = _AXES[axis]
+    i, j = [k for k in range(3) if k != ax]
+    m = np.eye(3)
+    m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
+    return m
+
+
 @dataclass
 class PhantomConfig:
     """Everything that defines one phantom exam; same config -> identical arrays.
@@ -51,6 +62,9 @@ class PhantomConfig:
             (``DEFAULT_FOV_MM / size``).
         oblique_deg: rotation of the grid's direction about ``oblique_axis`` in degrees (0 = LPS identity).
         oblique_axis: ``"x"``, ``"y"`` or ``"z"`` (LPS axis the grid is rotated about).
+        oblique2_deg: a second rotation in degrees about ``oblique2_axis``, applied after the first
+            (compound-oblique grids; 0 = none).
+        oblique2_axis: ``"x"``, ``"y"`` or ``"z"``, the axis of the second rotation.
         fov_center_lps_mm: LPS position of the grid centre in mm (the patient is fixed around (0, 0, 0)).
         n_post: number of post-contrast phases (2-6).
         phase_interval_s: time between successive phases in s (post k is acquired at ``k * interval``).
@@ -69,6 +83,17 @@ class PhantomConfig:
         fgt_density: fibroglandular density 0 (almost entirely fat) .. 1 (extremely dense);
             ``None`` = drawn per seed.
         dtype: output voxel type of the phases, ``"uint16"`` (like a scanner) or ``"float32"``.
+        vessel_trees: branching enhancing vessel trees per breast (``distractors.py``; 0 = none).
+        arterial_fraction: probability that a vessel tree is arterial (early peak, washout) rather
+            than venous (slow rise).
+        axillary_nodes: enhancing lymph nodes per side at the lateral edge of the breast region.
+        skin_folds: enhancing skin folds per breast under the medial/inferior skin.
+        muscle_enhancement_percent: pectoral / chest-wall enhancement at the last phase, percent.
+        skin_enhancement_percent: skin enhancement at the last phase, percent.
+        motion_mm: largest rigid translation (mm) of a post-contrast phase relative to the pre phase
+            (each post phase moves by its own random vector; labels stay on the pre phase).
+        slice_thickness_mm: acquired slice thickness along the grid's z axis (point-spread FWHM in
+            mm along it; ``None`` = the default 1.2 mm isotropic blur).
     """
 
     seed: int = 0
@@ -76,6 +101,8 @@ class PhantomConfig:
     spacing: tuple[float, float, float] | None = None
     oblique_deg: float = 0.0
     oblique_axis: str = "z"
+    oblique2_deg: float = 0.0
+    oblique2_axis: str = "x"
     fov_center_lps_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
     n_post: int = 4
     phase_interval_s: float = 90.0
@@ -90,6 +117,14 @@ class PhantomConfig:
     bpe_percent: float = 20.0
     fgt_density: float | None = None
     dtype: str = "uint16"
+    vessel_trees: int = 0
+    arterial_fraction: float = 0.5
+    axillary_nodes: int = 0
+    skin_folds: int = 0
+    muscle_enhancement_percent: float = 25.0
+    skin_enhancement_percent: float = 30.0
+    motion_mm: float = 0.0
+    slice_thickness_mm: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
@@ -109,6 +144,11 @@ class PhantomConfig:
         self.oblique_deg = float(self.oblique_deg)
         if self.oblique_axis not in _AXES:
             raise InputError(f"PhantomConfig.oblique_axis must be 'x', 'y' or 'z', got {self.oblique_axis!r}")
+        if not math.isfinite(float(self.oblique2_deg)) or abs(float(self.oblique2_deg)) > 45:
+            raise InputError(f"PhantomConfig.oblique2_deg must be within -45..45 degrees, got {self.oblique2_deg!r}")
+        self.oblique2_deg = float(self.oblique2_deg)
+        if self.oblique2_axis not in _AXES:
+            raise InputError(f"PhantomConfig.oblique2_axis must be 'x', 'y' or 'z', got {self.oblique2_axis!r}")
         if isinstance(self.n_post, bool) or int(self.n_post) != self.n_post or not 2 <= int(self.n_post) <= 6:
             raise InputError(f"PhantomConfig.n_post must be an int in 2..6, got {self.n_post!r}")
         self.n_post = int(self.n_post)
@@ -151,6 +191,26 @@ class PhantomConfig:
         if self.dtype not in ("uint16", "float32"):
             raise InputError(f"PhantomConfig.dtype must be 'uint16' or 'float32', got {self.dtype!r}")
         self.fat_saturated = bool(self.fat_saturated)
+        self._validate_distractors()
+
+    def _validate_distractors(self) -> None:
+        """Check the non-lesion enhancing structures, motion and slice thickness (see the attributes)."""
+        for name, hi in (("vessel_trees", 6), ("axillary_nodes", 4), ("skin_folds", 3)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or not 0 <= int(value) <= hi:
+                raise InputError(f"PhantomConfig.{name} must be an int in 0..{hi}, got {value!r}")
+            setattr(self, name, int(value))
+        for name, lo, hi in (("arterial_fraction", 0.0, 1.0), ("muscle_enhancement_percent", 0.0, 150.0),
+                             ("skin_enhancement_percent", 0.0, 150.0), ("motion_mm", 0.0, 10.0)):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and lo <= value <= hi):
+                raise InputError(f"PhantomConfig.{name} must be in {lo:g}..{hi:g}, got {getattr(self, name)!r}")
+            setattr(self, name, value)
+        if self.slice_thickness_mm is not None:
+            t = float(self.slice_thickness_mm)
+            if not (math.isfinite(t) and 0.5 <= t <= 10.0):
+                raise InputError(f"PhantomConfig.slice_thickness_mm must be 0.5..10 mm or None, got {self.slice_thickness_mm!r}")
+            self.slice_thickness_mm = t
 
     # -- derived --------------------------------------------------------------------------------
     @property
@@ -162,14 +222,8 @@ class PhantomConfig:
 
     @property
     def direction_matrix(self) -> np.ndarray:
-        """3x3 LPS direction matrix (columns = index axes): a rotation by ``oblique_deg`` about the axis."""
-        a = math.radians(self.oblique_deg)
-        c, s = math.cos(a), math.sin(a)
-        ax = _AXES[self.oblique_axis]
-        i, j = [k for k in range(3) if k != ax]
-        m = np.eye(3)
-        m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
-        return m
+        """3x3 LPS direction matrix (columns = index axes): ``R(oblique_axis, oblique_deg) @ R(oblique2_axis, oblique2_deg)``."""
+        return _rotation(self.oblique_axis, self.oblique_deg) @ _rotation(self.oblique2_axis, self.oblique2_deg)
 
     @property
     def post_times_s(self) -> tuple[float, ...]:

@@ -20,8 +20,10 @@ from ..labels import BREAST_LEFT, BREAST_RIGHT
 from .anatomy import (
     AXILLARY_PLANE_OFFSET_MM, FAT, GLAND, TISSUE_NAMES, AnatomyMaps, add_cysts, draw_anatomy, voxelize_anatomy,
 )
-from .artifacts import bias_field, psf_blur, rician_noise
+from .artifacts import bias_field, psf_blur, rician_noise, rigid_shift
 from .config import PhantomConfig
+from .distractors import (DistractorMaps, arterial_enhancement_percent, draw_distractors,
+                          venous_enhancement_percent)
 from .grid import VoxelCoordinates, phantom_geometry
 from .kinetics import (
     BLOOD_PEAK_RANGE_PERCENT, BLOOD_PRE, PRE_SIGNAL, tissue_enhancement_percent, vessel_enhancement_percent,
@@ -31,6 +33,7 @@ from .lesions import draw_lesions, lesion_signal_relative, peak_enhancement_perc
 log = logging.getLogger(__name__)
 
 _STREAM_ANATOMY, _STREAM_LESIONS, _STREAM_BIAS, _STREAM_NOISE, _STREAM_CONTRAST, _STREAM_CYSTS = 1, 2, 3, 4, 5, 6
+_STREAM_DISTRACTORS, _STREAM_MOTION = 7, 8  # only drawn from when those factors are switched on
 #: per-seed scanner/patient variation of every tissue's pre-contrast signal (uniform factor range)
 CONTRAST_JITTER = (0.9, 1.1)
 
@@ -132,7 +135,9 @@ def _signals(config: PhantomConfig, maps: AnatomyMaps, lut: np.ndarray) -> list[
     out = []
     times = (0.0,) + config.post_times_s
     for t in times:
-        e_lut = np.array([tissue_enhancement_percent(k, t, config.post_times_s, blood_peak) / 100.0 if t > 0 else 0.0
+        e_lut = np.array([tissue_enhancement_percent(k, t, config.post_times_s, blood_peak,
+                                                     config.muscle_enhancement_percent,
+                                                     config.skin_enhancement_percent) / 100.0 if t > 0 else 0.0
                           for k in range(n_tissue)], dtype=np.float32)
         s = s0 * (1.0 + e_lut[tissue])
         if t > 0:
@@ -145,6 +150,40 @@ def _signals(config: PhantomConfig, maps: AnatomyMaps, lut: np.ndarray) -> list[
         s[vmask] = (1.0 - vv) * s[vmask] + vv * blood_pre * (1.0 + ve)
         out.append(s)
     return out
+
+
+def _mix(signal: np.ndarray, fraction: np.ndarray, value: float) -> None:
+    """``signal = (1 - f) signal + f value`` where the partial-volume fraction ``f`` > 0 (in place)."""
+    sel = fraction > 0
+    f = fraction[sel]
+    signal[sel] = (1.0 - f) * signal[sel] + f * np.float32(value)
+
+
+def _add_distractors(config: PhantomConfig, signals: list[np.ndarray], dist: DistractorMaps, lut: np.ndarray) -> None:
+    """Mix the vessel trees and lymph nodes into the noise-free phase signals (in place)."""
+    blood_peak = _blood_peak_percent(config)
+    blood_pre = float(lut[len(TISSUE_NAMES)])
+    node_pre = 0.9 * float(lut[GLAND])
+    times = (0.0,) + config.post_times_s
+    t1, span = config.post_times_s[0], max(config.post_times_s[-1] - config.post_times_s[0], 1e-6)
+    for t, s in zip(times, signals):
+        _mix(s, dist.arterial, blood_pre * (1 + arterial_enhancement_percent(t, config.post_times_s, blood_peak) / 100))
+        _mix(s, dist.venous, blood_pre * (1 + venous_enhancement_percent(t, config.post_times_s, blood_peak) / 100))
+        node = node_pre if t <= 0 else node_pre * (1 + dist.node_early_percent / 100) * (
+            1 + dist.node_late_change * (t - t1) / span)
+        _mix(s, dist.node, node)
+
+
+def _motion_shifts_mm(config: PhantomConfig) -> list[np.ndarray]:
+    """One random LPS translation per phase (zero for pre), each at most ``motion_mm`` long."""
+    shifts = [np.zeros(3)]
+    if config.motion_mm <= 0:
+        return shifts * (config.n_post + 1)
+    rng = _rng(config.seed, _STREAM_MOTION)
+    for _ in range(config.n_post):
+        v = rng.normal(size=3)
+        shifts.append(v / max(np.linalg.norm(v), 1e-9) * config.motion_mm * rng.uniform(0.3, 1.0))
+    return shifts
 
 
 def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
@@ -165,6 +204,11 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
     anatomy = draw_anatomy(_rng(config.seed, _STREAM_ANATOMY), config.fgt_density)
     maps = voxelize_anatomy(anatomy, geometry, coords)
     cysts = add_cysts(_rng(config.seed, _STREAM_CYSTS), anatomy, maps, coords, geometry)
+    distractors = None
+    if config.vessel_trees or config.axillary_nodes or config.skin_folds:
+        distractors = draw_distractors(_rng(config.seed, _STREAM_DISTRACTORS), anatomy, maps, geometry, coords,
+                                       config.vessel_trees, config.arterial_fraction, config.axillary_nodes,
+                                       config.skin_folds)
     t_anat = time.perf_counter()
 
     rng_les = _rng(config.seed, _STREAM_LESIONS)
@@ -183,6 +227,8 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
 
     lut = _pre_lut(config)
     signals = _signals(config, maps, lut)
+    if distractors is not None:
+        _add_distractors(config, signals, distractors, lut)
     gland_pre = float(lut[GLAND])
     for vl in vox:
         rel = lesion_signal_relative(vl, config.post_times_s)
@@ -196,8 +242,8 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
     col = 0 if config.fat_saturated else 1
     sigma = config.noise_percent / 100.0 * PRE_SIGNAL[GLAND][col] * config.intensity_scale
     phases: list[Volume] = []
-    for name, s in zip(config.phase_names, signals):
-        img = psf_blur(s, geometry.spacing)
+    for name, s, shift in zip(config.phase_names, signals, _motion_shifts_mm(config)):
+        img = rigid_shift(psf_blur(s, geometry.spacing, fwhm_z_mm=config.slice_thickness_mm), shift, geometry)
         img *= bias
         img *= np.float32(config.intensity_scale)
         img = rician_noise(rng_noise, img, sigma)
@@ -253,6 +299,7 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
         lesion_labels=Volume(labels, geometry, name="lesions"),
         lesions=lesions,
         tissue=Volume(maps.tissue, geometry, name="tissue"),
-        anatomy={**anatomy.to_dict(), "cysts": cysts},
+        anatomy={**anatomy.to_dict(), "cysts": cysts,
+                 **({"distractors": distractors.description} if distractors is not None else {})},
         generation_time_s=gen_s,
     )

@@ -84,16 +84,20 @@ def blood_enhancement_percent(t_s: float, post_times_s: tuple[float, ...], peak_
 
 
 def tissue_enhancement_percent(tissue: int, t_s: float, post_times_s: tuple[float, ...],
-                               blood_peak_percent: float = 300.0) -> float:
-    """Percent enhancement of a tissue class at time ``t_s`` (fibroglandular: per unit BPE, see module doc)."""
+                               blood_peak_percent: float = 300.0, muscle_percent: float = 25.0,
+                               skin_percent: float = 30.0) -> float:
+    """Percent enhancement of a tissue class at time ``t_s`` (fibroglandular: per unit BPE, see module doc).
+
+    ``muscle_percent`` / ``skin_percent``: pectoral-chest-wall / skin enhancement at the last phase.
+    """
     t1, t_last = post_times_s[0], post_times_s[-1]
     decay = math.exp(-max(t_s - t1, 0.0) / 150.0)
     if tissue == FAT:
         return 3.0
     if tissue == SKIN:
-        return 30.0 * _ramp(t_s, t_last, 0.6)
+        return skin_percent * _ramp(t_s, t_last, 0.6)
     if tissue in (MUSCLE, CHEST_WALL):
-        return 25.0 * _ramp(t_s, t_last, 0.6)
+        return muscle_percent * _ramp(t_s, t_last, 0.6)
     if tissue == GLAND:
         return 100.0 * _ramp(t_s, t_last, 0.7)  # scaled by bpe_percent / 100 * factor
     if tissue == BLOOD:
