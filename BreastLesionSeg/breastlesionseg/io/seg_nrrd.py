@@ -376,10 +376,63 @@ def read_seg_nrrd(path: str | os.PathLike, reference_geometry: Geometry | None =
     breast_vol = Volume(breast, geometry, name="breast_mask", source=str(path)) if has_breast else None
     lesion_vol = Volume(lesions, geometry, name="lesion_labels", source=str(path))
     if reference_geometry is not None and not geometry.same_grid(reference_geometry):
+        _require_reference_lattice(path, geometry, reference_geometry, seg.get("referenceImageExtentOffset"))
+        labelled = int(np.count_nonzero(lesions)) + int(np.count_nonzero(breast))
         lesion_vol = _onto(lesion_vol, reference_geometry)
         breast_vol = _onto(breast_vol, reference_geometry) if breast_vol is not None else None
+        kept = int(np.count_nonzero(lesion_vol.array)) + (int(np.count_nonzero(breast_vol.array)) if breast_vol else 0)
+        if kept < labelled:
+            raise GeometryError(
+                f"'{path}': geometry mismatch: {labelled - kept} of {labelled} segmented voxels lie outside the exam's "
+                f"pre-contrast grid (segmentation origin {_fmt_mm(geometry.origin)} mm, size {geometry.size}; exam "
+                f"origin {_fmt_mm(reference_geometry.origin)} mm, size {reference_geometry.size}). Was it made on "
+                f"another image?"
+            )
         geometry = reference_geometry
     return SegNrrdContents(breast_vol, lesion_vol, infos, geometry)
+
+
+def _fmt_mm(values) -> str:
+    return "(" + ", ".join(f"{float(v):.2f}" for v in values) + ")"
+
+
+def _require_reference_lattice(path: Path, geometry: Geometry, reference: Geometry, extent_offset) -> None:
+    """Refuse a segmentation that was not made on ``reference`` (a crop of its lattice is fine).
+
+    Slicer saves a labelmap cropped to the segments' extent and records where the crop starts in its reference
+    image (``Segmentation_ReferenceImageExtentOffset``): the reference image's origin follows, and must be
+    the exam's. Without that record (or with a zero offset, which scripts write by default) a labelmap of the
+    exam's size must have the exam's origin, and a cropped one must lie on the exam's voxel lattice (and, checked
+    by the caller, keep every labelled voxel).
+
+    Raises:
+        GeometryError: naming the mismatch (spacing, direction, or origin offset in mm).
+    """
+    if not np.allclose(geometry.spacing, reference.spacing, atol=1e-3) or not np.allclose(
+            geometry.direction, reference.direction, atol=1e-4):
+        raise GeometryError(
+            f"'{path}': geometry mismatch: the segmentation's grid (spacing {_fmt_mm(geometry.spacing)} mm, direction "
+            f"{_fmt_mm(geometry.direction)}) is not the exam's pre-contrast grid (spacing {_fmt_mm(reference.spacing)} "
+            f"mm, direction {_fmt_mm(reference.direction)}); segment the pre-contrast phase (or resample the "
+            f"segmentation onto it)."
+        )
+    offset_known = extent_offset is not None and any(int(v) for v in list(extent_offset)[:3])
+    if offset_known or geometry.size == reference.size:
+        start = -np.asarray(extent_offset if offset_known else (0, 0, 0), dtype=float)[None, :3]
+        implied_origin = geometry.index_to_lps(start)[0]  # origin of the image the segmentation was made on
+        shift = implied_origin - np.asarray(reference.origin, dtype=float)
+        tolerance_mm = 0.1 * min(reference.spacing)
+    else:
+        index = reference.lps_to_index(np.asarray(geometry.origin, dtype=float)[None, :])[0]
+        shift = (index - np.round(index)) * np.asarray(reference.spacing)
+        implied_origin, tolerance_mm = np.asarray(geometry.origin, dtype=float) - shift, 0.1 * min(reference.spacing)
+    if np.abs(shift).max() > tolerance_mm:
+        raise GeometryError(
+            f"'{path}': geometry mismatch: the segmentation was made on an image whose origin "
+            f"{_fmt_mm(implied_origin)} mm is {np.linalg.norm(shift):.1f} mm away from the exam's pre-contrast origin "
+            f"{_fmt_mm(reference.origin)} mm (shift {_fmt_mm(shift)} mm); its labels would miss the lesion. Segment "
+            f"this exam's pre-contrast phase."
+        )
 
 
 def _onto(volume: Volume, geometry: Geometry) -> Volume:

@@ -151,6 +151,10 @@ def add_case(
 ) -> CaseRecord:
     """Validate one case and add it to the dataset (creating the dataset when needed).
 
+    Stages: check the arguments, read and validate the phases (one grid, finite, plausible phase order), the
+    lesion labels (a ``.seg.nrrd`` made on another image is refused: geometry mismatch) and the breast mask,
+    then write the case folder in one rename and the manifest last.
+
     Args:
         dataset: dataset folder or :class:`Dataset`.
         case_id: unique id (folder name).
@@ -158,7 +162,7 @@ def add_case(
         lesions: lesion label map (binary -> split into connected lesions, or instance labels), on the pre grid.
         breast_mask: breast mask 0/1/2 on the pre grid; computed with ``breastlesionseg.breast`` when absent.
         seg_nrrd: a Slicer ``.seg.nrrd`` with "Lesion k" (and optionally "Breast left/right") segments,
-            instead of ``lesions`` / ``breast_mask``.
+            instead of ``lesions`` / ``breast_mask``; it must have been made on the pre-contrast phase's grid.
         phase_names: names of the phases (default ``pre, post1, ...``).
         source: free-text provenance (default: the phase paths).
         corrected_by: who corrected the segmentation.
@@ -170,9 +174,44 @@ def add_case(
         The new manifest record.
 
     Raises:
-        DatasetError: invalid case (2D, mismatched grids, empty label, missing phase/file, duplicate, ...).
+        DatasetError: invalid case (2D, mismatched grids, empty label, missing/truncated phase file, implausible
+            phase order, segmentation made on another image, duplicate, ...).
     """
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+    names = _check_arguments(case_id, phases, lesions, breast_mask, seg_nrrd, phase_names)
+    vols = _read_phases(case_id, list(phases), names)
+    inst, counts, seg_breast = _read_lesions(case_id, lesions, seg_nrrd, vols[0])
+    bm, breast_source = _read_breast_mask(case_id, breast_mask, seg_breast, vols, inst)
+    grid = vols[0].geometry
+    now = utc_now_iso()
+    record = CaseRecord(
+        case_id=case_id,
+        source=source or " ".join((p.source or p.name) if isinstance(p, Volume) else str(p) for p in phases),
+        phase_names=names,
+        files={**{n: f"{CASES_DIR}/{case_id}/{n}.nii.gz" for n in names},
+               "lesions": f"{CASES_DIR}/{case_id}/{LESIONS_FILE}",
+               "breast_mask": f"{CASES_DIR}/{case_id}/{BREAST_MASK_FILE}"},
+        geometry=grid.to_dict(),
+        lesion_count=len(counts),
+        lesion_volume_mm3=float(sum(counts) * grid.voxel_volume_mm3),
+        breast_volume_ml=float((bm > 0).sum() * grid.voxel_volume_mm3 / 1000.0),
+        breast_mask_source=breast_source,
+        image_sha256=volume_sha256(vols),
+        label_sha256=volume_sha256([Volume(inst, grid)]),
+        corrected_by=corrected_by,
+        corrected_at=corrected_at or now,
+        added_at=now,
+        notes=notes,
+    )
+    _write_case(ds, record, vols, inst, bm, force)
+    log.info("added case '%s' to %s: %d lesion(s), %.1f mm3, breast mask %s", case_id, ds.root,
+             record.lesion_count, record.lesion_volume_mm3, breast_source)
+    return record
+
+
+def _check_arguments(case_id: str, phases: Sequence[VolumeLike], lesions, breast_mask, seg_nrrd,
+                     phase_names: Sequence[str] | None) -> list[str]:
+    """Stage 1: argument combinations, phase names and phase files exist -> the phase names."""
     validate_case_id(case_id)
     if (lesions is None) == (seg_nrrd is None):
         raise DatasetError(f"case '{case_id}': give exactly one of a lesion label map (--lesions) or a "
@@ -195,8 +234,19 @@ def add_case(
     for item, name in zip(phases, names):
         if item is None or (not isinstance(item, Volume) and not Path(item).is_file()):
             raise DatasetError(f"case '{case_id}': missing phase '{name}': file '{item}' does not exist")
+    return names
 
-    # -- read and validate everything before writing anything ---------------------------------
+
+def _read_phases(case_id: str, phases: list[VolumeLike], names: list[str]) -> list[Volume]:
+    """Stage 2: read the phases (memory budget from the headers first) and validate them as one exam."""
+    from ..exam.validation import preflight_phase_files, require_plausible_phase_order
+
+    paths = [Path(p) for p in phases if not isinstance(p, Volume)]
+    try:
+        if len(paths) == len(phases):
+            preflight_phase_files(paths)
+    except BreastLesionSegError as exc:
+        raise DatasetError(f"case '{case_id}': {exc}") from exc
     vols = [_as_volume(p, name) for p, name in zip(phases, names)]
     for v, name in zip(vols, names):
         v.name = name
@@ -205,11 +255,20 @@ def add_case(
     for v, name in zip(vols[1:], names[1:]):
         _check_grid(v, f"phase '{name}'", pre)
     for v, name in zip(vols, names):
-        if not np.isfinite(np.asarray(v.array, dtype=np.float64)).all():
-            raise DatasetError(f"case '{case_id}': {_describe(v, 'phase ' + repr(name))} contains NaN/inf voxels")
         if not np.issubdtype(v.array.dtype, np.number):
             raise DatasetError(f"case '{case_id}': {_describe(v, name)} has non-numeric voxels ({v.array.dtype})")
+        if not np.isfinite(np.asarray(v.array, dtype=np.float64)).all():
+            raise DatasetError(f"case '{case_id}': {_describe(v, 'phase ' + repr(name))} contains NaN/inf voxels")
+    try:
+        require_plausible_phase_order(vols)
+    except BreastLesionSegError as exc:
+        raise DatasetError(f"case '{case_id}': {exc}") from exc
+    return vols
 
+
+def _read_lesions(case_id: str, lesions: VolumeLike | None, seg_nrrd, pre: Volume) -> tuple[np.ndarray, list[int],
+                                                                                          Volume | None]:
+    """Stage 3: lesion labels (a label map, or a .seg.nrrd made on the pre grid) -> (instances, counts, breast)."""
     seg_breast = None
     if seg_nrrd is not None:
         lesion_vol, seg_breast = _read_seg_nrrd(seg_nrrd, pre.geometry)
@@ -226,7 +285,13 @@ def add_case(
         raise DatasetError(f"case '{case_id}': {_describe(lesion_vol, 'lesion labels')} is empty (no lesion voxel); "
                            "a training case needs at least one segmented lesion")
     inst, counts = instance_labels(lab.astype(np.int64))
+    return inst, counts, seg_breast
 
+
+def _read_breast_mask(case_id: str, breast_mask: VolumeLike | None, seg_breast: Volume | None, vols: list[Volume],
+                      inst: np.ndarray) -> tuple[np.ndarray, str]:
+    """Stage 4: the breast mask (given, from the .seg.nrrd, or computed) -> (0/1/2 array, source)."""
+    pre = vols[0]
     if breast_mask is not None:
         breast_vol, breast_source = _as_volume(breast_mask, "breast_mask", label=True), "given"
     elif seg_breast is not None:
@@ -247,39 +312,20 @@ def add_case(
     inside = float((bm[inst > 0] > 0).mean())
     if inside < 0.5:
         log.warning("case '%s': only %.0f%% of the lesion voxels lie inside the breast mask", case_id, 100 * inside)
+    return bm, breast_source
 
-    grid = pre.geometry
-    image_sha = volume_sha256(vols)
-    label_sha = volume_sha256([Volume(inst, grid)])
-    now = utc_now_iso()
-    record = CaseRecord(
-        case_id=case_id,
-        source=source or " ".join((p.source or p.name) if isinstance(p, Volume) else str(p) for p in phases),
-        phase_names=names,
-        files={**{n: f"{CASES_DIR}/{case_id}/{n}.nii.gz" for n in names},
-               "lesions": f"{CASES_DIR}/{case_id}/{LESIONS_FILE}",
-               "breast_mask": f"{CASES_DIR}/{case_id}/{BREAST_MASK_FILE}"},
-        geometry=grid.to_dict(),
-        lesion_count=len(counts),
-        lesion_volume_mm3=float(sum(counts) * grid.voxel_volume_mm3),
-        breast_volume_ml=float((bm > 0).sum() * grid.voxel_volume_mm3 / 1000.0),
-        breast_mask_source=breast_source,
-        image_sha256=image_sha,
-        label_sha256=label_sha,
-        corrected_by=corrected_by,
-        corrected_at=corrected_at or now,
-        added_at=now,
-        notes=notes,
-    )
 
-    # -- write: temp folder -> rename; manifest last -------------------------------------------
+def _write_case(ds: Dataset, record: CaseRecord, vols: list[Volume], inst: np.ndarray, bm: np.ndarray,
+                force: bool) -> None:
+    """Stage 5: under the dataset lock, refuse duplicates, write a temp folder, rename it, save the manifest."""
+    case_id, names, grid = record.case_id, record.phase_names, vols[0].geometry
     with ds.locked():
         manifest = ds.load_manifest()
         existing = manifest.get(case_id)
         if existing is not None and not force:
             raise DatasetError(f"case '{case_id}' is already in dataset '{ds.root}' (added {existing.added_at}); "
                                "use --force / force=True to replace it")
-        twins = [c.case_id for c in manifest.cases if c.image_sha256 == image_sha and c.case_id != case_id]
+        twins = [c.case_id for c in manifest.cases if c.image_sha256 == record.image_sha256 and c.case_id != case_id]
         if twins and not force:
             raise DatasetError(f"case '{case_id}': identical images are already in dataset '{ds.root}' as case "
                                f"{twins}; refusing a duplicate (use --force / force=True to add it anyway)")
@@ -305,6 +351,3 @@ def add_case(
         ds.save_manifest(manifest)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
-    log.info("added case '%s' to %s: %d lesion(s), %.1f mm3, breast mask %s", case_id, ds.root,
-             record.lesion_count, record.lesion_volume_mm3, breast_source)
-    return record

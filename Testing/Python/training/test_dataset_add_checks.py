@@ -1,0 +1,77 @@
+"""dataset add refuses what would poison a training set: a .seg.nrrd made on another image (geometry
+mismatch, issue 14 row 6), a truncated phase file, phases in reverse order."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import slicerio
+
+from breastlesionseg.errors import DatasetError
+from breastlesionseg.geometry import Geometry, Volume
+from breastlesionseg.io.seg_nrrd import write_seg_nrrd
+from breastlesionseg.training.dataset import Dataset
+from breastlesionseg.training.dataset_add import add_case
+
+SPACING, ORIGIN = (1.5, 1.5, 2.0), (-10.0, 5.0, 3.0)  # the synth_case_files grid
+
+
+def _seg_file(path, arrays, origin=ORIGIN):
+    _, lesion, bm = arrays
+    geo = Geometry(tuple(int(s) for s in lesion.shape[::-1]), SPACING, origin)
+    write_seg_nrrd(path, Volume(bm, geo), Volume(lesion.astype(np.uint16), geo))
+    return path
+
+
+def test_seg_nrrd_on_the_pre_grid_is_added(tmp_path, synth_case_files):
+    src = synth_case_files(4)
+    seg = _seg_file(tmp_path / "ok.seg.nrrd", src["arrays"])
+    rec = add_case(tmp_path / "ds", "c1", src["phases"], seg_nrrd=seg)
+    assert rec.lesion_count == 1
+    data = Dataset(tmp_path / "ds").load_case("c1")
+    assert np.array_equal(data.lesion_labels.array > 0, src["arrays"][1] > 0)
+
+
+@pytest.mark.parametrize("shift_mm", [(20.0, 0.0, 0.0), (0.0, 0.0, -20.0), (0.6, 0.0, 0.0)])
+def test_seg_nrrd_made_on_a_shifted_image_is_refused(tmp_path, synth_case_files, shift_mm):
+    src = synth_case_files(5)
+    seg = _seg_file(tmp_path / "shifted.seg.nrrd", src["arrays"], tuple(o + s for o, s in zip(ORIGIN, shift_mm)))
+    with pytest.raises(DatasetError, match="geometry mismatch") as err:
+        add_case(tmp_path / "ds", "c1", src["phases"], seg_nrrd=seg)
+    assert "shifted.seg.nrrd" in str(err.value)
+    assert not (tmp_path / "ds" / "cases" / "c1").exists()
+
+
+def test_cropped_slicer_labelmap_with_its_offset_is_placed_back(tmp_path, synth_case_files):
+    src = synth_case_files(6)
+    _, lesion, _ = src["arrays"]
+    lo = np.array([3, 4, 1])  # crop start (i, j, k) in the pre grid, recorded as Slicer does
+    crop = (slice(1, lesion.shape[0]), slice(4, lesion.shape[1]), slice(3, lesion.shape[2]))
+    pre = Geometry(tuple(int(s) for s in lesion.shape[::-1]), SPACING, ORIGIN)
+    m = pre.ijk_to_lps_matrix()
+    m[:3, 3] = pre.index_to_lps(lo[None, :].astype(float))[0]
+    seg = slicerio.create_segmentation(tuple(int(v) for v in lesion[crop].shape[::-1]), m)
+    seg["referenceImageExtentOffset"] = [int(v) for v in lo]
+    slicerio.add_segment(seg, lesion[crop].transpose(2, 1, 0), {"id": "Segment_1", "name": "Lesion 1"})
+    path = tmp_path / "cropped.seg.nrrd"
+    slicerio.write_segmentation(str(path), seg)
+    add_case(tmp_path / "ds", "c1", src["phases"], seg_nrrd=path, breast_mask=src["breast_mask"])
+    got = Dataset(tmp_path / "ds").load_case("c1").lesion_labels.array > 0
+    assert np.array_equal(got, lesion > 0)
+    # the same crop claiming another offset was made on an image elsewhere: refused
+    seg["referenceImageExtentOffset"] = [int(v) + 7 for v in lo]
+    slicerio.write_segmentation(str(path), seg)
+    with pytest.raises(DatasetError, match="geometry mismatch"):
+        add_case(tmp_path / "ds", "c2", src["phases"], seg_nrrd=path, breast_mask=src["breast_mask"], force=True)
+
+
+def test_truncated_phase_and_reversed_phases_are_refused(tmp_path, synth_case_files):
+    src = synth_case_files(7)
+    raw = src["phases"][1].read_bytes()
+    cut = tmp_path / "post1_cut.nii.gz"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DatasetError, match="truncated"):
+        add_case(tmp_path / "ds", "c1", [src["phases"][0], cut, src["phases"][2]], lesions=src["lesions"],
+                 breast_mask=src["breast_mask"])
+    with pytest.raises(DatasetError, match="implausible phase order"):
+        add_case(tmp_path / "ds", "c1", src["phases"][::-1], lesions=src["lesions"], breast_mask=src["breast_mask"])
+    assert not (tmp_path / "ds" / "cases").exists() or not any((tmp_path / "ds" / "cases").iterdir())
