@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_export",
     "cmd_dataset",
     "cmd_train",
+    "cmd_ultrasound", "cmd_train_ultrasound", "cmd_evaluate_ultrasound",
 )
 
 log = logging.getLogger("breastlesionseg")

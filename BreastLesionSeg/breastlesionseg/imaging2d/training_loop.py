@@ -1,0 +1,157 @@
+"""Resumable training loop for 2D networks: checkpoint every epoch, cosine learning rate, early stopping.
+
+The loop is task-agnostic: the caller gives the batches of an epoch, the loss of a batch and a
+validation function returning metrics with a ``"score"`` (higher is better). Files in ``checkpoint_dir``:
+
+- ``last.pt``: model, optimizer, scheduler, epoch counters and history (resume point; written atomically
+  after every epoch, loaded with ``weights_only=True``).
+- ``best_weights.pt``: ``state_dict`` of the epoch with the best validation score.
+- ``history.json``: one record per epoch (train loss, validation metrics, seconds, learning rate).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..io.atomic import write_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.pt"
+BEST_WEIGHTS = "best_weights.pt"
+HISTORY_FILE = "history.json"
+
+
+@dataclass
+class TrainLoopConfig:
+    """Optimisation settings.
+
+    Attributes:
+        max_epochs: upper bound of epochs (the cosine schedule spans it).
+        patience_epochs: stop after this many epochs without a better validation score.
+        learning_rate: Adam's initial learning rate.
+        min_learning_rate_fraction: the cosine schedule ends at ``learning_rate * this``.
+        weight_decay: AdamW weight decay.
+        bf16: bfloat16 autocast on CPU (AMX/AVX-512-BF16 machines gain ~2x; weights stay float32).
+        seed: seed of the weight initialisation.
+    """
+
+    max_epochs: int = 40
+    patience_epochs: int = 10
+    learning_rate: float = 2e-3
+    min_learning_rate_fraction: float = 0.02
+    weight_decay: float = 1e-4
+    bf16: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1 or self.patience_epochs < 1:
+            raise InputError(f"max_epochs and patience_epochs must be >= 1; got {self.max_epochs}, {self.patience_epochs}")
+        if not self.learning_rate > 0:
+            raise InputError(f"learning_rate must be > 0; got {self.learning_rate}")
+
+
+def autocast(enabled: bool) -> Any:
+    """bfloat16 CPU autocast context (a no-op when disabled)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
+def _save(path: Path, payload: Any) -> None:
+    write_atomic(path, lambda tmp: torch.save(payload, tmp), overwrite=True)
+
+
+def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: Any, resume: bool) -> dict[str, Any]:
+    """Load ``last.pt`` into model/optimizer/scheduler when resuming; the loop state (epoch, best, history)."""
+    path = checkpoint_dir / LAST_CHECKPOINT
+    state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "stale_epochs": 0, "history": [], "finished": False}
+    if not path.exists():
+        return state
+    if not resume:
+        raise InputError(f"'{path}' exists: pass --resume to continue that run, or choose another output folder")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    state.update({k: checkpoint[k] for k in state})
+    log.info("resumed %s at epoch %d (best score %.4f at epoch %d)", path, state["epoch"], state["best_score"], state["best_epoch"])
+    return state
+
+
+def _train_one_epoch(model: nn.Module, batches: Iterable[Any], batch_loss: Callable[[nn.Module, Any], torch.Tensor],
+                     optimizer: torch.optim.Optimizer, bf16: bool) -> float:
+    """Mean training loss of one pass over ``batches``."""
+    model.train()
+    total, count = 0.0, 0
+    for batch in batches:
+        with autocast(bf16):
+            loss = batch_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+        count += 1
+    return total / max(count, 1)
+
+
+def run_training(model: nn.Module, epoch_batches: Callable[[int], Iterable[Any]],
+                 batch_loss: Callable[[nn.Module, Any], torch.Tensor],
+                 validate: Callable[[nn.Module], dict[str, float]], checkpoint_dir: str | Path,
+                 config: TrainLoopConfig, resume: bool = False) -> list[dict[str, Any]]:
+    """Train until ``max_epochs`` or early stopping; resumable after an interruption at any point.
+
+    Args:
+        model: the network (its weights are those of the last epoch on return; best ones in best_weights.pt).
+        epoch_batches: ``epoch -> iterable of batches`` (seed the epoch's augmentation from ``epoch``).
+        batch_loss: ``(model, batch) -> scalar loss`` (called under autocast).
+        validate: ``model -> metrics`` with a ``"score"`` key, higher is better (model in eval mode, no grad).
+        checkpoint_dir: folder of last.pt / best_weights.pt / history.json (created).
+        config: optimisation settings.
+        resume: continue from ``last.pt``; without it an existing ``last.pt`` is an error.
+    Returns:
+        The per-epoch history.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=config.max_epochs, eta_min=config.learning_rate * config.min_learning_rate_fraction)
+    state = _restore(checkpoint_dir, model, optimizer, scheduler, resume)
+    while not state["finished"]:
+        epoch = state["epoch"] + 1
+        started = time.perf_counter()
+        learning_rate = optimizer.param_groups[0]["lr"]
+        train_loss = _train_one_epoch(model, epoch_batches(epoch), batch_loss, optimizer, config.bf16)
+        scheduler.step()
+        model.eval()
+        with torch.no_grad(), autocast(config.bf16):
+            metrics = {k: float(v) for k, v in validate(model).items()}
+        record = {"epoch": epoch, "train_loss": train_loss, "learning_rate": learning_rate,
+                  "seconds": time.perf_counter() - started, **{f"val_{k}": v for k, v in metrics.items()}}
+        state["history"].append(record)
+        state["epoch"] = epoch
+        if metrics["score"] > state["best_score"]:
+            state.update(best_score=metrics["score"], best_epoch=epoch, stale_epochs=0)
+            _save(checkpoint_dir / BEST_WEIGHTS, model.state_dict())
+        else:
+            state["stale_epochs"] += 1
+        state["finished"] = epoch >= config.max_epochs or state["stale_epochs"] >= config.patience_epochs
+        _save(checkpoint_dir / LAST_CHECKPOINT, {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                                  "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                                                  "config": dataclasses.asdict(config)})
+        write_text_atomic(checkpoint_dir / HISTORY_FILE, json.dumps(state["history"], indent=1), overwrite=True)
+        log.info("epoch %d: loss %.4f, %s, %.0f s%s", epoch, train_loss,
+                 ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), record["seconds"],
+                 " (best)" if state["best_epoch"] == epoch else "")
+    return state["history"]

@@ -1,0 +1,64 @@
+"""Typed configuration of ultrasound training (one place; stored in the model card)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError
+from ..imaging2d.training_loop import TrainLoopConfig
+from ..nn.config2d import AttentionUNet2DConfig
+
+#: segmentation losses of the BUSI attention U-Net paper (compared there) and their sum (default here)
+SEG_LOSSES: tuple[str, ...] = ("dice+bce", "dice", "bce")
+
+
+@dataclass
+class UltrasoundTrainConfig:
+    """Everything that defines an ultrasound training run.
+
+    Attributes:
+        arch: 2D architecture name (see ``nn.config2d.CONFIG2D_CLASSES``).
+        network: the network config dictionary for ``arch``.
+        input_size_px: side of the square (letterboxed) network input.
+        batch_size: images per optimisation step.
+        negative_fraction: share of lesion-free crops (negatives) in an epoch.
+        seg_loss: ``"dice+bce"``, ``"dice"`` or ``"bce"``.
+        lesion_loss_weight, malignancy_loss_weight: weights of the two image-level BCE losses.
+        loop: optimisation settings.
+    """
+
+    arch: str = "attention_unet2d"
+    network: dict[str, Any] = field(default_factory=lambda: AttentionUNet2DConfig().to_dict())
+    input_size_px: int = 128
+    batch_size: int = 16
+    negative_fraction: float = 0.2
+    seg_loss: str = "dice+bce"
+    lesion_loss_weight: float = 0.5
+    malignancy_loss_weight: float = 0.5
+    loop: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.loop, dict):
+            self.loop = TrainLoopConfig(**self.loop)
+        if self.seg_loss not in SEG_LOSSES:
+            raise InputError(f"seg_loss must be one of {SEG_LOSSES}; got {self.seg_loss!r}")
+        if self.input_size_px < 32 or self.input_size_px % 32:
+            raise InputError(f"input_size_px must be a multiple of 32 (>= 32); got {self.input_size_px}")
+        if not 0.0 <= self.negative_fraction < 0.9:
+            raise InputError(f"negative_fraction must be in [0, 0.9); got {self.negative_fraction}")
+        if self.batch_size < 2:
+            raise InputError(f"batch_size must be >= 2 (batch norm); got {self.batch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "UltrasoundTrainConfig":
+        """Inverse of :meth:`to_dict` (raises InputError on an unknown field)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown ultrasound training field(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
