@@ -1,17 +1,19 @@
-"""BreastLesionSegLogic: everything the panel does, on an explicit scene and module logics.
+"""SceneLogic: everything the panel does, on an explicit scene and module logics.
 
 Workflow:
-1. inputs: :meth:`BreastLesionSegLogic.propose_inputs` (auto-assignment) -> pre + post volume nodes;
+1. inputs: :meth:`SceneLogic.propose_inputs` (auto-assignment) and :meth:`SceneLogic.select_phases`
+   (volumes or a 4D sequence -> a :class:`~.phases.PhaseSelection`);
 2. Apply: :meth:`start_segmentation` writes the phases to a fresh run folder and starts
    ``breastlesionseg segment ... --progress json`` out of process; the panel polls the run; Cancel =
-   ``run.cancel()``: the scene is not touched until :meth:`import_results`;
+   ``run.cancel()``: the scene is not touched until :meth:`finish_segmentation`, which imports the
+   results and removes the run folder;
 3. results: :meth:`import_results` creates a NEW segmentation node (Breast left/right, Lesion 1..N), a
-   lesion table and kinetic curves, optional probability / heat-map volumes. Replacing the previous
-   result node needs ``confirm_replace=True`` (the panel asks first), so edits are never lost;
+   lesion table and kinetic curves, optional probability / heat-map volumes, all in the study of the
+   inputs. Replacing the previous result node needs ``confirm_replace=True`` (the panel asks first);
 4. :meth:`update_metrics` recomputes the table from the (edited) segments;
 5. :meth:`add_to_training_set` exports the corrected case via ``breastlesionseg.training``;
 6. :meth:`start_training` runs ``breastlesionseg train ... --progress json`` out of process and
-   :meth:`register_model` adds the new model folder to the user's model folders.
+   :meth:`register_model` adds the new model folder to the user's model folders and selects it by id.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,18 +31,17 @@ from typing import Any, Callable, Sequence
 from breastlesionseg.errors import BreastLesionSegError, InputError
 from breastlesionseg.output_files import BREAST_MASK_FILE, HEATMAP_FILE, LESIONS_FILE, METRICS_FILE, PROBABILITY_FILE
 
-from . import parameters as P
-from . import plots, scene_io, segmentation_nodes, tables
-from .input_assignment import InputAssignment, VolumeCandidate, assign_inputs
-from .models import ModelInfo, find_model
+from . import phases, plots, scene_io, segmentation_nodes, tables
+from .input_assignment import InputAssignment, assign_inputs
+from .models import ModelInfo, apply_card_defaults, find_model, read_model_info
 from .mrml_context import MRMLContext
+from .phases import PhaseSelection
 from .process import OutOfProcessRun, child_environment, cli_command
+from .settings import MODALITY_DCE_MRI, SegmentationSettings, chosen_folder, dataset_is_ready
 
 log = logging.getLogger(__name__)
 
-
-
-#: node reference role from a table / chart / curve table to the segmentation it describes
+#: node reference role from a table / chart / curve table / map volume to the segmentation it describes
 RESULT_OF_ROLE = "BreastLesionSegSegmentation"
 
 
@@ -53,17 +55,18 @@ class SegmentationJob:
 
     Attributes:
         run: the child process wrapper (poll / cancel / wait).
-        run_dir: folder owned by the run (inputs + output); removed on cancel or failure.
+        run_dir: folder owned by the run (inputs + output); removed on cancel or failure, and by
+            :meth:`SceneLogic.finish_segmentation` after a success.
         output_dir: where the CLI writes its results.
-        phase_node_ids: pre then post node ids that were written as inputs.
+        selection: the phases that were written as inputs.
         settings: the settings used.
     """
 
     run: OutOfProcessRun
     run_dir: Path
     output_dir: Path
-    phase_node_ids: list[str]
-    settings: P.SegmentationSettings
+    selection: PhaseSelection
+    settings: SegmentationSettings
 
 
 @dataclass
@@ -97,8 +100,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "case"
 
 
-class BreastLesionSegLogic:
-    """The module logic.
+class SceneLogic:
+    """The module logic on an explicit scene (the panel, scripts and the tests use it alike).
+
+    It never reads the parameter node: the panel passes plain values (:class:`.settings.SegmentationSettings`
+    made with :func:`.settings.settings_from`, and the selected nodes).
 
     Args:
         ctx: scene + module logics (:mod:`.mrml_context`).
@@ -114,99 +120,73 @@ class BreastLesionSegLogic:
         self.python = python
         self.threads = threads
 
-    # -- parameter node ------------------------------------------------------------------------
-    @property
-    def parameter_node(self) -> Any:
-        """The module's parameter node in this scene (a new one starts from the default model's card)."""
-        pnode = P.get_parameter_node(self.ctx.scene)
-        if P.is_fresh(pnode):
-            self._initialize_settings(pnode)
-        return pnode
-
-    @staticmethod
-    def _initialize_settings(pnode: Any) -> None:
-        """Save the default settings with the default model's calibrated threshold and minimum volume.
-
-        A model runs with the post-processing settings calibrated with it (its card); a fresh panel must
-        not show the dataclass defaults for the default model. When the default model is not installed the
-        dataclass defaults stay (the panel then says the model is missing).
-        """
-        from .models import apply_card_defaults, find_model
-
-        settings = P.SegmentationSettings()
-        default_id = settings.model
-        try:
-            apply_card_defaults(settings, find_model(default_id, settings.user_model_dirs))
-            settings.model = default_id  # by id, not this machine's folder: the scene stays portable
-        except ValueError as exc:
-            log.info("default model not found; keeping the default settings: %s", exc)
-        P.save_settings(pnode, settings)
-
-    def settings(self) -> P.SegmentationSettings:
-        """Current settings from the parameter node."""
-        return P.load_settings(self.parameter_node)
-
     # -- inputs --------------------------------------------------------------------------------
-    def volume_candidates(self, time_of: Callable[[Any], float | None] | None = None) -> list[VolumeCandidate]:
-        """Scalar volumes of the scene (not label maps) as assignment candidates.
+    def propose_inputs(self, dicom_database: Any = None) -> InputAssignment:
+        """Auto-assignment of pre/post volumes from the scene's volumes (names, DICOM times and series numbers).
 
         Args:
-            time_of: returns a node's acquisition time in s (Slicer: from the DICOM database), or None.
+            dicom_database: ``slicer.dicomDatabase`` in Slicer (acquisition times), None elsewhere.
         """
+        return assign_inputs(phases.volume_candidates(self.ctx.scene, dicom_database))
+
+    def assigned_nodes(self, assignment: InputAssignment) -> tuple[Any, list[Any]]:
+        """(pre node or None, post nodes) of an assignment."""
         scene = self.ctx.scene
-        out = []
-        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
-            node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
-            if node.IsA("vtkMRMLLabelMapVolumeNode") or node.GetImageData() is None or node.GetHideFromEditors():
-                continue
-            if node.GetAttribute("BreastLesionSeg.Output"):
-                continue
-            series = node.GetAttribute("DICOM.SeriesNumber")
-            out.append(VolumeCandidate(node.GetID(), node.GetName(), time_of(node) if time_of else None,
-                                       int(series) if series and series.isdigit() else None))
-        return out
+        pre = scene.GetNodeByID(assignment.pre) if assignment.pre else None
+        return pre, [scene.GetNodeByID(i) for i in assignment.posts]
 
-    def propose_inputs(self, time_of: Callable[[Any], float | None] | None = None,
-                       store: bool = True) -> InputAssignment:
-        """Auto-assign pre/post volumes; with ``store`` the parameter node references are set."""
-        assignment = assign_inputs(self.volume_candidates(time_of))
-        if store:
-            scene, pnode = self.ctx.scene, self.parameter_node
-            P.set_node_reference(pnode, P.ROLE_PRE, scene.GetNodeByID(assignment.pre) if assignment.pre else None)
-            P.set_node_references(pnode, P.ROLE_POST, [scene.GetNodeByID(i) for i in assignment.posts])
-        return assignment
+    def select_phases(self, input_mode: str, pre: Any = None, posts: Sequence[Any] = (),
+                      sequence: Any = None) -> PhaseSelection:
+        """The phases to segment (see :func:`.phases.select_phases`)."""
+        return phases.select_phases(self.ctx, input_mode, pre, posts, sequence)
 
-    def phase_nodes(self, settings: P.SegmentationSettings | None = None) -> tuple[Any, list[Any], list[float] | None]:
-        """(pre node, post nodes, acquisition times or None) from the parameter node.
+    def modality_unavailable(self, modality: str) -> str | None:
+        """Why ``modality`` cannot be segmented from the panel in this installation, or None when it can."""
+        if modality == MODALITY_DCE_MRI:
+            return None
+        return f"{modality} segmentation is not available in the Slicer panel of this version"
 
-        Raises:
-            InputError: no pre-contrast / post-contrast volume (or sequence) selected.
-        """
-        settings = settings or self.settings()
-        pnode = self.parameter_node
-        if settings.input_mode == "sequence":
-            seq = P.node_reference(pnode, P.ROLE_SEQUENCE)
-            if seq is None:
-                raise InputError("no 4D DCE sequence selected")
-            frames = scene_io.sequence_volume_nodes(seq)
-            return frames[0], frames[1:], scene_io.sequence_times_s(seq)
-        pre = P.node_reference(pnode, P.ROLE_PRE)
-        posts = P.node_references(pnode, P.ROLE_POST)
-        if pre is None:
-            raise InputError("no pre-contrast volume selected")
-        if not posts:
-            raise InputError("no post-contrast volume selected (select at least one)")
-        return pre, posts, None
-
-    # -- segmentation --------------------------------------------------------------------------
-    def model_info(self, settings: P.SegmentationSettings) -> ModelInfo:
-        """The selected model (id or folder, searched in the user's model folders too)."""
+    # -- model ---------------------------------------------------------------------------------
+    def model_info(self, settings: SegmentationSettings) -> ModelInfo:
+        """The selected model, found by id in the user's model folders and the search path."""
         try:
-            return find_model(settings.model, settings.user_model_dirs)
+            return find_model(settings.model, settings.user_model_folders)
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
-    def segment_arguments(self, phase_paths: Sequence[Path], output_dir: Path, settings: P.SegmentationSettings,
+    def sync_model_defaults(self, values: Any) -> bool:
+        """Take the threshold / minimum lesion volume from the selected model's card once per model choice.
+
+        ``values`` is the parameter-node wrapper (or a SegmentationSettings). When ``values.model`` differs
+        from ``values.model_defaults_from`` (a new scene, or the user picked another model) the card's
+        calibrated values are applied and the model remembered; otherwise nothing changes, so the user's own
+        threshold and minimum volume are kept. Returns True when the card was applied.
+        """
+        if values.model == values.model_defaults_from:
+            return False
+        try:
+            info = find_model(values.model, [str(f) for f in values.user_model_folders])
+        except ValueError as exc:
+            log.info("model '%s' not found; threshold and minimum volume unchanged: %s", values.model, exc)
+            return False
+        apply_card_defaults(values, info)
+        return True
+
+    def register_model(self, values: Any, model_folder: str | os.PathLike) -> ModelInfo:
+        """Add a trained model's parent folder to ``values.user_model_folders`` and select it by id
+        (with its card's threshold and minimum volume)."""
+        try:
+            info = read_model_info(model_folder)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        parent = str(info.folder.parent)
+        if parent not in [str(f) for f in values.user_model_folders]:
+            values.user_model_folders.append(parent)
+        apply_card_defaults(values, info)
+        return info
+
+    # -- segmentation --------------------------------------------------------------------------
+    def segment_arguments(self, phase_paths: Sequence[Path], output_dir: Path, settings: SegmentationSettings,
                           model: ModelInfo) -> list[str]:
         """Arguments of ``breastlesionseg segment`` for these settings."""
         args = ["segment", *[str(p) for p in phase_paths], "--output", str(output_dir), "--model", str(model.folder),
@@ -222,90 +202,112 @@ class BreastLesionSegLogic:
             args += ["--threads", str(int(self.threads))]
         return args
 
-    def start_segmentation(self, pre_node: Any, post_nodes: Sequence[Any],
-                           settings: P.SegmentationSettings | None = None) -> SegmentationJob:
+    def start_segmentation(self, selection: PhaseSelection, settings: SegmentationSettings) -> SegmentationJob:
         """Write the phases into a new run folder and start the CLI out of process (returns at once).
 
         The scene is only read. Raises InputError for bad inputs (checked before anything starts).
         """
-        settings = (settings or self.settings()).validate()
+        settings = settings.validate()
         model = self.model_info(settings)
-        phases = [pre_node, *post_nodes]
-        if len(phases) < model.required_phases:
+        if len(selection.phases) < model.required_phases:
             raise InputError(f"model '{model.model_id}' needs {model.required_phases} phases (pre + "
-                             f"{model.required_phases - 1} post-contrast); {len(phases)} selected")
-        scene_io.exam_from_nodes(pre_node, post_nodes, resample=True)  # validates grids/overlap before starting
+                             f"{model.required_phases - 1} post-contrast); {len(selection.phases)} selected")
+        scene_io.exam_from_nodes(selection.pre, selection.posts, selection.acquisition_times_s)  # validates first
         self.work_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=time.strftime("run_%Y%m%d_%H%M%S_"), dir=self.work_dir))
-        paths = scene_io.write_phase_files(phases, run_dir / "inputs")
+        paths = scene_io.write_phase_files(selection.phases, run_dir / "inputs")
         output_dir = run_dir / "output"
         command = cli_command(self.segment_arguments(paths, output_dir, settings, model), python=self.python)
         run = OutOfProcessRun(command, run_dir=run_dir, env=child_environment(threads=self.threads),
                               name="segmentation").start()
-        return SegmentationJob(run, run_dir, output_dir, [n.GetID() for n in phases], settings)
+        return SegmentationJob(run, run_dir, output_dir, selection, settings)
 
-    def import_results(self, output_dir: str | os.PathLike, pre_node: Any, post_nodes: Sequence[Any],
+    def finish_segmentation(self, job: SegmentationJob, replace: ResultNodes | Any | None = None,
+                            confirm_replace: bool = False) -> ResultNodes:
+        """Import a succeeded run's results and remove its run folder (inputs and outputs).
+
+        The run folder holds uncompressed copies of every phase; it is removed after the import whether the
+        import succeeds or not (a failed or cancelled run removes it itself).
+
+        Raises:
+            BreastLesionSegError: the run did not succeed (with the CLI's error message).
+        """
+        try:
+            if job.run.state != "succeeded":
+                raise BreastLesionSegError(f"segmentation {job.run.state}: {job.run.error_message}")
+            return self.import_results(job.output_dir, job.selection, replace=replace, confirm_replace=confirm_replace)
+        finally:
+            shutil.rmtree(job.run_dir, ignore_errors=True)
+
+    def import_results(self, output_dir: str | os.PathLike, selection: PhaseSelection,
                        replace: ResultNodes | Any | None = None, confirm_replace: bool = False,
                        name: str | None = None) -> ResultNodes:
-        """Turn a ``segment`` output folder into nodes.
+        """Turn a ``segment`` output folder into nodes in the study of the inputs.
 
         Args:
             output_dir: folder with lesions.nii.gz, breast_mask.nii.gz, metrics.json (and optional maps).
-            pre_node, post_nodes: the phases the run used (reference grid, study, kinetic curves).
+            selection: the phases the run used (grid, study, kinetic curves with their acquisition times).
             replace: a previous segmentation node (or ResultNodes) to overwrite instead of creating new nodes.
             confirm_replace: must be True when ``replace`` is given (the user said yes).
-            name: base name of the new nodes (default "<pre name> lesions").
+            name: base name of the new nodes (default "<shown volume name> lesions").
 
         Raises:
             ReplaceNotConfirmedError: ``replace`` without ``confirm_replace``.
             InputError / GeometryError: missing or off-grid result files.
         """
-        from breastlesionseg.io import read_label_volume, read_volume
-
-        out = Path(output_dir)
         if replace is not None and not confirm_replace:
             raise ReplaceNotConfirmedError("replacing the previous result would discard its edits: ask the user and "
                                            "pass confirm_replace=True, or create a new result instead")
-        for f in (LESIONS_FILE, BREAST_MASK_FILE, METRICS_FILE):
-            if not (out / f).is_file():
-                raise InputError(f"result folder '{out}' has no {f} (did the segmentation finish?)")
-        lesions = read_label_volume(out / LESIONS_FILE)
-        breast = read_label_volume(out / BREAST_MASK_FILE)
-        metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
-        old = replace.segmentation if isinstance(replace, ResultNodes) else replace
-        scene = self.ctx.scene
-        base = name or f"{pre_node.GetName()} lesions"
-        if old is not None:
-            seg = old
-            for sid in segmentation_nodes.segment_ids(seg):
-                seg.GetSegmentation().RemoveSegment(sid)
-        else:
-            seg = segmentation_nodes.create_segmentation_node(self.ctx, pre_node, base)
+        lesions, breast, metrics = _read_result_files(Path(output_dir))
+        previous = replace if isinstance(replace, ResultNodes) else (
+            self.result_for_segmentation(replace) if replace is not None else None)
+        base = name or f"{selection.display_node.GetName()} lesions"
+        seg = self._result_segmentation(previous, selection, base)
         sides = {int(les["label"]): les.get("side") for les in metrics.get("lesions", [])
                  if les.get("side") in ("left", "right")}
-        segmentation_nodes.write_results_to_segmentation(self.ctx, seg, pre_node, breast, lesions, sides)
-        seg.SetAttribute("BreastLesionSeg.Output", "segmentation")
+        segmentation_nodes.write_results_to_segmentation(self.ctx, seg, selection.pre, breast, lesions, sides)
         model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
-        seg.SetAttribute("BreastLesionSeg.Model", str(model.get("id", "")))  # metrics.json "model": {"id", "demo", ...}
+        seg.SetAttribute("BreastLesionSeg.Model", str(model.get("id", "")))  # metrics.json "model": {"id", ...}
         seg.SetAttribute("BreastLesionSeg.Device", str(metrics.get("device", "")))
         lesion_ids = [segmentation_nodes.lesion_spec(int(les["label"])).segment_id for les in metrics.get("lesions", [])]
-        previous = replace if isinstance(replace, ResultNodes) else None
-        result = self._show_metrics(seg, pre_node, metrics, lesion_ids, previous, base)
-        result.output_dir = out
-        for file_name, attr, label in ((PROBABILITY_FILE, "probability", "probability"),
-                                       (HEATMAP_FILE, "heatmap", "heat map")):
-            if (out / file_name).is_file():
-                vol = read_volume(out / file_name)
-                old_node = getattr(previous, attr) if previous is not None else None
-                node = (scene_io.update_node_from_volume(old_node, vol) if old_node is not None
-                        else scene_io.node_from_volume(scene, vol, scene.GenerateUniqueName(f"{base} {label}")))
-                node.SetAttribute("BreastLesionSeg.Output", attr)
-                segmentation_nodes.place_beside(scene, node, pre_node)
-                setattr(result, attr, node)
-        self._remember(result)
+        result = self._show_metrics(seg, selection, metrics, lesion_ids, previous, base)
+        result.output_dir = Path(output_dir)
+        self._import_maps(result, Path(output_dir), selection, previous, base)
+        if selection.acquisition_times_s is not None:  # the CLI numbers phases; the table and curves use seconds
+            result = self.update_metrics(result, selection)
         return result
 
-    def _show_metrics(self, seg: Any, pre_node: Any, metrics: dict, lesion_ids: list[str],
+    def _result_segmentation(self, previous: ResultNodes | None, selection: PhaseSelection, base: str) -> Any:
+        if previous is not None:
+            seg = previous.segmentation
+            for sid in segmentation_nodes.segment_ids(seg):
+                seg.GetSegmentation().RemoveSegment(sid)
+            return seg
+        seg = segmentation_nodes.create_segmentation_node(self.ctx, selection.pre, base)
+        segmentation_nodes.place_beside(self.ctx.scene, seg, selection.placement_node)
+        seg.SetAttribute("BreastLesionSeg.Output", "segmentation")
+        return seg
+
+    def _import_maps(self, result: ResultNodes, out: Path, selection: PhaseSelection, previous: ResultNodes | None,
+                     base: str) -> None:
+        """Probability / heat-map volumes (when the run wrote them) as volumes beside the inputs."""
+        from breastlesionseg.io import read_volume
+
+        scene = self.ctx.scene
+        for file_name, attr, label in ((PROBABILITY_FILE, "probability", "probability"),
+                                       (HEATMAP_FILE, "heatmap", "heat map")):
+            if not (out / file_name).is_file():
+                continue
+            vol = read_volume(out / file_name)
+            old_node = getattr(previous, attr) if previous is not None else None
+            node = (scene_io.update_node_from_volume(old_node, vol) if old_node is not None
+                    else scene_io.node_from_volume(scene, vol, scene.GenerateUniqueName(f"{base} {label}")))
+            node.SetAttribute("BreastLesionSeg.Output", attr)
+            node.SetNodeReferenceID(RESULT_OF_ROLE, result.segmentation.GetID())
+            segmentation_nodes.place_beside(scene, node, selection.placement_node)
+            setattr(result, attr, node)
+
+    def _show_metrics(self, seg: Any, selection: PhaseSelection, metrics: dict, lesion_ids: list[str],
                       previous: ResultNodes | None, base: str) -> ResultNodes:
         """Fill (or create) the table and kinetic plot of ``metrics`` for ``seg``."""
         scene = self.ctx.scene
@@ -316,50 +318,30 @@ class BreastLesionSegLogic:
             table = tables.fill_lesion_table(previous.table, metrics, names)
         else:
             table = tables.create_lesion_table(scene, metrics, names, name=f"{base} table")
-            segmentation_nodes.place_beside(scene, table, pre_node)
         old_plot = previous.plot if previous is not None else None
         plot = plots.update_kinetic_plot(scene, metrics, names, colors, old_plot, name=f"{base} kinetics")
-        if old_plot is None:
-            segmentation_nodes.place_beside(scene, plot.chart, pre_node)
-            segmentation_nodes.place_beside(scene, plot.table, pre_node)
         for node, kind in ((table, "table"), (plot.chart, "chart"), (plot.table, "curves")):
             node.SetAttribute("BreastLesionSeg.Output", kind)
             # a node reference (not an id string) survives id changes when scenes are imported
             node.SetNodeReferenceID(RESULT_OF_ROLE, seg.GetID())
+            segmentation_nodes.place_beside(scene, node, selection.placement_node)
         focus = None
         if metrics.get("lesions"):
             largest = max(metrics["lesions"], key=lambda les: les.get("volume_mm3") or 0.0)
             focus = tuple(float(v) for v in largest["centroid_ras_mm"])
-        return ResultNodes(seg, table, plot, metrics=metrics, lesion_segment_ids=lesion_ids, focus_ras=focus)
-
-    def _remember(self, result: ResultNodes) -> None:
-        pnode = self.parameter_node
-        P.set_node_reference(pnode, P.ROLE_SEGMENTATION, result.segmentation)
-        P.set_node_reference(pnode, P.ROLE_TABLE, result.table)
-        P.set_node_reference(pnode, P.ROLE_CHART, result.plot.chart)
-        P.set_node_reference(pnode, P.ROLE_CURVE_TABLE, result.plot.table)
-        P.set_node_reference(pnode, P.ROLE_PROBABILITY, result.probability)
-        P.set_node_reference(pnode, P.ROLE_HEATMAP, result.heatmap)
-
-    def current_result(self) -> ResultNodes | None:
-        """The result nodes referenced by the parameter node (after a scene reload too)."""
-        pnode = self.parameter_node
-        seg = P.node_reference(pnode, P.ROLE_SEGMENTATION)
-        if seg is None:
-            return None
-        result = self.result_for_segmentation(seg)
-        result.probability = P.node_reference(pnode, P.ROLE_PROBABILITY)
-        result.heatmap = P.node_reference(pnode, P.ROLE_HEATMAP)
+        result = ResultNodes(seg, table, plot, metrics=metrics, lesion_segment_ids=lesion_ids, focus_ras=focus)
+        if previous is not None:
+            result.probability, result.heatmap, result.output_dir = previous.probability, previous.heatmap, previous.output_dir
         return result
 
     def result_for_segmentation(self, seg_node: Any) -> ResultNodes:
-        """The table / kinetic plot made for ``seg_node`` (found by node reference); None parts are made by
-        :meth:`update_metrics` when the segmentation was not made here (e.g. loaded from a .seg.nrrd)."""
+        """The table, kinetic plot and maps made for ``seg_node`` (found by node reference, after a scene
+        reload too); missing parts are made by :meth:`update_metrics` (e.g. a segmentation from a .seg.nrrd)."""
         if seg_node is None or not seg_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError("no segmentation selected")
         found: dict[str, Any] = {}
         scene = self.ctx.scene
-        for cls in ("vtkMRMLTableNode", "vtkMRMLPlotChartNode"):
+        for cls in ("vtkMRMLTableNode", "vtkMRMLPlotChartNode", "vtkMRMLScalarVolumeNode"):
             for i in range(scene.GetNumberOfNodesByClass(cls)):
                 node = scene.GetNthNodeByClass(i, cls)
                 if node.GetNodeReference(RESULT_OF_ROLE) is seg_node:
@@ -369,7 +351,8 @@ class BreastLesionSegLogic:
         if chart is not None and curves is not None:
             plot = plots.KineticPlot(chart, curves, [chart.GetNthPlotSeriesNode(i)
                                                      for i in range(chart.GetNumberOfPlotSeriesNodes())])
-        return ResultNodes(seg_node, found.get("table"), plot)
+        return ResultNodes(seg_node, found.get("table"), plot, probability=found.get("probability"),
+                           heatmap=found.get("heatmap"))
 
     def focus_of_largest_lesion(self, result: ResultNodes) -> tuple[float, float, float] | None:
         """RAS centroid of the largest lesion row of ``result``'s table (None without lesions)."""
@@ -383,14 +366,14 @@ class BreastLesionSegLogic:
         largest = max(rows, key=lambda r: r.get("volume_mm3", 0.0))
         return tuple(float(largest[f"centroid_{axis}_ras_mm"]) for axis in "RAS")
 
-    def run_segmentation(self, pre_node: Any, post_nodes: Sequence[Any], settings: P.SegmentationSettings | None = None,
+    def run_segmentation(self, selection: PhaseSelection, settings: SegmentationSettings,
                          timeout_s: float | None = None, on_update: Callable[[Any], None] | None = None) -> ResultNodes:
-        """Blocking variant (scripts, self-test): start, wait, import into a new node.
+        """Blocking variant (scripts, self-test): start, wait, import into a new node, remove the run folder.
 
         Raises:
-            BreastLesionSegError: the run failed (with the CLI's error message) or was cancelled.
+            BreastLesionSegError: the run failed (with the CLI's error message), was cancelled or timed out.
         """
-        job = self.start_segmentation(pre_node, post_nodes, settings)
+        job = self.start_segmentation(selection, settings)
         t0 = time.monotonic()
         while True:
             update = job.run.poll()
@@ -402,114 +385,98 @@ class BreastLesionSegLogic:
                 job.run.cancel()
                 raise BreastLesionSegError(f"segmentation took longer than {timeout_s:.0f} s and was cancelled")
             time.sleep(0.1)
-        if job.run.state != "succeeded":
-            raise BreastLesionSegError(f"segmentation {job.run.state}: {job.run.error_message}")
-        return self.import_results(job.output_dir, pre_node, post_nodes)
+        return self.finish_segmentation(job)
 
     # -- after edits ---------------------------------------------------------------------------
-    def update_metrics(self, result: ResultNodes, pre_node: Any, post_nodes: Sequence[Any],
-                       acquisition_times_s: Sequence[float] | None = None,
+    def update_metrics(self, result: ResultNodes, selection: PhaseSelection,
                        pe_threshold_percent: float = 70.0) -> ResultNodes:
         """Recompute the lesion table and kinetic curves from the (edited) segments of ``result``.
 
-        Lesions are renumbered by decreasing volume; table rows carry the segment names.
+        Lesions are renumbered by decreasing volume; table rows carry the segment names; the curves use the
+        selection's acquisition times (s) when known.
         """
         from breastlesionseg.metrics import lesion_metrics
 
-        labels = segmentation_nodes.labels_from_segmentation(self.ctx, result.segmentation, pre_node)
-        exam = scene_io.exam_from_nodes(pre_node, post_nodes, acquisition_times_s)
+        labels = segmentation_nodes.labels_from_segmentation(self.ctx, result.segmentation, selection.pre)
+        exam = scene_io.exam_from_nodes(selection.pre, selection.posts, selection.acquisition_times_s)
         metrics = lesion_metrics(exam, labels.lesion_labels, labels.breast_mask,
                                  pe_threshold_percent=pe_threshold_percent)
         base = result.segmentation.GetName()
-        updated = self._show_metrics(result.segmentation, pre_node, metrics, labels.lesion_segment_ids, result, base)
-        updated.probability, updated.heatmap, updated.output_dir = result.probability, result.heatmap, result.output_dir
-        self._remember(updated)
-        return updated
+        return self._show_metrics(result.segmentation, selection, metrics, labels.lesion_segment_ids, result, base)
 
     # -- training ------------------------------------------------------------------------------
-    def add_to_training_set(self, dataset_dir: str | os.PathLike, case_id: str, segmentation_node: Any,
-                            pre_node: Any, post_nodes: Sequence[Any], corrected_by: str = "",
-                            source: str = "", notes: str = "") -> Path:
+    def add_to_training_set(self, dataset_folder: str | os.PathLike, case_id: str, segmentation_node: Any,
+                            selection: PhaseSelection, corrected_by: str = "", source: str = "",
+                            notes: str = "") -> Path:
         """Export the corrected segmentation + phases as a new case of a training dataset.
 
         Never overwrites: an existing case id (or the same images already in the dataset) is refused by
         ``breastlesionseg.training.dataset_add.add_case`` with a DatasetError. Returns the case folder.
+
+        Raises:
+            InputError: no (absolute) dataset folder chosen, or no non-empty lesion segment.
         """
         from breastlesionseg.training.dataset_add import add_case
 
-        if not str(dataset_dir).strip():
-            raise InputError("no training dataset folder selected")
-        labels = segmentation_nodes.labels_from_segmentation(self.ctx, segmentation_node, pre_node)
+        folder = chosen_folder(dataset_folder, "training dataset folder")
+        labels = segmentation_nodes.labels_from_segmentation(self.ctx, segmentation_node, selection.pre)
         if not labels.lesion_labels.array.any():
             raise InputError(f"segmentation '{segmentation_node.GetName()}' has no non-empty lesion segment to export")
-        exam = scene_io.exam_from_nodes(pre_node, post_nodes)
-        record = add_case(dataset_dir, case_id, exam.phases, lesions=labels.lesion_labels,
-                          breast_mask=labels.breast_mask, source=source or f"3D Slicer: {pre_node.GetName()}",
+        exam = scene_io.exam_from_nodes(selection.pre, selection.posts, selection.acquisition_times_s)
+        record = add_case(folder, case_id, exam.phases, lesions=labels.lesion_labels,
+                          breast_mask=labels.breast_mask,
+                          source=source or f"3D Slicer: {selection.display_node.GetName()}",
                           corrected_by=corrected_by, notes=notes, force=False)
-        folder = Path(dataset_dir) / "cases" / record.case_id
-        log.info("case '%s' added to %s", record.case_id, dataset_dir)
-        return folder
+        log.info("case '%s' added to %s", record.case_id, folder)
+        return folder / "cases" / record.case_id
 
-    def suggest_case_id(self, pre_node: Any) -> str:
-        """A case id from the pre-contrast volume name and the date."""
-        return f"{_slug(pre_node.GetName())}_{time.strftime('%Y%m%d')}"
+    def suggest_case_id(self, selection: PhaseSelection) -> str:
+        """A case id from the shown volume's name and the date."""
+        return f"{_slug(selection.display_node.GetName())}_{time.strftime('%Y%m%d')}"
 
-    def training_arguments(self, dataset_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                           settings: P.SegmentationSettings) -> list[str]:
+    def training_arguments(self, dataset_folder: str | os.PathLike, output_dir: str | os.PathLike,
+                           settings: SegmentationSettings) -> list[str]:
         """Arguments of ``breastlesionseg train`` (fine-tuning from the selected model when asked)."""
         device = "cuda" if settings.device.startswith("cuda") else settings.device  # train takes auto/cpu/cuda
-        args = ["train", "--data", str(dataset_dir), "--output", str(output_dir), "--epochs",
+        args = ["train", "--data", str(dataset_folder), "--output", str(output_dir), "--epochs",
                 str(int(settings.training_epochs)), "--device", device, "--progress", "json",
-                "--training-data", f"corrected cases of the dataset '{dataset_dir}' (3D Slicer BreastLesionSeg)"]
+                "--training-data", f"corrected cases of the dataset '{dataset_folder}' (3D Slicer BreastLesionSeg)"]
         if settings.fine_tune:
             args += ["--init-from", str(self.model_info(settings).folder)]
         if self.threads:
             args += ["--threads", str(int(self.threads))]
         return args
 
-    def start_training(self, settings: P.SegmentationSettings | None = None,
-                       output_dir: str | os.PathLike | None = None) -> tuple[OutOfProcessRun, Path]:
-        """Start ``breastlesionseg train`` out of process; returns (run, model output folder)."""
-        settings = (settings or self.settings()).validate()
-        if not settings.dataset_dir or not Path(settings.dataset_dir).is_dir():
-            raise InputError(f"training dataset folder '{settings.dataset_dir}' does not exist")
-        # default: the user's model folder of the core search path (kept across sessions, unlike work_dir)
-        root = Path(output_dir or settings.training_output_dir or (Path.home() / ".breastlesionseg" / "models"))
+    def start_training(self, settings: SegmentationSettings) -> tuple[OutOfProcessRun, Path]:
+        """Start ``breastlesionseg train`` out of process; returns (run, model output folder).
+
+        Raises:
+            InputError: no chosen dataset folder with at least one case, or no absolute output folder.
+        """
+        settings = settings.validate()
+        dataset = chosen_folder(settings.dataset_folder, "training dataset folder")
+        if not dataset_is_ready(dataset):
+            raise InputError(f"training dataset folder '{dataset}' does not exist or has no case yet "
+                             "(add corrected cases with 'Add to training set')")
+        root = chosen_folder(settings.training_output_folder, "training output folder")
         out = root / time.strftime("model_%Y%m%d_%H%M%S")
         if out.exists():
             raise InputError(f"training output folder '{out}' already exists")
-        command = cli_command(self.training_arguments(settings.dataset_dir, out, settings), python=self.python)
+        command = cli_command(self.training_arguments(dataset, out, settings), python=self.python)
         run = OutOfProcessRun(command, run_dir=None, env=child_environment(threads=self.threads), cleanup=False,
                               name="training").start()
         return run, out
 
-    def select_model(self, model: str | os.PathLike) -> ModelInfo:
-        """Select a model folder and take the threshold / minimum lesion volume from its card."""
-        from .models import apply_card_defaults, read_model_info
 
-        try:
-            info = read_model_info(model)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        settings = apply_card_defaults(self.settings(), info)
-        P.save_settings(self.parameter_node, settings)
-        return info
+def _read_result_files(out: Path) -> tuple[Any, Any, dict]:
+    """(lesion labels, breast mask, metrics dict) of a ``segment`` output folder."""
+    from breastlesionseg.io import read_label_volume
 
-    def register_model(self, model_folder: str | os.PathLike) -> ModelInfo:
-        """Add a trained model folder to the user's model folders and select it (with its card's settings)."""
-        from .models import apply_card_defaults, read_model_info
-
-        try:
-            info = read_model_info(model_folder)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        settings = self.settings()
-        parent = str(info.folder.parent)
-        if parent not in settings.user_model_dirs and str(info.folder) not in settings.user_model_dirs:
-            settings.user_model_dirs.append(parent)
-        apply_card_defaults(settings, info)
-        P.save_settings(self.parameter_node, settings)
-        return info
+    for f in (LESIONS_FILE, BREAST_MASK_FILE, METRICS_FILE):
+        if not (out / f).is_file():
+            raise InputError(f"result folder '{out}' has no {f} (did the segmentation finish?)")
+    metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
+    return read_label_volume(out / LESIONS_FILE), read_label_volume(out / BREAST_MASK_FILE), metrics
 
 
 def result_summary(metrics: dict) -> str:

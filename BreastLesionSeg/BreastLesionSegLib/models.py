@@ -4,8 +4,8 @@ Only the JSON cards are read here (no torch import in the Slicer process: infere
 run out of process). The search path is the core's (``breastlesionseg.nn.registry.model_search_path``:
 ``$BREASTLESIONSEG_MODELS``, ``~/.breastlesionseg/models``, the repository's ``models/``), preceded by
 the user's model folders from the panel and followed by the models shipped inside the extension
-(``Resources/Models``). The selected model is passed to the CLI as a folder path, so the child
-process loads exactly the model the user saw.
+(``Resources/Models``). The panel stores the model id; the folder found for it is passed to the CLI, so
+the child process loads exactly the model the user saw.
 """
 from __future__ import annotations
 
@@ -120,17 +120,19 @@ def read_model_info(folder: str | os.PathLike) -> ModelInfo:
     )
 
 
-def apply_card_defaults(settings, info: ModelInfo):
-    """Select ``info``'s model in ``settings`` with the threshold and minimum lesion volume of its card.
+def apply_card_defaults(values, info: ModelInfo):
+    """Select ``info``'s model by id in ``values`` with the threshold and minimum lesion volume of its card.
 
-    Called when the user picks another model: each model's card carries the post-processing settings
-    that were calibrated with it, so a model never runs with another model's threshold.
-    Returns ``settings`` (modified in place).
+    ``values`` is the parameter-node wrapper or a SegmentationSettings. Each model's card carries the
+    post-processing settings calibrated with it, so a model never runs with another model's threshold.
+    The model is stored by id (never by this computer's folder), so a saved scene finds it on another
+    computer or after an update. Returns ``values`` (modified in place).
     """
-    settings.model = str(info.folder)
-    settings.threshold = float(info.threshold)
-    settings.min_lesion_volume_mm3 = float(info.min_lesion_volume_mm3)
-    return settings
+    values.model = info.model_id
+    values.model_defaults_from = info.model_id
+    values.threshold = float(info.threshold)
+    values.min_lesion_volume_mm3 = float(info.min_lesion_volume_mm3)
+    return values
 
 
 def list_models(user_dirs: Sequence[str | os.PathLike] = ()) -> list[ModelInfo]:

@@ -18,9 +18,10 @@ import numpy as np
 
 from breastlesionseg.errors import BreastLesionSegError
 
-from . import parameters as P
 from . import scene_io, segmentation_nodes, tables
-from .logic import BreastLesionSegLogic
+from .logic import SceneLogic
+from .models import read_model_info
+from .settings import INPUT_VOLUMES, SegmentationSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class SelfTestConfig:
     Attributes:
         seed: phantom seed (one with lesions well inside the demo model's range).
         size: phantom grid (x, y, z); the default field of view is kept.
-        model: model id or folder.
+        model: model id, or a model folder (searched first).
         device: "auto", "cpu" or "cuda".
         min_lesion_dice: lower bound of the Dice of all lesions vs the phantom truth.
         min_breast_dice: lower bound of the Dice of the breast region vs the truth.
@@ -89,15 +90,19 @@ def run_self_test(ctx: Any, work_dir: str | Path, config: SelfTestConfig | None 
     phantom = generate_phantom(PhantomConfig(seed=config.seed, size=config.size, n_lesions=(1, 2),
                                              lesion_diameter_mm=(12.0, 25.0)))
     nodes = [scene_io.node_from_volume(ctx.scene, vol, SERIES_NAMES[k]) for k, vol in enumerate(phantom.exam.phases)]
-    logic = BreastLesionSegLogic(ctx, work_dir=work_dir, python=python, threads=config.threads)
+    logic = SceneLogic(ctx, work_dir=work_dir, python=python, threads=config.threads)
     assignment = logic.propose_inputs()
     if assignment.pre != nodes[0].GetID() or assignment.posts != [n.GetID() for n in nodes[1:]]:
         raise SelfTestError(f"input auto-assignment failed: {assignment}")
-    settings = P.SegmentationSettings(model=config.model, device=config.device)
-    P.save_settings(logic.parameter_node, settings)
-    pre, posts, _ = logic.phase_nodes()
+    model_folder = Path(config.model)
+    is_folder = (model_folder / "model_card.json").is_file()  # a model folder: searched first, selected by its id
+    settings = SegmentationSettings(model=read_model_info(model_folder).model_id if is_folder else config.model,
+                                    device=config.device, user_model_folders=[str(model_folder)] if is_folder else [])
+    logic.sync_model_defaults(settings)  # the card's threshold and minimum volume, as the panel does
+    pre, posts = logic.assigned_nodes(assignment)
+    selection = logic.select_phases(INPUT_VOLUMES, pre, posts)
     t0 = time.monotonic()
-    result = logic.run_segmentation(pre, posts, settings, timeout_s=config.timeout_s)
+    result = logic.run_segmentation(selection, settings, timeout_s=config.timeout_s)
     segment_s = time.monotonic() - t0
     names = segmentation_nodes.segment_names(result.segmentation, segmentation_nodes.segment_ids(result.segmentation))
     if names[:2] != ["Breast left", "Breast right"]:
@@ -124,3 +129,15 @@ def run_self_test(ctx: Any, work_dir: str | Path, config: SelfTestConfig | None 
     report = SelfTestReport(len(phantom.lesions), n_found, lesion_dice, breast_dice, names, len(rows), segment_s)
     log.info("self-test passed: %s", report)
     return report
+
+
+def run_self_test_in_slicer(config: SelfTestConfig | None = None) -> SelfTestReport:
+    """The self-test on the Slicer application's scene (what 'Reload and Test' runs)."""
+    import os
+
+    import slicer
+
+    from .mrml_context import context_from_slicer_application
+
+    work_dir = os.path.join(slicer.app.temporaryPath, "BreastLesionSegSelfTest")
+    return run_self_test(context_from_slicer_application(), work_dir=work_dir, config=config or SelfTestConfig())

@@ -22,23 +22,46 @@ def test_pins_match_the_core_package():
         assert req.pip_spec in pinned, f"{req.pip_spec} differs from pyproject.toml"
 
 
-def test_missing_and_install_order_with_fake_slicer_calls():
-    missing = deps.missing_requirements(find_spec=lambda name: None if name in ("torch", "monai") else object())
-    assert [r.import_name for r in missing] == ["torch", "monai"]
+def test_one_pip_call_that_keeps_the_pytorch_extensions_torch():
+    """Issue 15 bug 7: torch through the extension (>= 2.8, as MONAI needs), then ONE pip call whose constraint
+    file pins the installed torch, so pip cannot replace it."""
+    missing = deps.missing_requirements(find_spec=lambda name: None if name in ("torch", "monai", "scipy") else object())
+    assert [r.import_name for r in missing] == ["torch", "monai", "scipy"]
     plan = deps.install_plan(missing)
-    assert plan.torch_via_extension and plan.pip_specs == ["monai==1.6.1"]
+    assert plan.torch_via_extension and plan.pip_specs == ["monai==1.6.1", "scipy>=1.11"]
     assert "PyTorch extension" in plan.message() and "monai==1.6.1" in plan.message()
     calls = []
 
-    class FakeTorchLogic:
+    class TorchLogic:  # the PyTorch extension's installer: what it is asked for is what is checked
         def installTorch(self, askConfirmation, torchVersionRequirement):
             calls.append(("torch", askConfirmation, torchVersionRequirement))
             return object()
 
-    installed = deps.install(plan, confirm=lambda text: calls.append("asked") or True,
-                             pip_install=lambda spec: calls.append(("pip", spec)), pytorch_utils_logic=FakeTorchLogic)
-    assert calls == ["asked", ("torch", False, ">=2.1"), ("pip", "monai==1.6.1")]
-    assert installed == ["torch>=2.1", "monai==1.6.1"]
+    def pip_install(args):
+        constraint = Path(args[args.index("--constraint") + 1])
+        calls.append(("pip", args[:args.index("--constraint")], constraint.read_text().strip()))
+
+    installed = deps.install(plan, confirm=lambda text: calls.append("asked") or True, pip_install=pip_install,
+                             pytorch_utils_logic=TorchLogic, torch_version=lambda: "2.9.1+cu128")
+    assert calls == ["asked", ("torch", False, ">=2.8"), ("pip", ["monai==1.6.1", "scipy>=1.11"], "torch==2.9.1+cu128")]
+    assert installed == ["torch>=2.8", "monai==1.6.1", "scipy>=1.11"]
+
+
+def test_torch_requirement_is_what_monai_needs():
+    from importlib.metadata import requires
+
+    monai_torch = [r for r in requires("monai") if r.startswith("torch") and ";" not in r]
+    assert monai_torch == [f"torch{deps.TORCH_REQUIREMENT}.0"] or monai_torch == [f"torch{deps.TORCH_REQUIREMENT}"]
+
+
+def test_optional_fast_runtime_gates_neither_the_panel_nor_the_self_test():
+    """Issue 15 bug 7: without onnx/openvino the panel works (slower backend) and the self-test runs."""
+    only_fast_missing = lambda name: None if name in ("onnx", "openvino") else object()  # noqa: E731
+    plan = deps.install_plan(deps.missing_requirements(find_spec=only_fast_missing))
+    assert not plan.needed and plan.offered and "Optional" in plan.message()
+    assert deps.self_test_skip_reason(find_spec=only_fast_missing) is None
+    reason = deps.self_test_skip_reason(find_spec=lambda name: None if name == "monai" else object())
+    assert reason is not None and "monai==1.6.1" in reason  # the ctest skips (with the reason), never fails
 
 
 def test_install_refuses_without_confirmation_or_pytorch_extension():
@@ -51,6 +74,10 @@ def test_install_refuses_without_confirmation_or_pytorch_extension():
     assert pip_calls == []
     nothing = deps.install_plan([])
     assert not nothing.needed and deps.install(nothing, lambda t: 1 / 0, pip_calls.append, None) == []
+    pip_only = deps.install_plan(deps.missing_requirements(find_spec=lambda name: None if name == "scipy" else object()))
+    deps.install(pip_only, confirm=lambda text: True, pip_install=pip_calls.append, pytorch_utils_logic=None,
+                 torch_version=lambda: None)
+    assert pip_calls == [["scipy>=1.11"]]  # no torch installed: no constraint file
 
 
 def test_gpu_names_from_nvidia_smi(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
-"""Checks of the Slicer GUI/build files that run without Slicer: .ui validity and widget names,
-CMake script/resource lists, extension metadata, lazy imports of the module file."""
+"""Checks of the Slicer GUI/build files that run without Slicer: .ui validity and widget names, the
+parameter-node wrapper's fields against the .ui bindings and the plain settings, CMake script/resource
+lists, extension metadata (minimum Slicer version), lazy imports and size of the module file."""
 from __future__ import annotations
 
 import ast
@@ -19,7 +20,7 @@ MODULE_CMAKE = MODULE_DIR / "CMakeLists.txt"
 TOP_CMAKE = ROOT / "CMakeLists.txt"
 
 #: Qt classes used in the .ui (plain Qt widgets need no <customwidget> entry)
-QT_CLASSES = {"QWidget", "QGroupBox", "QLabel", "QPushButton", "QRadioButton", "QListWidget", "QComboBox",
+QT_CLASSES = {"QWidget", "QGroupBox", "QLabel", "QPushButton", "QListWidget", "QComboBox",
               "QCheckBox", "QDoubleSpinBox", "QSpinBox", "QProgressBar", "QPlainTextEdit", "QLineEdit", "QTableView"}
 
 
@@ -49,10 +50,53 @@ def test_ui_is_valid_designer_xml_with_declared_custom_widgets():
 
 
 def test_every_widget_the_module_uses_exists_in_the_ui():
-    used = set(re.findall(r"self\.ui\.([A-Za-z_][A-Za-z0-9_]*)", MODULE_FILE.read_text()))
+    from BreastLesionSegLib import panel_state
+
+    source = MODULE_FILE.read_text()
+    used = set(re.findall(r"self\.ui\.([A-Za-z_][A-Za-z0-9_]*)", source))
+    used |= {f"{name}Button" for name in re.findall(r'\("([A-Za-z]+)", (?:self\.on|lambda)', source)}
+    used |= {f"{name}CollapsibleButton" for name in ("inputs", "model", "options", "run", "results", "training")}
+    state = panel_state.panel_state("DCE-MRI", "Volumes", True, True, "", False, False)
+    used |= set(state.visible()) | set(state.enabled())
     assert len(used) > 30
     missing = sorted(used - set(_ui_widgets()))
-    assert not missing, f"widgets used in BreastLesionSeg.py but absent from the .ui: {missing}"
+    assert not missing, f"widgets used by the panel but absent from the .ui: {missing}"
+
+
+def _wrapper_fields() -> dict[str, str]:
+    """Field name -> annotation source of the @parameterNodeWrapper / @parameterPack classes (read with ast:
+    slicer.parameterNodeWrapper is not in the slicer-core wheel)."""
+    tree = ast.parse((MODULE_DIR / "BreastLesionSegLib" / "parameter_node.py").read_text())
+    fields: dict[str, str] = {}
+    for cls in [n for n in tree.body if isinstance(n, ast.ClassDef)]:
+        prefix = "result." if cls.name == "ResultReferences" else ""
+        for item in cls.body:
+            if isinstance(item, ast.AnnAssign):
+                fields[prefix + item.target.id] = ast.unparse(item.annotation)
+    return fields
+
+
+def test_parameter_node_wrapper_matches_the_settings_and_the_ui():
+    """The wrapper has every plain setting (same name), and every .ui binding names a wrapper field."""
+    import dataclasses
+
+    from BreastLesionSegLib.settings import SegmentationSettings
+
+    fields = _wrapper_fields()
+    settings_fields = {f.name for f in dataclasses.fields(SegmentationSettings)}
+    assert settings_fields <= set(fields), sorted(settings_fields - set(fields))
+    root = ET.parse(UI_FILE).getroot()
+    bound = {w.get("name"): p.findtext("string") for w in root.iter("widget") for p in w.findall("property")
+             if p.get("name") == "SlicerParameterName"}
+    assert len(bound) >= 15
+    assert set(bound.values()) <= set(fields), sorted(set(bound.values()) - set(fields))
+    # widgets connectGui can bind for their field's type (Slicer's guiConnectors)
+    kinds = {"QCheckBox": "bool", "ctkDirectoryButton": "Path", "QLineEdit": "str", "QSpinBox": "int",
+             "QDoubleSpinBox": "float", "ctkSliderWidget": "float", "QComboBox": "Choice", "qMRMLNodeComboBox": "vtkMRML"}
+    classes = _ui_widgets()
+    for widget, field in bound.items():
+        assert kinds[classes[widget]] in fields[field], f"{widget} ({classes[widget]}) cannot show {fields[field]}"
+    assert "model" not in bound.values()  # the model list is dynamic: filled by the panel, stored by id
 
 
 def _cmake_list(text: str, var: str) -> list[str]:
@@ -97,6 +141,21 @@ def test_extension_metadata():
     assert "find_package(Slicer REQUIRED)" in text and "Slicer_EXTENSION_CPACK" in text
 
 
+def test_minimum_slicer_version_is_declared_and_checked():
+    """Issue 15 bug 4: vtkSegment.SetTerminology needs Slicer 5.10; declared in the extension and checked at load."""
+    from BreastLesionSegLib.settings import MINIMUM_SLICER_VERSION, slicer_version_error
+
+    text = TOP_CMAKE.read_text()
+    declared = re.search(r'set\(BREASTLESIONSEG_MINIMUM_SLICER_VERSION "([0-9.]+)"\)', text)
+    assert declared and tuple(int(v) for v in declared.group(1).split(".")) == MINIMUM_SLICER_VERSION
+    assert re.search(r"if\(Slicer_VERSION VERSION_LESS BREASTLESIONSEG_MINIMUM_SLICER_VERSION\)\s+message\(FATAL_ERROR", text)
+    assert "${BREASTLESIONSEG_MINIMUM_SLICER_VERSION}" in re.search(r'EXTENSION_DESCRIPTION "([^"]*)"', text).group(1)
+    message = slicer_version_error(5, 8)
+    assert "5.10" in message and "5.8" in message and "SetTerminology" in message
+    assert slicer_version_error(5, 10) is None and slicer_version_error(6, 0) is None
+    assert "slicer_version_error(slicer.app.majorVersion, slicer.app.minorVersion)" in MODULE_FILE.read_text()
+
+
 @pytest.mark.parametrize("icon", [MODULE_DIR / "Resources" / "Icons" / "BreastLesionSeg.png",
                                   ROOT / "Resources" / "Icons" / "BreastLesionSeg.png"])
 def test_icons_are_128_pixel_pngs(icon):
@@ -105,14 +164,24 @@ def test_icons_are_128_pixel_pngs(icon):
     assert mpimg.imread(icon).shape[:2] == (128, 128)
 
 
-def test_module_file_imports_only_the_dependency_check_at_load_time():
-    tree = ast.parse(MODULE_FILE.read_text())
+def test_module_file_is_thin_and_imports_only_the_checks_at_load_time():
+    source = MODULE_FILE.read_text()
+    tree = ast.parse(source)
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     lib = [n.module for n in top if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("BreastLesionSeg")]
-    assert lib == ["BreastLesionSegLib.dependencies"]
+    # light modules only (no torch / MONAI / slicerio): the module loads and explains itself without them
+    assert lib == ["BreastLesionSegLib", "BreastLesionSegLib.dependencies", "BreastLesionSegLib.panel_binding",
+                   "BreastLesionSegLib.settings"]
     classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
-    assert {"BreastLesionSeg", "BreastLesionSegWidget", "BreastLesionSegTest"} <= classes
-    compile(MODULE_FILE.read_text(), str(MODULE_FILE), "exec")
+    assert classes == {"BreastLesionSeg", "BreastLesionSegLogic", "BreastLesionSegWidget", "BreastLesionSegTest"}
+    assert len(source.splitlines()) < 270  # every decision lives in BreastLesionSegLib
+    compile(source, str(MODULE_FILE), "exec")
+
+
+def test_one_class_per_name_across_the_module_and_its_library():
+    names = [n.name for f in [MODULE_FILE, *sorted((MODULE_DIR / "BreastLesionSegLib").glob("*.py"))]
+             for n in ast.parse(f.read_text()).body if isinstance(n, ast.ClassDef)]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
 
 
 def test_dependency_check_works_without_torch_monai_scipy():
@@ -123,7 +192,7 @@ def test_dependency_check_works_without_torch_monai_scipy():
         "import importlib.util\n"
         "real = importlib.util.find_spec\n"
         "blocked = {'torch', 'monai', 'scipy', 'slicerio', 'nrrd', 'matplotlib'}\n"
-        "from BreastLesionSegLib import dependencies as d\n"
+        "from BreastLesionSegLib import dependencies as d, settings, panel_binding, panel_views\n"
         "missing = d.missing_requirements(find_spec=lambda n: None if n in blocked else real(n))\n"
         "plan = d.install_plan(missing)\n"
         "print([r.import_name for r in missing]); print(plan.torch_via_extension); print(plan.pip_specs)\n"
@@ -135,22 +204,28 @@ def test_dependency_check_works_without_torch_monai_scipy():
     assert lines[1] == "True" and "monai==1.6.1" in lines[2] and "torch" not in lines[2]
 
 
-def test_everything_the_widget_calls_exists_in_the_logic_package():
+def test_everything_the_widget_calls_exists_in_the_logic_package(ctx):
     """The widget cannot run here, so check statically that its calls into BreastLesionSegLib resolve."""
     import importlib
 
-    from BreastLesionSegLib.logic import BreastLesionSegLogic
+    from BreastLesionSegLib import panel_views
+    from BreastLesionSegLib.logic import SceneLogic
+    from BreastLesionSegLib.panel_actions import PanelActions
+    from BreastLesionSegLib.panel_binding import ParameterNodeBinding
 
     source = MODULE_FILE.read_text()
-    for attr in sorted(set(re.findall(r"self\.logic\.([A-Za-z_]+)", source))):
-        assert hasattr(BreastLesionSegLogic, attr), f"BreastLesionSegLogic has no '{attr}'"
+    actions = PanelActions(SceneLogic(ctx))
+    for owner, obj in ((r"self\.actions\.logic", actions.logic), (r"self\.actions\.runs", actions.runs),
+                       (r"self\.actions", actions), (r"self\._binding", ParameterNodeBinding(print, print)),
+                       (r"(?<![.\w])views", panel_views)):
+        for attr in sorted(set(re.findall(rf"{owner}\.([A-Za-z_]+)", source)) - {"logic", "runs"}):
+            assert hasattr(obj, attr), f"{owner} has no '{attr}'"
     tree = ast.parse(source)
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("BreastLesionSegLib"):
-            module = importlib.import_module(node.module)
-            for alias in node.names:
-                assert hasattr(module, alias.name), f"{node.module} has no '{alias.name}'"
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("breastlesionseg"):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("BreastLesionSegLib",
+                                                                                        "breastlesionseg")):
+            if node.module == "BreastLesionSegLib.parameter_node":
+                continue  # needs slicer.parameterNodeWrapper (Slicer application only)
             module = importlib.import_module(node.module)
             for alias in node.names:
                 assert hasattr(module, alias.name), f"{node.module} has no '{alias.name}'"

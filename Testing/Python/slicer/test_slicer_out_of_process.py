@@ -1,5 +1,5 @@
-"""Apply out of process with the real `breastlesionseg segment` CLI: results -> nodes; Cancel leaves the
-scene unchanged (same nodes, same ids) and no files behind."""
+"""Apply out of process with the real `breastlesionseg segment` CLI: results -> nodes and the run folder
+removed after the import; Cancel leaves the scene unchanged (same nodes, same ids) and no files behind."""
 from __future__ import annotations
 
 import time
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from breastlesionseg.errors import InputError
-from BreastLesionSegLib import parameters as P
 from BreastLesionSegLib import scene_io, segmentation_nodes as sn, tables
-from BreastLesionSegLib.logic import BreastLesionSegLogic
+from BreastLesionSegLib.logic import SceneLogic
+from BreastLesionSegLib.settings import INPUT_VOLUMES, SegmentationSettings
 
 NAMES = ("ax dyn pre", "ax dyn 1st pass", "ax dyn 2nd pass")
 
@@ -20,33 +20,37 @@ def loaded(ctx, tiny_phantom):
     return [scene_io.node_from_volume(ctx.scene, v, NAMES[k]) for k, v in enumerate(tiny_phantom.exam.phases)]
 
 
+def _settings(model_dir, **kw):
+    return SegmentationSettings(model="slicer-test-tiny", user_model_folders=[str(model_dir)], device="cpu", **kw)
+
+
 def _scene_state(scene):
     return [(scene.GetNthNode(i).GetID(), scene.GetNthNode(i).GetName()) for i in range(scene.GetNumberOfNodes())]
 
 
 def test_apply_runs_the_cli_and_imports_a_new_result(ctx, loaded, tiny_model_dir, tiny_phantom, tmp_path):
-    logic = BreastLesionSegLogic(ctx, work_dir=tmp_path / "work", threads=1)
-    logic.propose_inputs()
-    settings = P.SegmentationSettings(model=str(tiny_model_dir), device="cpu", threshold=0.5, min_lesion_volume_mm3=0.0)
-    P.save_settings(logic.parameter_node, settings)
-    pre, posts, _ = logic.phase_nodes()
+    logic = SceneLogic(ctx, work_dir=tmp_path / "work", threads=1)
+    pre, posts = logic.assigned_nodes(logic.propose_inputs())
     assert [pre] + posts == loaded
-    job = logic.start_segmentation(pre, posts, settings)
+    settings = _settings(tiny_model_dir, threshold=0.5, min_lesion_volume_mm3=0.0)
+    job = logic.start_segmentation(logic.select_phases(INPUT_VOLUMES, pre, posts), settings)
     assert job.run.command[1:3] == ["-m", "breastlesionseg.cli.main"] and "--progress" in job.run.command
     assert sorted(p.name for p in (job.run_dir / "inputs").iterdir()) == ["phase_00.nrrd", "phase_01.nrrd",
                                                                           "phase_02.nrrd"]
     assert job.run.wait(timeout_s=300) == "succeeded", "\n".join(job.run.log_lines[-20:])
     stages = [e.data.get("stage") for e in job.run.events if e.event == "progress"]
     assert len(stages) >= 3 and job.run.events[-1].event == "done"
-    res = logic.import_results(job.output_dir, pre, posts)
+    from breastlesionseg.io import read_label_volume
+
+    written = read_label_volume(job.output_dir / "breast_mask.nii.gz")
+    res = logic.finish_segmentation(job)
+    # issue 14 row 15: the run folder (uncompressed copies of every phase) is gone after a successful import
+    assert not job.run_dir.exists() and list((tmp_path / "work").iterdir()) == []
     names = sn.segment_names(res.segmentation, sn.segment_ids(res.segmentation))
     assert names[:2] == ["Breast left", "Breast right"]
     assert names[2:] == [f"Lesion {k}" for k in range(1, len(names) - 1)]
     # what is in the node equals what the CLI wrote, on the pre grid
-    from breastlesionseg.io import read_label_volume
-
     back = sn.labels_from_segmentation(ctx, res.segmentation, pre)
-    written = read_label_volume(job.output_dir / "breast_mask.nii.gz")
     np.testing.assert_array_equal(back.breast_mask.array, written.array)
     assert back.breast_mask.geometry.same_grid(scene_io.volume_from_node(pre).geometry)
     # the breast region (classical segmenter, no learned weights involved) matches the phantom's truth
@@ -65,12 +69,10 @@ def test_apply_runs_the_cli_and_imports_a_new_result(ctx, loaded, tiny_model_dir
 
 
 def test_cancel_leaves_the_scene_unchanged(ctx, loaded, tiny_model_dir, tmp_path):
-    logic = BreastLesionSegLogic(ctx, work_dir=tmp_path / "work", threads=1)
-    P.save_settings(logic.parameter_node, P.SegmentationSettings(model=str(tiny_model_dir), device="cpu"))
-    logic.propose_inputs()
+    logic = SceneLogic(ctx, work_dir=tmp_path / "work", threads=1)
+    pre, posts = logic.assigned_nodes(logic.propose_inputs())
     before = _scene_state(ctx.scene)
-    pre, posts, _ = logic.phase_nodes()
-    job = logic.start_segmentation(pre, posts)
+    job = logic.start_segmentation(logic.select_phases(INPUT_VOLUMES, pre, posts), _settings(tiny_model_dir))
     t0 = time.monotonic()
     while job.run.fraction is None:  # cancel while it is working (after the first progress line)
         job.run.poll()
@@ -84,10 +86,11 @@ def test_cancel_leaves_the_scene_unchanged(ctx, loaded, tiny_model_dir, tmp_path
 
 
 def test_bad_inputs_are_refused_before_starting(ctx, loaded, tiny_model_dir, tmp_path):
-    logic = BreastLesionSegLogic(ctx, work_dir=tmp_path / "work")
-    settings = P.SegmentationSettings(model=str(tiny_model_dir), device="cpu")
+    logic = SceneLogic(ctx, work_dir=tmp_path / "work")
+    settings = _settings(tiny_model_dir)
     with pytest.raises(InputError, match="selected twice"):
-        logic.start_segmentation(loaded[0], [loaded[0]], settings)
+        logic.start_segmentation(logic.select_phases(INPUT_VOLUMES, loaded[0], [loaded[0]]), settings)
     with pytest.raises(InputError, match="not found"):
-        logic.start_segmentation(loaded[0], loaded[1:], P.SegmentationSettings(model="no-such-model"))
+        logic.start_segmentation(logic.select_phases(INPUT_VOLUMES, loaded[0], loaded[1:]),
+                                 SegmentationSettings(model="no-such-model"))
     assert not (tmp_path / "work").exists() or list((tmp_path / "work").iterdir()) == []
