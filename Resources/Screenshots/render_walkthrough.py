@@ -40,20 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from breastlesionseg.phantom import PhantomConfig, generate_phantom
-    from BreastLesionSegLib import parameters as P
     from BreastLesionSegLib import scene_io, segmentation_nodes as sn, tables
-    from BreastLesionSegLib.logic import BreastLesionSegLogic
+    from BreastLesionSegLib.logic import SceneLogic
     from BreastLesionSegLib.mrml_context import create_standalone_context
     from BreastLesionSegLib.selftest import SERIES_NAMES
+    from BreastLesionSegLib.settings import INPUT_VOLUMES, SegmentationSettings
 
     phantom = generate_phantom(PhantomConfig(seed=args.seed, n_lesions=(1, 2), lesion_diameter_mm=(12.0, 25.0)))
     ctx = create_standalone_context()
     nodes = [scene_io.node_from_volume(ctx.scene, v, SERIES_NAMES[k]) for k, v in enumerate(phantom.exam.phases)]
-    logic = BreastLesionSegLogic(ctx, work_dir=tempfile.mkdtemp(prefix="bls_walkthrough_"), threads=args.threads)
-    assignment = logic.propose_inputs()
-    P.save_settings(logic.parameter_node, P.SegmentationSettings(model=args.model, device="auto"))
-    pre, posts, _ = logic.phase_nodes()
-    result = logic.run_segmentation(pre, posts)
+    logic = SceneLogic(ctx, work_dir=tempfile.mkdtemp(prefix="bls_walkthrough_"), threads=args.threads)
+    pre, posts = logic.assigned_nodes(logic.propose_inputs())
+    settings = SegmentationSettings(model=args.model, device="auto")
+    logic.sync_model_defaults(settings)  # the model card's threshold and minimum volume, as the panel does
+    result = logic.run_segmentation(logic.select_phases(INPUT_VOLUMES, pre, posts), settings)
     labels = sn.labels_from_segmentation(ctx, result.segmentation, pre)
     rows = tables.table_to_dicts(result.table)
 

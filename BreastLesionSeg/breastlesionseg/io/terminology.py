@@ -8,8 +8,9 @@ each code as ``scheme^value^meaning`` (Slicer developer guide, "Segmentations", 
     {"contextName": ..., "category": [scheme, value, meaning], "type": [...], "typeModifier": [...],
      "anatomicContextName": ..., "anatomicRegion": [...], "anatomicRegionModifier": [...]}
 
-Codes (SNOMED CT, scheme ``SCT``; the entries of Slicer's "3D Slicer General Anatomy list" and the
-DICOM CID 7151 / CID 244 laterality codes):
+Codes (SNOMED CT, scheme ``SCT``; Breast is an entry of Slicer's "DICOM master list" (the "3D Slicer
+General Anatomy list" has none), Mass one of the "3D Slicer General Anatomy list"; DICOM CID 7151 /
+CID 244 laterality codes):
 
 - breast: category 123037004 "Anatomical Structure", type 76752008 "Breast", type modifier
   7771000 "Left" / 24028007 "Right";
@@ -21,6 +22,7 @@ from __future__ import annotations
 from slicerio.segmentation import terminology_entry_from_string, terminology_entry_to_string
 
 CATEGORY_TYPE_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
+BREAST_CATEGORY_TYPE_CONTEXT = "Segmentation category and type - DICOM master list"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
 
 SCT_ANATOMICAL_STRUCTURE = ["SCT", "123037004", "Anatomical Structure"]
@@ -64,7 +66,7 @@ def breast_terminology(side: str) -> dict:
     if modifier is None:
         raise ValueError(f"a breast segment needs side 'left' or 'right', got {side!r}")
     return {
-        "contextName": CATEGORY_TYPE_CONTEXT,
+        "contextName": BREAST_CATEGORY_TYPE_CONTEXT,
         "category": list(SCT_ANATOMICAL_STRUCTURE),
         "type": list(SCT_BREAST),
         "typeModifier": modifier,

@@ -18,7 +18,7 @@ from breastlesionseg.io.terminology import (
 )
 
 BREAST_LEFT_TERM = (
-    "Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical Structure"
+    "Segmentation category and type - DICOM master list~SCT^123037004^Anatomical Structure"
     "~SCT^76752008^Breast~SCT^7771000^Left~Anatomic codes - DICOM master list~^^~^^"
 )
 LESION_RIGHT_TERM = (
