@@ -15,6 +15,7 @@ import slicerio
 import SimpleITK as sitk
 import torch
 
+from breastlesionseg.errors import EXIT_BAD_INPUT, EXIT_MODEL_ERROR
 from breastlesionseg.cli.main import main
 from breastlesionseg.io import read_label_volume, read_volume
 
@@ -123,7 +124,7 @@ def _write(array: np.ndarray, path: Path, origin=(0.0, 0.0, 0.0), spacing=(1.0, 
     return str(path)
 
 
-def test_bad_inputs_exit_2_with_clear_message_and_no_output(tmp_path, tiny_model, phantom_files, capsys):
+def test_bad_inputs_exit_2_or_3_with_clear_message_and_no_output(tmp_path, tiny_model, phantom_files, capsys):
     pre, post1, _ = _phases(phantom_files)
     bad_weights = tmp_path / "bad-model"
     bad_weights.mkdir()
@@ -139,7 +140,7 @@ def test_bad_inputs_exit_2_with_clear_message_and_no_output(tmp_path, tiny_model
         ([pre], "at least one post-contrast"),
         ([pre, str(far_path)], "overlap"),
         ([pre, flat], "2D"),
-        ([pre, post1, "--model", str(bad_weights)], "sha256|checksum"),
+        ([pre, post1, "--model", str(bad_weights)], "sha256|checksum"),  # a model error: exit 3
         ([pre, post1, "--model", str(tmp_path / "no-such-model")], "not found"),
         ([pre, post1, "--device", "tpu"], "--device 'tpu'"),
     ]
@@ -148,7 +149,7 @@ def test_bad_inputs_exit_2_with_clear_message_and_no_output(tmp_path, tiny_model
         argv = ["segment", *args, "-o", str(out), "--progress", "json"]
         if "--model" not in args:
             argv += ["--model", str(tiny_model)]
-        assert main(argv) == 2, args
+        assert main(argv) == (EXIT_MODEL_ERROR if "--model" in args else EXIT_BAD_INPUT), args
         events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert events[-1]["event"] == "error", args
         import re
@@ -229,3 +230,27 @@ def test_sw_batch_size_reaches_the_inference_config(phantom_files):
     assert make_config(args).sw_batch_size == 4
     default = make_config(parser.parse_args(["segment", *_phases(phantom_files), "-o", "x"]))
     assert default.sw_batch_size == InferenceConfig(model="m").sw_batch_size
+
+
+def test_truncated_phase_is_refused_before_any_output(tmp_path, tiny_model, phantom_files, capsys):
+    pre, post1, _ = _phases(phantom_files)
+    raw = Path(post1).read_bytes()
+    cut = tmp_path / "post1_half.nii.gz"
+    cut.write_bytes(raw[: len(raw) // 2])
+    out = tmp_path / "out"
+    code = main(["segment", pre, str(cut), "-o", str(out), "--model", str(tiny_model), "--progress", "json"])
+    assert code == EXIT_BAD_INPUT
+    message = json.loads(capsys.readouterr().out.splitlines()[-1])["message"]
+    assert "truncated" in message and "post1_half.nii.gz" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["post1_half.nii.gz"]  # no output, lock or partial left
+
+
+def test_reversed_phases_refused_or_accepted_with_a_recorded_warning(tmp_path, tiny_model, phantom_files, capsys):
+    phases = _phases(phantom_files)[::-1]
+    base = ["segment", *phases, "--model", str(tiny_model), "--device", "cpu", "--progress", "none"]
+    assert main([*base, "-o", str(tmp_path / "refused")]) == EXIT_BAD_INPUT
+    assert not (tmp_path / "refused").exists()
+    assert main([*base, "-o", str(tmp_path / "accepted"), "--accept-phase-order"]) == 0
+    assert "WARNING: implausible phase order" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "accepted" / "metrics.json").read_text())
+    assert len(doc["warnings"]) == 1 and "pre -> post1 -> post2" in doc["warnings"][0]
