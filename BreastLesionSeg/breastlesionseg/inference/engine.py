@@ -22,8 +22,9 @@ import dataclasses
 import logging
 import resource
 import sys
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -35,10 +36,12 @@ from ..errors import CancelledError, InputError, ModelError
 from ..exam import DCEExam
 from ..geometry import Geometry, Volume
 from ..progress import CancelToken, ProgressCallback, StageProgress
+from .canonical_grid import resample_to_canonical_model
 from .config import InferenceConfig
-from .device import describe_device, resolve_device, torch_threads
-from .postprocess import postprocess_probability, resample_array
-from .preprocess import (PreparedInput, build_model_input, crop_exam, phases_needed, resample_to_model)
+from .device import describe_device, is_out_of_memory, resolve_device, torch_threads
+from .lesion_confidence import LesionConfidenceModel
+from .postprocess import postprocess_probability, resample_array, score_components
+from .preprocess import PreparedInput, build_model_input, crop_exam, phases_needed
 from .result import ModelInfo, SegmentationResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +64,32 @@ _STAGE_WEIGHTS = {
     "postprocess": 1.5,
     "metrics": 2.0,
 }
+
+
+class _Steps:
+    """The timed, progress-reporting, cancellable steps of one :meth:`SegmentationEngine.run`.
+
+    ``with steps("crop"): ...`` checks the cancel token, reports the step's start and end through the
+    overall progress tracker and records its seconds in :attr:`timings`.
+    """
+
+    def __init__(self, weights: list[tuple[str, float]], progress: ProgressCallback | None,
+                 cancel: CancelToken | None) -> None:
+        self.tracker = StageProgress(weights, progress)
+        self.cancel = cancel
+        self.timings: dict[str, float] = {}
+        self.t_start = time.perf_counter()
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.cancel is not None and self.cancel.is_set():
+            raise CancelledError("segmentation cancelled by the user")
+        self.tracker.update(name, 0.0, "start")
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - t0
+        self.tracker.update(name, 1.0, f"{self.timings[name]:.2f} s")
+        log.debug("step %s: %.3f s", name, self.timings[name])
 
 
 def default_breast_segmenter(exam: DCEExam) -> Volume:
@@ -117,6 +146,7 @@ class SegmentationEngine:
             raise ModelError("SegmentationEngine: a model passed in needs its model card (card=...)")
         self.model = model.eval()
         self.card = card
+        self.model_dir = Path(model_path) if model_path else None
         self.breast_segmenter = breast_segmenter if breast_segmenter is not None else default_breast_segmenter
         self.model_info = ModelInfo(
             model_id=str(card.model_id),
@@ -163,109 +193,132 @@ class SegmentationEngine:
         Raises:
             CancelledError: ``cancel`` was set; nothing is returned.
             InputError: the exam does not suit the model (too few phases, no breast found, ...).
+            ModelError: the network fails on this input.
         """
         if not isinstance(exam, DCEExam):
             raise InputError(f"SegmentationEngine.run needs a DCEExam, got {type(exam).__name__}")
         cfg = self.config
-        stages = ["breast_region", "crop", "resample", "channels", "backend", "inference"]
-        if cfg.heatmap:
-            stages.append("heatmap")
-        stages += ["postprocess", "metrics"]
-        passes = 1 + (len(cfg.tta_flips) if cfg.tta else 0)
-        weights = [(s, _STAGE_WEIGHTS[s] * (passes if s == "inference" else 1)) for s in stages]
-        tracker = StageProgress(weights, progress)
-        timings: dict[str, float] = {}
-        notes: list[str] = []
-        if self.model_info.is_demo:
-            notes.append(
-                f"model '{self.model_info.model_id}' is a DEMO model trained on synthetic phantoms only; "
-                "its results on real exams are illustrations, not findings"
-            )
+        steps = _Steps(self._stage_weights(), progress, cancel)
+        notes = self._demo_notes()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        t_start = time.perf_counter()
-
-        @contextmanager
-        def step(name: str) -> Iterator[None]:
-            if cancel is not None and cancel.is_set():
-                raise CancelledError("segmentation cancelled by the user")
-            tracker.update(name, 0.0, "start")
-            t0 = time.perf_counter()
-            yield
-            timings[name] = time.perf_counter() - t0
-            tracker.update(name, 1.0, f"{timings[name]:.2f} s")
-            log.debug("step %s: %.3f s", name, timings[name])
-
         with torch_threads(cfg.num_threads):
-            with step("breast_region"):
+            with steps("breast_region"):
                 breast_mask = self._breast_region(exam)
-            with step("crop"):
-                n_phases = phases_needed(self.card.input_channels)
-                cropped = crop_exam(exam, breast_mask, n_phases, cfg.crop_margin_mm, use_breast_crop=cfg.breast_masking)
-            with step("resample"):
-                model_exam, breast_model, model_geometry = resample_to_model(cropped, self.card.target_spacing_mm)
-                del cropped.phases[:]  # the crops are no longer needed
-            with step("channels"):
-                channels = build_model_input(model_exam, breast_model, self.card.input_channels,
-                                             self.card.normalization, getattr(self.card, "normalization_region",
-                                                                              "breast_mask"))
-                del model_exam
-            prepared = PreparedInput(cropped.crop, cropped.geometry, model_geometry, channels, breast_model,
-                                     cropped.breast, self.model_info.patch_size_zyx)
-            with step("backend"):
+            prepared = self._prepare_input(exam, breast_mask, steps)
+            with steps("backend"):
                 network, backend_summary = self.runnable()
                 batch, window, window_note = self._batch_and_window(network)
                 if window_note:
                     notes.append(window_note)
                     prepared = dataclasses.replace(prepared, patch_size_zyx=window)
-            with step("inference"):
+            with steps("inference"):
                 prediction = predict(network, prepared, dataclasses.replace(cfg, sw_batch_size=batch), self.device,
-                                     self.overlap, tracker.sub("inference"), cancel)
+                                     self.overlap, steps.tracker.sub("inference"), cancel)
             notes.extend(prediction.notes)
-            heat_model = None
-            if cfg.heatmap:
-                with step("heatmap"):
-                    from .gradcam import gradcam_heatmap
+            heat_model = self._heatmap(prepared, prediction.device, steps, cancel) if cfg.heatmap else None
+            with steps("postprocess"):
+                maps = self._postprocess(exam, prepared, prediction.probability, heat_model)
+            with steps("metrics"):
+                metrics = self._metrics(exam, maps["labels"], breast_mask)
+        steps.timings["total"] = time.perf_counter() - steps.t_start
+        return self._result(breast_mask, maps, prediction, metrics, steps.timings, notes, prepared, backend_summary)
 
-                    heat_model = gradcam_heatmap(
-                        self.model, prepared.channels, prepared.patch_size_zyx, overlap=self.overlap,
-                        sigma_scale=cfg.sigma_scale, device=prediction.device,
-                        breast_mask=prepared.breast_model if cfg.breast_masking else None,
-                        progress=tracker.sub("heatmap"), cancel=cancel,
-                    )
-            with step("postprocess"):
-                post = postprocess_probability(
-                    prediction.probability, prepared.model_geometry, prepared.crop_geometry,
-                    prepared.breast_crop if cfg.breast_masking else None, self.threshold, self.min_lesion_volume_mm3,
-                )
-                crop = prepared.crop
-                labels = Volume(crop.uncrop(post.lesion_labels_crop, fill=0), exam.geometry, name="lesions")
-                probability = None
-                if cfg.save_probability:
-                    probability = Volume(crop.uncrop(post.probability_crop, fill=0.0).astype(np.float32),
+    # ------------------------------------------------------------------------------------------ stages of run
+    def _stage_weights(self) -> list[tuple[str, float]]:
+        """(step, relative expected duration) in run order, for one overall progress fraction."""
+        cfg = self.config
+        stages = ["breast_region", "crop", "resample", "channels", "backend", "inference"]
+        stages += (["heatmap"] if cfg.heatmap else []) + ["postprocess", "metrics"]
+        passes = 1 + (len(cfg.tta_flips) if cfg.tta else 0)
+        return [(s, _STAGE_WEIGHTS[s] * (passes if s == "inference" else 1)) for s in stages]
+
+    def _demo_notes(self) -> list[str]:
+        if not self.model_info.is_demo:
+            return []
+        return [f"model '{self.model_info.model_id}' is a DEMO model trained on synthetic phantoms only; "
+                "its results on real exams are illustrations, not findings"]
+
+    def _prepare_input(self, exam: DCEExam, breast_mask: Volume, steps: "_Steps") -> PreparedInput:
+        """Steps crop, resample, channels: the normalised model input on the model grid."""
+        cfg, card = self.config, self.card
+        with steps("crop"):
+            n_phases = phases_needed(card.input_channels)
+            cropped = crop_exam(exam, breast_mask, n_phases, cfg.crop_margin_mm, use_breast_crop=cfg.breast_masking)
+        with steps("resample"):
+            model_exam, breast_model, model_geometry = resample_to_canonical_model(
+                exam, breast_mask, cropped, card.target_spacing_mm)
+            del cropped.phases[:]  # the crops are no longer needed
+        with steps("channels"):
+            channels = build_model_input(model_exam, breast_model, card.input_channels, card.normalization,
+                                         getattr(card, "normalization_region", "breast_mask"))
+            del model_exam
+        return PreparedInput(cropped.crop, cropped.geometry, model_geometry, channels, breast_model,
+                             cropped.breast, self.model_info.patch_size_zyx)
+
+    def _heatmap(self, prepared: PreparedInput, device: torch.device, steps: "_Steps",
+                 cancel: CancelToken | None) -> np.ndarray:
+        """Step heatmap: Grad-CAM of the ACT head on the model grid."""
+        from .gradcam import gradcam_heatmap
+
+        cfg = self.config
+        with steps("heatmap"):
+            return gradcam_heatmap(
+                self.model, prepared.channels, prepared.patch_size_zyx, overlap=self.overlap,
+                sigma_scale=cfg.sigma_scale, device=device,
+                breast_mask=prepared.breast_model if cfg.breast_masking else None,
+                progress=steps.tracker.sub("heatmap"), cancel=cancel,
+            )
+
+    def _postprocess(self, exam: DCEExam, prepared: PreparedInput, probability_model: np.ndarray,
+                     heat_model: np.ndarray | None) -> dict:
+        """Step postprocess: threshold, lesion instances, and the maps back on the exam's pre grid.
+
+        Returns:
+            ``{"labels": Volume, "volumes_mm3": [...], "probability": Volume | None, "heatmap": Volume | None}``.
+        """
+        cfg, crop = self.config, prepared.crop
+        post = postprocess_probability(
+            probability_model, prepared.model_geometry, prepared.crop_geometry,
+            prepared.breast_crop if cfg.breast_masking else None, self.threshold, self.min_lesion_volume_mm3,
+        )
+        scored = score_components(post, crop, prepared.crop_geometry,
+                                  prepared.breast_crop if cfg.breast_masking else None,
+                                  [p.array for p in exam.phases], LesionConfidenceModel.from_card(self.card))
+        maps = {"labels": Volume(crop.uncrop(scored.lesion_labels, fill=0), exam.geometry, name="lesions"),
+                "volumes_mm3": scored.lesion_volumes_mm3, "probability": None, "heatmap": None,
+                "scored": scored, "candidate_labels": None if scored.candidate_labels is None else Volume(
+                    crop.uncrop(scored.candidate_labels, fill=0), exam.geometry, name="lesion candidates")}
+        if cfg.save_probability:
+            maps["probability"] = Volume(crop.uncrop(post.probability_crop, fill=0.0).astype(np.float32),
                                          exam.geometry, name="lesion probability")
-                heatmap = None
-                if heat_model is not None:
-                    heat_crop = resample_array(heat_model, prepared.model_geometry, prepared.crop_geometry)
-                    if cfg.breast_masking:
-                        heat_crop[prepared.breast_crop == 0] = 0.0
-                    heatmap = Volume(crop.uncrop(heat_crop.astype(np.float32), fill=0.0), exam.geometry,
+        if heat_model is not None:
+            heat_crop = resample_array(heat_model, prepared.model_geometry, prepared.crop_geometry)
+            if cfg.breast_masking:
+                heat_crop[prepared.breast_crop == 0] = 0.0
+            maps["heatmap"] = Volume(crop.uncrop(heat_crop.astype(np.float32), fill=0.0), exam.geometry,
                                      name="Grad-CAM heat map")
-                if post.removed_outside_breast_voxels:
-                    log.info("%d above-threshold voxels outside the breast region were discarded",
-                             post.removed_outside_breast_voxels)
-            with step("metrics"):
-                metrics = self._metrics(exam, labels, breast_mask)
-        timings["total"] = time.perf_counter() - t_start
+        if post.removed_outside_breast_voxels:
+            log.info("%d above-threshold voxels outside the breast region were discarded",
+                     post.removed_outside_breast_voxels)
+        return maps
+
+    def _result(self, breast_mask: Volume, maps: dict, prediction, metrics: dict, timings: dict[str, float],
+                notes: list[str], prepared: PreparedInput, backend_summary: str) -> SegmentationResult:
+        """Assemble the :class:`SegmentationResult` of one run."""
+        cfg = self.config
         peak_gpu = None
         if prediction.device.type == "cuda":
             peak_gpu = torch.cuda.max_memory_allocated(prediction.device) / 2**20
         return SegmentationResult(
             breast_mask=breast_mask,
-            lesion_labels=labels,
-            lesion_volumes_mm3=post.volumes_mm3,
-            probability=probability,
-            heatmap=heatmap,
+            lesion_labels=maps["labels"],
+            lesion_volumes_mm3=maps["volumes_mm3"],
+            lesion_confidence=maps["scored"].lesion_confidence,
+            candidate_labels=maps["candidate_labels"],
+            candidates=maps["scored"].candidates,
+            probability=maps["probability"],
+            heatmap=maps["heatmap"],
             act_score=prediction.act_score,
             metrics=metrics,
             model=self.model_info,
@@ -284,12 +337,13 @@ class SegmentationEngine:
             backend=backend_summary,
         )
 
-    # ------------------------------------------------------------------------------------------
+    # ------------------------------------------------------------------------------------------ backend
     def runnable(self) -> tuple[torch.nn.Module, str]:
-        """The network as it runs on this engine's device, and a line saying which backend it is.
+        """The network as it runs on this engine's device, and a line saying which backend it is and why.
 
-        Chosen once per device with :func:`breastlesionseg.runtime.select_backend` (fastest backend
-        whose logits match eager PyTorch within its stated tolerance; eager is the fallback).
+        Chosen once per device with :func:`breastlesionseg.runtime.select_backend` (OpenVINO on CPU when the
+        model folder holds its verified ONNX export and it matches eager on the window, else eager PyTorch).
+        The choice is logged here, in the calling thread, as one INFO line.
         """
         key = str(self.device)
         if key not in self._runnable:
@@ -298,22 +352,31 @@ class SegmentationEngine:
                 self._runnable[key] = pending.result()  # re-raises what the background preparation raised
             else:
                 self._runnable[key] = self._build_runnable(self.config.num_threads)
+            log.info("inference backend: %s", self._runnable[key][1])
         return self._runnable[key]
 
     def prepare_backend_in_background(self) -> None:
-        """Start choosing and building the backend (:meth:`runnable`) in a background thread.
+        """Start choosing and building the backend (:meth:`runnable`) in a background daemon thread.
 
-        Call it before loading the exam: the ONNX export and runtime compilation (~0.8 s on 2 CPU cores)
-        or the CUDA start-up then overlap with loading and the breast region, and :meth:`run` only waits
-        for what is left. Errors surface when :meth:`run` needs the backend. Idempotent.
+        Call it before loading the exam: reading and compiling the ONNX export or the CUDA start-up then
+        overlap with loading and the breast region. The thread logs nothing and never delays the process
+        exit (a bad input found meanwhile ends the process at once); errors surface when :meth:`run` needs
+        the backend. Idempotent.
         """
         key = str(self.device)
         if key in self._runnable or key in self._pending:
             return
         threads = self.config.num_threads if self.config.num_threads is not None else torch.get_num_threads()
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bls-backend")
-        self._pending[key] = executor.submit(self._build_runnable, threads)
-        executor.shutdown(wait=False)  # the worker ends after this one task
+        future: Future = Future()
+
+        def work() -> None:
+            try:
+                future.set_result(self._build_runnable(threads))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller of runnable()
+                future.set_exception(exc)
+
+        self._pending[key] = future
+        threading.Thread(target=work, name="bls-backend", daemon=True).start()
 
     def _build_runnable(self, num_threads: int | None) -> tuple[torch.nn.Module, str]:
         from ..runtime import select_backend
@@ -321,9 +384,9 @@ class SegmentationEngine:
         t0 = time.perf_counter()
         self.model.to(self.device)
         selection = select_backend(self.model, self.device, self.model_info.patch_size_zyx,
-                                   preference=self.config.backend, measure=self.config.measure_backend,
+                                   preference=self.config.backend, model_dir=self.model_dir, card=self.card,
                                    num_threads=num_threads)
-        log.debug("backend %s prepared in %.2f s", selection.backend.name, time.perf_counter() - t0)
+        log.debug("backend %s prepared in %.2f s", selection.name, time.perf_counter() - t0)
         return selection.network, selection.summary()
 
     def _batch_and_window(self, network: torch.nn.Module) -> tuple[int, tuple[int, int, int], str | None]:
@@ -378,15 +441,22 @@ def predict(
 
     Returns a :class:`~breastlesionseg.inference.sliding_window.WindowPrediction`. Kept as a module
     function so tests can swap it for an oracle.
+
+    Raises:
+        ModelError: the network itself fails (a runtime error other than out-of-memory).
     """
     from .sliding_window import predict_probability
 
-    return predict_probability(
-        model, prepared.channels, prepared.patch_size_zyx,
-        overlap=overlap, blend_mode=config.blend_mode, sigma_scale=config.sigma_scale,
-        sw_batch_size=config.sw_batch_size, device=device, amp=config.amp,
-        flips=config.tta_flips if config.tta else (), breast_mask=prepared.breast_model,
-        skip_outside_mask=config.breast_masking and config.skip_empty_windows,
-        progress=progress, cancel=cancel,
-    )
-
+    try:
+        return predict_probability(
+            model, prepared.channels, prepared.patch_size_zyx,
+            overlap=overlap, blend_mode=config.blend_mode, sigma_scale=config.sigma_scale,
+            sw_batch_size=config.sw_batch_size, device=device, amp=config.amp,
+            flips=config.tta_flips if config.tta else (), breast_mask=prepared.breast_model,
+            skip_outside_mask=config.breast_masking and config.skip_empty_windows,
+            progress=progress, cancel=cancel,
+        )
+    except RuntimeError as exc:
+        if is_out_of_memory(exc):
+            raise
+        raise ModelError(f"the network failed during sliding-window inference: {type(exc).__name__}: {exc}") from exc

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from breastlesionseg.errors import CancelledError, InputError, ModelError
 from breastlesionseg.exam import DCEExam
@@ -176,8 +177,74 @@ def test_real_model_folder_with_heatmap_and_tta(oblique_case, random_model_dir):
     assert result.lesion_labels.geometry == case.exam.geometry
     summary = result.summary()
     assert summary["model"]["sha256"] == engine.model_info.sha256 and summary["settings"]["tta"] is True
-    # the backend was chosen automatically and validated against eager PyTorch; it is reported
-    assert summary["inference_backend"] and "max |diff| vs eager" in summary["inference_backend"]
+    # the folder has no ONNX export: eager PyTorch runs, and the report says why OpenVINO did not
+    assert summary["inference_backend"].startswith("eager")
+    assert "skipped openvino:" in summary["inference_backend"]
+
+
+def test_exported_model_folder_runs_in_openvino_like_eager(oblique_case, random_model_dir, tmp_path, caplog):
+    """The verified ONNX export in the model folder is used on CPU; the probabilities match eager."""
+    import logging
+    import shutil
+
+    pytest.importorskip("openvino")
+    from breastlesionseg.runtime.model_file import export_into_model_dir
+
+    folder = tmp_path / "random-tiny"
+    shutil.copytree(random_model_dir, folder)
+    export_into_model_dir(folder)
+    results = {}
+    for backend in ("auto", "eager"):
+        cfg = InferenceConfig(model=str(folder), device="cpu", backend=backend, crop_margin_mm=3.0,
+                              save_probability=True, threshold=0.5)
+        engine = SegmentationEngine(cfg, breast_segmenter=lambda exam: oblique_case.breast)
+        with caplog.at_level(logging.INFO, logger="breastlesionseg"):
+            results[backend] = engine.run(oblique_case.exam)
+    assert results["auto"].backend.startswith("openvino") and results["eager"].backend.startswith("eager")
+    assert len([r for r in caplog.records if r.getMessage().startswith("inference backend: ")]) == 2  # one line each
+    np.testing.assert_allclose(results["auto"].probability.array, results["eager"].probability.array, atol=1e-3)
+
+
+def test_a_failing_network_is_a_model_error_not_bad_input(oblique_case, handset_model):
+    class Broken(torch.nn.Module):
+        in_channels, out_channels, size_multiple = 3, 1, 8
+
+        def forward(self, x):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    _, card = handset_model
+    engine = _engine((Broken(), card), oblique_case.breast)
+    with pytest.raises(ModelError, match="the network failed during sliding-window inference"):
+        engine.run(oblique_case.exam)
+
+
+def test_background_preparation_is_a_silent_daemon_thread(monkeypatch, handset_model, oblique_case, caplog):
+    """Issue 14 row 16: a bad input found while the backend starts must not wait for it nor print its lines."""
+    import logging
+
+    started, release = threading.Event(), threading.Event()
+    real_build = engine_module.SegmentationEngine._build_runnable
+
+    def slow_build(self, num_threads):
+        started.set()
+        threads.append(threading.current_thread())
+        release.wait(30)
+        return real_build(self, num_threads)
+
+    threads: list = []
+    monkeypatch.setattr(engine_module.SegmentationEngine, "_build_runnable", slow_build)
+    engine = _engine(handset_model, oblique_case.breast)
+    with caplog.at_level(logging.DEBUG, logger="breastlesionseg"):
+        engine.prepare_backend_in_background()
+        assert started.wait(30)
+        assert threads[0].daemon  # never delays the interpreter's exit
+        release.set()
+        threads[0].join(30)
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]  # nothing logged from the thread
+    with caplog.at_level(logging.INFO, logger="breastlesionseg"):
+        engine.runnable()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
+        "inference backend: " + engine.runnable()[1]]
 
 
 def test_window_and_min_volume_come_from_config_else_model_card(random_model_dir, tmp_path):
