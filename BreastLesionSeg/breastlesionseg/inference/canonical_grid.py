@@ -50,8 +50,9 @@ def canonical_model_grid(crop_geometry: Geometry, spacing_mm_xyz: Sequence[float
         spacing_mm_xyz: model spacing (x, y, z) in mm.
 
     Returns:
-        A grid with identity direction, the given spacing, ``size_a = max(1, round(extent_a / spacing_a))``
-        where ``extent_a = sum_c |D[a, c]| * size_c * spacing_c`` is the LPS bounding-box length of the
+        A grid with identity direction, the given spacing, ``size_a = ceil(extent_a / spacing_a)``
+        (``round`` for an already canonical crop, as :func:`preprocess.model_grid`) where
+        ``extent_a = sum_c |D[a, c]| * size_c * spacing_c`` is the LPS bounding-box length of the
         crop's voxel box along axis ``a``, and the same centre as the crop.
 
     Raises:
@@ -63,7 +64,10 @@ def canonical_model_grid(crop_geometry: Geometry, spacing_mm_xyz: Sequence[float
     size = np.asarray(crop_geometry.size, dtype=float)
     edge_mm = size * np.asarray(crop_geometry.spacing)
     extent_mm = np.abs(crop_geometry.direction_matrix) @ edge_mm
-    new_size = np.maximum(1, np.round(extent_mm / new_spacing - 1e-9)).astype(int)
+    if is_canonical(crop_geometry):  # exactly preprocess.model_grid's size
+        new_size = np.maximum(1, np.round(extent_mm / new_spacing)).astype(int)
+    else:  # whole voxels covering the rotated box
+        new_size = np.maximum(1, np.ceil(extent_mm / new_spacing - 1e-6)).astype(int)
     centre = crop_geometry.index_to_lps((size - 1.0) / 2.0)
     origin = centre - (new_size - 1.0) / 2.0 * new_spacing
     return Geometry(tuple(int(s) for s in new_size), tuple(float(s) for s in new_spacing),
