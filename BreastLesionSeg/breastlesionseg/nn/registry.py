@@ -169,10 +169,9 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
             f"(the file is truncated, corrupted or not the one this card describes)"
         )
     module = card.model_config().build()
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for unreadable files; re-raised as ModelError
-        raise ModelError(f"cannot read weights '{weights}': {type(exc).__name__}: {exc}") from exc
+    from ..training.checkpoint import safe_torch_load
+
+    state = safe_torch_load(weights, "weights", ModelError)  # never relays torch's "weights_only=False" advice
     if not isinstance(state, dict):
         raise ModelError(f"weights '{weights}' do not hold a state_dict (got {type(state).__name__})")
     _check_state_dict(module, state, f"'{weights}'")

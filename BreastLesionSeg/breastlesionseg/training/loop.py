@@ -112,17 +112,10 @@ def _save_checkpoint(state: dict[str, Any], path: Path) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training checkpoint (``weights_only`` loading: tensors and plain containers only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint '{path}' does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise InputError(f"checkpoint '{path}' cannot be read ({exc}); delete it or start without --resume") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"'{path}' is not a breastlesionseg training checkpoint (format {CHECKPOINT_FORMAT})")
-    return state
+    """Read a training checkpoint (tensors and plain containers only; see :mod:`.checkpoint`)."""
+    from .checkpoint import read_checkpoint
+
+    return read_checkpoint(path, CHECKPOINT_FORMAT)
 
 
 def _load_cases(ds: Dataset, ids: list[str], config: TrainConfig, progress: TrainingProgress | None,
