@@ -15,12 +15,14 @@ Example::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
 
 from breastlesionseg.errors import BreastLesionSegError
-from breastlesionseg.phantom import PhantomConfig, generate_phantom
+from breastlesionseg.phantom import generate_phantom
+from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
 from breastlesionseg.training.dataset import Dataset
 from breastlesionseg.training.dataset_add import add_case
 
@@ -57,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="phantom seeds, e.g. 1000-1039 (default) or 1,2,5-7")
     parser.add_argument("--min-lesions", type=int, default=1, help="minimum lesions per phantom (default 1)")
     parser.add_argument("--max-lesions", type=int, default=3, help="maximum lesions per phantom (default 3)")
+    parser.add_argument("--family", default="default",
+                        help="phantom family of breastlesionseg.phantom.randomisation (default: the classic "
+                             "phantom; 'training' = domain-randomised); held-out families are refused")
     parser.add_argument("--allow-eval-seeds", action="store_true",
                         help="allow the held-out evaluation seeds 0-19 (never for the demo model)")
     parser.add_argument("--force", action="store_true", help="replace cases that already exist")
@@ -65,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in args.seeds if s in EVAL_SEEDS]
     if bad and not args.allow_eval_seeds:
         log.error("seeds %s are held-out evaluation phantoms; refusing to put them in a training set", bad)
+        return 2
+    if args.family not in FAMILIES or FAMILIES[args.family].heldout:
+        log.error("family %r is unknown or held out (out-of-distribution checks only); training families: %s",
+                  args.family, [n for n, f in FAMILIES.items() if not f.heldout])
         return 2
     ds = Dataset(args.out)
     existing = set(ds.load_manifest().ids()) if ds.exists() else set()
@@ -75,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             if case_id in existing and not args.force:
                 log.info("%s already in %s: kept", case_id, args.out)
                 continue
-            cfg = PhantomConfig(seed=seed, n_lesions=(args.min_lesions, args.max_lesions))
+            cfg = dataclasses.replace(draw_config(args.family, seed), n_lesions=(args.min_lesions, args.max_lesions))
             ph = generate_phantom(cfg)
             add_case(ds, case_id, ph.exam.phases, lesions=ph.lesion_labels, breast_mask=ph.breast_mask,
                      phase_names=ph.exam.names,
-                     source=f"synthetic phantom seed={seed} (breastlesionseg.phantom, n_lesions="
+                     source=f"synthetic phantom seed={seed} family={args.family} (breastlesionseg.phantom, n_lesions="
                             f"{args.min_lesions}-{args.max_lesions})",
                      corrected_by="phantom ground truth", notes=f"{len(ph.lesions)} lesion(s): "
                      + ", ".join(f"{l['kind']} {l['volume_mm3']:.0f} mm3" for l in ph.lesions),
