@@ -2,9 +2,15 @@
 
 Definitions (``S0`` = pre-contrast signal, ``Se`` = early post-contrast phase, ``Sl`` = late phase):
 
-- percent enhancement (PE) of a voxel in phase k: ``100 * (Sk - S0) / S0``. Voxels with
-  ``S0 <= min_pre_signal`` (default 0) have no defined PE and are left out of every PE / SER / FTV
-  figure (their count is reported as ``excluded_low_pre_voxel_count``).
+- percent enhancement (PE) of a voxel in phase k: ``100 * (Sk - S0) / max(S0, F)``, where the noise floor
+  ``F = pe_floor_fraction x`` the median pre-contrast signal inside the breast (or the body when no breast
+  mask is known; :func:`pre_reference_signal`). A voxel whose pre-contrast signal is near 0 (fat-suppressed
+  tissue, vessels, noise) would otherwise get a PE of thousands of percent from noise; relative to the breast's
+  typical pre-contrast signal its enhancement is measured on the scale of the surrounding tissue. Without a
+  reference (``F = 0``) the classic ``100 * (Sk - S0) / S0`` is used and voxels with ``S0 <= min_pre_signal``
+  have no defined PE and are left out of every PE / SER / FTV figure (their count is reported as
+  ``excluded_low_pre_voxel_count``).
+- peak PE: the largest voxel PE of the early phase (with the floor above).
 - enhancing voxels: early PE >= ``pe_threshold_percent`` (default 70 %, Hylton et al., Radiology 2012;
   263:663-672, the I-SPY 1 FTV definition).
 - signal enhancement ratio (SER) of a voxel: ``(Se - S0) / (Sl - S0)`` (Hylton; undefined when the late
@@ -39,6 +45,10 @@ CURVE_TYPE_REFERENCE = (
     "ACR BI-RADS Atlas, MRI lexicon (2nd ed., 2013), delayed phase: change of signal from the early to the "
     "late phase relative to the early signal, > +10% persistent, within +/-10% plateau, < -10% washout"
 )
+PE_DEFINITION = (
+    "100 * (Sk - S0) / max(S0, F): F = pe_floor_fraction x the median pre-contrast signal inside the breast "
+    "(pre_reference_signal), so voxels with a pre-contrast signal near 0 are measured on the tissue's scale"
+)
 FTV_REFERENCE = "Hylton et al., Radiology 2012;263:663-672 (I-SPY 1): enhancing voxels with early PE >= threshold"
 
 
@@ -52,7 +62,9 @@ class KineticsConfig:
         late_phase: phase index of the late (delayed) phase; default the last phase.
         ftv_ser_min: optional SER cut-off for the FTV (enhancing voxels with SER below it are left out).
         curve_threshold_percent: half width of the plateau band of the curve-type rule (10 %).
-        min_pre_signal: voxels whose pre-contrast signal is <= this have no defined PE.
+        min_pre_signal: without a noise floor, voxels whose pre-contrast signal is <= this have no defined PE.
+        pe_floor_fraction: the PE denominator is at least this fraction of the reference pre-contrast signal
+            (the breast's median; 0 = no floor).
     """
 
     pe_threshold_percent: float = 70.0
@@ -61,8 +73,11 @@ class KineticsConfig:
     ftv_ser_min: float | None = None
     curve_threshold_percent: float = 10.0
     min_pre_signal: float = 0.0
+    pe_floor_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.pe_floor_fraction) and self.pe_floor_fraction >= 0):
+            raise InputError(f"pe_floor_fraction must be a finite number >= 0, got {self.pe_floor_fraction}")
         if not np.isfinite(self.pe_threshold_percent):
             raise InputError(f"pe_threshold_percent must be a finite number, got {self.pe_threshold_percent}")
         if not np.isfinite(self.curve_threshold_percent) or self.curve_threshold_percent < 0:
@@ -107,12 +122,32 @@ def classify_curve(late_change_percent: float | None, threshold_percent: float =
     return PLATEAU
 
 
+def pre_reference_signal(pre: np.ndarray, region: np.ndarray | None = None) -> float:
+    """The typical pre-contrast signal the PE noise floor is a fraction of.
+
+    Args:
+        pre: ``(z, y, x)`` pre-contrast signal.
+        region: optional boolean mask of the breast (the median is taken there when it holds voxels); else the
+            body: voxels above 10% of the pre signal's 99th percentile.
+
+    Returns:
+        The median pre-contrast signal of the region (0.0 when there is none).
+    """
+    pre = np.asarray(pre)
+    if region is not None and np.any(region):
+        values = pre[region]
+    else:
+        values = pre[pre > 0.1 * np.percentile(pre, 99.0)]
+    return float(np.median(values)) if values.size else 0.0
+
+
 def lesion_kinetics(
     signals: np.ndarray,
     config: KineticsConfig,
     voxel_volume_mm3: float,
     phase_names: list[str] | None = None,
     times_s: list[float] | None = None,
+    pre_reference: float | None = None,
 ) -> dict:
     """Kinetic metrics of one lesion from its voxels' signals.
 
@@ -122,6 +157,8 @@ def lesion_kinetics(
         voxel_volume_mm3: volume of one voxel (mm3) for the FTV.
         phase_names: optional names of the P phases (for the curve).
         times_s: optional acquisition time of each phase in seconds.
+        pre_reference: the breast's typical pre-contrast signal (:func:`pre_reference_signal`); the PE
+            denominator is at least ``config.pe_floor_fraction`` times it. ``None``: no floor.
 
     Returns:
         JSON-ready dict (see the module docstring for every key's definition).
@@ -140,9 +177,10 @@ def lesion_kinetics(
             f"(early {early}, late {late} of {n_phases} phases)"
         )
     s0 = signals[0]
-    valid = s0 > config.min_pre_signal
+    floor = config.pe_floor_fraction * float(pre_reference) if pre_reference else 0.0
+    valid = s0 > config.min_pre_signal if floor <= 0 else np.ones(n_vox, dtype=bool)
     sv = signals[:, valid]
-    pe = 100.0 * (sv - sv[0]) / sv[0] if sv.shape[1] else np.zeros((n_phases, 0))
+    pe = 100.0 * (sv - sv[0]) / np.maximum(sv[0], floor) if sv.shape[1] else np.zeros((n_phases, 0))
 
     # per voxel: SER and curve type among enhancing voxels
     enhancing = pe[early] >= config.pe_threshold_percent
@@ -152,7 +190,7 @@ def lesion_kinetics(
         ser = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, np.nan))
         if not has_delayed:  # no delayed phase: SER undefined
             ser = np.full_like(ser, np.nan)
-        voxel_change = 100.0 * (sv[late] - sv[early]) / sv[early]
+        voxel_change = 100.0 * (sv[late] - sv[early]) / np.maximum(sv[early], floor)
     ser_enh = ser[enhancing]
     ser_finite = ser_enh[np.isfinite(ser_enh)]
     ftv_sel = enhancing.copy()
@@ -203,6 +241,7 @@ def lesion_kinetics(
         "curve_type_fractions": fractions,
         "enhancing_voxel_count": n_enh,
         "excluded_low_pre_voxel_count": int(n_vox - np.count_nonzero(valid)),
+        "pe_denominator_floor_signal": floor,
         "ftv_voxel_count": n_ftv,
         "ftv_mm3": n_ftv * float(voxel_volume_mm3),
         "ftv_ml": n_ftv * float(voxel_volume_mm3) / 1000.0,

@@ -15,7 +15,8 @@ from ..exam.dce_exam import DCEExam
 from ..geometry import Geometry, Volume
 from ..labels import BREAST_LEFT, BREAST_RIGHT, lesion_segment_name
 from ._inputs import label_array
-from .kinetics import CURVE_TYPE_REFERENCE, FTV_REFERENCE, KineticsConfig, lesion_kinetics
+from .kinetics import (CURVE_TYPE_REFERENCE, FTV_REFERENCE, PE_DEFINITION, KineticsConfig, lesion_kinetics,
+                       pre_reference_signal)
 from .lesion_shape import MM3_PER_ML, lesion_shape_metrics
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def lesion_metrics(
     late_phase: int = -1,
     ftv_ser_min: float | None = None,
     min_pre_signal: float = 0.0,
+    pe_floor_fraction: float = 1.0,
 ) -> dict:
     """Metrics of every lesion of an exam and their totals.
 
@@ -75,7 +77,10 @@ def lesion_metrics(
         early_phase: early post-contrast phase index (1 = first post-contrast phase).
         late_phase: late phase index (-1 = last phase).
         ftv_ser_min: optional SER cut-off of the FTV (Hylton variant); None = PE threshold only.
-        min_pre_signal: voxels with pre-contrast signal <= this have no defined percent enhancement.
+        min_pre_signal: without a noise floor, voxels with pre-contrast signal <= this have no defined PE.
+        pe_floor_fraction: the PE denominator is at least this fraction of the median pre-contrast signal inside
+            the breast mask (the body without one); 0 = the classic ``(Sk - S0) / S0``. See
+            :mod:`~breastlesionseg.metrics.kinetics`.
 
     Returns:
         JSON-ready dict::
@@ -104,12 +109,14 @@ def lesion_metrics(
         late_phase=late_phase,
         ftv_ser_min=ftv_ser_min,
         min_pre_signal=min_pre_signal,
+        pe_floor_fraction=pe_floor_fraction,
     )
     early, late = config.resolve_phases(len(exam.phases))
     geometry = exam.geometry
     labels = label_array(lesion_labels, geometry, "lesion_labels")
     mask = label_array(breast_mask, geometry, "breast_mask") if breast_mask is not None else None
 
+    reference = pre_reference_signal(exam.pre.array, mask > 0 if mask is not None else None)
     shapes = lesion_shape_metrics(labels, geometry, mask)
     objects = ndimage.find_objects(labels)
     times = exam.acquisition_times_s if exam.acquisition_times_s else None
@@ -118,7 +125,7 @@ def lesion_metrics(
         sl = objects[label - 1]
         sel = labels[sl] == label
         signals = np.stack([np.asarray(p.array[sl], dtype=np.float64)[sel] for p in exam.phases])
-        kin = lesion_kinetics(signals, config, geometry.voxel_volume_mm3, exam.names, times)
+        kin = lesion_kinetics(signals, config, geometry.voxel_volume_mm3, exam.names, times, pre_reference=reference)
         entry = {"label": label, "name": lesion_segment_name(label)}
         entry.update({k: v for k, v in shape.items() if k != "label"})
         entry.update(kin)
@@ -127,7 +134,8 @@ def lesion_metrics(
     total_mm3 = float(sum(l["volume_mm3"] for l in lesions))
     total_ftv_mm3 = float(sum(l["ftv_mm3"] for l in lesions))
     cfg = config.to_dict()
-    cfg.update({"early_phase_index": early, "late_phase_index": late})
+    cfg.update({"early_phase_index": early, "late_phase_index": late, "pre_reference_signal": reference,
+                "pe_denominator_floor_signal": config.pe_floor_fraction * reference})
     return {
         "lesions": lesions,
         "totals": {
@@ -142,6 +150,7 @@ def lesion_metrics(
         "definitions": {
             "kinetic_curve_type": CURVE_TYPE_REFERENCE,
             "ftv": FTV_REFERENCE,
+            "percent_enhancement": PE_DEFINITION,
             "longest_3d_diameter_mm": "largest distance between surface voxel centres (physical space)",
             "longest_axial_diameter_mm": "largest in-slice distance between voxel centres over the axial-most slices",
             "side": "patient's left = +x in LPS; from the breast mask, else the centroid vs the midline",
