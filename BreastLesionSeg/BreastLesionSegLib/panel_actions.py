@@ -123,7 +123,7 @@ class PanelActions:
             return
         try:
             result = self.logic.finish_segmentation(job, replace, confirm_replace=replace is not None)
-        except BreastLesionSegError as exc:
+        except (BreastLesionSegError, OSError, RuntimeError) as exc:  # shown to the user; the scene keeps its nodes
             out.error = str(exc)
             return
         self.remember(values, result)

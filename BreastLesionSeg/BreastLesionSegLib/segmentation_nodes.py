@@ -99,11 +99,12 @@ def subject_hierarchy_study_item(scene: Any, node: Any) -> int:
 
 
 def place_beside(scene: Any, node: Any, reference_node: Any) -> None:
-    """Put ``node`` under the same subject-hierarchy parent (the study) and transform as ``reference_node``."""
+    """Put ``node`` under the same subject-hierarchy parent (the study) and transform as ``reference_node``
+    (a volume, or a sequence node, which has no transform)."""
     sh = scene.GetSubjectHierarchyNode()
     item = sh.GetItemByDataNode(node) or sh.CreateItem(sh.GetSceneItemID(), node)
     sh.SetItemParent(item, subject_hierarchy_study_item(scene, reference_node))
-    transform = reference_node.GetParentTransformNode()
+    transform = reference_node.GetParentTransformNode() if reference_node.IsA("vtkMRMLTransformableNode") else None
     if transform is not None and hasattr(node, "SetAndObserveTransformNodeID"):
         node.SetAndObserveTransformNodeID(transform.GetID())
 

@@ -95,3 +95,31 @@ def tiny_phantom():
 
     return generate_phantom(PhantomConfig(seed=0, size=(56, 32, 16), n_post=2, n_lesions=(1, 1),
                                           lesion_diameter_mm=(20.0, 30.0)))
+
+
+@pytest.fixture
+def panel_values():
+    """Plain values with the fields of the panel's parameter-node wrapper (``BreastLesionSegLib.parameter_node``;
+    ``slicer.parameterNodeWrapper`` itself is not in the slicer-core wheel): what ``PanelActions`` reads and writes."""
+    from dataclasses import dataclass, field
+    from typing import Any
+
+    from BreastLesionSegLib.settings import SegmentationSettings
+
+    @dataclass
+    class ResultReferences:
+        segmentation: Any = None
+        table: Any = None
+        chart: Any = None
+        probability: Any = None
+        heatmap: Any = None
+
+    @dataclass
+    class PanelValues(SegmentationSettings):
+        pre_volume: Any = None
+        post_volumes: list = field(default_factory=list)
+        sequence: Any = None
+        image_2d: Any = None
+        result: ResultReferences = field(default_factory=ResultReferences)
+
+    return PanelValues

@@ -229,3 +229,13 @@ def test_everything_the_widget_calls_exists_in_the_logic_package(ctx):
             module = importlib.import_module(node.module)
             for alias in node.names:
                 assert hasattr(module, alias.name), f"{node.module} has no '{alias.name}'"
+
+
+def test_the_tests_panel_values_have_the_wrappers_fields(panel_values):
+    """Testing/Python/slicer/conftest.py's plain panel values stand for the wrapper: same field names."""
+    import dataclasses
+
+    fields = {k for k in _wrapper_fields() if not k.startswith("result.")}
+    assert {f.name for f in dataclasses.fields(panel_values)} == fields
+    assert {f"result.{f.name}" for f in dataclasses.fields(panel_values().result)} == {
+        k for k in _wrapper_fields() if k.startswith("result.")}
