@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
+from .hires_unet_config import HiResUNetConfig
 
 #: attention variants of the attention U-Net (CBAM in every decoder level, non-local at the bottleneck)
 ATTENTION_CHOICES: tuple[str, ...] = ("cbam", "nonlocal", "both", "none")
@@ -92,7 +93,8 @@ class U2NetLiteConfig:
 
 
 #: 2D architecture name -> config class (the one list of 2D architectures)
-CONFIG2D_CLASSES: dict[str, type] = {"attention_unet2d": AttentionUNet2DConfig, "u2net_lite": U2NetLiteConfig}
+CONFIG2D_CLASSES: dict[str, type] = {"attention_unet2d": AttentionUNet2DConfig, "u2net_lite": U2NetLiteConfig,
+                                     "hires_unet2d": HiResUNetConfig}
 
 
 def config2d_from_dict(arch: str, values: dict[str, Any] | None) -> AttentionUNet2DConfig | U2NetLiteConfig:

@@ -11,9 +11,10 @@ from .config2d import CONFIG2D_CLASSES, config2d_from_dict
 def architectures_2d() -> dict[str, type]:
     """2D architecture name -> network class (imported here so the config module stays torch-free)."""
     from .attention_unet2d import AttentionUNet2D
+    from .hires_unet import HiResUNet2D
     from .u2net_lite import U2NetLite
 
-    return {"attention_unet2d": AttentionUNet2D, "u2net_lite": U2NetLite}
+    return {"attention_unet2d": AttentionUNet2D, "u2net_lite": U2NetLite, "hires_unet2d": HiResUNet2D}
 
 
 def build_network_2d(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
