@@ -12,7 +12,7 @@ from ..exam.dce_exam import DCEExam
 from ..geometry import Volume
 from .classical import segment_classical, validate_phases
 from .config import BreastRegionConfig
-from .result import BreastRegionResult, breast_volumes_ml
+from .result import BreastRegionResult, breast_volume_warnings, breast_volumes_ml
 
 log = logging.getLogger(__name__)
 
@@ -81,4 +81,8 @@ def segment_breast_region(exam: ExamInput, config: BreastRegionConfig | None = N
     volumes = breast_volumes_ml(mask)
     if volumes["total"] == 0:
         log.warning("no breast region found in '%s'", phases[0].name or phases[0].source)
-    return BreastRegionResult(mask=mask, volumes_ml=volumes, method=method, timings_s=timings, details=details)
+    warnings = breast_volume_warnings(volumes, phases[0].source or phases[0].name)
+    for text in warnings:
+        log.warning("%s", text)
+    return BreastRegionResult(mask=mask, volumes_ml=volumes, method=method, timings_s=timings, details=details,
+                              warnings=warnings)

@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     v = result.volumes_ml
     print(f"breast mask: {out}  (method {result.method}, {result.timings_s.get('total_s', 0.0):.2f} s)")
     print(f"volumes: left {v['left']:.1f} mL, right {v['right']:.1f} mL, total {v['total']:.1f} mL")
+    for warning in result.warnings:
+        print(warning)
     if report["crop"] is None:
         print("no breast region found: no crop")
     else:

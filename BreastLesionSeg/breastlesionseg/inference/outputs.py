@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError
+from ..breast.result import breast_volume_warnings
 from ..exam import DCEExam
 from ..geometry import Volume
 from ..io.output_claim import DISK_FULL_ERRNOS, claim_output
@@ -107,6 +108,9 @@ def metrics_document(result: SegmentationResult, exam: DCEExam, extra: dict | No
     }
     doc.update(result.summary())
     doc.update(result.metrics)
+    volumes = doc.get("breast_volumes") or {}
+    doc["warnings"] += breast_volume_warnings({"left": volumes.get("left_ml"), "right": volumes.get("right_ml")},
+                                              exam.pre.source)
     if extra:
         doc.update(extra)
     return _clean_floats(json.loads(json.dumps(doc, default=_json_default)))
