@@ -12,8 +12,6 @@ import subprocess
 
 log = logging.getLogger(__name__)
 
-DEVICE_CHOICES = (("auto", "Auto (GPU if available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
-
 
 def gpu_names(timeout_s: float = 5.0) -> list[str]:
     """Names of the NVIDIA GPUs of this computer ([] when there is none or nvidia-smi is absent)."""

@@ -75,10 +75,12 @@ class PanelActions:
         A newly chosen model first brings its card's threshold and minimum volume (once per choice).
         """
         self.logic.sync_model_defaults(values)
-        entries, index = model_choices(list_models([str(f) for f in values.user_model_folders]), values.model)
+        models = list_models([str(f) for f in values.user_model_folders])
+        entries, index = model_choices(models, values.model)
         state = panel_state(values.modality, values.input_mode, index >= 0, values.result.segmentation is not None,
                             values.dataset_folder, self.runs.segmentation is not None, self.runs.training is not None,
-                            self.logic.modality_unavailable(values.modality))
+                            self.logic.modality_unavailable(values.modality),
+                            models[index].summary() if index >= 0 else "")
         return state, entries, index
 
     def post_list_rows(self, values: Any) -> list[tuple[str, str, bool]]:

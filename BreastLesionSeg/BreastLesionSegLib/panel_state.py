@@ -37,6 +37,7 @@ class PanelState:
         train: Train is enabled (a chosen dataset with at least one case, no training running).
         cancel_training: Stop training is enabled.
         status: a reason shown when Apply is disabled ("" otherwise).
+        model_card: the selected model's card text (or why it is missing).
     """
 
     show_dce_inputs: bool
@@ -48,6 +49,7 @@ class PanelState:
     train: bool
     cancel_training: bool
     status: str = ""
+    model_card: str = ""
 
     def visible(self) -> dict[str, bool]:
         """.ui widget name -> shown."""
@@ -62,7 +64,8 @@ class PanelState:
 
 
 def panel_state(modality: str, input_mode: str, model_found: bool, have_result: bool, dataset_folder: object,
-                segmenting: bool, training: bool, modality_unavailable: str | None = None) -> PanelState:
+                segmenting: bool, training: bool, modality_unavailable: str | None = None,
+                model_card: str = "") -> PanelState:
     """The panel's enabled / visible controls.
 
     Args:
@@ -74,6 +77,7 @@ def panel_state(modality: str, input_mode: str, model_found: bool, have_result: 
         segmenting: a segmentation run is in progress.
         training: a training run is in progress.
         modality_unavailable: why the modality cannot run here (None when it can).
+        model_card: the selected model's card text.
     """
     dce = modality == MODALITY_DCE_MRI
     status = modality_unavailable or ("" if model_found else "the selected model is not installed: add its folder")
@@ -81,7 +85,8 @@ def panel_state(modality: str, input_mode: str, model_found: bool, have_result: 
         show_dce_inputs=dce, use_sequence=dce and input_mode == INPUT_SEQUENCE, show_image_2d=not dce,
         apply=not segmenting and not status, cancel=segmenting,
         result_actions=dce and have_result and not segmenting,
-        train=dce and not training and dataset_is_ready(dataset_folder), cancel_training=training, status=status)
+        train=dce and not training and dataset_is_ready(dataset_folder), cancel_training=training, status=status,
+        model_card=model_card if model_found else status)
 
 
 def post_list_order(candidates: Sequence[VolumeCandidate], selected_ids: Sequence[str],

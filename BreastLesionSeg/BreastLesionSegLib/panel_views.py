@@ -12,9 +12,11 @@ from .panel_state import PanelState
 
 
 def show_dependency_state(ui: Any, version_problem: str | None = None) -> bool:
-    """Show what is missing (or the Slicer version problem); returns True when the panel can work."""
+    """Show what is missing (or the Slicer version problem) and the GPU; returns True when the panel can work."""
     from .dependencies import install_plan, missing_requirements
+    from .devices import device_description, gpu_names
 
+    ui.gpuNameLabel.setText(device_description(gpu_names()))
     plan = install_plan(missing_requirements())
     ui.dependencyGroupBox.setVisible(plan.offered or bool(version_problem))
     ui.dependencyLabel.setText(version_problem or plan.message())
@@ -63,6 +65,7 @@ def apply_panel_state(ui: Any, state: PanelState) -> None:
     for name, enabled in state.enabled().items():
         getattr(ui, name).setEnabled(enabled)
     ui.applyButton.toolTip = state.status or "Segment the selected inputs"
+    ui.modelCardLabel.setText(state.model_card)
 
 
 def show_result(result: Any, selection: Any, ctx: Any) -> None:

@@ -102,7 +102,7 @@ def test_the_first_threshold_and_min_volume_change_is_kept(ctx, panel_values, ti
     actions = PanelActions(SceneLogic(ctx))
     state, entries, index = actions.state(values)  # a new parameter node: the card's calibrated values
     assert (values.threshold, values.min_lesion_volume_mm3) == (0.37, 42.0)
-    assert entries[index][1] == "calibrated-tiny" and state.apply
+    assert entries[index][1] == "calibrated-tiny" and state.apply and "calibrated-tiny" in state.model_card
     values.threshold, values.min_lesion_volume_mm3 = 0.25, 7.5  # the user's first change
     actions.state(values)
     assert (values.threshold, values.min_lesion_volume_mm3) == (0.25, 7.5)
@@ -184,7 +184,7 @@ def test_panel_state_by_modality_and_runs(tmp_path):
     busy = panel_state.panel_state(MODALITY_DCE_MRI, INPUT_VOLUMES, True, True, "", True, True)
     assert not busy.apply and busy.cancel and not busy.result_actions and busy.cancel_training and not busy.train
     missing = panel_state.panel_state(MODALITY_DCE_MRI, INPUT_VOLUMES, False, False, "", False, False)
-    assert not missing.apply and "not installed" in missing.status
+    assert not missing.apply and "not installed" in missing.status and missing.model_card == missing.status
     us = panel_state.panel_state(MODALITY_ULTRASOUND, INPUT_VOLUMES, True, False, "", False, False, "not here")
     assert us.show_image_2d and not us.show_dce_inputs and not us.apply and us.status == "not here"
     assert set(us.visible()) == set(panel_state.DCE_INPUT_WIDGETS) | set(panel_state.IMAGE_2D_WIDGETS)
