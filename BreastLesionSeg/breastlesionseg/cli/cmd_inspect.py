@@ -125,7 +125,35 @@ def inspect_inputs(inputs: Sequence[str | os.PathLike]) -> dict:
     else:
         report["grid_check"] = f"all {len(volumes)} phases on the same grid"
         report["ok"] = True
+    _check_exam_rules(report, volumes, names)
     return report
+
+
+def _check_exam_rules(report: dict, volumes: list[Volume], names: list[str]) -> None:
+    """The rules of :mod:`breastlesionseg.exam.validation` that ``segment`` applies: memory, phase order."""
+    from ..exam.resample import resample_to_grid
+    from ..exam.validation import check_phase_order_signal, default_memory_budget_bytes, estimate_exam_memory_bytes
+
+    estimate = estimate_exam_memory_bytes(volumes[0].geometry.size, len(volumes))
+    budget = default_memory_budget_bytes()
+    report["memory_estimate_gib"] = round(estimate / (1 << 30), 2)
+    if estimate > budget:
+        report["warnings"].append(f"segmenting needs about {estimate / (1 << 30):.1f} GiB, more than the memory "
+                                  f"budget of {budget / (1 << 30):.1f} GiB: segment would refuse this exam")
+        report["ok"] = False
+    if len(volumes) < 2 or not report["ok"]:
+        return
+    ref = volumes[0].geometry
+    arrays = [v.array if v.geometry.same_grid(ref) else resample_to_grid(v, ref).array for v in volumes]
+    check = check_phase_order_signal(arrays, names)
+    report["phase_order"] = {"plausible": check.plausible, "least_enhanced": names[check.least_enhanced],
+                             "mean_dynamic_signal": list(check.mean_signal), "measurable": check.measurable}
+    if not check.plausible:
+        report["phase_order_problem"] = (
+            f"implausible phase order: '{names[check.least_enhanced]}' is the least enhanced phase, not the first "
+            f"(mean signal of the most dynamic voxels: {check.describe()}); pass the phases in time order, "
+            f"pre-contrast first")
+        report["ok"] = False
 
 
 def _fmt3(values: Sequence[float], digits: int = 4) -> str:
@@ -153,6 +181,13 @@ def format_report(report: dict) -> str:
         else:
             lines.append("  grid: reference (pre-contrast)")
     lines.append(f"grid check: {report['grid_check']}")
+    if "phase_order" in report:
+        order = report["phase_order"]
+        lines.append("phase order: " + (report.get("phase_order_problem") or (
+            "plausible (the first phase is the least enhanced)" if order["measurable"]
+            else "not judged (no measurable enhancement)")))
+    if "memory_estimate_gib" in report:
+        lines.append(f"memory needed to segment: about {report['memory_estimate_gib']:.1f} GiB")
     lines.extend(f"warning: {w}" for w in report["warnings"])
     return "\n".join(lines)
 
@@ -162,5 +197,9 @@ def run(args: argparse.Namespace) -> int:
     report = inspect_inputs(args.phases)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not report["ok"]:
-        raise GeometryError(report["grid_check"])
+        if report.get("phase_order_problem"):
+            raise InputError(report["phase_order_problem"])
+        if report["grid_check"].startswith("not overlapping"):
+            raise GeometryError(report["grid_check"])
+        raise InputError("; ".join(report["warnings"]) or report["grid_check"])
     return 0

@@ -20,11 +20,12 @@ def _phase(geo: Geometry, lo: float, hi: float, seed: int = 0) -> Volume:
 
 @pytest.fixture
 def phases(tmp_path):
-    pre = write_volume(Volume(np.arange(np.prod(PRE.shape_zyx), dtype=np.int16).reshape(PRE.shape_zyx), PRE),
-                       tmp_path / "pre.nii.gz")
-    same = write_volume(_phase(PRE, 10.0, 500.0), tmp_path / "post1.nrrd")
+    ramp = np.arange(np.prod(PRE.shape_zyx), dtype=np.int16).reshape(PRE.shape_zyx)
+    pre = write_volume(Volume(ramp, PRE), tmp_path / "pre.nii.gz")
+    enhanced = _phase(PRE, 10.0, 500.0)  # post-contrast: the pre signal plus enhancement
+    same = write_volume(Volume(enhanced.array + ramp, PRE), tmp_path / "post1.nrrd")
     other_geo = Geometry((5, 5, 5), (1.5, 1.5, 2.0), (-3.0, 5.0, 12.0))  # entirely inside the pre extent
-    other = write_volume(_phase(other_geo, 20.0, 40.0), tmp_path / "post2.mha")
+    other = write_volume(_phase(other_geo, 2000.0, 2400.0), tmp_path / "post2.mha")
     return [pre, same, other]
 
 
@@ -49,7 +50,9 @@ def test_inspect_json(phases, capsys):
     np.testing.assert_allclose(pre["spacing_mm_xyz"], [0.8, 0.8, 1.5], atol=1e-6)
     assert pre["intensity_min"] == 0.0 and pre["intensity_max"] == 1754.0
     assert pre["pixel_type"] == "16-bit signed integer" and pre["grid"] == "reference"
-    assert post1["grid"] == "same grid" and 10.0 <= post1["intensity_min"] < post1["intensity_max"] <= 500.0
+    assert post1["grid"] == "same grid" and 10.0 <= post1["intensity_min"] < post1["intensity_max"] <= 500.0 + 1754
+    assert doc["phase_order"]["plausible"] and doc["phase_order"]["least_enhanced"] == "pre"
+    assert doc["memory_estimate_gib"] == pytest.approx(15 * 13 * 9 * (8 * 3 + 16) / 2**30, abs=0.01)
     assert post2["size_xyz"] == [5, 5, 5] and post2["grid"].startswith("resampled")
     assert post2["overlap_percent"] == 100.0
 
@@ -57,7 +60,8 @@ def test_inspect_json(phases, capsys):
 def test_inspect_dicom_study_lists_the_chosen_series(tmp_path, capsys):
     geo = Geometry((9, 7, 5), (0.9, 0.9, 2.0), (0.0, 0.0, 0.0))
     for number, desc, acq in [(4, "dyn post 1", 100.0), (3, "dyn pre", 10.0), (5, "dyn post 2", 200.0)]:
-        write_dicom_series(_phase(geo, 50.0, 60.0 + number, seed=number), tmp_path / f"s{number}",
+        rise = 20.0 * (number - 3)  # enhancement grows with time (series 3 is the pre-contrast phase)
+        write_dicom_series(_phase(geo, 50.0 + rise, 60.0 + rise, seed=number), tmp_path / f"s{number}",
                            series_description=desc, series_number=number, study_uid="1.2.3",
                            acquisition_time_s=acq)
     assert main(["inspect", str(tmp_path), "--json"]) == 0
@@ -117,3 +121,20 @@ def test_inspect_single_dicom_series_folder(tmp_path, capsys):
     assert phase["size_xyz"] == [9, 7, 5] and phase["dicom"]["description"] == "ax dyn pre"
     assert phase["intensity_min"] == float(vol.array.min()) and phase["intensity_max"] == float(vol.array.max())
     np.testing.assert_allclose(phase["origin_lps_mm"], [1.0, 2.0, 3.0], atol=1e-3)
+
+
+def test_inspect_exit_2_on_reversed_phases(phases, capsys, caplog):
+    with caplog.at_level(logging.ERROR):
+        assert main(["inspect", str(phases[1]), str(phases[0]), "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and doc["phase_order"]["least_enhanced"] == "post1"
+    assert "implausible phase order" in caplog.text
+
+
+def test_inspect_exit_2_on_truncated_file(tmp_path, phases, caplog):
+    raw = phases[0].read_bytes()
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with caplog.at_level(logging.ERROR):
+        assert main(["inspect", str(cut), str(phases[1])]) == 2
+    assert "cut.nii.gz" in caplog.text and "truncated" in caplog.text
