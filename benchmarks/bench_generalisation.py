@@ -1,26 +1,29 @@
 #!/usr/bin/env python
 """Does the 3D lesion model hold on exams it was not generated from? (issue 17)
 
-One run measures, for each model given, through the whole ``SegmentationEngine`` pipeline (breast
-region, crop, canonical model grid, sliding window, post-processing, per-lesion confidence):
+Every exam goes through the whole ``SegmentationEngine`` pipeline (breast region, crop, canonical model
+grid, sliding window, post-processing) with every connected component kept as a *candidate* together
+with its features and its match to the truth (``breastlesionseg.metrics.component_truth``). The
+figures are then computed twice from the same run: for **all components** (what the model reported
+before per-lesion confidence) and for the components a **confidence model reports**
+(``confidence >= report_threshold``). Sections (one JSON line per exam, appended as it goes, so a
+long run can be resumed with ``--resume``):
 
-* **Duke 153** (real exam, ``../shared/data/duke-breast-mri-153``): fraction of Lesion 1's voxels inside
-  the expert box (target >= 85 %), number of other reported lesions (target <= 2), number of candidates;
-* **held-out phantom families** (``heldout-*`` of ``breastlesionseg.phantom.randomisation``, never
-  trained or calibrated on): lesion Dice (mean over exams with lesions), sensitivity for lesions
-  >= 20 mm3, false positives per exam (lesion-free exams included), breast-region Dice;
-* **compound oblique vs axial**: default phantoms and the same patients on a grid rotated 20 degrees
-  about z and then x; lesion Dice of both;
-* **in distribution**: default-configuration phantoms of the held-out seeds 0-19.
+* ``validation`` — phantoms of the *training* family, seeds 2000+ (never held out): with
+  ``--fit-confidence`` the confidence model is fitted on them (``scripts/calibrate_lesion_confidence.py``'s
+  rule) and reused for every other section; otherwise the model card's confidence model is used;
+* ``duke`` — Duke 153 (real exam): fraction of Lesion 1's voxels inside the expert box (target >= 85 %),
+  other reported lesions (target <= 2), candidates;
+* ``heldout-*`` — held-out phantom families (out of the training ranges): lesion Dice (mean over exams
+  with lesions), sensitivity for lesions >= 20 mm3, false positives per exam (lesion-free exams
+  included), breast-region Dice;
+* ``axial`` / ``oblique`` — default phantoms and the same patients rotated 20 degrees about z and x;
+* ``in-distribution`` — default phantoms of the held-out seeds 0-19.
 
-Every phantom figure is given twice: for the *reported* lesions (``lesions.nii.gz``) and for *all*
-components (reported + candidates), so the effect of the per-lesion confidence is visible.
+Writes ``benchmarks/output/generalisation/<model id>/cases.jsonl``, ``summary.json`` and ``summary.md``.
+Example (about 1 h on 2 busy CPU cores)::
 
-Writes ``benchmarks/output/generalisation/generalisation.json`` and ``.md`` (the table for
-``docs/generalisation.md``). Example (about 20-40 min on 2 shared CPU cores)::
-
-    python benchmarks/bench_generalisation.py --models models/mm3dunet-phantom-demo --family-seeds 0-2 \\
-        --oblique-seeds 0-2 --indist-seeds 0-3
+    python benchmarks/bench_generalisation.py --model models/mm3dunet-phantom-demo --fit-confidence
 """
 from __future__ import annotations
 
@@ -29,12 +32,16 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from breastlesionseg.geometry import Volume
 from breastlesionseg.inference import InferenceConfig, SegmentationEngine
-from breastlesionseg.metrics import evaluate_segmentation
+from breastlesionseg.inference.lesion_confidence import (LesionConfidenceModel, choose_report_threshold,
+                                                         confidence_fit_metrics, fit_confidence_model)
+from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES
+from breastlesionseg.metrics.component_truth import match_components, reference_lesions, score_subset
+from breastlesionseg.nn.model_card import ModelCard
 from breastlesionseg.phantom import PhantomConfig, generate_phantom
 from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
 
@@ -42,8 +49,9 @@ log = logging.getLogger("bench_generalisation")
 REPO = Path(__file__).resolve().parents[1]
 DUKE = REPO.parent / "shared" / "data" / "duke-breast-mri-153"
 OUT = REPO / "benchmarks" / "output" / "generalisation"
-#: lesions at least this large (mm3) count for the sensitivity
-SENSITIVITY_MIN_MM3 = 20.0
+#: a component is a true lesion when at least this fraction of its voxels lies in the truth
+TRUE_OVERLAP_FRACTION = 0.1
+OBLIQUE = dict(oblique_deg=20.0, oblique_axis="z", oblique2_deg=20.0, oblique2_axis="x")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -55,155 +63,198 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
-def _all_components(result) -> Volume:
-    """Reported lesions and candidates in one map (candidates numbered after the lesions)."""
-    arr = np.asarray(result.lesion_labels.array, dtype=np.uint16).copy()
-    if result.candidate_labels is not None:
-        cand = np.asarray(result.candidate_labels.array)
-        arr[cand > 0] = cand[cand > 0] + result.n_lesions
-    return Volume(arr, result.lesion_labels.geometry, name="all components")
+def probe_engine(model: str, threads: int) -> SegmentationEngine:
+    """An engine whose confidence model reports nothing: every component comes back as a candidate."""
+    engine = SegmentationEngine(InferenceConfig(model=model, device="cpu", num_threads=threads))
+    engine.card.lesion_confidence = LesionConfidenceModel(
+        [COMPONENT_FEATURE_NAMES[0]], [0.0], [1.0], [0.0], 0.0, 1.0, "probe").to_dict()
+    return engine
 
 
-def _score(prediction: Volume, phantom) -> dict:
-    ev = evaluate_segmentation(prediction, phantom.lesion_labels, surface_distances_mm=False)
-    refs = [r for r in ev["detection"]["reference_lesions"] if r["volume_mm3"] >= SENSITIVITY_MIN_MM3]
-    return {"dice": ev["dice"], "fp": ev["detection"]["counts"]["fp"], "n_ref": len(refs),
-            "n_detected": sum(bool(r["detected"]) for r in refs)}
-
-
-def phantom_case(engine: SegmentationEngine, config: PhantomConfig) -> dict:
-    """Segment one phantom; scores of the reported lesions and of all components, breast-region Dice."""
-    t0 = time.perf_counter()
+def phantom_case(engine: SegmentationEngine, section: str, config: PhantomConfig) -> dict[str, Any]:
+    """One phantom: component rows (features + match to the truth), reference lesions, breast-region Dice."""
     phantom = generate_phantom(config)
     result = engine.run(phantom.exam)
-    truth_breast = np.asarray(phantom.breast_mask.array) > 0
-    pred_breast = np.asarray(result.breast_mask.array) > 0
-    breast_dice = 2.0 * np.count_nonzero(truth_breast & pred_breast) / max(
-        np.count_nonzero(truth_breast) + np.count_nonzero(pred_breast), 1)
-    row = {"seed": config.seed, "has_lesion": bool(phantom.lesions), "n_lesions_truth": len(phantom.lesions),
-           "reported": _score(result.lesion_labels, phantom), "all": _score(_all_components(result), phantom),
-           "n_candidates": len(result.candidates), "breast_dice": float(breast_dice),
-           "segment_s": float(result.timings_s.get("total", 0.0)), "wall_s": time.perf_counter() - t0}
-    log.info("  seed %d: Dice %.3f (all %.3f), FP %d (all %d), candidates %d, breast Dice %.3f", config.seed,
-             row["reported"]["dice"] or 0.0, row["all"]["dice"] or 0.0, row["reported"]["fp"], row["all"]["fp"],
-             row["n_candidates"], breast_dice)
-    return row
+    ref = np.asarray(phantom.lesion_labels.array)
+    matches = match_components(np.asarray(result.candidate_labels.array), ref)
+    rows = []
+    for c in result.candidates:
+        m = matches[c["id"]]
+        rows.append({**c, **m, "seed": config.seed,
+                     "is_lesion": m["n_overlap"] >= TRUE_OVERLAP_FRACTION * m["n_voxels"]})
+    tb, pb = np.asarray(phantom.breast_mask.array) > 0, np.asarray(result.breast_mask.array) > 0
+    return {"section": section, "seed": config.seed, "config": config.to_dict(), "rows": rows,
+            "ref_volumes_mm3": reference_lesions(ref, phantom.exam.geometry.voxel_volume_mm3),
+            "ref_voxels": int(np.count_nonzero(ref)),
+            "breast_dice": float(2 * np.count_nonzero(tb & pb) / max(tb.sum() + pb.sum(), 1)),
+            "segment_s": float(result.timings_s.get("total", 0.0))}
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Mean lesion Dice (exams with lesions), sensitivity >= 20 mm3, FP/exam, breast Dice; reported and all."""
-    out: dict = {"n_exams": len(rows), "n_lesion_free": sum(not r["has_lesion"] for r in rows),
-                 "breast_dice": float(np.mean([r["breast_dice"] for r in rows])) if rows else None}
-    for key in ("reported", "all"):
-        with_lesion = [r[key]["dice"] for r in rows if r["has_lesion"] and r[key]["dice"] is not None]
-        n_ref = sum(r[key]["n_ref"] for r in rows)
-        out[key] = {"dice": float(np.mean(with_lesion)) if with_lesion else None,
-                    "sensitivity": sum(r[key]["n_detected"] for r in rows) / n_ref if n_ref else None,
-                    "fp_per_exam": float(np.mean([r[key]["fp"] for r in rows])) if rows else None}
-    return out
-
-
-def duke_case(engine: SegmentationEngine) -> dict:
-    """Duke 153: Lesion 1 inside the expert box, other reported lesions, candidates."""
+def duke_case(engine: SegmentationEngine) -> dict[str, Any]:
+    """Duke 153: component rows with the fraction of each component inside the expert box."""
     from breastlesionseg.exam import load_exam, resample_to_grid
     from breastlesionseg.io import read_label_volume
 
-    paths = sorted(DUKE.glob("Breast_MRI_153_000[0-4]_*.nii.gz"))
-    exam = load_exam(paths)
+    exam = load_exam(sorted(DUKE.glob("Breast_MRI_153_000[0-4]_*.nii.gz")))
     result = engine.run(exam)
     box = read_label_volume(DUKE / "Breast_MRI_153_lesion_bbox.nii.gz")
     if not box.geometry.same_grid(exam.geometry):
         box = resample_to_grid(box, exam.geometry, "nearest")
-    inside = np.asarray(box.array) > 0
-    labels = np.asarray(result.lesion_labels.array)
-    lesion1 = labels == 1
-    frac = float(np.count_nonzero(lesion1 & inside) / max(np.count_nonzero(lesion1), 1))
-    cand = np.asarray(result.candidate_labels.array) if result.candidate_labels is not None else None
-    return {"lesion1_fraction_in_box": frac, "lesion1_volume_mm3": result.lesion_volumes_mm3[0] if labels.any() else 0,
-            "other_lesions": max(result.n_lesions - 1, 0), "n_candidates": len(result.candidates),
-            "lesion_confidence": result.lesion_confidence, "segment_s": result.timings_s.get("total"),
-            "candidates_in_box": int(len(np.unique(cand[inside & (cand > 0)]))) if cand is not None else 0}
+    matches = match_components(np.asarray(result.candidate_labels.array), (np.asarray(box.array) > 0).astype(np.uint8))
+    rows = [{**c, **matches[c["id"]]} for c in result.candidates]
+    for r in rows:
+        r["fraction_in_box"] = r["n_overlap"] / max(r["n_voxels"], 1)
+    return {"section": "duke", "seed": -1, "rows": rows, "segment_s": float(result.timings_s.get("total", 0.0))}
 
 
-def run_model(model: str, args: argparse.Namespace) -> dict:
-    """Every section of the benchmark for one model."""
-    engine = SegmentationEngine(InferenceConfig(model=model, device="cpu", num_threads=args.threads))
-    out: dict = {"model": model, "sha256": engine.model_info.sha256,
-                 "has_confidence_model": bool(getattr(engine.card, "lesion_confidence", None))}
+def planned_cases(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """(section, PhantomConfig or 'duke') in run order: validation first (the confidence fit needs it)."""
+    plan: list[tuple[str, Any]] = [("validation", draw_config("training", s)) for s in args.validation_seeds]
     if args.duke and DUKE.is_dir():
-        log.info("%s: Duke 153", model)
-        out["duke"] = duke_case(engine)
-    out["families"] = {}
+        plan.append(("duke", "duke"))
     for name in args.families:
-        log.info("%s: family %s", model, name)
-        rows = [phantom_case(engine, draw_config(name, s)) for s in args.family_seeds]
-        out["families"][name] = {"rows": rows, "summary": summarise(rows)}
-    obl = {"axial": [], "oblique": []}
+        plan += [(name, draw_config(name, s)) for s in args.family_seeds]
     for s in args.oblique_seeds:
-        log.info("%s: axial / compound oblique seed %d", model, s)
-        obl["axial"].append(phantom_case(engine, PhantomConfig(seed=s)))
-        obl["oblique"].append(phantom_case(engine, PhantomConfig(seed=s, oblique_deg=20.0, oblique_axis="z",
-                                                                 oblique2_deg=20.0, oblique2_axis="x")))
-    out["oblique"] = {k: {"rows": v, "summary": summarise(v)} for k, v in obl.items()}
-    log.info("%s: in distribution", model)
-    rows = [phantom_case(engine, PhantomConfig(seed=s)) for s in args.indist_seeds]
-    out["in_distribution"] = {"rows": rows, "summary": summarise(rows)}
+        plan += [("axial", PhantomConfig(seed=s)), ("oblique", PhantomConfig(seed=s, **OBLIQUE))]
+    plan += [("in-distribution", PhantomConfig(seed=s)) for s in args.indist_seeds]
+    return plan
+
+
+def collect(engine: SegmentationEngine, args: argparse.Namespace, cases_path: Path) -> list[dict]:
+    """Run every planned case not yet in ``cases_path`` (JSON lines, appended per case)."""
+    done = []
+    if args.resume and cases_path.is_file():
+        done = [json.loads(line) for line in cases_path.read_text().splitlines() if line.strip()]
+    have = {(c["section"], c["seed"]) for c in done}
+    for section, config in planned_cases(args):
+        seed = -1 if config == "duke" else config.seed
+        if (section, seed) in have:
+            continue
+        t0 = time.perf_counter()
+        case = duke_case(engine) if config == "duke" else phantom_case(engine, section, config)
+        case["wall_s"] = time.perf_counter() - t0
+        with cases_path.open("a") as fh:
+            fh.write(json.dumps(case, default=float) + "\n")
+        done.append(case)
+        log.info("%s seed %d: %d components (%d true) in %.0f s", section, seed, len(case["rows"]),
+                 sum(bool(r.get("is_lesion")) for r in case["rows"]), case["wall_s"])
+    return done
+
+
+def summarise_section(cases: list[dict], model: LesionConfidenceModel | None) -> dict[str, Any]:
+    """Lesion Dice / sensitivity >= 20 mm3 / FP per exam / breast Dice, for all and for reported components."""
+    out: dict[str, Any] = {"n_exams": len(cases), "n_lesion_free": sum(not c["ref_volumes_mm3"] for c in cases),
+                           "breast_dice": float(np.mean([c["breast_dice"] for c in cases]))}
+    for key in ("all", "reported"):
+        scores = []
+        for c in cases:
+            conf = model.confidence(c["rows"]) if (model is not None and c["rows"]) else np.ones(len(c["rows"]))
+            for r, p in zip(c["rows"], conf):
+                r["_keep"] = key == "all" or model is None or p >= model.report_threshold
+            scores.append(score_subset(c["rows"], c["ref_volumes_mm3"], c["ref_voxels"], lambda r: r["_keep"]))
+        dices = [s["dice"] for s, c in zip(scores, cases) if c["ref_volumes_mm3"] and s["dice"] is not None]
+        n_ref = sum(s["n_ref"] for s in scores)
+        out[key] = {"dice": float(np.mean(dices)) if dices else None,
+                    "sensitivity": sum(s["n_detected"] for s in scores) / n_ref if n_ref else None,
+                    "fp_per_exam": float(np.mean([s["fp"] for s in scores]))}
     return out
 
 
-def _f(v, fmt="{:.3f}") -> str:
-    return "-" if v is None else fmt.format(v)
+def summarise_duke(case: dict, model: LesionConfidenceModel | None) -> dict[str, Any]:
+    """Lesion 1 (the largest reported component) in the box, other reported lesions, candidates."""
+    out = {}
+    for key in ("all", "reported"):
+        rows = case["rows"]
+        if key == "reported" and model is not None and rows:
+            rows = [r for r, p in zip(rows, model.confidence(rows)) if p >= model.report_threshold]
+        rows = sorted(rows, key=lambda r: -r["volume_mm3"])
+        out[key] = {"lesion1_fraction_in_box": rows[0]["fraction_in_box"] if rows else None,
+                    "lesion1_volume_mm3": rows[0]["volume_mm3"] if rows else None,
+                    "other_lesions": max(len(rows) - 1, 0)}
+    out["n_candidates"] = out["all"]["other_lesions"] - out["reported"]["other_lesions"]
+    out["segment_s"] = case["segment_s"]
+    return out
 
 
-def markdown(results: list[dict], args: argparse.Namespace) -> str:
-    """The results as Markdown tables (reported lesions; all components in brackets)."""
-    lines = [f"Seeds: held-out families {args.family_seeds[0]}-{args.family_seeds[-1]} per family, "
-             f"oblique {args.oblique_seeds}, in distribution {args.indist_seeds}. Figures: reported lesions "
-             "(all components incl. candidates in brackets).", ""]
-    for res in results:
-        lines += [f"### {res['model']} (sha256 {res['sha256'][:12]}, confidence model: "
-                  f"{'yes' if res['has_confidence_model'] else 'no'})", ""]
-        if "duke" in res:
-            d = res["duke"]
-            lines += [f"Duke 153: Lesion 1 {100 * d['lesion1_fraction_in_box']:.1f} % inside the expert box "
-                      f"({d['lesion1_volume_mm3'] / 1000:.2f} mL), {d['other_lesions']} other reported lesions, "
-                      f"{d['n_candidates']} candidates.", ""]
-        lines += ["| set | exams (lesion-free) | lesion Dice | sensitivity >= 20 mm3 | FP / exam | breast Dice |",
-                  "|---|---|---|---|---|---|"]
-        sets = [(k, v["summary"]) for k, v in res["families"].items()]
-        sets += [(f"default {k}", v["summary"]) for k, v in res["oblique"].items()]
-        sets += [("in distribution (default, seeds 0-19 subset)", res["in_distribution"]["summary"])]
-        for name, s in sets:
-            r, a = s["reported"], s["all"]
-            lines.append(f"| {name} | {s['n_exams']} ({s['n_lesion_free']}) | {_f(r['dice'])} ({_f(a['dice'])}) | "
-                         f"{_f(r['sensitivity'], '{:.2f}')} ({_f(a['sensitivity'], '{:.2f}')}) | "
-                         f"{_f(r['fp_per_exam'], '{:.2f}')} ({_f(a['fp_per_exam'], '{:.2f}')}) | "
-                         f"{_f(s['breast_dice'])} |")
-        lines.append("")
-    return "\n".join(lines)
+def confidence_model(cases: list[dict], card: Any, fit: bool) -> LesionConfidenceModel | None:
+    """Fitted on the validation section (``fit``), else the card's."""
+    if not fit:
+        return LesionConfidenceModel.from_card(card)
+    rows = [r for c in cases if c["section"] == "validation" for r in c["rows"]]
+    seeds = sorted({c["seed"] for c in cases if c["section"] == "validation"})
+    model = fit_confidence_model(rows, [r["is_lesion"] for r in rows], 0.5,
+                                 f"{len(seeds)} validation phantoms, family 'training', seeds {seeds[0]}-{seeds[-1]} "
+                                 "(benchmarks/bench_generalisation.py --fit-confidence)")
+    model.report_threshold = choose_report_threshold(model, rows)
+    model.fit_metrics = confidence_fit_metrics(model, rows, len(seeds))
+    return model
+
+
+def markdown(summary: dict) -> str:
+    """The summary as a Markdown table (reported by the confidence model; all components in brackets)."""
+    f = lambda v, fmt="{:.3f}": "-" if v is None else fmt.format(v)  # noqa: E731
+    lines = [f"Model `{summary['model_id']}` (sha256 {summary['sha256'][:12]}); confidence model: "
+             f"{summary['confidence']}. Figures: reported lesions (all components, i.e. without the "
+             "confidence split, in brackets).", ""]
+    d = summary.get("duke")
+    if d:
+        r, a = d["reported"], d["all"]
+        lines += [f"Duke 153: Lesion 1 {100 * (r['lesion1_fraction_in_box'] or 0):.1f} % inside the expert box "
+                  f"({(r['lesion1_volume_mm3'] or 0) / 1000:.2f} mL); {r['other_lesions']} other reported lesions "
+                  f"({a['other_lesions']} before the confidence split, {d['n_candidates']} now candidates).", ""]
+    lines += ["| set | exams (lesion-free) | lesion Dice | sensitivity >= 20 mm3 | FP / exam | breast Dice |",
+              "|---|---|---|---|---|---|"]
+    for name, s in summary["sections"].items():
+        r, a = s["reported"], s["all"]
+        lines.append(f"| {name} | {s['n_exams']} ({s['n_lesion_free']}) | {f(r['dice'])} ({f(a['dice'])}) | "
+                     f"{f(r['sensitivity'], '{:.2f}')} ({f(a['sensitivity'], '{:.2f}')}) | "
+                     f"{f(r['fp_per_exam'], '{:.2f}')} ({f(a['fp_per_exam'], '{:.2f}')}) | {f(s['breast_dice'])} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=[str(REPO / "models" / "mm3dunet-phantom-demo")])
+    parser.add_argument("--model", default=str(REPO / "models" / "mm3dunet-phantom-demo"))
+    parser.add_argument("--validation-seeds", type=parse_seeds, default=parse_seeds("2000-2009"))
     parser.add_argument("--families", nargs="+", default=[n for n, f in FAMILIES.items() if f.heldout])
-    parser.add_argument("--family-seeds", type=parse_seeds, default=parse_seeds("0-2"))
-    parser.add_argument("--oblique-seeds", type=parse_seeds, default=parse_seeds("0-2"))
-    parser.add_argument("--indist-seeds", type=parse_seeds, default=parse_seeds("0-3"))
+    parser.add_argument("--family-seeds", type=parse_seeds, default=parse_seeds("0-1"))
+    parser.add_argument("--oblique-seeds", type=parse_seeds, default=parse_seeds("0-1"))
+    parser.add_argument("--indist-seeds", type=parse_seeds, default=parse_seeds("0,8,12"))
     parser.add_argument("--no-duke", dest="duke", action="store_false")
+    parser.add_argument("--fit-confidence", action="store_true", help="fit the confidence model on 'validation'")
+    parser.add_argument("--resume", action="store_true", help="keep the cases already in cases.jsonl")
+    parser.add_argument("--summary-only", action="store_true", help="only summarise the cases in cases.jsonl")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    unknown = [f for f in args.families if f not in FAMILIES or not FAMILIES[f].heldout]
-    if unknown:
-        parser.error(f"not held-out families: {unknown}")
-    results = [run_model(m, args) for m in args.models]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "generalisation.json").write_text(json.dumps(results, indent=1, default=float))
-    table = markdown(results, args)
-    (args.out / "generalisation.md").write_text(table + "\n")
-    print(table)
+    if [f for f in args.families if f not in FAMILIES or not FAMILIES[f].heldout]:
+        parser.error("--families must be held-out families")
+    if set(args.validation_seeds) & set(range(20)):
+        parser.error("validation seeds must not be the held-out seeds 0-19")
+    card = ModelCard.read(Path(args.model))
+    out = args.out / card.model_id
+    out.mkdir(parents=True, exist_ok=True)
+    if args.summary_only:
+        cases = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines() if line.strip()]
+    else:
+        cases = collect(probe_engine(args.model, args.threads), args, out / "cases.jsonl")
+    model = confidence_model(cases, card, args.fit_confidence)
+    sections: dict[str, list[dict]] = {}
+    for c in cases:
+        if c["section"] not in ("validation", "duke"):
+            sections.setdefault(c["section"], []).append(c)
+    summary = {"model_id": card.model_id, "sha256": card.weights_sha256,
+               "confidence": "none" if model is None else f"report threshold {model.report_threshold:.2f}, "
+                                                          f"{model.fitted_on}",
+               "confidence_model": None if model is None else model.to_dict(),
+               "sections": {k: summarise_section(v, model) for k, v in sections.items()}}
+    duke = [c for c in cases if c["section"] == "duke"]
+    if duke:
+        summary["duke"] = summarise_duke(duke[0], model)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    (out / "summary.md").write_text(markdown(summary))
+    print(markdown(summary))
     return 0
 
 

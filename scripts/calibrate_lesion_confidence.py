@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from breastlesionseg.inference import InferenceConfig, SegmentationEngine
-from breastlesionseg.inference.lesion_confidence import LesionConfidenceModel, fit_confidence_model
+from breastlesionseg.inference.lesion_confidence import (LesionConfidenceModel, choose_report_threshold,
+                                                         confidence_fit_metrics, fit_confidence_model)
 from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES
 from breastlesionseg.phantom import generate_phantom
 from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
@@ -34,8 +35,6 @@ from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
 log = logging.getLogger("calibrate_lesion_confidence")
 #: held-out evaluation seeds of the demo model, never used here
 EVAL_SEEDS = range(0, 20)
-#: components at least this large (mm3) that are true lesions must stay reported
-MIN_KEEP_VOLUME_MM3 = 20.0
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -69,31 +68,6 @@ def collect_components(engine: SegmentationEngine, family: str, seeds: list[int]
     return rows
 
 
-def choose_threshold(model: LesionConfidenceModel, rows: list[dict]) -> float:
-    """Highest threshold in 0.05..0.5 that keeps every true component of >= MIN_KEEP_VOLUME_MM3."""
-    keep = [r for r in rows if r["is_lesion"] and r["volume_mm3"] >= MIN_KEEP_VOLUME_MM3]
-    if not keep:
-        return 0.5
-    lowest = float(model.confidence(keep).min())
-    grid = [t for t in np.arange(0.05, 0.501, 0.05) if t <= lowest]
-    return float(grid[-1]) if grid else 0.0
-
-
-def fit_metrics(model: LesionConfidenceModel, rows: list[dict], n_exams: int) -> dict:
-    """Brier score, AUC, and false/true components per exam before and after the threshold."""
-    y = np.array([r["is_lesion"] for r in rows], dtype=float)
-    p = model.confidence(rows)
-    pos, neg = p[y == 1], p[y == 0]
-    auc = float(np.mean(pos[:, None] > neg[None, :]) + 0.5 * np.mean(pos[:, None] == neg[None, :])) \
-        if len(pos) and len(neg) else None
-    kept = p >= model.report_threshold
-    return {"n_components": len(rows), "n_true": int(y.sum()), "n_false": int((1 - y).sum()), "n_exams": n_exams,
-            "brier": float(np.mean((p - y) ** 2)), "auc": auc,
-            "false_per_exam_before": float((1 - y).sum() / n_exams),
-            "false_per_exam_reported": float(((1 - y) * kept).sum() / n_exams),
-            "true_reported_fraction": float((y * kept).sum() / max(y.sum(), 1))}
-
-
 def update_card(folder: Path, model: LesionConfidenceModel) -> None:
     """Write the confidence model into ``folder``'s model card (atomically)."""
     from breastlesionseg.io.atomic import write_text_atomic
@@ -115,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-overlap", type=float, default=0.1, help="true lesion: this fraction in the truth")
     parser.add_argument("--threshold", type=float, default=None, help="report threshold (default: chosen)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rows", type=Path, default=None, help="reuse the component rows of an earlier --json")
+    parser.add_argument("--rows", type=Path, default=None,
+                        help="reuse the component rows of an earlier --json, or the validation cases of "
+                             "bench_generalisation.py (cases.jsonl)")
     parser.add_argument("--json", type=Path, default=None, help="write rows, model and figures here")
     parser.add_argument("--update-card", action="store_true", help="store the model in the model card")
     args = parser.parse_args(argv)
@@ -123,15 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.seeds) & set(EVAL_SEEDS) or FAMILIES[args.family].heldout:
         parser.error("held-out seeds 0-19 and held-out families are never used for calibration")
     if args.rows:
-        rows = json.loads(args.rows.read_text())["rows"]
+        if args.rows.suffix == ".jsonl":  # cases of benchmarks/bench_generalisation.py: its validation section
+            cases = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+            rows = [r for c in cases if c["section"] == "validation" and c["seed"] in args.seeds for r in c["rows"]]
+        else:
+            rows = json.loads(args.rows.read_text())["rows"]
     else:
         engine = SegmentationEngine(InferenceConfig(model=str(args.model), device="cpu", num_threads=args.threads))
         rows = collect_components(engine, args.family, args.seeds, args.min_overlap)
     fitted_on = (f"{len(args.seeds)} validation phantoms, family '{args.family}', seeds "
                  f"{args.seeds[0]}-{args.seeds[-1]} (scripts/calibrate_lesion_confidence.py)")
     model = fit_confidence_model(rows, [r["is_lesion"] for r in rows], 0.5, fitted_on)
-    model.report_threshold = args.threshold if args.threshold is not None else choose_threshold(model, rows)
-    model.fit_metrics = fit_metrics(model, rows, len(args.seeds))
+    model.report_threshold = args.threshold if args.threshold is not None else choose_report_threshold(model, rows)
+    model.fit_metrics = confidence_fit_metrics(model, rows, len(args.seeds))
     print(json.dumps({"report_threshold": model.report_threshold, **model.fit_metrics}, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -156,6 +156,39 @@ def fit_confidence_model(
                                  report_threshold, fitted_on)
 
 
+def choose_report_threshold(model: LesionConfidenceModel, rows: Sequence[dict[str, Any]],
+                            min_keep_volume_mm3: float = 20.0) -> float:
+    """Highest threshold on a 0.05 grid (<= 0.5) that still reports every true component >= ``min_keep_volume_mm3``.
+
+    Args:
+        model: the fitted model.
+        rows: labelled components (features, ``volume_mm3``, ``is_lesion``) of the validation phantoms.
+        min_keep_volume_mm3: true components at least this large must stay reported.
+    """
+    keep = [r for r in rows if r["is_lesion"] and r["volume_mm3"] >= min_keep_volume_mm3]
+    if not keep:
+        return 0.5
+    lowest = float(model.confidence(keep).min())
+    grid = [float(t) for t in np.round(np.arange(0.05, 0.501, 0.05), 2) if t <= lowest]
+    return grid[-1] if grid else 0.0
+
+
+def confidence_fit_metrics(model: LesionConfidenceModel, rows: Sequence[dict[str, Any]], n_exams: int) -> dict:
+    """Brier score, AUC, and false components per exam before / after the report threshold (fitting set)."""
+    y = np.array([bool(r["is_lesion"]) for r in rows], dtype=float)
+    p = model.confidence(rows)
+    pos, neg = p[y == 1], p[y == 0]
+    auc = None
+    if len(pos) and len(neg):
+        auc = float(np.mean(pos[:, None] > neg[None, :]) + 0.5 * np.mean(pos[:, None] == neg[None, :]))
+    kept = p >= model.report_threshold
+    return {"n_components": len(rows), "n_true": int(y.sum()), "n_false": int((1 - y).sum()), "n_exams": n_exams,
+            "brier": float(np.mean((p - y) ** 2)) if len(rows) else None, "auc": auc,
+            "false_per_exam_all": float((1 - y).sum() / max(n_exams, 1)),
+            "false_per_exam_reported": float(((1 - y) * kept).sum() / max(n_exams, 1)),
+            "true_reported_fraction": float((y * kept).sum() / max(y.sum(), 1))}
+
+
 @dataclass
 class ScoredComponents:
     """Components split into reported lesions and lower-confidence candidates (both on one grid).
@@ -239,5 +272,6 @@ def split_by_confidence(
     )
 
 
-__all__ = ["LesionConfidenceModel", "ScoredComponents", "component_features", "fit_confidence_model",
+__all__ = ["LesionConfidenceModel", "ScoredComponents", "choose_report_threshold", "component_features",
+           "confidence_fit_metrics", "fit_confidence_model",
            "fit_logistic", "split_by_confidence"]
