@@ -23,7 +23,7 @@ Writes ``benchmarks/output/hires_unet_memory_<UTC time>.json`` and prints a mark
 
 Usage::
 
-    nice -n 10 .venv/bin/python benchmarks/bench_hires_unet_memory.py              # full run (~10 min, 2 cores)
+    .venv/bin/python benchmarks/bench_hires_unet_memory.py           # full run; workers run at niceness 10
     .venv/bin/python benchmarks/bench_hires_unet_memory.py --sizes 64 --variants separable-residual --steps 1
 """
 from __future__ import annotations
@@ -142,7 +142,7 @@ def measure(spec: Dict[str, Any], timeout_s: float) -> Dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
-                              preexec_fn=lambda: os.nice(int(spec["nice"])))
+                              preexec_fn=lambda: os.nice(max(0, int(spec["nice"]) - os.nice(0))))
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s:.0f} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -197,7 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cap-gib", type=float, default=9.0, help="never measure a configuration estimated above this")
     p.add_argument("--budget-gib", type=float, default=8.0, help="the memory budget the table marks (8 GiB GPU)")
-    p.add_argument("--nice", type=int, default=10, help="niceness of the measuring subprocesses")
+    p.add_argument("--nice", type=int, default=10, help="niceness of the measuring subprocesses (absolute)")
     p.add_argument("--timeout-s", type=float, default=900.0)
     p.add_argument("--output", type=Path, default=REPO / "benchmarks" / "output")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)

@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_dataset",
     "cmd_train",
     "cmd_ultrasound", "cmd_train_ultrasound", "cmd_evaluate_ultrasound",
+    "cmd_mammography",
 )
 
 log = logging.getLogger("breastlesionseg")
