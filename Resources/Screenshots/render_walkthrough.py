@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = create_standalone_context()
     nodes = [scene_io.node_from_volume(ctx.scene, v, SERIES_NAMES[k]) for k, v in enumerate(phantom.exam.phases)]
     logic = SceneLogic(ctx, work_dir=tempfile.mkdtemp(prefix="bls_walkthrough_"), threads=args.threads)
-    pre, posts = logic.assigned_nodes(logic.propose_inputs())
+    assignment = logic.propose_inputs()
+    pre, posts = logic.assigned_nodes(assignment)
     settings = SegmentationSettings(model=args.model, device="auto")
     logic.sync_model_defaults(settings)  # the model card's threshold and minimum volume, as the panel does
     result = logic.run_segmentation(logic.select_phases(INPUT_VOLUMES, pre, posts), settings)
