@@ -1,0 +1,161 @@
+"""Model card of a 2D lesion model (ultrasound, mammography) and safe loading of its weights.
+
+A 2D model folder holds ``model_card.json`` and the weights file it names (a plain ``state_dict``);
+loading checks the sha256 before deserialising and uses ``torch.load(..., weights_only=True)``. Model
+folders are found like the MRI models (``nn.registry.resolve_model``: a path, or an id in
+``$BREASTLESIONSEG_MODELS``, ``~/.breastlesionseg/models`` or the repository's ``models/``). The card
+says ``"kind": "lesion2d"`` and its modality, so it is never mistaken for a 3D MRI card.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from ..io.atomic import write_text_atomic
+
+CARD_FILE = "model_card.json"
+WEIGHTS_FILE = "weights.pt"
+CARD_KIND = "lesion2d"
+MODALITIES: tuple[str, ...] = ("ultrasound", "mammography")
+RESEARCH_USE_TEXT = (
+    "For research use only. Not a medical device; not for diagnosis or treatment decisions. "
+    "Every result must be reviewed and corrected by a qualified reader."
+)
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class ModelCard2D:
+    """Everything needed to use a trained 2D lesion model correctly.
+
+    Attributes:
+        model_id: folder-safe identifier, e.g. ``us-attunet-busbra``.
+        modality: ``"ultrasound"`` or ``"mammography"``.
+        arch: 2D architecture name (``nn.config2d.CONFIG2D_CLASSES``).
+        config: network config fields.
+        input_size_px: side of the square letterboxed network input.
+        intensity: intensity scaling (``"percentile_0.5_99.5"``: see ``imaging2d.intensity``).
+        threshold: lesion-probability threshold of the mask.
+        lesion_present_threshold: threshold on the lesion-present probability; below it the mask is emptied.
+        training_data: what the weights were trained on, in words.
+        dataset_citation: the dataset's citation (required by its licence).
+        split: which images trained / validated / tested this model.
+        cv_metrics: cross-validation / test metrics (free-form numbers).
+        trained_from_scratch: true when no pretrained (e.g. ImageNet) weights were used.
+        weights_file, weights_sha256: the weights file and its hex sha256.
+        training_command: the command that reproduces the weights.
+        research_use_only, research_use_text: always research use.
+        created: ISO-8601 UTC time.
+        kind: ``"lesion2d"``.
+    """
+
+    model_id: str
+    modality: str
+    arch: str
+    config: dict[str, Any]
+    input_size_px: int
+    intensity: str = "percentile_0.5_99.5"
+    threshold: float = 0.5
+    lesion_present_threshold: float = 0.5
+    training_data: str = ""
+    dataset_citation: str = ""
+    split: dict[str, Any] = field(default_factory=dict)
+    cv_metrics: dict[str, Any] = field(default_factory=dict)
+    trained_from_scratch: bool = True
+    weights_file: str = WEIGHTS_FILE
+    weights_sha256: str = ""
+    training_command: str = ""
+    research_use_only: bool = True
+    research_use_text: str = RESEARCH_USE_TEXT
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
+    kind: str = CARD_KIND
+
+    def __post_init__(self) -> None:
+        from ..nn.config2d import config2d_from_dict
+
+        if not _ID_RE.match(self.model_id):
+            raise ModelError(f"model_id {self.model_id!r} must be 1-128 letters, digits, '.', '_' or '-'")
+        if self.modality not in MODALITIES:
+            raise ModelError(f"model {self.model_id}: modality must be one of {MODALITIES}; got {self.modality!r}")
+        if self.kind != CARD_KIND:
+            raise ModelError(f"model {self.model_id}: card kind {self.kind!r} is not a 2D lesion model card")
+        try:
+            config2d_from_dict(self.arch, self.config)
+        except Exception as exc:
+            raise ModelError(f"model {self.model_id}: invalid network config: {exc}") from exc
+        if not 0.0 < self.threshold < 1.0 or not 0.0 < self.lesion_present_threshold < 1.0:
+            raise ModelError(f"model {self.model_id}: thresholds must be in (0, 1)")
+        if self.weights_sha256 and not _SHA_RE.match(self.weights_sha256):
+            raise ModelError(f"model {self.model_id}: weights_sha256 is not a hex sha256")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return dataclasses.asdict(self)
+
+    def write(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write ``folder/model_card.json`` atomically."""
+        return write_text_atomic(Path(folder) / CARD_FILE, json.dumps(self.to_dict(), indent=2) + "\n", overwrite=overwrite)
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "ModelCard2D":
+        """Read and validate ``folder/model_card.json`` (raises ModelError naming the file)."""
+        path = Path(folder) / CARD_FILE
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read model card '{path}': {exc}") from exc
+        if not isinstance(values, dict) or values.get("kind") != CARD_KIND:
+            raise ModelError(f"'{path}' is not a 2D lesion model card (kind {CARD_KIND!r})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in values.items() if k in known})
+        except TypeError as exc:
+            raise ModelError(f"model card '{path}' lacks a field: {exc}") from exc
+
+
+def load_model_2d(name_or_path: str | Path):
+    """(network in eval mode, card) of a 2D model folder or id; sha256 verified before loading.
+
+    Raises:
+        ModelError: not found, not a 2D card, sha256 mismatch or weights not matching the network.
+    """
+    import torch
+
+    from ..nn.factory2d import build_network_2d
+    from ..nn.registry import resolve_model, sha256_file
+
+    folder = resolve_model(name_or_path)
+    card = ModelCard2D.read(folder)
+    weights = folder / card.weights_file
+    if not weights.is_file():
+        raise ModelError(f"model {card.model_id}: weights file '{weights}' is missing")
+    digest = sha256_file(weights)
+    if card.weights_sha256 and digest != card.weights_sha256:
+        raise ModelError(f"model {card.model_id}: sha256 of '{weights}' is {digest}, the card says {card.weights_sha256}")
+    network = build_network_2d(card.arch, card.config)
+    try:
+        network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except (RuntimeError, KeyError) as exc:
+        raise ModelError(f"model {card.model_id}: weights do not fit the {card.arch} network: {exc}") from exc
+    return network.eval(), card
+
+
+def save_model_2d(state_dict: dict, card: ModelCard2D, folder: str | Path, overwrite: bool = False) -> Path:
+    """Write weights + card (sha256 filled in) into ``folder``; returns the folder."""
+    import torch
+
+    from ..io.atomic import write_atomic
+    from ..nn.registry import sha256_file
+
+    folder = Path(folder)
+    weights = write_atomic(folder / card.weights_file, lambda tmp: torch.save(state_dict, tmp), overwrite=overwrite)
+    card.weights_sha256 = sha256_file(weights)
+    card.write(folder, overwrite=overwrite)
+    return folder

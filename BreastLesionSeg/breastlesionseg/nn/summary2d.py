@@ -1,0 +1,47 @@
+"""Parameters, size and FLOPs of the 2D networks (``breastlesionseg model-summary attention_unet2d|u2net_lite``).
+
+Paper reference: U2NET-Lite is 4.7 MB (float32, segmentation part: ~1.1 M parameters); the attention
+U-Net of the BUSI paper gives no parameter count (its encoders were ImageNet backbones; ours is a light
+encoder trained from scratch).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+#: published model sizes for comparison (MB of float32 weights), by architecture
+PAPER_SIZE_MB: dict[str, float] = {"u2net_lite": 4.7}
+
+
+def summarize_2d(arch: str, overrides: dict[str, Any], size_px: int) -> dict[str, Any]:
+    """``{"arch", "params", "segmentation_params", "size_mb", "paper_size_mb", "flops", "gflops", "config", "input_shape"}``."""
+    import torch
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .factory2d import build_network_2d
+    from .flops import count_parameters
+
+    with torch.device("meta"):
+        net = build_network_2d(arch, overrides)
+    shape = (1, net.in_channels, size_px, size_px)
+    params = count_parameters(net)
+    head_params = sum(p.numel() for name, p in net.named_parameters() if name.startswith("heads."))
+    with torch.device("meta"), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(shape))
+    flops = int(counter.get_total_flops())
+    return {"arch": arch, "params": params, "segmentation_params": params - head_params,
+            "size_mb": round(params * 4 / 1e6, 3), "segmentation_size_mb": round((params - head_params) * 4 / 1e6, 3),
+            "paper_size_mb": PAPER_SIZE_MB.get(arch), "flops": flops, "gflops": round(flops / 1e9, 4),
+            "config": net.config.to_dict(), "input_shape": list(shape)}
+
+
+def format_summary_2d(result: dict[str, Any]) -> str:
+    """Human-readable lines of :func:`summarize_2d`."""
+    paper = f" (paper: {result['paper_size_mb']} MB)" if result["paper_size_mb"] else ""
+    return "\n".join([
+        f"architecture: {result['arch']}",
+        f"input:        {' x '.join(str(s) for s in result['input_shape'])}",
+        f"parameters:   {result['params']:,} ({result['params'] / 1e6:.3f} M; segmentation part {result['segmentation_params']:,})",
+        f"size:         {result['size_mb']:.2f} MB float32; segmentation part {result['segmentation_size_mb']:.2f} MB{paper}",
+        f"FLOPs:        {result['flops']:,} ({result['gflops']:.3f} G; multiply-add = 2 FLOPs)",
+    ])

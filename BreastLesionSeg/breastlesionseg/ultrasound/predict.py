@@ -1,0 +1,140 @@
+"""Run an ultrasound model on one image: lesion mask, lesion-present and malignancy probabilities, heat map.
+
+Public entry point for the CLI and the Slicer module::
+
+    from breastlesionseg.ultrasound import load_ultrasound_model, predict_image
+    model = load_ultrasound_model()            # the shipped model, or a folder / id
+    result = predict_image("image.png", model)  # or an (H, W) / (H, W, 3) array, or an Image2D
+    result.mask, result.malignancy_probability, result.heat_map, result.area_mm2
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..imaging2d.gradcam2d import gradcam_map
+from ..imaging2d.image2d import Image2D
+from ..imaging2d.image_io import read_image_2d, to_gray
+from .model import UltrasoundModel, load_ultrasound_model
+from .preprocess import prepare_image
+
+#: connected components smaller than this fraction of the largest one are dropped from the mask
+MIN_COMPONENT_FRACTION = 0.1
+
+
+@dataclass
+class UltrasoundResult:
+    """Result of one image.
+
+    Attributes:
+        mask: (H, W) uint8, 1 = lesion, exactly the input's size (empty when no lesion is found).
+        lesion_probability_map: (H, W) float32 per-pixel lesion probability.
+        lesion_present_probability: probability that the image shows a lesion, 0..1.
+        malignancy_probability: probability that the lesion is malignant, 0..1 (meaningful when a lesion is present).
+        heat_map: (H, W) float32 Grad-CAM of the malignancy head in [0, 1] (zeros when not computed).
+        area_px: lesion area in pixels.
+        area_mm2: lesion area in mm2, or ``None`` when the image has no pixel spacing.
+        spacing_mm: (row_mm, column_mm) or ``None``.
+        model_id: the model that produced it.
+        source: input file, when read from one.
+        frame_index: frame of a multi-frame input.
+    """
+
+    mask: np.ndarray
+    lesion_probability_map: np.ndarray
+    lesion_present_probability: float
+    malignancy_probability: float
+    heat_map: np.ndarray
+    area_px: int
+    area_mm2: float | None
+    spacing_mm: tuple[float, float] | None
+    model_id: str
+    source: str | None = None
+    frame_index: int = 0
+
+    @property
+    def lesion_found(self) -> bool:
+        """True when the mask is not empty."""
+        return self.area_px > 0
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The fields of ``result.json`` (no arrays)."""
+        return {
+            "source": self.source, "frame_index": self.frame_index, "model_id": self.model_id,
+            "lesion_present_probability": round(self.lesion_present_probability, 6),
+            "malignancy_probability": round(self.malignancy_probability, 6),
+            "lesion_found": self.lesion_found, "lesion_area_px": self.area_px,
+            "lesion_area_mm2": None if self.area_mm2 is None else round(self.area_mm2, 3),
+            "pixel_spacing_mm": None if self.spacing_mm is None else list(self.spacing_mm),
+            "width_px": int(self.mask.shape[1]), "height_px": int(self.mask.shape[0]),
+            "research_use_only": True,
+        }
+
+
+def as_image2d(image: str | Path | np.ndarray | Image2D, frame: int | None = None,
+               spacing_mm: tuple[float, float] | None = None) -> Image2D:
+    """Read a path, wrap an (H, W) / (H, W, 3|4) array, or pass an :class:`Image2D` through."""
+    if isinstance(image, Image2D):
+        return image
+    if isinstance(image, (str, Path)):
+        return read_image_2d(image, frame)
+    array = np.asarray(image)
+    if array.ndim not in (2, 3) or min(array.shape[:2]) < 8:
+        raise InputError(f"image array must be (H, W) or (H, W, 3) with sides >= 8 px; got shape {array.shape}")
+    gray = to_gray(array, "image array")
+    if not np.isfinite(gray).all():
+        raise InputError("image array holds NaN or infinite values")
+    return Image2D(gray, spacing_mm, Path("<array>"), 0, "given" if spacing_mm else "none")
+
+
+def clean_mask(mask: np.ndarray) -> np.ndarray:
+    """Drop connected components smaller than :data:`MIN_COMPONENT_FRACTION` of the largest one."""
+    from scipy.ndimage import label
+
+    labels, count = label(mask)
+    if count <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = np.flatnonzero(sizes >= MIN_COMPONENT_FRACTION * sizes.max()) + 1
+    return np.isin(labels, keep)
+
+
+def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundModel | str | Path | None = None, *,
+                  frame: int | None = None, spacing_mm: tuple[float, float] | None = None,
+                  with_heat_map: bool = True) -> UltrasoundResult:
+    """Segment the lesion of one ultrasound image and estimate lesion-present and malignancy probabilities.
+
+    Args:
+        image: file path (PNG/JPEG/BMP/TIFF/DICOM), (H, W) or (H, W, 3) array, or :class:`Image2D`.
+        model: loaded model, model id/folder, or ``None`` for the shipped model.
+        frame: frame of a multi-frame file.
+        spacing_mm: (row_mm, column_mm) for an array input (files carry their own).
+        with_heat_map: compute the Grad-CAM heat map (one extra backward pass).
+    Raises:
+        InputError: unreadable or invalid image (named). ModelError: model problems.
+    """
+    model = model if isinstance(model, UltrasoundModel) else load_ultrasound_model(model or "us-attunet-busbra")
+    picture = as_image2d(image, frame, spacing_mm)
+    network_input, letterbox = prepare_image(picture.pixels, model.card.input_size_px)
+    with torch.inference_mode():
+        output = model.network(network_input[None])
+    lesion_present = float(torch.sigmoid(output.lesion_logit)[0])
+    malignancy = float(torch.sigmoid(output.malignancy_logit)[0])
+    probability = letterbox.invert(torch.sigmoid(output.seg_logits[0, 0]))
+    mask = np.zeros(probability.shape, dtype=bool)
+    if lesion_present >= model.card.lesion_present_threshold:
+        mask = clean_mask(probability > model.card.threshold)
+    heat = letterbox.invert(gradcam_map(model.network, network_input)) if with_heat_map else np.zeros_like(probability)
+    area_px = int(mask.sum())
+    pixel_area = picture.pixel_area_mm2
+    return UltrasoundResult(
+        mask=mask.astype(np.uint8), lesion_probability_map=probability, lesion_present_probability=lesion_present,
+        malignancy_probability=malignancy, heat_map=np.clip(heat, 0, 1).astype(np.float32), area_px=area_px,
+        area_mm2=None if pixel_area is None else area_px * pixel_area, spacing_mm=picture.spacing_mm,
+        model_id=model.model_id, source=None if str(picture.source) == "<array>" else str(picture.source),
+        frame_index=picture.frame_index)
