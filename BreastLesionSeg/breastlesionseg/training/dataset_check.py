@@ -79,6 +79,16 @@ class DatasetCheckReport:
         return "\n".join(lines)
 
 
+def _check_phase_order(res: CaseCheck, phases: list[Volume]) -> None:
+    """The exam rule every command applies: the pre-contrast phase is the least enhanced."""
+    from ..exam.validation import check_phase_order_signal
+
+    check = check_phase_order_signal([v.array for v in phases], [v.name for v in phases])
+    if not check.plausible:
+        res.problems.append(f"implausible phase order: '{check.names[check.least_enhanced]}' is the least enhanced "
+                            f"phase, not 'pre' (mean signal of the most dynamic voxels: {check.describe()})")
+
+
 def _check_case(ds: Dataset, rec: CaseRecord, verify_hashes: bool) -> CaseCheck:
     res = CaseCheck(rec.case_id)
     try:
@@ -114,6 +124,8 @@ def _check_case(ds: Dataset, rec: CaseRecord, verify_hashes: bool) -> CaseCheck:
     for v in phases:
         if not np.isfinite(np.asarray(v.array, dtype=np.float64)).all():
             res.problems.append(f"phase '{v.name}' contains NaN/inf voxels")
+    if len(phases) == len(rec.phase_names) >= 2 and not res.problems:
+        _check_phase_order(res, phases)
     if verify_hashes and rec.image_sha256 and len(phases) == len(rec.phase_names) and not res.problems:
         if volume_sha256(phases) != rec.image_sha256:
             res.problems.append("phase voxels differ from the manifest hash (files modified or corrupted)")

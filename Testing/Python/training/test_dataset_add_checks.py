@@ -75,3 +75,23 @@ def test_truncated_phase_and_reversed_phases_are_refused(tmp_path, synth_case_fi
     with pytest.raises(DatasetError, match="implausible phase order"):
         add_case(tmp_path / "ds", "c1", src["phases"][::-1], lesions=src["lesions"], breast_mask=src["breast_mask"])
     assert not (tmp_path / "ds" / "cases").exists() or not any((tmp_path / "ds" / "cases").iterdir())
+
+
+def test_dataset_check_finds_truncated_and_reordered_case_files(tmp_path, synth_case_files):
+    from breastlesionseg.training.dataset_check import check_dataset
+
+    src = synth_case_files(8)
+    root = tmp_path / "ds"
+    add_case(root, "c1", src["phases"], lesions=src["lesions"], breast_mask=src["breast_mask"])
+    add_case(root, "c2", synth_case_files(9, "b")["phases"], lesions=src["lesions"], breast_mask=src["breast_mask"])
+    assert check_dataset(root).ok
+    case1, case2 = root / "cases" / "c1", root / "cases" / "c2"
+    raw = (case1 / "post1.nii.gz").read_bytes()
+    (case1 / "post1.nii.gz").write_bytes(raw[: len(raw) // 2])
+    pre, post2 = (case2 / "pre.nii.gz").read_bytes(), (case2 / "post2.nii.gz").read_bytes()
+    (case2 / "pre.nii.gz").write_bytes(post2)
+    (case2 / "post2.nii.gz").write_bytes(pre)
+    report = check_dataset(root, verify_hashes=False)
+    problems = {case.case_id: " ".join(case.problems) for case in report.cases}
+    assert "truncated" in problems["c1"]
+    assert "implausible phase order" in problems["c2"]
