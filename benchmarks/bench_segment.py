@@ -343,6 +343,124 @@ def phantom_eval(model: str, device: str, seeds: list[int], threads: int | None,
     return summary
 
 
+# ------------------------------------------------------------------------------------------ A/B of two checkouts
+def run_cli_case(repo: Path, backend: str, threads: int, timeout_s: float, keep: Path | None = None) -> dict[str, Any]:
+    """``breastlesionseg segment`` on the Duke exam as a user runs it, from the checkout ``repo``.
+
+    Measures the process wall time, the time from process start to the first progress line
+    (``--progress json``), the step timings the command writes into ``metrics.json``, the backend
+    preparation time (its DEBUG line) and the peak RSS (``/usr/bin/time``).
+    """
+    out_root = Path(tempfile.mkdtemp(prefix="bench_ab_"))
+    out = keep.resolve() if keep is not None else out_root / "out"
+    cmd = ["/usr/bin/time", "-f", "BLS_MAXRSS_KB %M", sys.executable, "-m", "breastlesionseg.cli.main", "-v",
+           "segment", *[str(DUKE_DIR / p) for p in DUKE_PHASES], "--output", str(out), "--progress", "json",
+           "--threads", str(threads), "--backend", backend, "--force"] + (["--save-probability"] if keep else [])
+    env = {**os.environ, "PYTHONPATH": str(repo / "BreastLesionSeg"), "OMP_NUM_THREADS": str(threads)}
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=repo)
+        first = proc.stdout.readline()
+        first_s = time.perf_counter() - t0
+        _, err = proc.communicate(timeout=timeout_s)
+        wall = time.perf_counter() - t0
+        record: dict[str, Any] = {"repo": str(repo), "backend_requested": backend, "exit": proc.returncode,
+                                  "first_progress_line_s": round(first_s, 3) if first else None,
+                                  "process_wall_s": round(wall, 3), "load_average_1min": os.getloadavg()[0]}
+        for line in err.splitlines():
+            if line.startswith("BLS_MAXRSS_KB"):
+                record["peak_rss_mb"] = round(int(line.split()[1]) / 1024.0, 1)
+            if "prepared in" in line and "backend" in line:
+                record["backend_prepare_s"] = float(line.rsplit("prepared in", 1)[1].split()[0])
+        metrics_path = out / "metrics.json"
+        if proc.returncode == 0 and metrics_path.is_file():
+            doc = json.loads(metrics_path.read_text())
+            record["timings_s"] = doc.get("timings_s")
+            record["inference_backend"] = str(doc.get("inference_backend", "")).split(" (")[0]
+        else:
+            record["error"] = err.strip().splitlines()[-5:]
+        return record
+    finally:
+        import shutil
+
+        shutil.rmtree(out_root, ignore_errors=True)
+
+
+def help_seconds(repo: Path, repeats: int = 3) -> float:
+    """Median wall time of ``breastlesionseg --help`` from the checkout ``repo``."""
+    env = {**os.environ, "PYTHONPATH": str(repo / "BreastLesionSeg")}
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "breastlesionseg.cli.main", "--help"], capture_output=True, env=env,
+                       check=True, cwd=repo)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def ab_checkouts(baseline: Path, pairs: int, threads: int, timeout_s: float, competing_load: int,
+                 keep_dir: Path | None, on_case=None) -> dict[str, Any]:
+    """Interleaved A/B: ``segment`` on Duke from ``baseline`` (auto backend) vs this checkout (auto and eager).
+
+    The arms rotate every round so that no arm always runs first; with ``competing_load`` > 0 that many
+    busy-looping processes share the CPUs for the whole run (a workstation that is not idle).
+    """
+    arms = [("baseline", baseline, "auto"), ("this", REPO, "auto"), ("this-eager", REPO, "eager")]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(competing_load)]
+    cases: list[dict[str, Any]] = []
+    try:
+        helps = {name: help_seconds(repo) for name, repo, _ in arms[:2]}
+        for k in range(pairs):
+            order = arms[k % len(arms):] + arms[:k % len(arms)]
+            for name, repo, backend in order:
+                keep = keep_dir / name if (keep_dir is not None and k == 0) else None
+                case = {"arm": name, "round": k, **run_cli_case(repo, backend, threads, timeout_s, keep)}
+                log.info("%s", case)
+                cases.append(case)
+                if on_case is not None:
+                    on_case(cases)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    return {"baseline": str(baseline), "pairs": pairs, "competing_load_processes": competing_load,
+            "help_s_median": helps, "cases": cases, "summary": ab_summary(cases)}
+
+
+def ab_summary(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median per arm of the process wall time, first progress line, peak RSS and every step."""
+    import statistics
+
+    out: dict[str, Any] = {}
+    for arm in sorted({c["arm"] for c in cases}):
+        ok = [c for c in cases if c["arm"] == arm and c.get("exit") == 0]
+        if not ok:
+            continue
+        row = {"runs": len(ok), "backend": ok[0].get("inference_backend")}
+        for key in ("process_wall_s", "first_progress_line_s", "peak_rss_mb", "backend_prepare_s"):
+            values = [c[key] for c in ok if c.get(key) is not None]
+            row[key] = round(statistics.median(values), 2) if values else None
+        steps = sorted({s for c in ok for s in (c.get("timings_s") or {})})
+        row["steps_s"] = {s: round(statistics.median([(c.get("timings_s") or {}).get(s, 0.0) for c in ok]), 2)
+                          for s in steps}
+        out[arm] = row
+    return out
+
+
+def print_ab(result: dict[str, Any]) -> None:
+    """The A/B as a markdown table (medians per arm)."""
+    steps = ["load_exam", "breast_region", "resample", "backend", "inference", "postprocess", "metrics", "total"]
+    print(f"A/B, {result['pairs']} interleaved rounds, competing load: {result['competing_load_processes']} busy "
+          f"processes; --help median s: {result['help_s_median']}")
+    print("| arm | backend | runs | process s | first progress line s | backend prepare s | "
+          + " | ".join(steps) + " | peak RSS MiB |")
+    print("|" + "---|" * (len(steps) + 7))
+    for arm, row in result["summary"].items():
+        print(f"| {arm} | {row['backend']} | {row['runs']} | {row['process_wall_s']} | {row['first_progress_line_s']} "
+              f"| {row['backend_prepare_s']} | " + " | ".join(str(row['steps_s'].get(s, '-')) for s in steps)
+              + f" | {row['peak_rss_mb']} |")
+
+
 # ------------------------------------------------------------------------------------------ report
 def print_table(cases: list[dict[str, Any]]) -> None:
     steps = ["load_exam", "breast_region", "crop", "resample", "channels", "backend", "inference", "postprocess",
@@ -385,12 +503,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blending-threads-ab", type=int, default=0, metavar="N",
                         help="instead of the usual cases: N interleaved pairs of Duke runs with PyTorch dropped to one "
                              "thread while the runtime runs the windows (the default) and with PyTorch's threads kept")
+    parser.add_argument("--ab", default=None, metavar="BASELINE_REPO",
+                        help="instead of the usual cases: interleaved A/B of 'segment' on Duke (as the CLI runs it) "
+                             "between the checkout BASELINE_REPO and this one (auto and eager backends)")
+    parser.add_argument("--ab-rounds", type=int, default=3, help="rounds of the A/B (each runs every arm once)")
+    parser.add_argument("--competing-load", type=int, default=0, metavar="N",
+                        help="with --ab: N busy-looping processes compete for the CPUs during the whole A/B")
+    parser.add_argument("--keep-probabilities", default=None, metavar="DIR",
+                        help="with --ab: keep each arm's first output folder (with probability.nii.gz) under DIR")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.child:
         print(json.dumps(run_case(json.loads(args.child)), default=float))
         return 0
+
+    if args.ab:
+        return main_ab(args)
 
     import torch
 
@@ -447,6 +576,25 @@ def main(argv: list[str] | None = None) -> int:
     if "phantom_eval" in report:
         pe = {k: v for k, v in report["phantom_eval"].items() if k != "per_exam"}
         print("phantom eval:", json.dumps(pe))
+    print(f"written {out}")
+    return 0
+
+
+def main_ab(args: argparse.Namespace) -> int:
+    """``--ab``: run the interleaved A/B, save its JSON after every case, print the table."""
+    out = Path(args.output) if args.output else REPO / "benchmarks" / "output" / (
+        "bench_segment_ab_" + _dt.datetime.now().strftime("%Y%m%dT%H%M%S") + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = {"benchmark": "bench_segment --ab", "machine": machine_info(), "threads": args.threads,
+              "date_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
+
+    def save(cases) -> None:
+        out.write_text(json.dumps({**header, "partial_cases": cases}, indent=2, default=float) + "\n", encoding="utf-8")
+
+    result = ab_checkouts(Path(args.ab).resolve(), args.ab_rounds, args.threads, args.timeout, args.competing_load,
+                          Path(args.keep_probabilities) if args.keep_probabilities else None, on_case=save)
+    out.write_text(json.dumps({**header, **result}, indent=2, default=float) + "\n", encoding="utf-8")
+    print_ab(result)
     print(f"written {out}")
     return 0
 

@@ -3,7 +3,7 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bash scripts/setup_env.sh || exit 1
+bash scripts/setup_env.sh test || exit 1
 log="$(mktemp)"
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" .venv/bin/python -m pytest "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

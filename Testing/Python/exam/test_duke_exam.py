@@ -13,12 +13,12 @@ log = logging.getLogger(__name__)
 
 
 @pytest.mark.realdata
-def test_duke_exam_loads_on_one_grid_quickly(duke_phase_paths):
+def test_duke_exam_loads_on_one_grid(duke_phase_paths):
     assert len(duke_phase_paths) == 5
     t0 = time.perf_counter()
     exam = load_exam(duke_phase_paths)
     elapsed_s = time.perf_counter() - t0
-    log.warning("Duke exam (5 x 448x448x160) loaded in %.2f s", elapsed_s)
+    log.info("Duke exam (5 x 448x448x160) loaded in %.2f s (timed in benchmarks/bench_segment.py)", elapsed_s)
     geo = exam.geometry
     assert len(exam.phases) == 5 and exam.names == ["pre", "post1", "post2", "post3", "post4"]
     assert geo.size == (448, 448, 160)
@@ -33,7 +33,6 @@ def test_duke_exam_loads_on_one_grid_quickly(duke_phase_paths):
     # and the mean post1 signal is above the pre signal
     assert exam.post[0].array.mean() > exam.pre.array.mean()
     assert np.percentile(percent_enhancement(exam, 1)[::2, ::2, ::2], 99.9) > 100.0
-    assert elapsed_s < 20.0, f"loading took {elapsed_s:.1f} s"
 
 
 @pytest.mark.realdata

@@ -190,5 +190,4 @@ def test_default_generation_time_is_logged(caplog):
     elapsed = time.perf_counter() - t0
     assert any("generated in" in r.getMessage() for r in caplog.records)
     assert p.generation_time_s == pytest.approx(elapsed, abs=0.5)
-    # target < 3 s on one free core; generous bound for a loaded shared 2-core CI machine
-    assert elapsed < 12.0
+    # the generation time itself is measured in benchmarks/bench_segment.py ("generate_phantom"), not asserted here
