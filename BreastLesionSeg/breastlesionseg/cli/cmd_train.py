@@ -132,9 +132,13 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import BreastLesionSegError
     from ..training.loop import train
 
+    from ..io.output_claim import claim_output, require_writable_folder
+
     try:
         cfg = config_from_args(args)
-        result = train(cfg)
+        require_writable_folder(cfg.output_dir)  # before any work, not after the first epoch
+        with claim_output(cfg.output_dir):  # one training per output folder
+            result = train(cfg)
     except (BreastLesionSegError, ValueError) as exc:
         if args.progress == "json":
             sys.stdout.write(json.dumps({"event": "error", "message": str(exc)}) + "\n")

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -132,6 +133,36 @@ def acquire_output_lock(out: str | os.PathLike) -> Path:
         raise InputError(f"output '{out}': only {free / (1 << 20):.0f} MiB free in '{out.parent}' (at least "
                          f"{MIN_FREE_BYTES >> 20} MiB needed); free some space or choose another location.")
     return lock
+
+
+def require_writable_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and prove it writable (a probe file is written and removed) with free space.
+
+    For commands whose output is a folder they fill over a long time (``train``): the check happens before any
+    work instead of after the first epoch.
+
+    Raises:
+        InputError: naming the folder and the reason (permission, read-only or full file system, a file in
+            the way).
+    """
+    out = Path(folder).absolute()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output '{out}' is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=out)
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise _unwritable(out, exc) from exc
+    free = shutil.disk_usage(out).free
+    if free < MIN_FREE_BYTES:
+        raise InputError(f"output '{out}': only {free / (1 << 20):.0f} MiB free (at least {MIN_FREE_BYTES >> 20} MiB "
+                         f"needed); free some space or choose another location.")
+    return out
 
 
 def remove_stale_partials(out: str | os.PathLike) -> list[Path]:

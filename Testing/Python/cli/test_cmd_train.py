@@ -90,3 +90,21 @@ def test_positive_sampling_choices_match_the_training_config(tmp_path):
     args = parser.parse_args(["train", "--data", str(tmp_path), "--output", str(tmp_path / "m"),
                               "--positive-sampling", "voxel"])
     assert cmd_train.config_from_args(args).positive_sampling == "voxel"
+
+
+def test_train_cli_unwritable_or_claimed_output_fails_before_any_work(tmp_path, capsys):
+    import os
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    rc = main(["train", "--data", str(tmp_path / "missing"), "--output", str(blocker / "o"), "--progress", "json",
+               "--patch", "16,32,32"])
+    assert rc == 2
+    message = json.loads(capsys.readouterr().out.splitlines()[-1])["message"]
+    assert "a_file/o' cannot be written" in message
+    out = tmp_path / "o"
+    (tmp_path / ".o.lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+    rc = main(["train", "--data", str(tmp_path / "missing"), "--output", str(out), "--progress", "json",
+               "--patch", "16,32,32"])
+    assert rc == 2
+    assert "being written by another run" in json.loads(capsys.readouterr().out.splitlines()[-1])["message"]
