@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from ..errors import GeometryError, InputError
 from ..exam.loader import default_phase_names
-from ..exam.validation import overlap_fraction
+from ..exam.validation import coverage_fraction, overlap_fraction
 from ..geometry import Geometry, Volume
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def _phase_record(volume: Volume, name: str, ref: Geometry | None) -> dict:
     else:
         frac = max(overlap_fraction(geo, ref), overlap_fraction(ref, geo))
         record["overlap_percent"] = round(100.0 * frac, 1)
+        record["covers_pre_percent"] = round(100.0 * coverage_fraction(ref, geo), 1)  # pre voxels it fills
         record["grid"] = "resampled onto the pre-contrast grid" if frac > 0 else "NOT OVERLAPPING"
     return record
 
@@ -177,6 +178,8 @@ def format_report(report: dict) -> str:
                      f"(mean {r['intensity_mean']:.4g})")
         if i:
             extra = f" ({r['overlap_percent']:.0f}% overlap)" if r["grid"] != "same grid" else ""
+            if "covers_pre_percent" in r:
+                extra += f", fills {r['covers_pre_percent']:.0f}% of the pre-contrast voxels"
             lines.append(f"  grid: {r['grid']}{extra}")
         else:
             lines.append("  grid: reference (pre-contrast)")

@@ -54,7 +54,7 @@ def test_inspect_json(phases, capsys):
     assert doc["phase_order"]["plausible"] and doc["phase_order"]["least_enhanced"] == "pre"
     assert doc["memory_estimate_gib"] == pytest.approx(15 * 13 * 9 * (8 * 3 + 16) / 2**30, abs=0.01)
     assert post2["size_xyz"] == [5, 5, 5] and post2["grid"].startswith("resampled")
-    assert post2["overlap_percent"] == 100.0
+    assert post2["overlap_percent"] == 100.0 and 0 < post2["covers_pre_percent"] < 50  # a 7.5 mm cube inside
 
 
 def test_inspect_dicom_study_lists_the_chosen_series(tmp_path, capsys):
