@@ -8,8 +8,10 @@ name in the model search path, in this order:
 2. the user folder ``~/.breastlesionseg/models``;
 3. the repository's ``models/`` folder (beside ``BreastLesionSeg/``; the shipped demo model lives there).
 
-Loading verifies the weights' sha256 against the card **before** deserialising anything, and
-deserialises with ``torch.load(..., weights_only=True)`` (no pickled code is executed).
+Loading verifies the weights' sha256 against the card **before** deserialising anything (for the
+shipped models also against the checksum list inside the package, :mod:`.shipped_models`), and
+deserialises with ``torch.load(..., weights_only=True)`` (no pickled code is executed). The trust model
+is documented in docs/model_trust.md.
 """
 from __future__ import annotations
 
@@ -141,6 +143,29 @@ def unwrap_network(module: nn.Module) -> nn.Module:
     return module
 
 
+def check_shipped_weights(model_id: str, weights_sha256: str, weights: Path, refuse: bool = True) -> None:
+    """Weights that claim a shipped model's id must be the ones the package's checksum list names.
+
+    Args:
+        model_id, weights_sha256, weights: the card's id, the weights' actual sha256 and their path.
+        refuse: raise (the model was asked for by id: the user expects the shipped model); else only warn
+            (a folder given by path, e.g. a re-training of the demo model before its checksums are updated).
+
+    Raises:
+        ModelError: ``refuse`` and the checksum is not the packaged one.
+    """
+    from .shipped_models import SHIPPED_MODELS
+
+    expected = SHIPPED_MODELS.get(model_id, {}).get("weights_sha256")
+    if expected is None or weights_sha256 == expected:
+        return
+    message = (f"'{weights}' claims to be the shipped model '{model_id}' but its sha256 {weights_sha256} is not the "
+               f"one this package ships ({expected}): the weights and the model card were changed together")
+    if refuse:
+        raise ModelError(message + "; give a re-trained model its own model_id (docs/model_trust.md)")
+    log.warning("%s (loaded because it was given by path)", message)
+
+
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[SegmentationNetwork, ModelCard]:
     """Load a model folder: verify, rebuild the network from the card, load the weights.
 
@@ -168,6 +193,8 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
             f"checksum mismatch for '{weights}': sha256 {actual} but the model card says {card.weights_sha256} "
             f"(the file is truncated, corrupted or not the one this card describes)"
         )
+    by_id = not Path(str(name_or_path)).expanduser().exists()
+    check_shipped_weights(card.model_id, actual, weights, refuse=by_id)
     module = card.model_config().build()
     from ..training.checkpoint import safe_torch_load
 

@@ -59,6 +59,12 @@ def verified_onnx_path(model_dir: Path | None, card) -> Path:
     if actual != record.get("sha256"):
         raise BackendUnavailableError(f"'{path}' has sha256 {actual} but the model card says {record.get('sha256')} "
                                       f"(changed after export); re-create it with: {export_command(model_dir)}")
+    from ..nn.shipped_models import SHIPPED_MODELS  # noqa: PLC0415
+
+    shipped = SHIPPED_MODELS.get(card.model_id, {}).get("onnx_sha256")
+    if shipped is not None and actual != shipped:
+        raise BackendUnavailableError(f"'{path}' claims to be the shipped model '{card.model_id}' but its sha256 is "
+                                      f"not the one this package ships")
     return path
 
 

@@ -1,0 +1,18 @@
+"""Checksums of the models shipped with the repository, kept in the package (not beside the weights).
+
+A model card records the sha256 of its own weights, which detects a truncated, corrupted or swapped file
+but not a deliberate edit of both the weights and the card. For the shipped models the package itself
+holds the expected checksums: :func:`~breastlesionseg.nn.registry.load_model` refuses a folder whose card
+claims a shipped model id but whose weights differ, wherever that folder lives (docs/model_trust.md).
+Re-training a shipped model means updating this table in the same commit (a test compares it with
+``models/``).
+"""
+from __future__ import annotations
+
+#: model id -> {"weights_sha256": ..., "onnx_sha256": ...} of the copy in the repository's models/ folder
+SHIPPED_MODELS: dict[str, dict[str, str]] = {
+    "mm3dunet-phantom-demo": {
+        "weights_sha256": "d478ad34712bddec455ace32f22e3c6fcbdd145c63f98d4eea2798c1a355644c",
+        "onnx_sha256": "58481ccec828e8f453755542b0909783c05913e2db2a3cb225ee06889771ddf0",
+    },
+}
