@@ -12,7 +12,8 @@ Mateus) and image size (``--sizes``; default 512, 1024, 1536 px, batch 1, one gr
 2. **measure** it, only when the estimate fits under ``--cap-gib`` (so the run never endangers a shared
    machine): one fresh subprocess per configuration, niced, with ``RLIMIT_AS`` = its address space after
    start-up + the cap, runs one warm-up step (allocates the Adam state), resets the peak resident set
-   (``/proc/self/clear_refs``), then ``--steps`` timed steps (forward, BCE loss, backward, Adam).
+   (``/proc/self/clear_refs``), then ``--steps`` timed steps (forward, BCE loss, backward, Adam); with
+   ``--steps 0`` the first step is timed and its peak (including the Adam state's allocation) reported.
    Reported: the peak resident set of the steady-state step minus the process's resident set after start-up
    (``peak_train_gib``), and the median wall time per image. On a GPU (``torch.cuda.is_available()``)
    the same step runs on ``cuda`` and the peak is ``torch.cuda.max_memory_allocated``.
@@ -124,11 +125,12 @@ def train_step_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         return time.perf_counter() - t0
 
     warmup_s = step()
-    if device == "cuda":
+    steps = int(spec["steps"])
+    if steps and device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    else:
+    elif steps:
         _reset_peak_rss()
-    times = [step() for _ in range(int(spec["steps"]))]
+    times = [step() for _ in range(steps)] or [warmup_s]  # --steps 0: the first step is the measurement
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated()
     else:
@@ -193,7 +195,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
     p.add_argument("--sizes", nargs="+", type=int, default=list(DEFAULT_SIZES_PX), metavar="PX")
-    p.add_argument("--steps", type=int, default=2, help="timed steps per configuration (after one warm-up)")
+    p.add_argument("--steps", type=int, default=2,
+                   help="timed steps per configuration after one warm-up; 0: time and peak of the first step "
+                        "(includes allocating the Adam state; for slow, loaded machines)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cap-gib", type=float, default=9.0, help="never measure a configuration estimated above this")
     p.add_argument("--budget-gib", type=float, default=8.0, help="the memory budget the table marks (8 GiB GPU)")
