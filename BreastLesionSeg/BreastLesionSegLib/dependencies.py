@@ -9,7 +9,7 @@ user what is missing, and only after the user confirms installs:
 2. the rest with ONE ``slicer.util.pip_install`` call at the versions the core package pins, with a
    constraint file that pins the torch the PyTorch extension installed, so pip never replaces it.
 
-The fast CPU inference runtime (OpenVINO + onnx, the core's ``fast`` extra) is optional: without it
+The fast CPU inference runtime (OpenVINO, the core's ``fast`` extra) is optional: without it
 ``segment`` still works on the slower PyTorch backends, so it neither disables the panel nor the
 self-test; it is offered in the same installation.
 
@@ -52,7 +52,7 @@ class Requirement:
 
 
 #: what the core package needs in Slicer's Python (pins as in pyproject.toml [project.dependencies] and,
-#: for the inference runtime, [project.optional-dependencies] fast)
+#: for the inference runtime, [project.optional-dependencies] fast). numpy and pydicom ship with Slicer.
 REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("torch", "torch==2.13.0", via_pytorch_extension=True),
     Requirement("monai", "monai==1.6.1"),
@@ -61,7 +61,6 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("slicerio", "slicerio==1.4.0"),
     Requirement("nrrd", "pynrrd==1.1.3"),
     Requirement("matplotlib", "matplotlib==3.11.2"),
-    Requirement("onnx", "onnx==1.23.2", optional=True),
     Requirement("openvino", "openvino==2026.4.1", optional=True),
 )
 

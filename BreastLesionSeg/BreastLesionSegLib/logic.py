@@ -17,6 +17,7 @@ Workflow:
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from typing import Any, Callable, Sequence
 from breastlesionseg.errors import BreastLesionSegError, InputError
 from breastlesionseg.output_files import BREAST_MASK_FILE, HEATMAP_FILE, LESIONS_FILE, METRICS_FILE, PROBABILITY_FILE
 
-from . import phases, plots, scene_io, segmentation_nodes, tables
+from . import image2d_scene, phases, plots, scene_io, segmentation_nodes, tables
 from .input_assignment import InputAssignment, assign_inputs
 from .models import ModelInfo, apply_card_defaults, find_model, read_model_info
 from .mrml_context import MRMLContext
@@ -58,8 +59,9 @@ class SegmentationJob:
         run_dir: folder owned by the run (inputs + output); removed on cancel or failure, and by
             :meth:`SceneLogic.finish_segmentation` after a success.
         output_dir: where the CLI writes its results.
-        selection: the phases that were written as inputs.
+        selection: the phases that were written as inputs (a 2D image: ``pre`` only).
         settings: the settings used.
+        modality: DCE-MRI, or a 2D modality (single-image command).
     """
 
     run: OutOfProcessRun
@@ -67,6 +69,7 @@ class SegmentationJob:
     output_dir: Path
     selection: PhaseSelection
     settings: SegmentationSettings
+    modality: str = MODALITY_DCE_MRI
 
 
 @dataclass
@@ -140,11 +143,21 @@ class SceneLogic:
         """The phases to segment (see :func:`.phases.select_phases`)."""
         return phases.select_phases(self.ctx, input_mode, pre, posts, sequence)
 
+    def select_image(self, node: Any) -> PhaseSelection:
+        """A single 2D image (ultrasound, mammography) as the input of a run.
+
+        Raises:
+            InputError: no image, or more than one slice.
+        """
+        image2d_scene.image_pixels(node)
+        return PhaseSelection(node, [], None, display_node=node, placement_node=node)
+
     def modality_unavailable(self, modality: str) -> str | None:
-        """Why ``modality`` cannot be segmented from the panel in this installation, or None when it can."""
-        if modality == MODALITY_DCE_MRI:
+        """Why ``modality`` cannot be segmented in this installation, or None when it can."""
+        command = image2d_scene.IMAGE_COMMANDS.get(modality)
+        if modality == MODALITY_DCE_MRI or (command and importlib.util.find_spec(f"breastlesionseg.cli.cmd_{command}")):
             return None
-        return f"{modality} segmentation is not available in the Slicer panel of this version"
+        return f"{modality}: this installation has no 'breastlesionseg {command}' command yet"
 
     # -- model ---------------------------------------------------------------------------------
     def model_info(self, settings: SegmentationSettings) -> ModelInfo:
@@ -222,6 +235,21 @@ class SceneLogic:
                               name="segmentation").start()
         return SegmentationJob(run, run_dir, output_dir, selection, settings)
 
+    def start_image_segmentation(self, selection: PhaseSelection, settings: SegmentationSettings) -> SegmentationJob:
+        """Write the 2D image into a new run folder and start the modality's single-image command out of process."""
+        settings = settings.validate()
+        unavailable = self.modality_unavailable(settings.modality)
+        if unavailable or settings.modality == MODALITY_DCE_MRI:
+            raise InputError(unavailable or "DCE-MRI is segmented with start_segmentation")
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=time.strftime("run_%Y%m%d_%H%M%S_"), dir=self.work_dir))
+        image = image2d_scene.write_image_input(selection.pre, run_dir / "inputs")
+        output_dir = run_dir / "output"
+        args = image2d_scene.image_arguments(settings.modality, image, output_dir, self.threads)
+        run = OutOfProcessRun(cli_command(args, python=self.python), run_dir=run_dir,
+                              env=child_environment(threads=self.threads), name="segmentation").start()
+        return SegmentationJob(run, run_dir, output_dir, selection, settings, settings.modality)
+
     def finish_segmentation(self, job: SegmentationJob, replace: ResultNodes | Any | None = None,
                             confirm_replace: bool = False) -> ResultNodes:
         """Import a succeeded run's results and remove its run folder (inputs and outputs).
@@ -235,6 +263,9 @@ class SceneLogic:
         try:
             if job.run.state != "succeeded":
                 raise BreastLesionSegError(f"segmentation {job.run.state}: {job.run.error_message}")
+            if job.modality != MODALITY_DCE_MRI:
+                return self.import_image_results(job.output_dir / image2d_scene.INPUT_STEM, job.selection, replace,
+                                                 confirm_replace)
             return self.import_results(job.output_dir, job.selection, replace=replace, confirm_replace=confirm_replace)
         finally:
             shutil.rmtree(job.run_dir, ignore_errors=True)
@@ -276,6 +307,40 @@ class SceneLogic:
         if selection.acquisition_times_s is not None:  # the CLI numbers phases; the table and curves use seconds
             result = self.update_metrics(result, selection)
         return result
+
+    def import_image_results(self, folder: str | os.PathLike, selection: PhaseSelection,
+                             replace: ResultNodes | Any | None = None, confirm_replace: bool = False) -> ResultNodes:
+        """A single-image command's result folder as an editable "Lesion" segment, a one-row table and the
+        heat map as an RGB volume, beside the image.
+
+        Raises:
+            ReplaceNotConfirmedError: ``replace`` without ``confirm_replace``.
+            InputError: missing files, or a mask / heat map not of the image's size.
+        """
+        if replace is not None and not confirm_replace:
+            raise ReplaceNotConfirmedError("replacing the previous result would discard its edits: ask the user first")
+        image = selection.pre
+        mask, result_json, heat = image2d_scene.read_image_result(folder, image)
+        previous = replace if isinstance(replace, ResultNodes) else (
+            self.result_for_segmentation(replace) if replace is not None else None)
+        base = f"{image.GetName()} lesion"
+        seg = self._result_segmentation(previous, selection, base)
+        image2d_scene.write_lesion_segment(self.ctx, seg, image, mask)
+        seg.SetAttribute("BreastLesionSeg.Model", str(result_json.get("model_id", "")))
+        table = previous.table if previous is not None and previous.table is not None else \
+            self.ctx.scene.AddNewNodeByClass("vtkMRMLTableNode", self.ctx.scene.GenerateUniqueName(f"{base} table"))
+        image2d_scene.fill_image_table(table, image2d_scene.lesion_row(result_json, mask, image))
+        heatmap = None
+        if heat is not None:
+            heatmap = image2d_scene.heatmap_volume(self.ctx.scene, heat, image, f"{base} heat map",
+                                                   previous.heatmap if previous is not None else None)
+        for node, kind in ((table, "table"), (heatmap, "heatmap")):
+            if node is not None:
+                node.SetAttribute("BreastLesionSeg.Output", kind)
+                node.SetNodeReferenceID(RESULT_OF_ROLE, seg.GetID())
+                segmentation_nodes.place_beside(self.ctx.scene, node, selection.placement_node)
+        return ResultNodes(seg, table, None, heatmap=heatmap, metrics=dict(result_json), lesion_segment_ids=["lesion"],
+                           output_dir=Path(folder))
 
     def _result_segmentation(self, previous: ResultNodes | None, selection: PhaseSelection, base: str) -> Any:
         if previous is not None:
@@ -364,6 +429,8 @@ class SceneLogic:
         if not rows:
             return None
         largest = max(rows, key=lambda r: r.get("volume_mm3", 0.0))
+        if "centroid_R_ras_mm" not in largest:  # a 2D result: the image is shown whole
+            return None
         return tuple(float(largest[f"centroid_{axis}_ras_mm"]) for axis in "RAS")
 
     def run_segmentation(self, selection: PhaseSelection, settings: SegmentationSettings,
@@ -397,6 +464,13 @@ class SceneLogic:
         """
         from breastlesionseg.metrics import lesion_metrics
 
+        if not selection.posts:  # a 2D image: the area of the edited "Lesion" segment, the probabilities as before
+            mask = image2d_scene.lesion_mask(self.ctx, result.segmentation, selection.pre)
+            previous_row = tables.table_to_dicts(result.table)[0] if result.table is not None else {}
+            row = image2d_scene.lesion_row(previous_row, mask, selection.pre)
+            image2d_scene.fill_image_table(result.table, row)
+            result.metrics = dict(result.metrics, **row)
+            return result
         labels = segmentation_nodes.labels_from_segmentation(self.ctx, result.segmentation, selection.pre)
         exam = scene_io.exam_from_nodes(selection.pre, selection.posts, selection.acquisition_times_s)
         metrics = lesion_metrics(exam, labels.lesion_labels, labels.breast_mask,
@@ -480,7 +554,14 @@ def _read_result_files(out: Path) -> tuple[Any, Any, dict]:
 
 
 def result_summary(metrics: dict) -> str:
-    """One line for the status label: lesions, total volume, model (demo flag), device and time."""
+    """One line for the status label: lesions, total volume, model (demo flag), device and time; for a 2D
+    image: the lesion-present and malignancy probabilities and the lesion area."""
+    if isinstance(metrics.get("lesion_present_probability"), (int, float)):
+        text = (f"lesion present {metrics['lesion_present_probability']:.2f}, "
+                f"malignant {metrics.get('malignancy_probability') or 0.0:.2f}")
+        area = metrics.get("lesion_area_mm2")
+        text += f", area {area:.1f} mm2" if isinstance(area, (int, float)) else ""
+        return text + (f", model {metrics['model_id']}" if metrics.get("model_id") else "")
     lesions = metrics.get("lesions") or []
     totals = metrics.get("totals") or {}
     parts = [f"{len(lesions)} lesion(s)"]

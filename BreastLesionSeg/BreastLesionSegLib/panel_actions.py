@@ -22,7 +22,7 @@ from .logic import ResultNodes, SceneLogic, result_summary
 from .models import ModelInfo, list_models
 from .panel_state import PanelState, assignment_notes, model_choices, panel_state, post_list_order
 from .phases import PhaseSelection, volume_candidates
-from .settings import settings_from
+from .settings import MODALITY_DCE_MRI, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,17 @@ class PanelActions:
         return assignment_notes(assignment, lambda node_id: scene.GetNodeByID(node_id).GetName())
 
     def selection(self, values: Any) -> PhaseSelection:
-        """The phases the values select."""
+        """The phases the values select (a 2D modality: the image)."""
+        if values.modality != MODALITY_DCE_MRI:
+            return self.logic.select_image(values.image_2d)
         return self.logic.select_phases(values.input_mode, values.pre_volume, list(values.post_volumes), values.sequence)
 
     # -- segmentation --------------------------------------------------------------------------
     def apply(self, values: Any, replace: Any = None) -> None:
         """Start segmenting the selected phases in the background (``replace``: a confirmed result to overwrite)."""
-        job = self.logic.start_segmentation(self.selection(values), settings_from(values))
+        settings = settings_from(values)
+        start = self.logic.start_segmentation if settings.modality == MODALITY_DCE_MRI else self.logic.start_image_segmentation
+        job = start(self.selection(values), settings)
         self.runs.start_segmentation(job)
         self._replace = replace
 

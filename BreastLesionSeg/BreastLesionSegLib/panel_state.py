@@ -20,7 +20,7 @@ DCE_INPUT_WIDGETS = ("inputModeLabel", "inputModeComboBox", "preVolumeLabel", "p
                      "postVolumesListWidget", "sequenceLabel", "sequenceSelector", "autoAssignButton",
                      "assignmentNotesLabel")
 IMAGE_2D_WIDGETS = ("image2dLabel", "image2dSelector")
-RESULT_ACTION_BUTTONS = ("editSegmentsButton", "updateMetricsButton", "jumpToLesionButton", "addToTrainingButton")
+RESULT_ACTION_BUTTONS = ("editSegmentsButton", "updateMetricsButton", "jumpToLesionButton")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class PanelState:
         show_image_2d: the single-image row (ultrasound, mammography).
         apply: Apply is enabled.
         cancel: Cancel is enabled.
-        result_actions: Edit segments / Update metrics / Centre on lesion / Add to training set.
+        result_actions: Edit segments / Update metrics / Centre on lesion.
+        add_to_training: Add to training set (DCE-MRI results).
         train: Train is enabled (a chosen dataset with at least one case, no training running).
         cancel_training: Stop training is enabled.
         status: a reason shown when Apply is disabled ("" otherwise).
@@ -46,6 +47,7 @@ class PanelState:
     apply: bool
     cancel: bool
     result_actions: bool
+    add_to_training: bool
     train: bool
     cancel_training: bool
     status: str = ""
@@ -60,7 +62,8 @@ class PanelState:
         return {"preVolumeSelector": not self.use_sequence, "postVolumesListWidget": not self.use_sequence,
                 "autoAssignButton": not self.use_sequence, "sequenceSelector": self.use_sequence,
                 "applyButton": self.apply, "cancelButton": self.cancel, "trainButton": self.train,
-                "cancelTrainingButton": self.cancel_training, **{n: self.result_actions for n in RESULT_ACTION_BUTTONS}}
+                "cancelTrainingButton": self.cancel_training, "addToTrainingButton": self.add_to_training,
+                **{n: self.result_actions for n in RESULT_ACTION_BUTTONS}}
 
 
 def panel_state(modality: str, input_mode: str, model_found: bool, have_result: bool, dataset_folder: object,
@@ -84,7 +87,7 @@ def panel_state(modality: str, input_mode: str, model_found: bool, have_result: 
     return PanelState(
         show_dce_inputs=dce, use_sequence=dce and input_mode == INPUT_SEQUENCE, show_image_2d=not dce,
         apply=not segmenting and not status, cancel=segmenting,
-        result_actions=dce and have_result and not segmenting,
+        result_actions=have_result and not segmenting, add_to_training=dce and have_result and not segmenting,
         train=dce and not training and dataset_is_ready(dataset_folder), cancel_training=training, status=status,
         model_card=model_card if model_found else status)
 

@@ -81,6 +81,12 @@ def fill_lesion_table(table_node: Any, metrics: dict, lesion_names: Sequence[str
     if isinstance(totals, dict) and rows:
         rows.append({k: totals.get(f"total_{k}") for k in rows[0]})
         names.append("Total")
+    return fill_table_rows(table_node, rows, names)
+
+
+def fill_table_rows(table_node: Any, rows: Sequence[dict], names: Sequence[str]) -> Any:
+    """Replace the contents of ``table_node`` with ``rows`` (flat dicts of scalars), the first column holding
+    ``names`` (the segment names); column types from the values, units from the field names. Returns the node."""
     columns: list[str] = []
     for r in rows:
         for key in r:

@@ -1,0 +1,149 @@
+"""Single 2D images (ultrasound, mammography) in the scene <-> the single-image commands' files.
+
+The Slicer panel's 2D modes run ``breastlesionseg ultrasound IMAGE --output DIR`` (mammography: the
+``mammography`` command, same layout) out of process like the DCE pipeline. Contract of those
+commands: for an input ``<stem>.png`` they write ``DIR/<stem>/lesion_mask.png`` (8-bit 0/255, exactly
+the input's width x height), ``result.json`` (``lesion_present_probability``,
+``malignancy_probability``, lesion area, model id) and ``heatmap.png`` (colour heat map, same size).
+
+An image in Slicer is a single-slice volume: a scalar node (gray) or a vector node (RGB), arrays
+``(1, H, W)`` / ``(1, H, W, C)``. Row ``j`` and column ``i`` of the PNG are voxel ``(0, j, i)``, so the
+mask maps back exactly onto the image's grid, and areas in mm2 use the node's pixel spacing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+
+from breastlesionseg.errors import InputError
+from breastlesionseg.io import terminology
+
+from . import scene_io, segmentation_nodes, tables
+from .settings import MODALITY_MAMMOGRAPHY, MODALITY_ULTRASOUND
+
+log = logging.getLogger(__name__)
+
+#: the command of each 2D modality, and the module that provides it
+IMAGE_COMMANDS = {MODALITY_ULTRASOUND: "ultrasound", MODALITY_MAMMOGRAPHY: "mammography"}
+MASK_FILE = "lesion_mask.png"
+RESULT_FILE = "result.json"
+HEATMAP_FILE = "heatmap.png"
+INPUT_STEM = "image"
+#: the editable segment of a 2D result
+LESION_SEGMENT = segmentation_nodes.SegmentSpec("lesion", "Lesion", terminology.lesion_color(1),
+                                                segmentation_nodes.lesion_terminology())
+#: result.json fields shown in the table
+RESULT_FIELDS = ("lesion_present_probability", "malignancy_probability", "model_id")
+
+
+def image_pixels(node: Any) -> np.ndarray:
+    """(H, W) or (H, W, C) pixels of a single-slice image volume.
+
+    Raises:
+        InputError: no node, no image data, or more than one slice.
+    """
+    if node is None or node.GetImageData() is None:
+        raise InputError("no image selected (load a PNG, JPEG or DICOM image and select it)")
+    array = slicer.util.arrayFromVolume(node)
+    if array.shape[0] != 1:
+        raise InputError(f"image '{node.GetName()}' has {array.shape[0]} slices; a single 2D image is needed")
+    return np.array(array[0], copy=True)
+
+
+def write_image_input(node: Any, folder: str | Path) -> Path:
+    """Write the image as ``folder/image.png`` (8-bit; other types are scaled from their min..max)."""
+    pixels = image_pixels(node)
+    if pixels.dtype != np.uint8:
+        lo, hi = float(pixels.min()), float(pixels.max())
+        pixels = np.zeros(pixels.shape, np.uint8) if hi <= lo else np.round((pixels - lo) / (hi - lo) * 255).astype(np.uint8)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{INPUT_STEM}.png"
+    sitk.WriteImage(sitk.GetImageFromArray(pixels, isVector=pixels.ndim == 3), str(path))
+    return path
+
+
+def image_arguments(modality: str, image_path: Path, output_dir: Path, threads: int | None = None) -> list[str]:
+    """Arguments of the modality's single-image command (its shipped model)."""
+    if modality not in IMAGE_COMMANDS:
+        raise InputError(f"modality {modality!r} has no single-image command (one of {tuple(IMAGE_COMMANDS)})")
+    args = [IMAGE_COMMANDS[modality], str(image_path), "--output", str(output_dir)]
+    return args + (["--threads", str(int(threads))] if threads else [])
+
+
+def pixel_area_mm2(node: Any) -> float:
+    """Area of one pixel in mm2 (column spacing x row spacing)."""
+    spacing = node.GetSpacing()
+    return float(spacing[0] * spacing[1])
+
+
+def _read_png(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"result folder '{path.parent}' has no {path.name} (did the command finish?)")
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def _check_size(array: np.ndarray, pixels: np.ndarray, path: Path) -> None:
+    if array.shape[:2] != pixels.shape[:2]:
+        raise InputError(f"'{path}' is {array.shape[1]}x{array.shape[0]} px; the image is "
+                         f"{pixels.shape[1]}x{pixels.shape[0]} px")
+
+
+def read_image_result(folder: str | Path, node: Any) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """(mask (H, W) bool, result.json dict, heat map (H, W, 3) uint8 or None) of ``folder`` for image ``node``.
+
+    Raises:
+        InputError: missing files, or a mask / heat map not of the image's size.
+    """
+    folder, pixels = Path(folder), image_pixels(node)
+    mask = _read_png(folder / MASK_FILE, "mask")
+    mask = mask[..., 0] if mask.ndim == 3 else mask
+    _check_size(mask, pixels, folder / MASK_FILE)
+    if not (folder / RESULT_FILE).is_file():
+        raise InputError(f"result folder '{folder}' has no {RESULT_FILE}")
+    result = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
+    heat = _read_png(folder / HEATMAP_FILE, "heat map") if (folder / HEATMAP_FILE).is_file() else None
+    if heat is not None:
+        _check_size(heat, pixels, folder / HEATMAP_FILE)
+    return mask > 127, result, heat
+
+
+def lesion_row(result: dict, mask: np.ndarray, node: Any) -> dict:
+    """The table row: the probabilities and model id of ``result.json`` and the area of ``mask`` (px, mm2)."""
+    area_px = int(np.count_nonzero(mask))
+    row = {key: result.get(key) for key in RESULT_FIELDS}
+    row.update(lesion_area_px=area_px, lesion_area_mm2=area_px * pixel_area_mm2(node))
+    return row
+
+
+def write_lesion_segment(ctx: Any, seg_node: Any, node: Any, mask: np.ndarray) -> None:
+    """Set the "Lesion" segment (Mass in the breast) of ``seg_node`` to ``mask`` (H, W) on the image's grid."""
+    segmentation_nodes.set_segment_mask(ctx, seg_node, node, LESION_SEGMENT, np.asarray(mask, bool)[None])
+
+
+def lesion_mask(ctx: Any, seg_node: Any, node: Any) -> np.ndarray:
+    """The (edited) "Lesion" segment as an (H, W) bool mask on the image's grid."""
+    return segmentation_nodes.export_segment_mask(ctx, seg_node, LESION_SEGMENT.segment_id, node)[0]
+
+
+def fill_image_table(table_node: Any, row: dict) -> Any:
+    """One "Lesion" row: probabilities, model id, area (px, mm2)."""
+    return tables.fill_table_rows(table_node, [row], [LESION_SEGMENT.name])
+
+
+def heatmap_volume(scene: Any, heat_rgb: np.ndarray, node: Any, name: str, old: Any = None) -> Any:
+    """The colour heat map as an RGB volume on the image's grid (shown as the slice views' foreground)."""
+    volume = old or scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", scene.GenerateUniqueName(name))
+    slicer.util.updateVolumeFromArray(volume, np.ascontiguousarray(heat_rgb[None].astype(np.uint8)))
+    volume.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(scene_io.ijk_to_ras_matrix(node, world=False)))
+    if volume.GetDisplayNode() is None:
+        volume.CreateDefaultDisplayNodes()
+    return volume

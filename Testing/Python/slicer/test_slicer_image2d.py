@@ -1,0 +1,126 @@
+"""The panel's 2D modes (issue 16's Slicer ultrasound mode) on real MRML with a real BUS-BRA image: the image
+node -> the single-image command's input PNG, and its result folder (the command's documented layout) ->
+an editable "Lesion" segment, a table with the probabilities and the area, the heat map as a volume;
+Update metrics after an edit."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicer
+
+from breastlesionseg.errors import InputError
+from breastlesionseg.io.terminology import parse_terminology_string
+from BreastLesionSegLib import image2d_scene, tables
+from BreastLesionSegLib.logic import SceneLogic
+from BreastLesionSegLib.panel_actions import PanelActions
+from BreastLesionSegLib.settings import MODALITY_DCE_MRI, MODALITY_ULTRASOUND
+
+ROOT = Path(__file__).resolve().parents[3]
+BUSBRA = Path(os.environ.get("BLS_SHARED_DATA", ROOT.parent / "shared" / "data")) / "busbra-ultrasound"
+CASE = "bus_0001-l"  # 175 x 256 px, malignant (bus_data.csv)
+
+
+@pytest.fixture
+def busbra_case():
+    image, mask = BUSBRA / "Images" / f"{CASE}.png", BUSBRA / "Masks" / f"mask_{CASE[4:]}.png"
+    if not image.is_file() or not mask.is_file():
+        pytest.skip(f"BUS-BRA image {image} not found (needs ../shared/data beside the checkout)")
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(image))), sitk.GetArrayFromImage(sitk.ReadImage(str(mask))) > 127
+
+
+def _image_node(ctx, pixels, spacing_mm=(0.1, 0.12), name="US image"):
+    """A single-slice volume as Slicer loads a PNG: (1, H, W) scalar or (1, H, W, 3) vector."""
+    cls = "vtkMRMLVectorVolumeNode" if pixels.ndim == 3 else "vtkMRMLScalarVolumeNode"
+    node = ctx.scene.AddNewNodeByClass(cls, name)
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(pixels[None]))
+    node.SetSpacing(spacing_mm[0], spacing_mm[1], 1.0)
+    node.SetOrigin(-12.5, 7.0, 3.0)
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def _command_output(folder, mask, heat, probabilities=(0.93, 0.81)):
+    """What `breastlesionseg ultrasound image.png --output DIR` writes into DIR/image/."""
+    folder.mkdir(parents=True)
+    sitk.WriteImage(sitk.GetImageFromArray(mask.astype(np.uint8) * 255), str(folder / image2d_scene.MASK_FILE))
+    sitk.WriteImage(sitk.GetImageFromArray(heat, isVector=True), str(folder / image2d_scene.HEATMAP_FILE))
+    (folder / image2d_scene.RESULT_FILE).write_text(json.dumps({
+        "lesion_present_probability": probabilities[0], "malignancy_probability": probabilities[1],
+        "model_id": "us-test", "lesion_area_px": int(mask.sum())}))
+    return folder
+
+
+@pytest.mark.realdata
+def test_busbra_result_becomes_an_editable_lesion_with_table_and_heat_map(ctx, busbra_case, tmp_path):
+    pixels, truth = busbra_case
+    node = _image_node(ctx, pixels)
+    heat = np.zeros(pixels.shape + (3,), np.uint8)
+    heat[..., 0] = np.linspace(0, 255, pixels.shape[1], dtype=np.uint8)[None]
+    folder = _command_output(tmp_path / "output" / "image", truth, heat)
+    logic = SceneLogic(ctx)
+    selection = logic.select_image(node)
+    result = logic.import_image_results(folder, selection)
+    mask = image2d_scene.lesion_mask(ctx, result.segmentation, node)
+    np.testing.assert_array_equal(mask, truth)  # exactly the command's mask, on the image's grid
+    segment = result.segmentation.GetSegmentation().GetSegment("lesion")
+    entry = parse_terminology_string(segment.GetTerminology())
+    assert segment.GetName() == "Lesion" and entry["type"][2] == "Mass" and entry["anatomicRegion"][2] == "Breast"
+    (row,) = tables.table_to_dicts(result.table)
+    assert row["lesion_present_probability"] == pytest.approx(0.93) and row["malignancy_probability"] == pytest.approx(0.81)
+    assert row["lesion_area_px"] == int(truth.sum())
+    assert row["lesion_area_mm2"] == pytest.approx(truth.sum() * 0.1 * 0.12)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(result.heatmap)[0], heat)
+    assert np.allclose(slicer.util.arrayFromVolume(result.heatmap).shape[1:3], pixels.shape)
+    assert logic.result_for_segmentation(result.segmentation).heatmap is result.heatmap
+    # the radiologist erases the lower half of the lesion, then Update metrics
+    rows = np.nonzero(truth.any(axis=1))[0]
+    edited = truth.copy()
+    edited[(rows.min() + rows.max()) // 2:] = False
+    image2d_scene.write_lesion_segment(ctx, result.segmentation, node, edited)
+    updated = logic.update_metrics(result, selection)
+    (row,) = tables.table_to_dicts(updated.table)
+    assert row["lesion_area_px"] == int(edited.sum()) < int(truth.sum())
+    assert row["malignancy_probability"] == pytest.approx(0.81)  # the model's probabilities are kept
+
+
+@pytest.mark.realdata
+def test_image_input_png_is_the_node_pixels(ctx, busbra_case, tmp_path):
+    pixels, _ = busbra_case
+    gray = image2d_scene.write_image_input(_image_node(ctx, pixels), tmp_path / "gray")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(gray))), pixels)
+    rgb = np.stack([pixels, 255 - pixels, pixels // 2], axis=-1)
+    colour = image2d_scene.write_image_input(_image_node(ctx, rgb, name="rgb"), tmp_path / "rgb")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(colour))), rgb)
+
+
+def test_image_inputs_and_results_are_checked(ctx, tmp_path):
+    logic = SceneLogic(ctx)
+    with pytest.raises(InputError, match="no image selected"):
+        logic.select_image(None)
+    volume = ctx.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "3D")
+    slicer.util.updateVolumeFromArray(volume, np.zeros((3, 5, 7), np.uint8))
+    with pytest.raises(InputError, match="3 slices"):
+        logic.select_image(volume)
+    node = _image_node(ctx, np.arange(35, dtype=np.uint16).reshape(5, 7) * 100)
+    png = image2d_scene.write_image_input(node, tmp_path / "in")
+    back = sitk.GetArrayFromImage(sitk.ReadImage(str(png)))
+    assert back.dtype == np.uint8 and back.min() == 0 and back.max() == 255  # 16-bit scaled from its min..max
+    wrong = _command_output(tmp_path / "out" / "image", np.ones((4, 7), bool), np.zeros((5, 7, 3), np.uint8))
+    with pytest.raises(InputError, match="7x4 px; the image is 7x5 px"):
+        logic.import_image_results(wrong, logic.select_image(node))
+
+
+def test_two_d_modality_is_offered_only_with_its_command(ctx, panel_values):
+    logic = SceneLogic(ctx)
+    assert logic.modality_unavailable(MODALITY_DCE_MRI) is None
+    reason = logic.modality_unavailable(MODALITY_ULTRASOUND)
+    has_command = importlib.util.find_spec("breastlesionseg.cli.cmd_ultrasound") is not None
+    assert (reason is None) == has_command
+    state, _, _ = PanelActions(logic).state(panel_values(modality=MODALITY_ULTRASOUND))
+    assert state.show_image_2d and not state.show_dce_inputs and state.apply == has_command
