@@ -124,3 +124,40 @@ def test_two_d_modality_is_offered_only_with_its_command(ctx, panel_values):
     assert (reason is None) == has_command
     state, _, _ = PanelActions(logic).state(panel_values(modality=MODALITY_ULTRASOUND))
     assert state.show_image_2d and not state.show_dce_inputs and state.apply == has_command
+
+
+def _shipped_ultrasound_model() -> Path | None:
+    for card in sorted((ROOT / "models").glob("*/model_card.json")):
+        if "ultrasound" in card.read_text(encoding="utf-8").lower():
+            return card.parent
+    return None
+
+
+@pytest.mark.realdata
+def test_ultrasound_apply_runs_the_real_command_on_a_busbra_image(ctx, busbra_case, panel_values, tmp_path):
+    """The panel's Apply in Ultrasound mode, end to end with the shipped model (skipped until both exist)."""
+    import time
+
+    if importlib.util.find_spec("breastlesionseg.cli.cmd_ultrasound") is None or _shipped_ultrasound_model() is None:
+        pytest.skip("needs the 'breastlesionseg ultrasound' command and a shipped ultrasound model in models/")
+    pixels, truth = busbra_case
+    node = _image_node(ctx, pixels)
+    values = panel_values(modality=MODALITY_ULTRASOUND, image_2d=node)
+    actions = PanelActions(SceneLogic(ctx, work_dir=tmp_path / "work", threads=2))
+    actions.apply(values)
+    out = None
+    for _ in range(3000):  # the widget's timer (bounded: about 5 min at most)
+        out = actions.poll(values)
+        if out.finished:
+            break
+        time.sleep(0.1)
+    assert out.finished and not out.error, out.error
+    result, _ = out.shown
+    (row,) = tables.table_to_dicts(result.table)
+    assert 0.0 <= row["lesion_present_probability"] <= 1.0 and 0.0 <= row["malignancy_probability"] <= 1.0
+    mask = image2d_scene.lesion_mask(ctx, result.segmentation, node)
+    dice = 2 * np.logical_and(mask, truth).sum() / max(mask.sum() + truth.sum(), 1)
+    print(f"BUS-BRA {CASE}: Dice {dice:.3f}, {row}")
+    assert mask.shape == truth.shape and row["lesion_area_px"] == int(mask.sum())
+    assert values.result.segmentation is result.segmentation and values.result.heatmap is result.heatmap
+    assert list((tmp_path / "work").iterdir()) == []
