@@ -227,6 +227,7 @@ def segment_command(args: argparse.Namespace, progress) -> Path:
 
 def _segment_claimed(args: argparse.Namespace, progress) -> Path:
     from ..exam import ExamChecks, load_exam
+    from ..exam.validation import preflight_phase_files
     from ..inference import SegmentationEngine, check_output_dir, write_outputs
     from ..metrics import format_lesion_table
     from ..progress import scaled
@@ -234,6 +235,9 @@ def _segment_claimed(args: argparse.Namespace, progress) -> Path:
     out = check_output_dir(args.output, overwrite=args.force)
     config = make_config(args)
     engine = SegmentationEngine(config)  # fails early on a bad model or device
+    phase_paths = [Path(p) for p in args.phases]
+    if len(phase_paths) > 1:
+        preflight_phase_files(phase_paths)  # header-only memory estimate, before any thread or voxel
     engine.prepare_backend_in_background()  # overlaps with loading the exam and the breast region
     t0 = time.perf_counter()
     exam = load_exam([Path(p) for p in args.phases], register=args.register, progress=scaled(progress, 0.0, 0.1),
