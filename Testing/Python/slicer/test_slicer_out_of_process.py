@@ -90,6 +90,8 @@ def test_bad_inputs_are_refused_before_starting(ctx, loaded, tiny_model_dir, tmp
     settings = _settings(tiny_model_dir)
     with pytest.raises(InputError, match="selected twice"):
         logic.start_segmentation(logic.select_phases(INPUT_VOLUMES, loaded[0], [loaded[0]]), settings)
+    with pytest.raises(InputError, match="implausible phase order"):  # issue 14: the exam checks of every command
+        logic.start_segmentation(logic.select_phases(INPUT_VOLUMES, loaded[1], [loaded[0], loaded[2]]), settings)
     with pytest.raises(InputError, match="not found"):
         logic.start_segmentation(logic.select_phases(INPUT_VOLUMES, loaded[0], loaded[1:]),
                                  SegmentationSettings(model="no-such-model"))
