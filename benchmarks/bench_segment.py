@@ -447,18 +447,41 @@ def ab_summary(cases: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def ab_table(results: list[tuple[str, dict[str, Any]]]) -> str:
+    """Markdown table of one or more A/B runs (medians per arm); ``results``: ``[(json name, result)]``."""
+    steps = ["load_exam", "breast_region", "backend", "inference", "postprocess", "total"]
+    lines = ["| run | arm | backend | runs | process s | first progress line s | backend prepared s | "
+             + " | ".join(f"{s} s" for s in steps) + " | peak RSS MiB | `--help` s |",
+             "|" + "---|" * (len(steps) + 9)]
+    for name, result in results:
+        cases = result.get("cases", [])
+        load = [c["load_average_1min"] for c in cases if c.get("load_average_1min") is not None]
+        label = (f"{name}: {result['pairs']} rounds, load average {min(load):.0f}-{max(load):.0f}"
+                 + (f", +{result['competing_load_processes']} busy processes" if result["competing_load_processes"]
+                    else "") if load else name)
+        for arm, row in result["summary"].items():
+            help_s = result.get("help_s_median", {}).get(arm)
+            lines.append(f"| {label} | {arm} | {row['backend']} | {row['runs']} | {row['process_wall_s']} | "
+                         f"{row['first_progress_line_s']} | {row['backend_prepare_s']} | "
+                         + " | ".join(str(row["steps_s"].get(s, "-")) for s in steps)
+                         + f" | {row['peak_rss_mb']} | {'-' if help_s is None else round(help_s, 2)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table_into(path: Path, table: str, marker: str = "bench-segment-ab") -> None:
+    """Replace the text between ``<!-- MARKER:start -->`` and ``<!-- MARKER:end -->`` in ``path``."""
+    text = path.read_text(encoding="utf-8")
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"{path}: no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{table}{end}{tail}", encoding="utf-8")
+
+
 def print_ab(result: dict[str, Any]) -> None:
     """The A/B as a markdown table (medians per arm)."""
-    steps = ["load_exam", "breast_region", "resample", "backend", "inference", "postprocess", "metrics", "total"]
-    print(f"A/B, {result['pairs']} interleaved rounds, competing load: {result['competing_load_processes']} busy "
-          f"processes; --help median s: {result['help_s_median']}")
-    print("| arm | backend | runs | process s | first progress line s | backend prepare s | "
-          + " | ".join(steps) + " | peak RSS MiB |")
-    print("|" + "---|" * (len(steps) + 7))
-    for arm, row in result["summary"].items():
-        print(f"| {arm} | {row['backend']} | {row['runs']} | {row['process_wall_s']} | {row['first_progress_line_s']} "
-              f"| {row['backend_prepare_s']} | " + " | ".join(str(row['steps_s'].get(s, '-')) for s in steps)
-              + f" | {row['peak_rss_mb']} |")
+    print(ab_table([("this run", result)]))
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -511,6 +534,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --ab: N busy-looping processes compete for the CPUs during the whole A/B")
     parser.add_argument("--keep-probabilities", default=None, metavar="DIR",
                         help="with --ab: keep each arm's first output folder (with probability.nii.gz) under DIR")
+    parser.add_argument("--ab-report", nargs="+", default=None, metavar="JSON",
+                        help="instead of running: the table of finished --ab runs (JSON files), printed and, with "
+                             "--table-into, written between the bench-segment-ab markers of those files")
+    parser.add_argument("--table-into", nargs="*", default=[], metavar="FILE",
+                        help="with --ab-report: markdown files to update (e.g. README.md docs/performance.md)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -518,6 +546,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_case(json.loads(args.child)), default=float))
         return 0
 
+    if args.ab_report:
+        results = [(Path(p).name, json.loads(Path(p).read_text())) for p in args.ab_report]
+        table = ab_table(results)
+        print(table)
+        for target in args.table_into:
+            write_table_into(Path(target), f"\nFrom {', '.join(n for n, _ in results)} (`bench_segment.py --ab`):\n\n"
+                             + table + "\n")
+        return 0
     if args.ab:
         return main_ab(args)
 
