@@ -161,8 +161,9 @@ class BreastLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             views.fill_post_list(self.ui.postVolumesListWidget, self.actions.post_list_rows(self._parameterNode))
 
     def _onPostListChanged(self, *args):
-        ids = views.checked_post_ids(self.ui.postVolumesListWidget)
-        self._parameterNode.post_volumes = [slicer.mrmlScene.GetNodeByID(i) for i in ids]
+        if self._binding.connected:
+            ids = views.checked_post_ids(self.ui.postVolumesListWidget)
+            self._parameterNode.post_volumes = [slicer.mrmlScene.GetNodeByID(i) for i in ids]
 
     def _onModelChosen(self, index):
         self._parameterNode.model = self.ui.modelComboBox.itemData(index)
@@ -213,10 +214,7 @@ class BreastLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._onParameterNodeModified()
 
     def _show(self, result, selection):
-        from BreastLesionSegLib.panel_views import show_result
-        from BreastLesionSegLib.phases import show_pre_contrast
-
-        views.show_result(result, show_pre_contrast(self.actions.logic.ctx, selection))
+        views.show_result(result, selection, self.actions.logic.ctx)
 
     def onJumpToLesion(self):
         views.jump_to(self.actions.logic.focus_of_largest_lesion(self.actions.current_result(self._parameterNode)))

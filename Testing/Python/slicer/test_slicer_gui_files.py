@@ -239,3 +239,29 @@ def test_the_tests_panel_values_have_the_wrappers_fields(panel_values):
     assert {f.name for f in dataclasses.fields(panel_values)} == fields
     assert {f"result.{f.name}" for f in dataclasses.fields(panel_values().result)} == {
         k for k in _wrapper_fields() if k.startswith("result.")}
+
+
+def test_the_widgets_calls_match_the_signatures(ctx):
+    """Each call the widget makes into the library binds to the callee's signature (arguments checked
+    statically: the widget cannot run here)."""
+    import inspect
+
+    from BreastLesionSegLib import panel_views
+    from BreastLesionSegLib.logic import SceneLogic
+    from BreastLesionSegLib.panel_actions import PanelActions
+
+    actions = PanelActions(SceneLogic(ctx))
+    owners = {"views": panel_views, "self.actions": actions, "self.actions.logic": actions.logic,
+              "self.actions.runs": actions.runs}
+    checked = 0
+    for call in ast.walk(ast.parse(MODULE_FILE.read_text())):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+            continue
+        owner = ast.unparse(call.func.value)
+        if owner not in owners:
+            continue
+        function = getattr(owners[owner], call.func.attr)
+        placeholders = [object()] * len(call.args)
+        inspect.signature(function).bind(*placeholders, **{k.arg: object() for k in call.keywords})
+        checked += 1
+    assert checked >= 15
