@@ -132,8 +132,31 @@ def load_exam(
     """
     checks = checks or ExamChecks()
     t0 = time.perf_counter()
-    notes: list[str] = []
-    times_s: list[float] | None = None
+    phases, times_s, notes = _read_inputs(inputs, checks, progress)
+    n = len(phases)
+    names = list(names) if names is not None else default_phase_names(n)
+    if len(names) != n:
+        raise InputError(f"names: {len(names)} names given ({names}) for {n} phases")
+    for vol, name in zip(phases, names):
+        vol.name = name
+    ref = phases[0]
+    out = _onto_pre_grid(phases, notes, progress)
+    if register:
+        _register_phases(phases, out, notes, progress, registration_config)
+    warnings = validate_exam(out, checks)
+    exam = DCEExam(out, acquisition_times_s=times_s, notes=notes, warnings=warnings)
+    elapsed = time.perf_counter() - t0
+    _report(progress, 1.0, f"loaded {n} phases {ref.geometry.size} in {elapsed:.2f} s")
+    log.info("loaded exam: %d phases, grid %s, spacing %s mm (%.2f s)", n, ref.geometry.size,
+             tuple(round(s, 4) for s in ref.geometry.spacing), elapsed)
+    for note in notes:
+        log.info("%s", note)
+    return exam
+
+
+def _read_inputs(inputs: PathLike | Sequence[PathLike], checks: ExamChecks,
+                 progress: ProgressFn | None) -> tuple[list[Volume], list[float] | None, list[str]]:
+    """Stage 1 of :func:`load_exam`: the phases from a DICOM study folder or phase files -> (phases, times, notes)."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     paths = [Path(p) for p in inputs]
@@ -143,29 +166,23 @@ def load_exam(
     if len(paths) == 1 and paths[0].is_dir():
         _report(progress, 0.0, f"scanning DICOM study {paths[0]}")
         phases, times_s, explanation = read_dicom_study_phases(paths[0], progress, checks.memory_budget_bytes)
-        notes.append(f"DICOM study '{paths[0]}': {explanation}")
-    else:
-        if len(paths) == 1:
-            read_volume(paths[0])  # a missing, 2D or 4D file gets its own, more useful message first
-            raise InputError(
-                f"a DCE exam needs a pre-contrast and at least one post-contrast phase; got only '{paths[0]}'. "
-                f"Pass the phases in time order (pre first) or a DICOM study folder."
-            )
-        missing = [str(p) for p in paths if not p.exists()]
-        if missing:
-            raise InputError(f"phase file(s) not found: {', '.join(repr(m) for m in missing)}")
-        preflight_phase_files(paths, checks.memory_budget_bytes)
-        phases = read_phases_parallel(paths, progress)
-    n = len(phases)
-    if names is None:
-        names = default_phase_names(n)
-    names = list(names)
-    if len(names) != n:
-        raise InputError(f"names: {len(names)} names given ({names}) for {n} phases")
-    for vol, name in zip(phases, names):
-        vol.name = name
+        return phases, times_s, [f"DICOM study '{paths[0]}': {explanation}"]
+    if len(paths) == 1:
+        read_volume(paths[0])  # a missing, 2D or 4D file gets its own, more useful message first
+        raise InputError(
+            f"a DCE exam needs a pre-contrast and at least one post-contrast phase; got only '{paths[0]}'. "
+            f"Pass the phases in time order (pre first) or a DICOM study folder."
+        )
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise InputError(f"phase file(s) not found: {', '.join(repr(m) for m in missing)}")
+    preflight_phase_files(paths, checks.memory_budget_bytes)
+    return read_phases_parallel(paths, progress), None, []
 
-    ref = phases[0]
+
+def _onto_pre_grid(phases: list[Volume], notes: list[str], progress: ProgressFn | None) -> list[Volume]:
+    """Stage 2: every phase on the pre-contrast grid (resampled when needed, with a note on its coverage)."""
+    ref, n = phases[0], len(phases)
     out = [ref]
     for i, vol in enumerate(phases[1:], start=1):
         if vol.geometry.same_grid(ref.geometry):
@@ -183,27 +200,23 @@ def load_exam(
             f"pre-contrast grid {ref.geometry.size}; it covers {100 * covered:.0f}% of it"
             + ("" if covered >= 0.95 else " -- WARNING: the uncovered part is 0 in this phase")
         )
-    if register:
-        for i in range(1, n):
-            _report(progress, 0.7 + 0.3 * (i - 1) / (n - 1), f"registering {out[i].name} to {ref.name}")
-            # register the original phase (not the resampled copy) to avoid interpolating twice
-            moving = phases[i]
-            aligned, _, metrics = register_rigid(moving, ref, registration_config)
-            aligned.name, aligned.source = out[i].name, out[i].source
-            out[i] = aligned
-            t = metrics["translation_mm"]
-            r = metrics["rotation_deg"]
-            notes.append(
-                f"{aligned.name} rigidly registered to {ref.name}: translation ({t[0]:.2f}, {t[1]:.2f}, {t[2]:.2f}) mm, "
-                f"rotation ({r[0]:.2f}, {r[1]:.2f}, {r[2]:.2f}) deg, mean displacement {metrics['displacement_mm']:.2f} mm"
-                + ("" if metrics["accepted"] else " -- REJECTED (implausible or worse), kept unregistered")
-            )
-    warnings = validate_exam(out, checks)
-    exam = DCEExam(out, acquisition_times_s=times_s, notes=notes, warnings=warnings)
-    elapsed = time.perf_counter() - t0
-    _report(progress, 1.0, f"loaded {n} phases {ref.geometry.size} in {elapsed:.2f} s")
-    log.info("loaded exam: %d phases, grid %s, spacing %s mm (%.2f s)", n, ref.geometry.size,
-             tuple(round(s, 4) for s in ref.geometry.spacing), elapsed)
-    for note in notes:
-        log.info("%s", note)
-    return exam
+    return out
+
+
+def _register_phases(phases: list[Volume], out: list[Volume], notes: list[str], progress: ProgressFn | None,
+                     config: RigidRegistrationConfig | None) -> None:
+    """Stage 3 (``register=True``): replace ``out[1:]`` by the post phases rigidly aligned to the pre phase."""
+    ref, n = phases[0], len(phases)
+    for i in range(1, n):
+        _report(progress, 0.7 + 0.3 * (i - 1) / (n - 1), f"registering {out[i].name} to {ref.name}")
+        # register the original phase (not the resampled copy) to avoid interpolating twice
+        aligned, _, metrics = register_rigid(phases[i], ref, config)
+        aligned.name, aligned.source = out[i].name, out[i].source
+        out[i] = aligned
+        t = metrics["translation_mm"]
+        r = metrics["rotation_deg"]
+        notes.append(
+            f"{aligned.name} rigidly registered to {ref.name}: translation ({t[0]:.2f}, {t[1]:.2f}, {t[2]:.2f}) mm, "
+            f"rotation ({r[0]:.2f}, {r[1]:.2f}, {r[2]:.2f}) deg, mean displacement {metrics['displacement_mm']:.2f} mm"
+            + ("" if metrics["accepted"] else " -- REJECTED (implausible or worse), kept unregistered")
+        )
