@@ -162,8 +162,8 @@ class BreastLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _onPostListChanged(self, *args):
         if self._binding.connected:
-            ids = views.checked_post_ids(self.ui.postVolumesListWidget)
-            self._parameterNode.post_volumes = [slicer.mrmlScene.GetNodeByID(i) for i in ids]
+            nodes = [slicer.mrmlScene.GetNodeByID(i) for i in views.checked_post_ids(self.ui.postVolumesListWidget)]
+            self._parameterNode.post_volumes = [n for n in nodes if n is not None]
 
     def _onModelChosen(self, index):
         self._parameterNode.model = self.ui.modelComboBox.itemData(index)
