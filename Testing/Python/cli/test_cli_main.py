@@ -64,3 +64,19 @@ def test_errors_map_to_their_exit_code(monkeypatch, caplog, exc, code):
     assert str(exc) in caplog.text
     assert len({errors.EXIT_OK, errors.EXIT_FAILURE, errors.EXIT_BAD_INPUT, errors.EXIT_MODEL_ERROR,
                 errors.EXIT_INTERRUPTED}) == 5
+
+
+def test_bad_input_while_the_backend_starts_ends_the_run_without_backend_lines(tmp_path):
+    """Issue 14 row 16: the input error is the last thing said; the backend thread neither logs nor delays the exit."""
+    bad = tmp_path / "pre.nii.gz"
+    bad.write_text("not an image")
+    cmd = [sys.executable, "-m", "breastlesionseg.cli.main", "segment", str(bad), str(bad), "--output",
+           str(tmp_path / "out"), "--progress", "none"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(PACKAGE_ROOT), "PATH": "", "OMP_NUM_THREADS": "2"})
+    assert done.returncode == errors.EXIT_BAD_INPUT, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    first_error = next(i for i, line in enumerate(lines) if line.startswith("ERROR"))
+    assert str(bad.name) in lines[first_error]
+    assert not [line for line in lines[first_error:] if "backend" in line.lower() or "openvino" in line.lower()]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
