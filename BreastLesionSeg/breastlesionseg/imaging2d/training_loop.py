@@ -3,7 +3,7 @@
 The loop is task-agnostic: the caller gives the batches of an epoch, the loss of a batch and a
 validation function returning metrics with a ``"score"`` (higher is better). Files in ``checkpoint_dir``:
 
-- ``last.pt``: model, optimizer, scheduler, epoch counters and history (resume point; written atomically
+- ``last.pt``: model, optimizer, epoch counters and history (resume point; written atomically
   after every epoch, loaded with ``weights_only=True``).
 - ``best_weights.pt``: ``state_dict`` of the epoch with the best validation score.
 - ``history.json``: one record per epoch (train loss, validation metrics, seconds, learning rate).
@@ -66,13 +66,27 @@ def autocast(enabled: bool) -> Any:
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
+def cosine_learning_rate(epoch: int, config: TrainLoopConfig) -> float:
+    """Learning rate of 1-based ``epoch``: cosine from ``learning_rate`` (epoch 1) to the minimum (last epoch).
+
+    Closed form of the epoch (no scheduler state), so a run resumed with another ``max_epochs`` anneals
+    to the new end.
+    """
+    low = config.learning_rate * config.min_learning_rate_fraction
+    progress = min(1.0, (epoch - 1) / max(1, config.max_epochs - 1))
+    return low + (config.learning_rate - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def _save(path: Path, payload: Any) -> None:
     write_atomic(path, lambda tmp: torch.save(payload, tmp), overwrite=True)
 
 
-def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: Any, resume: bool) -> dict[str, Any]:
-    """Load ``last.pt`` into model/optimizer/scheduler when resuming; the loop state (epoch, best, history)."""
+def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, resume: bool,
+             config: TrainLoopConfig) -> dict[str, Any]:
+    """Load ``last.pt`` into model/optimizer when resuming; the loop state (epoch, best, history).
+
+    A finished run is reopened when ``config`` allows more epochs than it ran and it did not stop early.
+    """
     path = checkpoint_dir / LAST_CHECKPOINT
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "stale_epochs": 0, "history": [], "finished": False}
     if not path.exists():
@@ -82,9 +96,10 @@ def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
     torch.set_rng_state(checkpoint["torch_rng"])
     state.update({k: checkpoint[k] for k in state})
+    stopped_early = state["stale_epochs"] >= config.patience_epochs
+    state["finished"] = stopped_early or state["epoch"] >= config.max_epochs
     log.info("resumed %s at epoch %d (best score %.4f at epoch %d)", path, state["epoch"], state["best_score"], state["best_epoch"])
     return state
 
@@ -125,15 +140,14 @@ def run_training(model: nn.Module, epoch_batches: Callable[[int], Iterable[Any]]
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=config.max_epochs, eta_min=config.learning_rate * config.min_learning_rate_fraction)
-    state = _restore(checkpoint_dir, model, optimizer, scheduler, resume)
+    state = _restore(checkpoint_dir, model, optimizer, resume, config)
     while not state["finished"]:
         epoch = state["epoch"] + 1
         started = time.perf_counter()
-        learning_rate = optimizer.param_groups[0]["lr"]
+        learning_rate = cosine_learning_rate(epoch, config)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
         train_loss = _train_one_epoch(model, epoch_batches(epoch), batch_loss, optimizer, config.bf16)
-        scheduler.step()
         model.eval()
         with torch.no_grad(), autocast(config.bf16):
             metrics = {k: float(v) for k, v in validate(model).items()}
@@ -148,7 +162,7 @@ def run_training(model: nn.Module, epoch_batches: Callable[[int], Iterable[Any]]
             state["stale_epochs"] += 1
         state["finished"] = epoch >= config.max_epochs or state["stale_epochs"] >= config.patience_epochs
         _save(checkpoint_dir / LAST_CHECKPOINT, {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                                  "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                                                  "torch_rng": torch.get_rng_state(),
                                                   "config": dataclasses.asdict(config)})
         write_text_atomic(checkpoint_dir / HISTORY_FILE, json.dumps(state["history"], indent=1), overwrite=True)
         log.info("epoch %d: loss %.4f, %s, %.0f s%s", epoch, train_loss,
