@@ -176,59 +176,28 @@ def lesion_kinetics(
             f"ftv_ser_min={config.ftv_ser_min} needs a late phase after the early phase "
             f"(early {early}, late {late} of {n_phases} phases)"
         )
-    s0 = signals[0]
     floor = config.pe_floor_fraction * float(pre_reference) if pre_reference else 0.0
-    valid = s0 > config.min_pre_signal if floor <= 0 else np.ones(n_vox, dtype=bool)
+    valid = signals[0] > config.min_pre_signal if floor <= 0 else np.ones(n_vox, dtype=bool)
     sv = signals[:, valid]
     pe = 100.0 * (sv - sv[0]) / np.maximum(sv[0], floor) if sv.shape[1] else np.zeros((n_phases, 0))
-
-    # per voxel: SER and curve type among enhancing voxels
     enhancing = pe[early] >= config.pe_threshold_percent
-    num = sv[early] - sv[0]
-    den = sv[late] - sv[0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ser = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, np.nan))
-        if not has_delayed:  # no delayed phase: SER undefined
-            ser = np.full_like(ser, np.nan)
-        voxel_change = 100.0 * (sv[late] - sv[early]) / np.maximum(sv[early], floor)
+    ser, voxel_change = _voxel_ser_and_change(sv, early, late, floor)
     ser_enh = ser[enhancing]
     ser_finite = ser_enh[np.isfinite(ser_enh)]
     ftv_sel = enhancing.copy()
     if config.ftv_ser_min is not None:
         ftv_sel &= np.nan_to_num(ser, nan=-np.inf) >= config.ftv_ser_min
     n_ftv = int(np.count_nonzero(ftv_sel))
-
-    fractions = None
     n_enh = int(np.count_nonzero(enhancing))
-    if n_enh and has_delayed:
-        th = config.curve_threshold_percent
-        ch = voxel_change[enhancing]
-        fractions = {
-            PERSISTENT: float(np.count_nonzero(ch > th) / n_enh),
-            PLATEAU: float(np.count_nonzero((ch >= -th) & (ch <= th)) / n_enh),
-            WASHOUT: float(np.count_nonzero(ch < -th) / n_enh),
-        }
-
-    # mean curve
+    fractions = _curve_type_fractions(voxel_change[enhancing], config.curve_threshold_percent) \
+        if n_enh and has_delayed else None
     mean_signal = signals.mean(axis=1)
-    mean_pe = pe.mean(axis=1) if pe.shape[1] else np.full(n_phases, np.nan)
     late_change = None
     if has_delayed and mean_signal[early] > 0:
         late_change = 100.0 * (mean_signal[late] - mean_signal[early]) / mean_signal[early]
     den_mean = mean_signal[late] - mean_signal[0]
     ser_curve = (mean_signal[early] - mean_signal[0]) / den_mean if (den_mean > 0 and has_delayed) else None
-
-    curve = []
-    for k in range(n_phases):
-        curve.append(
-            {
-                "phase_index": k,
-                "phase_name": (phase_names[k] if phase_names and k < len(phase_names) else f"phase{k}"),
-                "time_s": finite_or_none(times_s[k]) if times_s and k < len(times_s) else None,
-                "mean_signal": finite_or_none(mean_signal[k]),
-                "mean_percent_enhancement_percent": finite_or_none(mean_pe[k]),
-            }
-        )
+    curve = _time_intensity_curve(mean_signal, pe, phase_names, times_s)
     return {
         "early_phase_index": early,
         "late_phase_index": late,
@@ -247,3 +216,43 @@ def lesion_kinetics(
         "ftv_ml": n_ftv * float(voxel_volume_mm3) / 1000.0,
         "time_intensity_curve": curve,
     }
+
+
+def _voxel_ser_and_change(sv: np.ndarray, early: int, late: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per voxel: SER ``(Se - S0) / (Sl - S0)`` (inf when only the early phase rose, NaN without a delayed phase)
+    and the early-to-late change in percent (relative to ``max(Se, floor)``)."""
+    num = sv[early] - sv[0]
+    den = sv[late] - sv[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ser = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, np.nan))
+        if late <= early:  # no delayed phase: SER undefined
+            ser = np.full_like(ser, np.nan)
+        change = 100.0 * (sv[late] - sv[early]) / np.maximum(sv[early], floor)
+    return ser, change
+
+
+def _curve_type_fractions(change_percent: np.ndarray, threshold_percent: float) -> dict[str, float]:
+    """Share of the enhancing voxels per curve type (the BI-RADS rule applied per voxel)."""
+    n = change_percent.size
+    return {
+        PERSISTENT: float(np.count_nonzero(change_percent > threshold_percent) / n),
+        PLATEAU: float(np.count_nonzero(np.abs(change_percent) <= threshold_percent) / n),
+        WASHOUT: float(np.count_nonzero(change_percent < -threshold_percent) / n),
+    }
+
+
+def _time_intensity_curve(mean_signal: np.ndarray, pe: np.ndarray, phase_names: list[str] | None,
+                          times_s: list[float] | None) -> list[dict]:
+    """Per phase: name, time, mean signal over the lesion, mean voxel PE over voxels with a defined PE."""
+    n_phases = len(mean_signal)
+    mean_pe = pe.mean(axis=1) if pe.shape[1] else np.full(n_phases, np.nan)
+    return [
+        {
+            "phase_index": k,
+            "phase_name": (phase_names[k] if phase_names and k < len(phase_names) else f"phase{k}"),
+            "time_s": finite_or_none(times_s[k]) if times_s and k < len(times_s) else None,
+            "mean_signal": finite_or_none(mean_signal[k]),
+            "mean_percent_enhancement_percent": finite_or_none(mean_pe[k]),
+        }
+        for k in range(n_phases)
+    ]

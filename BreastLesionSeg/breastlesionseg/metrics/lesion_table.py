@@ -117,19 +117,7 @@ def lesion_metrics(
     mask = label_array(breast_mask, geometry, "breast_mask") if breast_mask is not None else None
 
     reference = pre_reference_signal(exam.pre.array, mask > 0 if mask is not None else None)
-    shapes = lesion_shape_metrics(labels, geometry, mask)
-    objects = ndimage.find_objects(labels)
-    times = exam.acquisition_times_s if exam.acquisition_times_s else None
-    lesions = []
-    for label, shape in shapes.items():
-        sl = objects[label - 1]
-        sel = labels[sl] == label
-        signals = np.stack([np.asarray(p.array[sl], dtype=np.float64)[sel] for p in exam.phases])
-        kin = lesion_kinetics(signals, config, geometry.voxel_volume_mm3, exam.names, times, pre_reference=reference)
-        entry = {"label": label, "name": lesion_segment_name(label)}
-        entry.update({k: v for k, v in shape.items() if k != "label"})
-        entry.update(kin)
-        lesions.append(entry)
+    lesions = _lesion_entries(exam, labels, mask, config, reference)
 
     total_mm3 = float(sum(l["volume_mm3"] for l in lesions))
     total_ftv_mm3 = float(sum(l["ftv_mm3"] for l in lesions))
@@ -147,15 +135,39 @@ def lesion_metrics(
         },
         "breast_volumes": breast_volumes(mask, geometry) if mask is not None else None,
         "parameters": cfg,
-        "definitions": {
-            "kinetic_curve_type": CURVE_TYPE_REFERENCE,
-            "ftv": FTV_REFERENCE,
-            "percent_enhancement": PE_DEFINITION,
-            "longest_3d_diameter_mm": "largest distance between surface voxel centres (physical space)",
-            "longest_axial_diameter_mm": "largest in-slice distance between voxel centres over the axial-most slices",
-            "side": "patient's left = +x in LPS; from the breast mask, else the centroid vs the midline",
-        },
+        "definitions": dict(DEFINITIONS),
     }
+
+
+#: what the metrics mean (copied into every metrics document)
+DEFINITIONS = {
+    "kinetic_curve_type": CURVE_TYPE_REFERENCE,
+    "ftv": FTV_REFERENCE,
+    "percent_enhancement": PE_DEFINITION,
+    "longest_3d_diameter_mm": "largest distance between surface voxel centres (physical space)",
+    "longest_axial_diameter_mm": "largest in-slice distance between voxel centres over the axial-most slices",
+    "side": "patient's left = +x in LPS; from the breast mask, else the centroid vs the midline",
+}
+
+
+def _lesion_entries(exam: DCEExam, labels: np.ndarray, mask: np.ndarray | None, config: KineticsConfig,
+                    reference: float) -> list[dict]:
+    """Shape + kinetics of every lesion label, in label order."""
+    geometry = exam.geometry
+    shapes = lesion_shape_metrics(labels, geometry, mask)
+    objects = ndimage.find_objects(labels)
+    times = exam.acquisition_times_s if exam.acquisition_times_s else None
+    lesions = []
+    for label, shape in shapes.items():
+        sl = objects[label - 1]
+        sel = labels[sl] == label
+        signals = np.stack([np.asarray(p.array[sl], dtype=np.float64)[sel] for p in exam.phases])
+        kin = lesion_kinetics(signals, config, geometry.voxel_volume_mm3, exam.names, times, pre_reference=reference)
+        entry = {"label": label, "name": lesion_segment_name(label)}
+        entry.update({k: v for k, v in shape.items() if k != "label"})
+        entry.update(kin)
+        lesions.append(entry)
+    return lesions
 
 
 #: columns of the human-readable table (key, header, format)
