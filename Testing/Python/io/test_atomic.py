@@ -37,3 +37,19 @@ def test_permissions_follow_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_file_created_by_another_writer_meanwhile_is_not_replaced(tmp_path):
+    """Two writers of one new file: the one that finishes second fails instead of replacing the first's."""
+    import pytest
+
+    from breastlesionseg.errors import InputError
+    from breastlesionseg.io.atomic import atomic_path
+
+    target = tmp_path / "mask.nii.gz"
+    with pytest.raises(InputError, match="created by another process"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("second writer")
+            target.write_text("first writer")  # the other run finished while this one was writing
+    assert target.read_text() == "first writer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.nii.gz"]  # no temporary file left
