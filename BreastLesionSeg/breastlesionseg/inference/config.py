@@ -36,7 +36,7 @@ class InferenceConfig:
         window_zyx: sliding-window size (z, y, x) in voxels at the model's spacing; ``None`` = the model
             card's ``inference_window`` (or its training ``patch_size`` when that is unset).
         sw_batch_size: windows per forward pass (halved automatically on out-of-memory); ``None`` =
-            automatic: :data:`breastlesionseg.runtime.window.AUTO_SW_BATCH_SIZE` for the device (1 on CPU,
+            automatic: :data:`breastlesionseg.inference.window_budget.AUTO_SW_BATCH_SIZE` for the device (1 on CPU,
             where larger batches did not help; 16 on CUDA, where one small window leaves the GPU idle),
             reduced to what fits the memory budget before the window itself is reduced.
         amp: mixed precision (float16 autocast) on CUDA; ignored on CPU.

@@ -395,8 +395,8 @@ class SegmentationEngine:
         The batch is the config's, or the device's automatic batch halved until it fits; then the window is
         the model's, or a smaller one when even that batch would not fit (with a note for the user).
         """
-        from ..runtime.window import (AUTO_SW_BATCH_SIZE, batch_for_memory, cuda_memory_budget_bytes,
-                                      memory_budget_bytes, window_for_memory)
+        from .window_budget import (AUTO_SW_BATCH_SIZE, batch_for_memory, cuda_memory_budget_bytes,
+                                    memory_budget_bytes, window_for_memory)
 
         cuda = self.device if self.device.type == "cuda" else None
         budget = cuda_memory_budget_bytes(cuda) if cuda is not None else memory_budget_bytes()

@@ -53,7 +53,8 @@ def test_oracle_truth_survives_crop_resample_uncrop_on_oblique_grid(oblique_case
     # the network ran on a real crop at the model's spacing, not on the full grid
     assert prepared.crop_geometry.size != case.exam.geometry.size
     assert prepared.model_geometry.spacing == pytest.approx((1.2, 1.1, 2.3))
-    assert prepared.model_geometry.direction == case.exam.geometry.direction
+    # the network runs on an LPS-aligned (canonical) grid, the outputs come back onto the oblique grid
+    np.testing.assert_allclose(prepared.model_geometry.direction_matrix, np.eye(3))
     # every output lies exactly on the pre-contrast grid (oblique direction included)
     for vol in (result.lesion_labels, result.breast_mask):
         assert vol.geometry == case.exam.geometry
@@ -277,7 +278,7 @@ def test_window_and_min_volume_come_from_config_else_model_card(random_model_dir
 
 def test_window_shrinks_with_a_note_when_memory_is_short(oblique_case, handset_model, oracle, monkeypatch):
     """Graceful degradation: a tiny memory budget gives a smaller sliding window, said in the notes."""
-    from breastlesionseg.runtime import window as window_module
+    from breastlesionseg.inference import window_budget as window_module
 
     case = oblique_case
     full = _engine(handset_model, case.breast, min_lesion_volume_mm3=10.0).run(case.exam)
@@ -327,7 +328,7 @@ def test_background_backend_errors_surface_when_the_backend_is_needed(monkeypatc
 
 
 def test_automatic_window_batch_per_device_fitted_to_memory(monkeypatch, handset_model, oblique_case):
-    from breastlesionseg.runtime import window as window_module
+    from breastlesionseg.inference import window_budget as window_module
 
     result = _engine(handset_model, oblique_case.breast).run(oblique_case.exam)
     assert result.config["sw_batch_size"] == window_module.AUTO_SW_BATCH_SIZE["cpu"] == 1

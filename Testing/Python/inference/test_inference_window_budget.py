@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from breastlesionseg.errors import InputError
-from breastlesionseg.runtime.window import BYTES_PER_VOXEL, fit_window, memory_budget_bytes
+from breastlesionseg.inference.window_budget import BYTES_PER_VOXEL, fit_window, memory_budget_bytes
 
 
 def test_patch_that_fits_is_kept():
@@ -43,7 +43,7 @@ def test_budget_is_capped_and_positive():
 
 
 def test_window_for_memory_keeps_the_model_window_when_it_fits_and_says_why_when_not():
-    from breastlesionseg.runtime.window import window_for_memory
+    from breastlesionseg.inference.window_budget import window_for_memory
 
     window = (32, 96, 96)  # 294 912 voxels
     kept, note = window_for_memory(window, "cpu", "openvino", budget_bytes=4 * 2**30)
@@ -63,7 +63,7 @@ def test_window_for_memory_keeps_the_model_window_when_it_fits_and_says_why_when
 
 
 def test_batch_for_memory_halves_the_automatic_batch_until_it_fits():
-    from breastlesionseg.runtime.window import BYTES_PER_VOXEL, batch_for_memory
+    from breastlesionseg.inference.window_budget import BYTES_PER_VOXEL, batch_for_memory
 
     window = (16, 32, 32)  # 16384 voxels
     per_window = 16384 * BYTES_PER_VOXEL["openvino"]

@@ -132,7 +132,7 @@ def fit_window(patch_size_zyx: Sequence[int], budget_bytes: int, bytes_per_voxel
 
 def cuda_memory_budget_bytes(device, fraction: float = 0.5) -> int:
     """``fraction`` of the free memory of CUDA ``device`` (``torch.cuda.mem_get_info``)."""
-    import torch  # noqa: PLC0415 - runtime.window is importable without torch
+    import torch  # noqa: PLC0415 - inference.window_budget is importable without torch
 
     if not (0.0 < fraction <= 1.0):
         raise InputError(f"fraction must be in (0, 1]; got {fraction}")
