@@ -183,7 +183,8 @@ def markdown_table(rows: Sequence[Dict[str, Any]], budget_gib: float) -> str:
     lines = [f"| network | params | image (px) | estimate (GiB) | measured peak (GiB) | time / image (s) | "
              f"fits {budget_gib:g} GiB |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        peak = f"{r['peak_train_gib']:.2f}" if "peak_train_gib" in r else f"not run ({r.get('why_not_measured') or r.get('error')})"
+        why = r.get("why_not_measured") or r.get("error")
+        peak = f"{r['peak_train_gib']:.2f}" if "peak_train_gib" in r else f"not run ({why})"
         secs = f"{r['time_per_image_s']:.1f}" if "time_per_image_s" in r else "-"
         lines.append(f"| {r['variant']} | {r['params'] / 1e6:.2f} M | {r['size_px']} | {r['estimate_gib']:.2f} | "
                      f"{peak} | {secs} | {'yes' if r['fits_budget'] else 'no'} |")

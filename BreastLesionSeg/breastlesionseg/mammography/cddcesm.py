@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 #: mask gray values >= this are lesion (JPEG-compressed binary masks)
 MASK_THRESHOLD = 128
-NAME_RE = re.compile(r"^(?:(?P<copy>flipped|mirrored)_)?(?P<patient>P\d+)_(?P<side>[LR])_(?P<kind>DM|CM)_(?P<view>CC|MLO)$")
+NAME_RE = re.compile(
+    r"^(?:(?P<copy>flipped|mirrored)_)?(?P<patient>P\d+)_(?P<side>[LR])_(?P<kind>DM|CM)_(?P<view>CC|MLO)$")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def build_card(model_id: str, cv: dict[str, Any], fold: int) -> ModelCard2D:
     config = cv["config"]
     record = next((r for r in cv["folds"] if r["fold"] == fold), None)
     if record is None:
-        raise InputError(f"fold {fold} is not in the cross-validation results (folds {[r['fold'] for r in cv['folds']]})")
+        done = [r["fold"] for r in cv["folds"]]
+        raise InputError(f"fold {fold} is not in the cross-validation results (folds {done})")
     summary = cv["summary"]
     metrics = {
         "metric": "Dice per image at the files' 512 x 512 resolution, threshold "

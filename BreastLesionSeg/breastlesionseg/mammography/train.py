@@ -114,7 +114,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"n_images": len(dice), "dice_mean": float(np.mean(dice)), "dice_sd": float(np.std(dice, ddof=1)),
             "dice_median": float(np.median(dice)),
             "dice_iqr": [float(np.percentile(dice, 25)), float(np.percentile(dice, 75))],
-            "fold_mean_dice": fold_means, "fold_mean_dice_sd": float(statistics.stdev(fold_means)) if len(fold_means) > 1 else 0.0}
+            "fold_mean_dice": fold_means,
+            "fold_mean_dice_sd": float(statistics.stdev(fold_means)) if len(fold_means) > 1 else 0.0}
 
 
 def cross_validate(data_root: str | Path, run_dir: str | Path, config: MammographyTrainConfig,
