@@ -18,7 +18,7 @@ SHIP_FOLD=${SHIP_FOLD:-0}
 BLS=.venv/bin/breastlesionseg
 
 OMP_NUM_THREADS=$THREADS $BLS train-ultrasound --data "$DATA" --output "$RUN" --folds $FOLDS --resume \
-    --threads "$THREADS" --input-size 128 --batch-size 16 --max-epochs 18 --patience 6 --learning-rate 2e-3
+    --threads "$THREADS" --input-size 128 --batch-size 16 --max-epochs 12 --patience 5 --learning-rate 2e-3
 # test-fold metrics of every finished fold, the cross-validation report, curves and ROC plots
 OMP_NUM_THREADS=$THREADS $BLS evaluate-ultrasound --data "$DATA" --run "$RUN" --threads "$THREADS"
 # the shipped model: the chosen fold's best weights + model card with the CV metrics

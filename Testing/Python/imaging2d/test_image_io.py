@@ -7,6 +7,7 @@ from PIL import Image
 
 from breastlesionseg.errors import InputError
 from breastlesionseg.imaging2d.image_io import LUMA_WEIGHTS, read_image_2d, to_gray
+from breastlesionseg.imaging2d.synthetic_dicom import write_ultrasound_dicom
 
 
 def _pattern(height=37, width=53, seed=0):
@@ -51,36 +52,8 @@ def test_to_gray_rejects_other_shapes():
         to_gray(np.zeros((4, 4, 5)), "x")
 
 
-def _ultrasound_dicom(path, pixels, delta_cm=(0.0125, 0.02), frames=1, photometric="MONOCHROME2"):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, UltrasoundMultiFrameImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage if frames > 1 else UltrasoundImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    ds.Rows, ds.Columns = pixels.shape[-2:] if photometric != "RGB" else pixels.shape[-3:-1]
-    ds.SamplesPerPixel = 3 if photometric == "RGB" else 1
-    ds.PhotometricInterpretation = photometric
-    if photometric == "RGB":
-        ds.PlanarConfiguration = 0
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    region = Dataset()
-    region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
-    region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 0
-    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = int(ds.Columns) - 1, int(ds.Rows) - 1
-    region.PhysicalUnitsXDirection, region.PhysicalUnitsYDirection = 3, 3
-    region.PhysicalDeltaX, region.PhysicalDeltaY = delta_cm
-    ds.SequenceOfUltrasoundRegions = [region]
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+def _ultrasound_dicom(path, pixels, frames=1, photometric="MONOCHROME2"):
+    return write_ultrasound_dicom(path, pixels, (0.0125, 0.02), photometric)
 
 
 def test_dicom_ultrasound_region_calibration_gives_spacing_in_mm(tmp_path):
