@@ -71,11 +71,13 @@ def write_image_input(node: Any, folder: str | Path) -> Path:
     return path
 
 
-def image_arguments(modality: str, image_path: Path, output_dir: Path, threads: int | None = None) -> list[str]:
-    """Arguments of the modality's single-image command (its shipped model)."""
+def image_arguments(modality: str, image_path: Path, output_dir: Path, threads: int | None = None,
+                    model: str | None = None) -> list[str]:
+    """Arguments of the modality's single-image command (``model``: id or folder; None: its shipped model)."""
     if modality not in IMAGE_COMMANDS:
         raise InputError(f"modality {modality!r} has no single-image command (one of {tuple(IMAGE_COMMANDS)})")
     args = [IMAGE_COMMANDS[modality], str(image_path), "--output", str(output_dir)]
+    args += ["--model", str(model)] if model else []
     return args + (["--threads", str(int(threads))] if threads else [])
 
 

@@ -237,8 +237,15 @@ class SceneLogic:
                               name="segmentation").start()
         return SegmentationJob(run, run_dir, output_dir, selection, settings)
 
-    def start_image_segmentation(self, selection: PhaseSelection, settings: SegmentationSettings) -> SegmentationJob:
-        """Write the 2D image into a new run folder and start the modality's single-image command out of process."""
+    def start_image_segmentation(self, selection: PhaseSelection, settings: SegmentationSettings,
+                                 model: str | os.PathLike | None = None) -> SegmentationJob:
+        """Write the 2D image into a new run folder and start the modality's single-image command out of process.
+
+        Args:
+            selection: from :meth:`select_image`.
+            settings: ``settings.modality`` names the command.
+            model: the command's model id or folder (None: its shipped model).
+        """
         settings = settings.validate()
         unavailable = self.modality_unavailable(settings.modality)
         if unavailable or settings.modality == MODALITY_DCE_MRI:
@@ -247,7 +254,8 @@ class SceneLogic:
         run_dir = Path(tempfile.mkdtemp(prefix=time.strftime("run_%Y%m%d_%H%M%S_"), dir=self.work_dir))
         image = image2d_scene.write_image_input(selection.pre, run_dir / "inputs")
         output_dir = run_dir / "output"
-        args = image2d_scene.image_arguments(settings.modality, image, output_dir, self.threads)
+        args = image2d_scene.image_arguments(settings.modality, image, output_dir, self.threads,
+                                             str(model) if model else None)
         run = OutOfProcessRun(cli_command(args, python=self.python), run_dir=run_dir,
                               env=child_environment(threads=self.threads), name="segmentation").start()
         return SegmentationJob(run, run_dir, output_dir, selection, settings, settings.modality)

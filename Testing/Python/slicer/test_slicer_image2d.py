@@ -161,3 +161,49 @@ def test_ultrasound_apply_runs_the_real_command_on_a_busbra_image(ctx, busbra_ca
     assert mask.shape == truth.shape and row["lesion_area_px"] == int(mask.sum())
     assert values.result.segmentation is result.segmentation and values.result.heatmap is result.heatmap
     assert list((tmp_path / "work").iterdir()) == []
+
+
+@pytest.fixture(scope="session")
+def constant_ultrasound_model(tmp_path_factory):
+    """A tiny ultrasound model (the core's 2D card and network) whose heads are constants: lesion everywhere,
+    lesion-present sigmoid(2) = 0.881, malignancy sigmoid(-1) = 0.269."""
+    torch = pytest.importorskip("torch")
+    model_card2d = pytest.importorskip("breastlesionseg.imaging2d.model_card2d")
+    from breastlesionseg.nn.factory2d import build_network_2d
+
+    torch.manual_seed(0)
+    net = build_network_2d("attention_unet2d", {"widths": [4, 8, 8]})
+    with torch.no_grad():
+        for layer, bias in ((net.seg_head, 20.0), (net.heads.lesion, 2.0), (net.heads.malignancy, -1.0)):
+            layer.weight.zero_()
+            layer.bias.fill_(bias)
+    folder = tmp_path_factory.mktemp("models") / "us-constant"
+    card = model_card2d.ModelCard2D(model_id="us-constant", modality="ultrasound", arch="attention_unet2d",
+                                    config=net.config.to_dict(), input_size_px=64)
+    return model_card2d.save_model_2d(net.state_dict(), card, folder)
+
+
+def test_ultrasound_run_with_the_real_command(ctx, constant_ultrasound_model, tmp_path):
+    """Apply's path for an ultrasound image with the real `breastlesionseg ultrasound` command out of process."""
+    if importlib.util.find_spec("breastlesionseg.cli.cmd_ultrasound") is None:
+        pytest.skip("this installation has no 'breastlesionseg ultrasound' command")
+    from BreastLesionSegLib.settings import SegmentationSettings
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (37, 45), dtype=np.uint8)  # odd size: rows != columns
+    node = _image_node(ctx, pixels, spacing_mm=(0.2, 0.25))
+    logic = SceneLogic(ctx, work_dir=tmp_path / "work", threads=1)
+    selection = logic.select_image(node)
+    job = logic.start_image_segmentation(selection, SegmentationSettings(modality=MODALITY_ULTRASOUND),
+                                         model=constant_ultrasound_model)
+    assert job.run.wait(timeout_s=300) == "succeeded", "\n".join(job.run.log_lines[-20:])
+    result = logic.finish_segmentation(job)
+    assert list((tmp_path / "work").iterdir()) == []  # run folder removed after the import
+    mask = image2d_scene.lesion_mask(ctx, result.segmentation, node)
+    assert mask.shape == (37, 45) and mask.all()  # "lesion everywhere", exactly the image's pixels
+    (row,) = tables.table_to_dicts(result.table)
+    assert row["lesion_present_probability"] == pytest.approx(0.881, abs=0.002)
+    assert row["malignancy_probability"] == pytest.approx(0.269, abs=0.002)
+    assert row["lesion_area_px"] == 37 * 45 and row["lesion_area_mm2"] == pytest.approx(37 * 45 * 0.2 * 0.25)
+    assert row["model_id"] == "us-constant"
+    assert slicer.util.arrayFromVolume(result.heatmap).shape == (1, 37, 45, 3)
