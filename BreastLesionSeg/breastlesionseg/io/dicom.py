@@ -527,22 +527,7 @@ def write_dicom_series(
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise InputError(f"refusing to overwrite existing folder '{folder}' (use --force / overwrite=True)")
-    arr = np.asarray(volume.array)
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise InputError(f"cannot write '{volume.name or volume.source}' as DICOM to '{folder}': it has NaN/Inf voxels")
-    if np.issubdtype(arr.dtype, np.integer) and arr.min() >= -32768 and arr.max() <= 32767:
-        stored, slope, intercept, float_tags = arr.astype(np.int16), 1.0, 0.0, []
-    elif np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 65535:
-        stored, slope, intercept, float_tags = arr.astype(np.uint16), 1.0, 0.0, []
-    else:
-        # GDCM converts float voxels to stored uint16 with these (whole-number intercept required)
-        lo, hi = float(np.min(arr)), float(np.max(arr))
-        intercept = float(np.floor(lo))
-        slope = (hi - intercept) / 65000.0 if hi > intercept else 1.0
-        stored = arr.astype(np.float64)
-        float_tags = [("0028|0100", "16"), ("0028|0101", "16"), ("0028|0102", "15"), ("0028|0103", "0")]
+    stored, slope, intercept, float_tags = _stored_voxels(volume, folder)
     image = volume.geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(stored)))
     study_uid = study_uid or _new_uid()
     series_uid = series_uid or _new_uid()
@@ -574,18 +559,7 @@ def write_dicom_series(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        writer = sitk.ImageFileWriter()
-        writer.KeepOriginalImageUIDOn()
-        for k in range(image.GetDepth()):
-            slice_image = image[:, :, k]
-            for tag, value in common:
-                slice_image.SetMetaData(tag, value)
-            position = image.TransformIndexToPhysicalPoint((0, 0, k))
-            slice_image.SetMetaData(TAG_POSITION, "\\".join(f"{v:.10g}" for v in position))
-            slice_image.SetMetaData(TAG_INSTANCE_NUMBER, str(k + 1))
-            slice_image.SetMetaData("0008|0018", _new_uid())
-            writer.SetFileName(str(tmp / f"IM{k + 1:05d}.dcm"))
-            writer.Execute(slice_image)
+        _write_slices(image, common, tmp)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -594,6 +568,44 @@ def write_dicom_series(
             shutil.rmtree(tmp, ignore_errors=True)
     log.debug("wrote DICOM series '%s' (%d slices) to %s", series_description, image.GetDepth(), folder)
     return folder
+
+
+def _stored_voxels(volume: Volume, folder: Path) -> tuple[np.ndarray, float, float, list[tuple[str, str]]]:
+    """Voxels as DICOM stores them -> ``(stored array, rescale slope, intercept, extra pixel tags)``.
+
+    Integers that fit are stored as int16/uint16; anything else as uint16 through a rescale slope/intercept.
+    """
+    arr = np.asarray(volume.array)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise InputError(f"cannot write '{volume.name or volume.source}' as DICOM to '{folder}': it has NaN/Inf voxels")
+    if np.issubdtype(arr.dtype, np.integer) and arr.min() >= -32768 and arr.max() <= 32767:
+        return arr.astype(np.int16), 1.0, 0.0, []
+    if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 65535:
+        return arr.astype(np.uint16), 1.0, 0.0, []
+    # GDCM converts float voxels to stored uint16 with these (whole-number intercept required)
+    lo, hi = float(np.min(arr)), float(np.max(arr))
+    intercept = float(np.floor(lo))
+    slope = (hi - intercept) / 65000.0 if hi > intercept else 1.0
+    float_tags = [("0028|0100", "16"), ("0028|0101", "16"), ("0028|0102", "15"), ("0028|0103", "0")]
+    return arr.astype(np.float64), slope, intercept, float_tags
+
+
+def _write_slices(image: sitk.Image, common: list[tuple[str, str]], folder: Path) -> None:
+    """One DICOM file per slice of ``image`` into ``folder`` (position, instance number, SOP UID per slice)."""
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(image.GetDepth()):
+        slice_image = image[:, :, k]
+        for tag, value in common:
+            slice_image.SetMetaData(tag, value)
+        position = image.TransformIndexToPhysicalPoint((0, 0, k))
+        slice_image.SetMetaData(TAG_POSITION, "\\".join(f"{v:.10g}" for v in position))
+        slice_image.SetMetaData(TAG_INSTANCE_NUMBER, str(k + 1))
+        slice_image.SetMetaData("0008|0018", _new_uid())
+        writer.SetFileName(str(folder / f"IM{k + 1:05d}.dcm"))
+        writer.Execute(slice_image)
 
 
 def _new_uid() -> str:

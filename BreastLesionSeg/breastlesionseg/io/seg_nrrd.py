@@ -369,7 +369,30 @@ def read_seg_nrrd(path: str | os.PathLike, reference_geometry: Geometry | None =
         elif role == "lesion":
             lesion_segments.append((info, mask))
 
-    # lesion numbers: "Lesion <n>" names when unique, else the next free numbers in file order
+    _paint_lesions(lesions, lesion_segments, path)
+
+    breast_vol = Volume(breast, geometry, name="breast_mask", source=str(path)) if has_breast else None
+    lesion_vol = Volume(lesions, geometry, name="lesion_labels", source=str(path))
+    if reference_geometry is not None and not geometry.same_grid(reference_geometry):
+        _require_reference_lattice(path, geometry, reference_geometry, seg.get("referenceImageExtentOffset"))
+        labelled = int(np.count_nonzero(lesions)) + int(np.count_nonzero(breast))
+        lesion_vol = _onto(lesion_vol, reference_geometry)
+        breast_vol = _onto(breast_vol, reference_geometry) if breast_vol is not None else None
+        kept = int(np.count_nonzero(lesion_vol.array)) + (int(np.count_nonzero(breast_vol.array)) if breast_vol else 0)
+        if kept < labelled:
+            raise GeometryError(
+                f"'{path}': geometry mismatch: {labelled - kept} of {labelled} segmented voxels lie outside the exam's "
+                f"pre-contrast grid (segmentation origin {_fmt_mm(geometry.origin)} mm, size {geometry.size}; exam "
+                f"origin {_fmt_mm(reference_geometry.origin)} mm, size {reference_geometry.size}). Was it made on "
+                f"another image?"
+            )
+        geometry = reference_geometry
+    return SegNrrdContents(breast_vol, lesion_vol, infos, geometry)
+
+
+def _paint_lesions(lesions: np.ndarray, lesion_segments: list[tuple[dict, np.ndarray]], path: Path) -> None:
+    """Paint lesion segments into ``lesions``: "Lesion <n>" names keep n when unique, others get the next free
+    numbers in file order (``info["label"]`` records the number)."""
     numbers = [_LESION_NAME.match(str(info["name"] or "")) for info, _ in lesion_segments]
     wanted = [int(m.group(1)) if m and int(m.group(1)) > 0 else None for m in numbers]
     used: set[int] = set()
@@ -389,24 +412,6 @@ def read_seg_nrrd(path: str | os.PathLike, reference_geometry: Geometry | None =
             log.warning("%s: lesion segment '%s' overlaps another lesion segment; it wins", path, info["name"])
         lesions[mask] = w
         info["label"] = w
-
-    breast_vol = Volume(breast, geometry, name="breast_mask", source=str(path)) if has_breast else None
-    lesion_vol = Volume(lesions, geometry, name="lesion_labels", source=str(path))
-    if reference_geometry is not None and not geometry.same_grid(reference_geometry):
-        _require_reference_lattice(path, geometry, reference_geometry, seg.get("referenceImageExtentOffset"))
-        labelled = int(np.count_nonzero(lesions)) + int(np.count_nonzero(breast))
-        lesion_vol = _onto(lesion_vol, reference_geometry)
-        breast_vol = _onto(breast_vol, reference_geometry) if breast_vol is not None else None
-        kept = int(np.count_nonzero(lesion_vol.array)) + (int(np.count_nonzero(breast_vol.array)) if breast_vol else 0)
-        if kept < labelled:
-            raise GeometryError(
-                f"'{path}': geometry mismatch: {labelled - kept} of {labelled} segmented voxels lie outside the exam's "
-                f"pre-contrast grid (segmentation origin {_fmt_mm(geometry.origin)} mm, size {geometry.size}; exam "
-                f"origin {_fmt_mm(reference_geometry.origin)} mm, size {reference_geometry.size}). Was it made on "
-                f"another image?"
-            )
-        geometry = reference_geometry
-    return SegNrrdContents(breast_vol, lesion_vol, infos, geometry)
 
 
 def _fmt_mm(values) -> str:
