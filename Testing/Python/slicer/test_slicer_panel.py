@@ -14,7 +14,7 @@ import pytest
 import vtk
 
 from breastlesionseg.errors import InputError
-from BreastLesionSegLib import panel_state, phases, scene_io, segmentation_nodes as sn
+from BreastLesionSegLib import panel_state, scene_io, segmentation_nodes as sn
 from BreastLesionSegLib.background_runs import BackgroundRuns, run_outcome
 from BreastLesionSegLib.logic import SceneLogic
 from BreastLesionSegLib.mrml_context import create_standalone_context
