@@ -189,16 +189,36 @@ def find_chest_wall(
     """
     nz, ny, nx = pre.shape
     sx, sy, sz = (float(v) for v in spacing_xyz)
-    voxel_ml = sx * sy * sz / 1000.0
     yy = np.arange(ny)[None, :, None]
     y_entry, has_body = _first_index(body, axis=1)
-    after_entry = (yy > y_entry[:, None, :]) & has_body[:, None, :]
     # anchors (lungs, heart) lie at least min_anchor_depth_mm below the body surface (dark or
     # enhancing rims just under the skin are not thorax)
     deep = (yy >= y_entry[:, None, :] + int(round(min_anchor_depth_mm / sy))) & has_body[:, None, :]
+    lung = _anchors(body, air_like & deep, body & deep, enhancement, sx * sy * sz / 1000.0, min_lung_ml,
+                    heart_enhancement, min_heart_ml)
+    y_lung, has_lung = _first_index(lung, axis=1)
+    empty = np.full((nz, nx), np.nan)
+    if not has_lung.any():
+        log.info("no lung found behind the body surface: no chest wall in the field of view")
+        return ChestWallResult(empty, empty.copy(), lung)
+    d0 = max(1, int(round(skin_mm / sy)))
+    levels = _muscle_like(pre, body, air_like, spacing_xyz, y_entry, y_lung, has_lung, d0, enhancement,
+                          max_muscle_enhancement, muscle_tolerance, seed_tolerance, fat_exclusion, level_sigma_mm,
+                          skin_mm)
+    if levels is None:
+        return ChestWallResult(empty, empty.copy(), lung)
+    mlike, fat, muscle = levels
+    raw, found_fraction = _front_of_muscle(mlike, y_entry, has_body, y_lung, has_lung, d0, sy, min_band_mm,
+                                           max_depth_mm)
+    surf = _regularise(raw, sx, sz, poly_degree, extrapolate_mm, fit_half_window_mm, rib_mm, smoothing_mm)
+    return ChestWallResult(surf, raw, lung, fat, muscle, fat < muscle, found_fraction)
 
-    # 1. lungs: dark components inside the body outline that do not touch the anterior air
-    lab, n = ndi.label(air_like & deep)
+
+def _anchors(body: np.ndarray, dark_deep: np.ndarray, body_deep: np.ndarray, enhancement: np.ndarray | None,
+             voxel_ml: float, min_lung_ml: float, heart_enhancement: float, min_heart_ml: float) -> np.ndarray:
+    """Step 1: lungs (dark components inside the body outline that do not touch the anterior air) and the
+    heart (large, strongly enhancing) as one bool ``(z, y, x)`` anchor mask."""
+    lab, n = ndi.label(dark_deep)
     lung = np.zeros_like(body)
     if n:
         sizes = np.bincount(lab.ravel(), minlength=n + 1).astype(float) * voxel_ml
@@ -211,7 +231,7 @@ def find_chest_wall(
     if enhancement is not None:
         # the heart (large, strongly enhancing, inside the body) is an anchor too: it lies directly
         # behind the chest wall where the lungs do not
-        enh = (enhancement > heart_enhancement) & body & deep
+        enh = (enhancement > heart_enhancement) & body_deep
         # an opening keeps the bulk of the heart and drops enhancing speckle and vessels that reach
         # into the chest wall (they would move the anchor anteriorly)
         enh = ndi.binary_opening(enh, structure=ndi.generate_binary_structure(3, 1), iterations=1)
@@ -222,22 +242,24 @@ def find_chest_wall(
             keep = np.nonzero(hsizes >= min_heart_ml)[0]
             if keep.size:
                 lung = lung | np.isin(hlab, keep)
-    y_lung, has_lung = _first_index(lung, axis=1)
-    empty = np.full((nz, nx), np.nan)
-    if not has_lung.any():
-        log.info("no lung found behind the body surface: no chest wall in the field of view")
-        return ChestWallResult(empty, empty.copy(), lung)
+    return lung
 
-    # 2. reference levels: subcutaneous fat (just below the skin) and chest wall + muscle (anterior of
-    #    the lungs), as smooth local maps (normalised convolution) so a bias field cancels out
-    d0 = max(1, int(round(skin_mm / sy)))
+
+def _muscle_like(pre, body, air_like, spacing_xyz, y_entry, y_lung, has_lung, d0, enhancement,
+                 max_muscle_enhancement, muscle_tolerance, seed_tolerance, fat_exclusion, level_sigma_mm,
+                 skin_mm) -> tuple[np.ndarray, float, float] | None:
+    """Step 2: reference levels, subcutaneous fat (just below the skin) and chest wall + muscle (anterior of
+    the lungs) as smooth local maps (normalised convolution, so a bias field cancels out), and the
+    muscle-like voxels; ``(muscle_like (z, y, x) bool, fat level, muscle level)`` or ``None`` without bands."""
+    sx, sy, sz = (float(v) for v in spacing_xyz)
+    yy = np.arange(pre.shape[1])[None, :, None]
     d1 = max(d0 + 1, int(round((skin_mm + 4.0) / sy)))
     sub_band = (yy >= y_entry[:, None, :] + d0) & (yy < y_entry[:, None, :] + d1) & body & ~air_like
     c0 = max(1, int(round(1.0 / sy)))
     c1 = max(c0 + 1, int(round(20.0 / sy)))
     cw_band = (yy >= y_lung[:, None, :] - c1) & (yy < y_lung[:, None, :] - c0) & has_lung[:, None, :] & body & ~air_like
     if not sub_band.any() or not cw_band.any():
-        return ChestWallResult(empty, empty.copy(), lung)
+        return None
     # muscle level: the mode of the tissue just anterior of the lungs (the chest wall + pectoralis
     # layer is the largest homogeneous tissue there), then a smooth local map for bias tolerance
     fat = float(np.median(pre[sub_band]))
@@ -274,9 +296,20 @@ def find_chest_wall(
     if enhancement is not None:
         # skeletal muscle enhances little; the heart (blood pool, myocardium) enhances strongly
         mlike &= enhancement < max_muscle_enhancement
+    return mlike, fat, m0
 
-    # 3. walk anteriorly from the lung: the first run of muscle-like voxels at least min_band_mm
-    #    thick; its anterior end is the chest-wall surface (must lie within max_depth_mm of the lung)
+
+def _front_of_muscle(mlike, y_entry, has_body, y_lung, has_lung, d0, sy, min_band_mm,
+                     max_depth_mm) -> tuple[np.ndarray, float]:
+    """Step 3: walk anteriorly from the lung: the first run of muscle-like voxels at least min_band_mm
+    thick; its anterior end is the chest-wall surface (within max_depth_mm of the lung).
+
+    Returns:
+        ``(raw surface y per (z, x), NaN where none; fraction of body columns where one was found)``.
+    """
+    nz, ny, nx = mlike.shape
+    yy = np.arange(ny)[None, :, None]
+    after_entry = (yy > y_entry[:, None, :]) & has_body[:, None, :]
     run = max(1, int(round(min_band_mm / sy)))
     cs = np.concatenate([np.zeros((nz, 1, nx), np.int32), np.cumsum(mlike, axis=1, dtype=np.int32)], axis=1)
     full = np.zeros_like(mlike)
@@ -296,10 +329,13 @@ def find_chest_wall(
     found &= has_gap & (y_front > y_lung - depth) & (y_front > y_entry + d0)
     raw = np.where(found, y_front.astype(float), np.nan)
     found_fraction = float(found[has_body].mean()) if has_body.any() else 0.0
-    muscle = m0
+    return raw, found_fraction
 
-    # 4. regularise: a robust smooth curve per slice (Tukey-weighted polynomial in x), then ribs
-    #    (narrow posterior excursions along z) removed by a grey opening and a median along z
+
+def _regularise(raw: np.ndarray, sx: float, sz: float, poly_degree: int, extrapolate_mm: float,
+                fit_half_window_mm: float, rib_mm: float, smoothing_mm: float) -> np.ndarray:
+    """Step 4: a robust smooth curve per slice (Tukey-weighted polynomial in x), then ribs (narrow
+    posterior excursions along z) removed by a grey opening and a median along z."""
     surf = _robust_rows(raw, degree=poly_degree, extrapolate=int(round(extrapolate_mm / sx)),
                         z_half_window=int(round(fit_half_window_mm / sz)))
     if np.isfinite(surf).any():
@@ -312,7 +348,7 @@ def find_chest_wall(
         filled = ndi.median_filter(filled, size=(size_z, 1), mode="nearest")
         cover = _fill_rows_along_z(np.where(finite, 1.0, np.nan))
         surf = np.where(np.isfinite(cover), filled, np.nan)
-    return ChestWallResult(surf, raw, lung, fat, muscle, fat < muscle, found_fraction)
+    return surf
 
 
 def reference_slice(region: np.ndarray) -> int:

@@ -170,11 +170,54 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
     """
     diag = ClassicalDiagnostics()
     t0 = time.perf_counter()
-    geom = phases[0].geometry
+    work = _working_grid(phases, config, diag)
+    diag.timings_s["resample_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    body, thr = _body_mask(work, diag)
+    diag.timings_s["body_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    region, cw_map = _below_chest_wall(work, body, thr, config, diag)
+    diag.timings_s["chest_wall_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    region, x_mid = _midline_and_lateral_limit(work, region, cw_map, config, diag)
+    diag.timings_s["midline_s"] = time.perf_counter() - t3
+    t4 = time.perf_counter()
+    labels = _label_sides(region, x_mid, work.sp, config, diag)
+    diag.timings_s["labels_s"] = time.perf_counter() - t4
+    t5 = time.perf_counter()
+    mask = _map_back(labels, work)
+    diag.timings_s["map_back_s"] = time.perf_counter() - t5
+    diag.timings_s["total_s"] = time.perf_counter() - t0
+    return mask, diag
 
-    # 1. reduce resolution by block averaging on the native axes, then bring the small images to LPS
-    #    index axes so y runs anterior -> posterior: an exact axis permutation/flip (DICOMOrient) for
-    #    axis-aligned grids, a linear resampling onto an LPS-aligned grid for oblique ones
+
+@dataclass
+class _WorkingGrid:
+    """The exam on the reduced, LPS-oriented working grid (step 1 of :func:`segment_classical`).
+
+    Attributes:
+        geom: the pre-contrast grid; factors: block-averaging factors (x, y, z); oblique: whether it is oblique;
+        pre_s: the reduced pre-contrast image; P: log(1 + pre) (z, y, x); B: log(1 + body intensity);
+        enhancement: relative enhancement of the brightest post phase or ``None``; valid: voxels inside the
+        field of view; sp: working spacing (x, y, z) mm.
+    """
+
+    geom: Geometry
+    factors: list[int]
+    oblique: bool
+    pre_s: sitk.Image
+    P: np.ndarray
+    B: np.ndarray
+    enhancement: np.ndarray | None
+    valid: np.ndarray
+    sp: np.ndarray
+
+
+def _working_grid(phases: list[Volume], config: BreastRegionConfig, diag: ClassicalDiagnostics) -> _WorkingGrid:
+    """Step 1: reduce resolution by block averaging on the native axes, then bring the small images to LPS
+    index axes so y runs anterior -> posterior: an exact axis permutation/flip (DICOMOrient) for
+    axis-aligned grids, a linear resampling onto an LPS-aligned grid for oblique ones."""
+    geom = phases[0].geometry
     spacing = np.asarray(geom.spacing)
     factors = [max(1, min(int(round(config.working_spacing_mm / s)), n)) for s, n in zip(spacing, geom.size)]
     dmat = geom.direction_matrix
@@ -221,11 +264,12 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
         valid = np.ones(stack[0].shape, dtype=bool)
     sp = np.asarray(pre_s.GetSpacing())  # (x, y, z) mm of the reduced, oriented grid
     diag.working_spacing_mm = tuple(float(v) for v in sp)
-    nz, ny, nx = P.shape
-    diag.timings_s["resample_s"] = time.perf_counter() - t0
+    return _WorkingGrid(geom, factors, oblique, pre_s, P, B, enhancement, valid, sp)
 
-    # 2. body / air
-    t1 = time.perf_counter()
+
+def _body_mask(work: _WorkingGrid, diag: ClassicalDiagnostics) -> tuple[np.ndarray, float]:
+    """Step 2: body / air (Otsu on log intensity, largest component, holes filled); ``(body, threshold)``."""
+    B, valid = work.B, work.valid
     Bv = B[valid]
     thr = _otsu(Bv)
     lin = np.expm1(Bv)
@@ -243,16 +287,20 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
         log.info("no body/air boundary in the field of view (air fraction %.3f, contrast ratio %.2f): "
                  "treating it as a crop inside the breast", air_fraction, ratio)
         body = valid.copy()
-    diag.timings_s["body_s"] = time.perf_counter() - t1
+    return body, thr
 
-    # 3. chest wall, searched from the lungs towards the skin (chest_wall.py)
-    t2 = time.perf_counter()
+
+def _below_chest_wall(work: _WorkingGrid, body: np.ndarray, thr: float, config: BreastRegionConfig,
+                      diag: ClassicalDiagnostics) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3: the chest wall, searched from the lungs towards the skin (chest_wall.py); ``(region, y_cw map)``."""
+    P, B, valid, sp = work.P, work.B, work.valid, work.sp
+    nz, ny, nx = P.shape
     yy = np.arange(ny)[None, :, None]
     region = body.copy()
     cw_map = np.full((nz, nx), np.nan)
     if diag.has_air:
         cw = find_chest_wall(
-            np.expm1(P), body, (B <= thr) & valid, sp, enhancement=enhancement,
+            np.expm1(P), body, (B <= thr) & valid, sp, enhancement=work.enhancement,
             skin_mm=config.skin_mm, rib_mm=config.rib_width_mm, smoothing_mm=config.chest_wall_smoothing_mm,
             max_depth_mm=config.chest_wall_max_depth_mm,
         )
@@ -274,20 +322,23 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
     diag.arrays["body"] = body
     diag.arrays["pre"] = np.expm1(P)
     diag.arrays["chest_wall_y"] = cw_map
-    diag.timings_s["chest_wall_s"] = time.perf_counter() - t2
+    return region, cw_map
 
-    # 4. sternal midline from the breast-thickness profile along x
-    t3 = time.perf_counter()
-    g_small = Geometry.from_sitk(pre_s)
+
+def _midline_and_lateral_limit(work: _WorkingGrid, region: np.ndarray, cw_map: np.ndarray,
+                               config: BreastRegionConfig, diag: ClassicalDiagnostics) -> tuple[np.ndarray, float]:
+    """Steps 4-5: the sternal midline from the breast-thickness profile along x, and the lateral boundary at
+    the anterior axillary line: a coronal plane posterior_limit_mm posterior of the chest-wall surface at the
+    sternal midline, per axial slice (lateral chest wall, axilla, arms are outside); ``(region, x_mid)``."""
+    sp = work.sp
+    nx, ny = region.shape[2], region.shape[1]
+    yy = np.arange(ny)[None, :, None]
+    g_small = Geometry.from_sitk(work.pre_s)
     x_mid = midline_from_profile(region.sum(axis=(0, 1)), max(1, int(round(10.0 / sp[0]))))
     if x_mid is None:
         diag.single_breast = True
         x_mid = scanner_midline_index(g_small)
     diag.midline_lps_x_mm = float(g_small.index_to_lps(np.array([x_mid, 0.0, 0.0]))[0])
-
-    # 5. lateral boundary at the anterior axillary line: a coronal plane posterior_limit_mm posterior
-    #    of the chest-wall surface at the sternal midline, per axial slice; tissue further posterior
-    #    (lateral chest wall, axilla, arms) is outside
     if diag.has_air and np.isfinite(cw_map).any():
         xm = int(np.clip(round(x_mid), 0, nx - 1))
         y_sternum = cw_map[:, xm].astype(float)
@@ -297,10 +348,13 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
         y_post = y_sternum + config.posterior_limit_mm / sp[1]
         region &= yy <= y_post[:, None, None]
         diag.sternal_surface_y_mm = float(np.median(y_sternum)) * sp[1]
-    diag.timings_s["midline_s"] = time.perf_counter() - t3
+    return region, x_mid
 
-    # 6. clean up, label by side
-    t4 = time.perf_counter()
+
+def _label_sides(region: np.ndarray, x_mid: float, sp: np.ndarray, config: BreastRegionConfig,
+                 diag: ClassicalDiagnostics) -> np.ndarray:
+    """Step 6: clean up (thin tissue, small pieces, holes) and label by side on the working grid."""
+    nx = region.shape[2]
     if config.min_breast_thickness_mm > 0 and diag.has_air:
         thick = region.sum(axis=1) * sp[1] >= config.min_breast_thickness_mm
         region &= thick[:, None, :]
@@ -308,7 +362,7 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
     # +x in LPS is patient's left; in the LPS-oriented grid the x index grows towards +x
     left = region & (xx > x_mid)
     right = region & (xx <= x_mid)
-    labels = np.zeros(P.shape, dtype=np.uint8)
+    labels = np.zeros(region.shape, dtype=np.uint8)
     for side, value in ((left, BREAST_LEFT), (right, BREAST_RIGHT)):
         if not side.any():
             continue
@@ -321,14 +375,16 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
             side = _fill_holes_per_slice(side)
         labels[side & (labels == BACKGROUND)] = value
     diag.arrays["labels"] = labels
-    diag.timings_s["labels_s"] = time.perf_counter() - t4
+    return labels
 
-    # 7. back to the pre-contrast grid: inverse orientation on the reduced grid, then block upsampling
-    #    (axis-aligned grids), or nearest-neighbour resampling in physical space (oblique grids)
-    t5 = time.perf_counter()
+
+def _map_back(labels: np.ndarray, work: _WorkingGrid) -> np.ndarray:
+    """Step 7: back to the pre-contrast grid: inverse orientation on the reduced grid, then block upsampling
+    (axis-aligned grids), or nearest-neighbour resampling in physical space (oblique grids)."""
+    geom, factors = work.geom, work.factors
     lab_o = sitk.GetImageFromArray(labels)
-    lab_o.CopyInformation(pre_s)
-    if oblique:
+    lab_o.CopyInformation(work.pre_s)
+    if work.oblique:
         back = sitk.Resample(lab_o, geom.reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                              sitk.sitkUInt8)
     else:
@@ -342,10 +398,7 @@ def segment_classical(phases: list[Volume], config: BreastRegionConfig) -> tuple
             # not a pure block correspondence (should not happen): resample in physical space
             back = sitk.Resample(lab_n, geom.reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                                  sitk.sitkUInt8)
-    mask = sitk.GetArrayFromImage(back).astype(np.uint8)
-    diag.timings_s["map_back_s"] = time.perf_counter() - t5
-    diag.timings_s["total_s"] = time.perf_counter() - t0
-    return mask, diag
+    return sitk.GetArrayFromImage(back).astype(np.uint8)
 
 
 def _upsample_blocks(labels: np.ndarray, factors_xyz: list[int], size_xyz: tuple[int, ...]) -> np.ndarray:
