@@ -384,6 +384,26 @@ def select_dynamic_series(series: Sequence[SeriesInfo]) -> tuple[list[SeriesInfo
     for other in eligible[1:]:
         lines.append("not chosen (other geometry / fewer phases): " + ", ".join(s.label for s in other))
 
+    order_by = _order_in_time(chosen)
+    pre_named = [s for s in chosen if PRE_PATTERN.search(s.description)]
+    if pre_named and chosen[0] is not pre_named[0]:
+        lines.append(f"WARNING: {pre_named[0].label} is described as pre-contrast but {order_by} puts "
+                     f"{chosen[0].label} first; check the phase order.")
+    first = chosen[0]
+    head = (
+        f"chose {len(chosen)} dynamic phases ({first.columns}x{first.rows}x{first.n_files}) ordered by {order_by}: "
+        + ", ".join(s.label for s in chosen)
+        + f"; pre-contrast = {first.label}"
+    )
+    explanation = "\n".join([head, *lines])
+    log.info("%s", explanation)
+    return chosen, explanation
+
+
+def _order_in_time(chosen: list[SeriesInfo]) -> str:
+    """Sort ``chosen`` in place by trigger time, else acquisition time, else temporal position, else series
+    number (the series described as pre-contrast first); returns what decided the order."""
+
     def distinct(values: list) -> bool:
         return all(v is not None for v in values) and len(set(values)) == len(values)
 
@@ -407,19 +427,7 @@ def select_dynamic_series(series: Sequence[SeriesInfo]) -> tuple[list[SeriesInfo
             chosen.remove(pre[0])
             chosen.insert(0, pre[0])
             order_by += " (the series described as pre-contrast first)"
-    pre_named = [s for s in chosen if PRE_PATTERN.search(s.description)]
-    if pre_named and chosen[0] is not pre_named[0]:
-        lines.append(f"WARNING: {pre_named[0].label} is described as pre-contrast but {order_by} puts "
-                     f"{chosen[0].label} first; check the phase order.")
-    first = chosen[0]
-    head = (
-        f"chose {len(chosen)} dynamic phases ({first.columns}x{first.rows}x{first.n_files}) ordered by {order_by}: "
-        + ", ".join(s.label for s in chosen)
-        + f"; pre-contrast = {first.label}"
-    )
-    explanation = "\n".join([head, *lines])
-    log.info("%s", explanation)
-    return chosen, explanation
+    return order_by
 
 
 def relative_times_s(phases: Sequence[SeriesInfo]) -> list[float] | None:
