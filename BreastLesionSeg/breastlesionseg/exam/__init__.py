@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .dce_exam import DCEExam
 from .derived import percent_enhancement, signal_enhancement_ratio, subtraction
-from .loader import ProgressFn, default_phase_names, load_exam, read_dicom_study_phases
+from .loader import ProgressFn, assemble_exam, default_phase_names, load_exam, read_dicom_study_phases
 from .registration import RigidRegistrationConfig, register_rigid
 from .resample import INTERPOLATORS, resample_to_grid
 from .validation import ExamChecks, coverage_fraction, overlap_fraction, require_overlap, validate_exam
@@ -14,6 +14,7 @@ __all__ = [
     "INTERPOLATORS",
     "ProgressFn",
     "RigidRegistrationConfig",
+    "assemble_exam",
     "coverage_fraction",
     "default_phase_names",
     "load_exam",

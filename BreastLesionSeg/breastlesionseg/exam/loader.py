@@ -133,25 +133,58 @@ def load_exam(
     checks = checks or ExamChecks()
     t0 = time.perf_counter()
     phases, times_s, notes = _read_inputs(inputs, checks, progress)
+    exam = assemble_exam(phases, names, register, progress, registration_config, checks, times_s, notes)
+    elapsed = time.perf_counter() - t0
+    _report(progress, 1.0, f"loaded {len(phases)} phases {exam.geometry.size} in {elapsed:.2f} s")
+    log.info("loaded exam: %d phases, grid %s, spacing %s mm (%.2f s)", len(phases), exam.geometry.size,
+             tuple(round(s, 4) for s in exam.geometry.spacing), elapsed)
+    for note in notes:
+        log.info("%s", note)
+    return exam
+
+
+def assemble_exam(
+    phases: Sequence[Volume],
+    names: Sequence[str] | None = None,
+    register: bool = False,
+    progress: ProgressFn | None = None,
+    registration_config: RigidRegistrationConfig | None = None,
+    checks: ExamChecks | None = None,
+    acquisition_times_s: list[float] | None = None,
+    notes: list[str] | None = None,
+) -> DCEExam:
+    """Phases already in memory (e.g. Slicer volume nodes) -> a validated :class:`DCEExam`, as :func:`load_exam`.
+
+    Every phase is put on the pre-contrast grid (resampled with a coverage note when needed), optionally
+    registered, and the exam is checked by :func:`~breastlesionseg.exam.validation.validate_exam`.
+
+    Args:
+        phases: pre-contrast first, then post-contrast in time order (any grids that overlap the pre grid).
+        names: phase names (default ``pre, post1, ...``); the volumes' ``name`` is set to them.
+        register, progress, registration_config, checks: as :func:`load_exam`.
+        acquisition_times_s: per phase, seconds after the first (optional).
+        notes: notes so far (e.g. how DICOM series were chosen); appended to.
+
+    Returns:
+        The exam; ``exam.warnings`` holds what the user must see (and ``segment`` records).
+
+    Raises:
+        InputError / GeometryError: as :func:`load_exam`.
+    """
+    phases, notes = list(phases), notes if notes is not None else []
     n = len(phases)
     names = list(names) if names is not None else default_phase_names(n)
     if len(names) != n:
         raise InputError(f"names: {len(names)} names given ({names}) for {n} phases")
+    if n < 2:
+        raise InputError(f"a DCE exam needs a pre-contrast and at least one post-contrast phase; got {n}")
     for vol, name in zip(phases, names):
         vol.name = name
-    ref = phases[0]
     out = _onto_pre_grid(phases, notes, progress)
     if register:
         _register_phases(phases, out, notes, progress, registration_config)
-    warnings = validate_exam(out, checks)
-    exam = DCEExam(out, acquisition_times_s=times_s, notes=notes, warnings=warnings)
-    elapsed = time.perf_counter() - t0
-    _report(progress, 1.0, f"loaded {n} phases {ref.geometry.size} in {elapsed:.2f} s")
-    log.info("loaded exam: %d phases, grid %s, spacing %s mm (%.2f s)", n, ref.geometry.size,
-             tuple(round(s, 4) for s in ref.geometry.spacing), elapsed)
-    for note in notes:
-        log.info("%s", note)
-    return exam
+    warnings = validate_exam(out, checks or ExamChecks())
+    return DCEExam(out, acquisition_times_s=acquisition_times_s, notes=notes, warnings=warnings)
 
 
 def _read_inputs(inputs: PathLike | Sequence[PathLike], checks: ExamChecks,

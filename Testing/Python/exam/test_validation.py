@@ -118,3 +118,21 @@ def test_fully_covering_phase_on_another_grid_is_reported_as_full(tmp_path, phan
     exam = load_exam(paths)
     note = next(n for n in exam.notes if "resampled" in n)
     assert "covers 100% of it" in note and "WARNING" not in note
+
+
+def test_assemble_exam_applies_the_same_rules_to_volumes_in_memory(phantom_phases):
+    """The Slicer logic's path: volumes from the scene, no files."""
+    from breastlesionseg.exam import assemble_exam
+
+    pre, post1 = phantom_phases[0], phantom_phases[1]
+    geo = pre.geometry
+    other = Geometry(size=geo.size, spacing=geo.spacing, origin=tuple(o + 0.3 * s for o, s in zip(geo.origin, geo.spacing)),
+                     direction=geo.direction)
+    exam = assemble_exam([Volume(pre.array, geo), Volume(post1.array, other)])
+    assert exam.names == ["pre", "post1"] and exam.post[0].geometry == geo and exam.warnings == []
+    assert any("covers 100% of it" in n for n in exam.notes)
+    with pytest.raises(InputError, match="implausible phase order"):
+        assemble_exam([Volume(post1.array, geo), Volume(pre.array, geo)])
+    accepted = assemble_exam([Volume(post1.array, geo), Volume(pre.array, geo)],
+                             checks=ExamChecks(accept_phase_order=True))
+    assert accepted.warnings and accepted.warnings[0].startswith("WARNING")
