@@ -3,7 +3,7 @@ print a table ``row | probe | expected | actual | verdict``.
 
 Run from a checkout (any working directory; the package must be installed, e.g. ``pip install -e .``)::
 
-    python Testing/probes/run_probes.py            # all probes, about 2 minutes on 2 cores
+    python Testing/probes/run_probes.py            # all probes: three full segment runs, minutes on 2 cores
     python Testing/probes/run_probes.py --rows 1 2  # some rows
     python Testing/probes/run_probes.py --keep      # keep the temporary folder to look at the inputs
 
