@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from ..errors import EXIT_BAD_INPUT, EXIT_OK, BreastLesionSegError, InputError
+from ..ultrasound.model import DEFAULT_MODEL_ID
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files (PNG/JPEG/BMP/TIFF/DICOM) or folders of them")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--model", default="us-attunet-busbra", metavar="NAME|PATH", help="model id or folder (default: the shipped BUS-BRA model)")
+    p.add_argument("--model", default=DEFAULT_MODEL_ID, metavar="NAME|PATH", help="model id or folder (default: the shipped BUS-BRA model)")
     p.add_argument("--frame", type=int, default=None, metavar="K", help="frame of multi-frame files (default: middle frame)")
     p.add_argument("--no-heat-map", action="store_true", help="skip the Grad-CAM heat map (heatmap.png is then all zero)")
     p.add_argument("--force", action="store_true", help="replace existing output folders and results.csv")

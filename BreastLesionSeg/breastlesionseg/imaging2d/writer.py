@@ -67,15 +67,16 @@ def overlay_rgb(pixels: np.ndarray, heat_map: np.ndarray, mask: np.ndarray, heat
     return out
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and non-finite floats as ``None`` (strict JSON)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (np.floating, np.integer)):
-        return _json_ready(value.item())
+        return json_ready(value.item())
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     return value
 
 
@@ -104,7 +105,7 @@ def write_image_outputs(output_dir: str | Path, name: str, pixels: np.ndarray, m
         _save_png(np.where(mask, 255, 0).astype(np.uint8), staging / MASK_FILE)
         _save_png(heatmap_rgb(heat_map), staging / HEATMAP_FILE)
         _save_png(overlay_rgb(pixels, heat_map, mask), staging / OVERLAY_FILE)
-        (staging / RESULT_FILE).write_text(json.dumps(_json_ready(result), indent=2) + "\n", encoding="utf-8")
+        (staging / RESULT_FILE).write_text(json.dumps(json_ready(result), indent=2) + "\n", encoding="utf-8")
         os.chmod(staging, 0o755)
         _replace_folder(staging, final)
     finally:
@@ -132,5 +133,5 @@ def write_results_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns:
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in _json_ready(dict(row)).items()})
+        writer.writerow({k: ("" if v is None else v) for k, v in json_ready(dict(row)).items()})
     return write_text_atomic(path, buffer.getvalue(), overwrite=overwrite)

@@ -18,7 +18,7 @@ import torch
 
 from ..imaging2d.lesion_crops import crop
 from ..imaging2d.metrics2d import roc_auc, segmentation_metrics, sensitivity_specificity
-from ..imaging2d.model_card2d import ModelCard2D, load_model_2d  # noqa: F401  (re-exported for scripts)
+from ..imaging2d.model_card2d import ModelCard2D
 from ..imaging2d.training_loop import BEST_WEIGHTS
 from ..io.atomic import write_text_atomic
 from ..nn.factory2d import build_network_2d

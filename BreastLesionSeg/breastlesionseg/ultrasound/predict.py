@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..imaging2d.gradcam2d import gradcam_map
 from ..imaging2d.image2d import Image2D
 from ..imaging2d.image_io import read_image_2d, to_gray
-from .model import UltrasoundModel, load_ultrasound_model
+from .model import DEFAULT_MODEL_ID, UltrasoundModel, load_ultrasound_model
 from .preprocess import prepare_image
 
 #: connected components smaller than this fraction of the largest one are dropped from the mask
@@ -118,7 +118,7 @@ def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundMod
     Raises:
         InputError: unreadable or invalid image (named). ModelError: model problems.
     """
-    model = model if isinstance(model, UltrasoundModel) else load_ultrasound_model(model or "us-attunet-busbra")
+    model = model if isinstance(model, UltrasoundModel) else load_ultrasound_model(model or DEFAULT_MODEL_ID)
     picture = as_image2d(image, frame, spacing_mm)
     network_input, letterbox = prepare_image(picture.pixels, model.card.input_size_px)
     with torch.inference_mode():

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..imaging2d.metrics2d import roc_curve
+from ..imaging2d.writer import json_ready
 from ..io.atomic import write_atomic, write_text_atomic
 from .busbra import NUM_FOLDS
 from .evaluate import TEST_RESULTS
@@ -114,7 +115,7 @@ def write_report(report: dict[str, Any], run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     out_dir = run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1, default=float), overwrite=True)
+    write_text_atomic(out_dir / "report.json", json.dumps(json_ready(report), indent=1), overwrite=True)
     write_text_atomic(out_dir / "report.md", report_markdown(report), overwrite=True)
     plot_curves(run_dir, out_dir)
     plot_roc(run_dir, out_dir)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from ..imaging2d.model_card2d import save_model_2d
+from ..imaging2d.writer import json_ready
 from ..imaging2d.training_loop import BEST_WEIGHTS, HISTORY_FILE
 from .busbra import CITATION, fold_split, read_busbra
 from .evaluate import fold_card
@@ -39,9 +40,9 @@ def ship_fold(data_root: str | Path, run_dir: str | Path, fold: int, target: str
     card.split = {"scheme": "BUS-BRA 5-fold-cv.csv (patient-wise)", "fold": fold, "test_kFold": fold + 1,
                   "n_train": len(split["train"]), "n_validation": len(split["val"]), "n_test": len(split["test"]),
                   "best_epoch": best["epoch"], "epochs_run": len(history)}
-    card.cv_metrics = {"this_fold_test": report.get("per_fold", {}).get(fold, {}),
+    card.cv_metrics = json_ready({"this_fold_test": report.get("per_fold", {}).get(fold, {}),
                        "folds_evaluated": report.get("folds_evaluated", []),
-                       "mean_of_folds": report.get("mean_of_folds", {}), "pooled": report.get("pooled", {})}
+                       "mean_of_folds": report.get("mean_of_folds", {}), "pooled": report.get("pooled", {})})
     card.training_command = TRAINING_COMMAND
     state = torch.load(fold_dir / BEST_WEIGHTS, map_location="cpu", weights_only=True)
     return save_model_2d(state, card, target, overwrite=overwrite)
