@@ -90,3 +90,12 @@ def test_bad_arguments(mm_net):
     with pytest.raises(InputError, match="window_zyx"):
         select_backend(mm_net, "cpu", (9, 11))
     assert issubclass(BackendUnavailableError, Exception) and not issubclass(BackendUnavailableError, InputError)
+
+
+def test_inference_config_accepts_only_the_listed_backends():
+    from breastlesionseg.inference.config import InferenceConfig
+
+    for name in BACKEND_CHOICES:
+        assert InferenceConfig(backend=name).backend == name
+    with pytest.raises(InputError, match="'bf16'"):
+        InferenceConfig(backend="bf16")
