@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from breastlesionseg.errors import BreastLesionSegError, InputError
-from breastlesionseg.exam.validation import validate_exam
 from breastlesionseg.output_files import BREAST_MASK_FILE, HEATMAP_FILE, LESIONS_FILE, METRICS_FILE, PROBABILITY_FILE
 
 from . import image2d_scene, phases, plots, scene_io, segmentation_nodes, tables
@@ -226,8 +225,10 @@ class SceneLogic:
         if len(selection.phases) < model.required_phases:
             raise InputError(f"model '{model.model_id}' needs {model.required_phases} phases (pre + "
                              f"{model.required_phases - 1} post-contrast); {len(selection.phases)} selected")
-        exam = scene_io.exam_from_nodes(selection.pre, selection.posts, selection.acquisition_times_s)
-        validate_exam(exam.phases)  # the checks every command applies (finite, size, phase order), before starting
+        # the resampling and checks every command applies (finite, size, phase order), before anything starts
+        exam = scene_io.validated_exam_from_nodes(selection.pre, selection.posts, selection.acquisition_times_s)
+        for warning in exam.warnings:
+            log.warning("%s", warning)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=time.strftime("run_%Y%m%d_%H%M%S_"), dir=self.work_dir))
         paths = scene_io.write_phase_files(selection.phases, run_dir / "inputs")

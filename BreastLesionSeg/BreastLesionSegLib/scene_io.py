@@ -166,11 +166,7 @@ def exam_from_nodes(pre_node: Any, post_nodes: Sequence[Any], acquisition_times_
         InputError: no post-contrast volume, or the pre volume also selected as a post volume.
         GeometryError: grids differ and ``resample`` is false, or the phases do not overlap.
     """
-    if not post_nodes:
-        raise InputError("no post-contrast volume selected; a DCE exam needs at least one")
-    ids = [pre_node.GetID()] + [n.GetID() for n in post_nodes if n is not None]
-    if len(set(ids)) != len(ids):
-        raise InputError(f"the same volume is selected twice among the phases: {ids}")
+    _check_phase_nodes(pre_node, post_nodes)
     pre = volume_from_node(pre_node)
     phases = [pre]
     for node in post_nodes:
@@ -185,6 +181,31 @@ def exam_from_nodes(pre_node: Any, post_nodes: Sequence[Any], acquisition_times_
     if times is not None and len(times) != len(phases):
         raise InputError(f"{len(times)} acquisition times given for {len(phases)} phases")
     return DCEExam(phases, acquisition_times_s=times)
+
+
+def _check_phase_nodes(pre_node: Any, post_nodes: Sequence[Any]) -> None:
+    if not post_nodes:
+        raise InputError("no post-contrast volume selected; a DCE exam needs at least one")
+    ids = [pre_node.GetID()] + [n.GetID() for n in post_nodes if n is not None]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"the same volume is selected twice among the phases: {ids}")
+
+
+def validated_exam_from_nodes(pre_node: Any, post_nodes: Sequence[Any],
+                              acquisition_times_s: Sequence[float] | None = None) -> DCEExam:
+    """The exam of the nodes through the core's :func:`~breastlesionseg.exam.assemble_exam`: the same
+    resampling onto the pre grid and the same checks (finite values, memory budget, plausible phase order)
+    as every command; ``exam.warnings`` holds what the user must see.
+
+    Raises:
+        InputError / GeometryError: as ``assemble_exam`` (and no post volume, or a volume selected twice).
+    """
+    from breastlesionseg.exam import assemble_exam
+
+    _check_phase_nodes(pre_node, post_nodes)
+    volumes = [volume_from_node(node) for node in (pre_node, *post_nodes)]
+    times = list(acquisition_times_s) if acquisition_times_s is not None else None
+    return assemble_exam(volumes, acquisition_times_s=times)
 
 
 def _resample_onto(vol: Volume, pre: Volume, what: str) -> Volume:
