@@ -216,12 +216,13 @@ def component_features(
     probability_crop: np.ndarray,
     breast_crop: np.ndarray | None,
     crop_geometry: Any,
-    labels_full: np.ndarray,
+    crop_start_zyx: Sequence[int],
     phases_full: Sequence[np.ndarray],
 ) -> dict[int, dict[str, float]]:
-    """All :data:`COMPONENT_FEATURE_NAMES` of components 1..N (same numbering on the crop and full grid)."""
+    """All :data:`COMPONENT_FEATURE_NAMES` of components 1..N of the crop (phases read on the full grid,
+    the crop starting at full-grid index ``crop_start_zyx``)."""
     feats = component_geometry_features(labels_crop, probability_crop, breast_crop, crop_geometry)
-    kinetics = component_kinetic_features(labels_full, phases_full)
+    kinetics = component_kinetic_features(labels_crop, phases_full, crop_start_zyx)
     return {label: {**values, **kinetics.get(label, {"early_enhancement_percent": 0.0, "late_change_percent": 0.0})}
             for label, values in feats.items()}
 

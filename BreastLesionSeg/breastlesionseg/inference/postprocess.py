@@ -168,7 +168,6 @@ def score_components(
 
     if confidence_model is None:
         return split_by_confidence(post.lesion_labels_crop, post.volumes_mm3, {}, None)
-    labels_full = crop.uncrop(post.lesion_labels_crop, fill=0)
     features = component_features(post.lesion_labels_crop, post.probability_crop, breast_mask_crop, crop_geometry,
-                                  labels_full, phases_full)
+                                  crop.start_zyx, phases_full)
     return split_by_confidence(post.lesion_labels_crop, post.volumes_mm3, features, confidence_model)

@@ -110,26 +110,40 @@ def component_geometry_features(
     return out
 
 
-def component_kinetic_features(labels: np.ndarray, phases: Sequence[np.ndarray]) -> dict[int, dict[str, float]]:
+def component_kinetic_features(labels: np.ndarray, phases: Sequence[np.ndarray],
+                               offset_zyx: Sequence[int] = (0, 0, 0)) -> dict[int, dict[str, float]]:
     """Early enhancement and late change (percent, medians) of every component of ``labels``.
 
     Args:
-        labels: (z, y, x) integer components 1..N.
-        phases: ``[pre, post1, ..., postK]`` arrays of the same shape (K >= 1; late change 0 when K = 1).
+        labels: (z, y, x) integer components 1..N (e.g. on a crop of the phases' grid).
+        phases: ``[pre, post1, ..., postK]`` arrays (K >= 1; late change 0 when K = 1); voxel
+            ``labels[i]`` lies at ``phases[k][i + offset_zyx]``.
+        offset_zyx: index of ``labels[0, 0, 0]`` in the phases (a crop's start; may be negative when
+            the crop was padded: voxels outside the phases are ignored).
 
     Returns:
         ``{label: {"early_enhancement_percent": .., "late_change_percent": ..}}``.
     """
     if len(phases) < 2:
         raise InputError(f"component kinetics need a pre and at least one post-contrast phase, got {len(phases)}")
+    shape = np.asarray(phases[0].shape)
+    off = np.asarray([int(o) for o in offset_zyx])
     out: dict[int, dict[str, float]] = {}
     for label, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
             continue
-        comp = labels[sl] == label
-        pre = np.asarray(phases[0][sl], dtype=np.float32)[comp]
-        post1 = np.asarray(phases[1][sl], dtype=np.float32)[comp]
-        last = np.asarray(phases[-1][sl], dtype=np.float32)[comp]
+        lo = np.maximum([s.start for s in sl], -off)
+        hi = np.minimum([s.stop for s in sl], shape - off)
+        if np.any(hi <= lo):
+            continue
+        own = tuple(slice(a, b) for a, b in zip(lo, hi))
+        full = tuple(slice(a + o, b + o) for a, b, o in zip(lo, hi, off))
+        comp = labels[own] == label
+        if not comp.any():
+            continue
+        pre = np.asarray(phases[0][full], dtype=np.float32)[comp]
+        post1 = np.asarray(phases[1][full], dtype=np.float32)[comp]
+        last = np.asarray(phases[-1][full], dtype=np.float32)[comp]
         early = 100.0 * (post1 - pre) / np.maximum(pre, _MIN_SIGNAL)
         late = 100.0 * (last - post1) / np.maximum(post1, _MIN_SIGNAL)
         out[label] = {"early_enhancement_percent": float(np.median(early)),

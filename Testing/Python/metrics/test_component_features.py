@@ -72,3 +72,17 @@ def test_feature_names_and_bad_shapes():
         component_geometry_features(labels, np.zeros((3, 3, 3), np.float32), None, GEO)
     with pytest.raises(InputError, match="pre and at least one post"):
         component_kinetic_features(labels, [labels])
+
+
+def test_kinetics_of_a_crop_read_the_full_phases_at_the_offset():
+    labels = _ball_and_tube()
+    pre = np.full(GEO.shape_zyx, 200.0, np.float32)
+    post1 = pre * np.where(labels == 1, 2.5, 1.2)
+    full = component_kinetic_features(labels, [pre, post1])
+    crop = labels[3:, 2:, :]  # a crop starting at (3, 2, 0) of the full grid
+    padded = np.zeros((crop.shape[0] + 4, *crop.shape[1:]), crop.dtype)
+    padded[4:] = crop  # a padded crop starting at (-1, 2, 0): its first 4 slices lie outside the phases
+    for arr, offset in ((crop, (3, 2, 0)), (padded, (-1, 2, 0))):
+        part = component_kinetic_features(arr, [pre, post1], offset)
+        for k in (1, 2):
+            assert part[k]["early_enhancement_percent"] == pytest.approx(full[k]["early_enhancement_percent"])
