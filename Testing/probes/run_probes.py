@@ -54,7 +54,7 @@ class Probe:
     run: Callable[[Path], Outcome]
 
 
-def cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
     """Run ``breastlesionseg ARGS`` and capture its output."""
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
@@ -135,7 +135,7 @@ def probe_concurrent(tmp: Path) -> Outcome:
     out = tmp / "shared_out"
     procs = [subprocess.Popen([*CLI, "segment", *phases, "-o", str(out), *SEGMENT_OPTIONS], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    results = [(p.wait(timeout=900), *p.communicate()) for p in procs]
+    results = [(p.wait(timeout=3600), *p.communicate()) for p in procs]
     codes = sorted(r[0] for r in results)
     loser = next((r for r in results if r[0] != 0), None)
     text = (loser[1] + loser[2]) if loser else ""
