@@ -69,6 +69,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if argv is not None and "--version" in argv[:1]:
+        return parser  # answered by argparse before any command is needed
     first = next((a for a in (argv or ()) if not a.startswith("-")), None)
     wanted = [m for m in COMMAND_MODULES if first is not None and _command_guess(m) == first]
     if wanted and _register(sub, wanted[0]) and first in sub.choices:
