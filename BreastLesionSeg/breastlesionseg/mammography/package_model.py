@@ -3,7 +3,8 @@
 ``python -m breastlesionseg.mammography.package_model --run RUN_DIR --fold K --model-dir models/<id> [--force]``
 writes ``weights.pt`` (the fold's best-validation ``state_dict``), ``model_card.json`` (config, input size,
 threshold, data and citation, the patient-wise split, the cross-validated Dice with its spread, the
-weights' sha256, the training command) and ``README.md`` (the same for people).
+weights' sha256, the training command), ``README.md`` (the same for people) and ``cross_validation.json``
+(the run's ``cv_results.json``: every held-out image's Dice).
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ TRAINING_DATA = (
     "sarah-antillia/Tensorflow-Image-Segmentation-Augmented-Mammogram-. Trained from scratch, no pretrained weights."
 )
 TRAINING_COMMAND = "scripts/train_mammography_model.sh"
+#: the cross-validation record copied into the model folder (every held-out image's Dice, the config)
+CV_FILE = "cross_validation.json"
 
 
 def build_card(model_id: str, cv: dict[str, Any], fold: int) -> ModelCard2D:
@@ -101,6 +104,7 @@ def package(run_dir: str | Path, fold: int, model_dir: str | Path, force: bool =
     state = torch.load(run_dir / f"fold_{fold}" / BEST_WEIGHTS, map_location="cpu", weights_only=True)
     save_model_2d(state, card, model_dir, overwrite=force)
     write_text_atomic(model_dir / "README.md", readme_text(card), overwrite=force)
+    write_text_atomic(model_dir / CV_FILE, results.read_text(), overwrite=force)
     log.info("wrote %s (sha256 %s)", model_dir, card.weights_sha256)
     return model_dir
 
