@@ -67,7 +67,12 @@ def _holder_alive(info: dict) -> bool:
 
 
 def _unwritable(out: Path, exc: OSError) -> InputError:
-    reason = "the disk is full" if exc.errno in DISK_FULL_ERRNOS else (exc.strerror or type(exc).__name__)
+    if exc.errno in DISK_FULL_ERRNOS:
+        reason = "the disk is full"
+    elif isinstance(exc, (FileExistsError, NotADirectoryError)):
+        reason = "a file is in the way of a folder on that path"
+    else:
+        reason = exc.strerror or type(exc).__name__
     return InputError(f"output '{out}' cannot be written: {reason} (in '{out.parent}'). Choose another location.")
 
 
