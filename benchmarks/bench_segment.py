@@ -399,13 +399,13 @@ def help_seconds(repo: Path, repeats: int = 3) -> float:
 
 
 def ab_checkouts(baseline: Path, pairs: int, threads: int, timeout_s: float, competing_load: int,
-                 keep_dir: Path | None, on_case=None) -> dict[str, Any]:
+                 keep_dir: Path | None, on_case=None, eager_arm: bool = True) -> dict[str, Any]:
     """Interleaved A/B: ``segment`` on Duke from ``baseline`` (auto backend) vs this checkout (auto and eager).
 
     The arms rotate every round so that no arm always runs first; with ``competing_load`` > 0 that many
     busy-looping processes share the CPUs for the whole run (a workstation that is not idle).
     """
-    arms = [("baseline", baseline, "auto"), ("this", REPO, "auto"), ("this-eager", REPO, "eager")]
+    arms = [("baseline", baseline, "auto"), ("this", REPO, "auto")] + ([("this-eager", REPO, "eager")] if eager_arm else [])
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(competing_load)]
     cases: list[dict[str, Any]] = []
     try:
@@ -530,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of the usual cases: interleaved A/B of 'segment' on Duke (as the CLI runs it) "
                              "between the checkout BASELINE_REPO and this one (auto and eager backends)")
     parser.add_argument("--ab-rounds", type=int, default=3, help="rounds of the A/B (each runs every arm once)")
+    parser.add_argument("--ab-no-eager", action="store_true", help="with --ab: leave out this checkout's eager arm")
     parser.add_argument("--competing-load", type=int, default=0, metavar="N",
                         help="with --ab: N busy-looping processes compete for the CPUs during the whole A/B")
     parser.add_argument("--keep-probabilities", default=None, metavar="DIR",
@@ -628,7 +629,8 @@ def main_ab(args: argparse.Namespace) -> int:
         out.write_text(json.dumps({**header, "partial_cases": cases}, indent=2, default=float) + "\n", encoding="utf-8")
 
     result = ab_checkouts(Path(args.ab).resolve(), args.ab_rounds, args.threads, args.timeout, args.competing_load,
-                          Path(args.keep_probabilities) if args.keep_probabilities else None, on_case=save)
+                          Path(args.keep_probabilities) if args.keep_probabilities else None, on_case=save,
+                          eager_arm=not args.ab_no_eager)
     out.write_text(json.dumps({**header, **result}, indent=2, default=float) + "\n", encoding="utf-8")
     print_ab(result)
     print(f"written {out}")
