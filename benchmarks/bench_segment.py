@@ -548,12 +548,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.ab_report:
-        results = [(Path(p).name, json.loads(Path(p).read_text())) for p in args.ab_report]
+        docs = [json.loads(Path(p).read_text()) for p in args.ab_report]
+        results = [(f"run {k + 1} ({d.get('date_utc', '?')[:10]})", d) for k, d in enumerate(docs)]
         table = ab_table(results)
         print(table)
         for target in args.table_into:
-            write_table_into(Path(target), f"\nFrom {', '.join(n for n, _ in results)} (`bench_segment.py --ab`):\n\n"
-                             + table + "\n")
+            write_table_into(Path(target), "\n`python benchmarks/bench_segment.py --ab ...`, then `--ab-report` "
+                             "(the JSON stays in the git-ignored benchmarks/output/):\n\n" + table + "\n")
         return 0
     if args.ab:
         return main_ab(args)
