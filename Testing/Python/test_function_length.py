@@ -13,11 +13,6 @@ PACKAGES = [Path(__file__).resolve().parents[2] / "BreastLesionSeg" / name
             for name in ("breastlesionseg", "BreastLesionSegLib")]
 #: "relative/path.py:function" of functions still over the limit (to be split by the file's owner)
 PENDING = {
-    "breastlesionseg/exam/loader.py:load_exam",  # reliability (issue 14)
-    "breastlesionseg/io/dicom.py:write_dicom_series",  # reliability (issue 14)
-    "breastlesionseg/io/seg_nrrd.py:write_seg_nrrd",  # reliability (issue 14)
-    "breastlesionseg/metrics/kinetics.py:lesion_kinetics",  # metrics (issue 14 row 14)
-    "breastlesionseg/metrics/lesion_table.py:lesion_metrics",  # metrics
     "breastlesionseg/inference/overview.py:render_overview",  # outputs
     "breastlesionseg/phantom/anatomy.py:voxelize_anatomy",  # phantom (3D generalisation)
     "breastlesionseg/phantom/generator.py:generate_phantom",  # phantom (3D generalisation)
