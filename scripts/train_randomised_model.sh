@@ -4,7 +4,7 @@
 #   scripts/train_randomised_model.sh [WORK_DIR]     (default WORK_DIR: benchmarks/output/demo_model_v3)
 #
 # 1. builds a training set of phantoms of the 'training' family of breastlesionseg.phantom.randomisation
-#    (seeds 3000-3059, >= 1 lesion each; vessel trees, axillary nodes, skin folds, chest-wall enhancement,
+#    (seeds SEEDS, default 3000-3031, >= 1 lesion each; vessel trees, axillary nodes, skin folds, chest-wall enhancement,
 #    motion, slice thickness, spacing, obliques, noise, bias, fat suppression, intensity scale all drawn
 #    per seed). Never the held-out seeds 0-19, never the validation seeds 2000-2099, never a held-out
 #    family, never a real exam;
@@ -26,12 +26,14 @@ MAX_TIME_S=${MAX_TIME_S:-2400}
 EPOCHS=${EPOCHS:-12}
 NICE=${NICE:-10}
 INIT=${INIT:-models/mm3dunet-phantom-demo}
+SEEDS=${SEEDS:-3000-3031}   # training phantoms (32; sized for a ~1 h budget on 2 shared CPU cores)
+N_CASES=$(( ${SEEDS#*-} - ${SEEDS%-*} + 1 ))
 mkdir -p "$WORK"
 export OMP_NUM_THREADS="$THREADS"
 
 # existing cases are kept, so an interrupted build continues where it stopped
 nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --family training \
-  --seeds 3000-3059 --min-lesions 1 --max-lesions 3
+  --seeds "$SEEDS" --min-lesions 1 --max-lesions 3
 
 RESUME=""
 if [ -f "$WORK/model/checkpoints/last.pt" ]; then RESUME="--resume"; fi
@@ -42,7 +44,7 @@ fi
 
 nice -n "$NICE" "$BLS" train --data "$WORK/dataset" --output "$WORK/model" $RESUME \
   --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
-  --training-data "60 domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds 3000-3059, 1-3 lesions each, ground-truth labels), fine-tuned from the 80-phantom demo model (default phantoms, seeds 1000-1079); no real patient data" \
+  --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels), fine-tuned from the 80-phantom demo model (default phantoms, seeds 1000-1079); no real patient data" \
   --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
   --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
   --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
