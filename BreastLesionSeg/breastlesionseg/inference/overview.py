@@ -117,6 +117,30 @@ def lesion_centroids_zyx(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return [(k, sums[k] / counts[k]) for k in range(1, counts.size) if counts[k] > 0]
 
 
+def _draw_key_slice(ax, image: np.ndarray, breast: np.ndarray, labels: np.ndarray, aspect: float, title: str) -> None:
+    """One axial key slice: windowed image, breast contour, each lesion outlined and numbered."""
+    slo, shi = _window(image, breast)
+    ax.imshow(image, cmap="gray", vmin=slo, vmax=shi, aspect=aspect, interpolation="nearest")
+    if breast.any():
+        ax.contour(breast.astype(np.uint8), levels=[0.5], colors="cyan", linewidths=0.5)
+    for lesion in [int(v) for v in np.unique(labels) if v > 0]:
+        colour = _LESION_COLOURS[(lesion - 1) % len(_LESION_COLOURS)]
+        m = labels == lesion
+        ax.contour(m.astype(np.uint8), levels=[0.5], colors=colour, linewidths=1.2)
+        yy, xx = np.nonzero(m)
+        ax.text(xx.mean() + 6, yy.mean() - 6, str(lesion), color=colour, fontsize=11, fontweight="bold")
+    ax.set_title(title, color="white", fontsize=10)
+
+
+def _mark_orientation(ax) -> None:
+    """No ticks; R / L / A letters at the panel's edges (radiological view)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.01, 0.5, "R", transform=ax.transAxes, color="white", fontsize=9, va="center")
+    ax.text(0.97, 0.5, "L", transform=ax.transAxes, color="white", fontsize=9, va="center")
+    ax.text(0.5, 0.97, "A", transform=ax.transAxes, color="white", fontsize=9, ha="center", va="top")
+
+
 def render_overview(
     exam: DCEExam,
     breast_mask: Volume,
@@ -188,26 +212,10 @@ def render_overview(
     ax.set_title("subtraction MIP (post1 - pre)", color="white", fontsize=10)
 
     for panel, (image, s) in enumerate(zip(key_images, slice_indices), start=1):
-        ax = axes[panel]
-        slo, shi = _window(image, breast[s])
-        ax.imshow(image, cmap="gray", vmin=slo, vmax=shi, aspect=aspect, interpolation="nearest")
-        if breast[s].any():
-            ax.contour(breast[s].astype(np.uint8), levels=[0.5], colors="cyan", linewidths=0.5)
-        present = [int(v) for v in np.unique(labels[s]) if v > 0]
-        for lesion in present:
-            colour = _LESION_COLOURS[(lesion - 1) % len(_LESION_COLOURS)]
-            m = labels[s] == lesion
-            ax.contour(m.astype(np.uint8), levels=[0.5], colors=colour, linewidths=1.2)
-            yy, xx = np.nonzero(m)
-            ax.text(xx.mean() + 6, yy.mean() - 6, str(lesion), color=colour, fontsize=11, fontweight="bold")
         name = f"lesion {key[panel - 1][0]}" if key else "no lesion found"
-        ax.set_title(f"{name}: axial slice {s} (inferior->superior)", color="white", fontsize=10)
+        _draw_key_slice(axes[panel], image, breast[s], labels[s], aspect, f"{name}: axial slice {s} (inferior->superior)")
     for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.text(0.01, 0.5, "R", transform=ax.transAxes, color="white", fontsize=9, va="center")
-        ax.text(0.97, 0.5, "L", transform=ax.transAxes, color="white", fontsize=9, va="center")
-        ax.text(0.5, 0.97, "A", transform=ax.transAxes, color="white", fontsize=9, ha="center", va="top")
+        _mark_orientation(ax)
     if title:
         fig.suptitle(title, color="white", fontsize=12)
     if footer:
