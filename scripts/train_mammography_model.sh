@@ -9,7 +9,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$REPO/.venv/bin/python}"
 DATA="${BLS_CDDCESM_DIR:-$REPO/../shared/data/cdd-cesm-mammography}"
-RUN_DIR="${1:-$REPO/work_tmp/mammography_cv}"
+RUN_DIR="${1:-$REPO/work_tmp/hires-unet-cddcesm-demo_cv}"
 RESUME=""
 if [ -d "$RUN_DIR/fold_0" ]; then RESUME="--resume"; fi
 nice -n 10 "$PY" -m breastlesionseg.mammography.train --data "$DATA" --output "$RUN_DIR" $RESUME --threads 1

@@ -34,7 +34,7 @@ class MammographyTrainConfig:
     threshold: float = 0.5
     network: HiResUNetConfig = field(default_factory=HiResUNetConfig)
     loop: TrainLoopConfig = field(default_factory=lambda: TrainLoopConfig(
-        max_epochs=12, patience_epochs=5, learning_rate=2e-3, bf16=False))
+        max_epochs=24, patience_epochs=5, learning_rate=2e-3, bf16=False))
 
     def __post_init__(self) -> None:
         if self.input_size_px < 16:

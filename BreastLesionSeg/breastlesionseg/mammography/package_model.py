@@ -78,11 +78,11 @@ def readme_text(card: ModelCard2D) -> str:
         f"- Training data: {card.training_data}",
         f"- Citation (required by the data licence): {card.dataset_citation}",
         f"- Cross-validated Dice ({m['cv_n_images']} images, patient-wise {card.split['n_folds']} folds): "
-        f"mean {m['cv_dice_mean']:.3f} +- {m['cv_dice_sd']:.3f} (SD), median {m['cv_dice_median']:.3f}, "
-        f"IQR {m['cv_dice_iqr'][0]:.3f}-{m['cv_dice_iqr'][1]:.3f}; fold means "
-        + ", ".join(f"{v:.3f}" for v in m["cv_fold_mean_dice"]) + ".",
+        f"mean {m['cv_dice_mean']:.4f} +- {m['cv_dice_sd']:.4f} (SD), median {m['cv_dice_median']:.4f}, "
+        f"IQR {m['cv_dice_iqr'][0]:.4f}-{m['cv_dice_iqr'][1]:.4f}; fold means "
+        + ", ".join(f"{v:.4f}" for v in m["cv_fold_mean_dice"]) + ".",
         f"- These weights are fold {m['this_model_fold']}'s model (trained on the other folds' patients); its "
-        f"held-out Dice: {m['this_model_held_out_dice_mean']:.3f}.",
+        f"held-out Dice: {m['this_model_held_out_dice_mean']:.4f}.",
         f"- For comparison only: {m['paper_reference']}.",
         f"- weights.pt sha256: `{card.weights_sha256}`",
         f"- Reproduce: `{card.training_command}`", "",

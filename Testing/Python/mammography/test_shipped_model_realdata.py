@@ -11,7 +11,7 @@ from breastlesionseg.mammography.training_data import read_reference_mask
 
 #: held-out images checked (chosen among the shipped fold's held-out images: one DM, one CM view)
 CHECKED_IMAGES = ("P105_R_CM_MLO", "P168_L_DM_MLO")
-#: the two checked images' mean held-out Dice must stay above this (0.77 and 0.63 measured at release)
+#: the two checked images' mean held-out Dice must stay above this (0.71 and 0.60 measured at release)
 CHECKED_MEAN_DICE_FLOOR = 0.5
 
 
