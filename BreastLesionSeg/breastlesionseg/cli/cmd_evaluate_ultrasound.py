@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, metavar="DIR", help="BUS-BRA folder")
     p.add_argument("--run", required=True, metavar="DIR", help="training run folder (fold_<k>/ inside)")
-    p.add_argument("--folds", type=int, nargs="+", default=None, metavar="K", help="folds to (re)evaluate (default: every trained fold)")
+    p.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
+                   help="folds to (re)evaluate, finished or not (default: every finished fold, evaluated when its weights changed)")
     p.add_argument("--ship", default=None, metavar="MODEL_DIR", help="also write this model folder from --ship-fold")
     p.add_argument("--ship-fold", type=int, default=0, metavar="K")
     p.add_argument("--force", action="store_true", help="replace an existing model folder")
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..imaging2d.training_loop import BEST_WEIGHTS, LAST_CHECKPOINT
     from ..ultrasound.busbra import NUM_FOLDS
-    from ..ultrasound.evaluate import cross_validation_report, evaluate_fold
+    from ..ultrasound.evaluate import TEST_RESULTS, cross_validation_report, evaluate_fold
     from ..ultrasound.report import write_report
 
     torch.set_num_threads(max(1, args.threads))
@@ -55,8 +56,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         finished = (fold_dir / LAST_CHECKPOINT).is_file() and torch.load(
             fold_dir / LAST_CHECKPOINT, map_location="cpu", weights_only=True).get("finished", False)
-        if not finished:
-            log.warning("fold %d is still training (or was interrupted); evaluating its best epoch so far", fold)
+        if not finished and args.folds is None:
+            log.warning("fold %d is still training (or was interrupted): left out (name it in --folds to evaluate "
+                        "its best epoch so far)", fold)
+            (fold_dir / TEST_RESULTS).unlink(missing_ok=True)
+            continue
         if args.folds is not None or _stale(fold_dir):
             log.info("evaluating fold %d on its test images", fold)
             evaluate_fold(args.data, run_dir, fold)
