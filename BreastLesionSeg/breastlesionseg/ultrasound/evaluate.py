@@ -35,9 +35,13 @@ TEST_RESULTS = "test_results.json"
 
 def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
     """A card (without sha256) describing the fold's model, from its ``train_config.json``."""
+    from .calibrate import THRESHOLD_FILE
+
     config = json.loads((fold_dir / CONFIG_FILE).read_text())
+    calibration = fold_dir / THRESHOLD_FILE
+    threshold = json.loads(calibration.read_text())["threshold"] if calibration.is_file() else 0.5
     return ModelCard2D(model_id=model_id, modality="ultrasound", arch=config["arch"], config=config["network"],
-                       input_size_px=int(config["input_size_px"]))
+                       input_size_px=int(config["input_size_px"]), lesion_present_threshold=threshold)
 
 
 def load_fold_model(fold_dir: Path) -> UltrasoundModel:
@@ -50,8 +54,13 @@ def load_fold_model(fold_dir: Path) -> UltrasoundModel:
 
 def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list[dict[str, Any]]:
     """Predict every test image of ``fold`` and its largest lesion-free crop; writes ``test_results.json``."""
+    from .calibrate import THRESHOLD_FILE, calibrate_lesion_threshold
+
     fold_dir = Path(run_dir) / f"fold_{fold}"
     model = load_fold_model(fold_dir)
+    if not (fold_dir / THRESHOLD_FILE).is_file():
+        calibrate_lesion_threshold(data_root, fold_dir, model.network, model.card.input_size_px, fold)
+        model = load_fold_model(fold_dir)
     rows = []
     for image in load_images(fold_split(read_busbra(data_root), fold)["test"]):
         record = image.record
@@ -65,6 +74,7 @@ def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list
         if image.free_regions:
             negative = predict_image(crop(raw, image.free_regions[0]), model, with_heat_map=False)
             rows.append({"kind": "lesion_free_crop", "image_id": record.image_id, "device": record.device,
+                         "lesion_present_threshold": model.card.lesion_present_threshold,
                          "lesion_present_probability": negative.lesion_present_probability,
                          "false_positive_area_px": negative.area_px})
     write_text_atomic(fold_dir / TEST_RESULTS, json.dumps(rows, indent=1, default=float), overwrite=True)
@@ -100,7 +110,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         present = np.array([r["lesion_present_probability"] for r in lesions + negatives])
         truth = np.array([1] * len(lesions) + [0] * len(negatives))
         out["lesion_present_auc"] = roc_auc(present, truth)
-        out["lesion_present_sensitivity"], out["lesion_present_specificity"] = sensitivity_specificity(present, truth)
+        threshold = float(negatives[0].get("lesion_present_threshold", 0.5))
+        out["lesion_present_threshold"] = threshold
+        out["lesion_present_sensitivity"], out["lesion_present_specificity"] = sensitivity_specificity(present, truth, threshold)
         out["lesion_free_crops_with_mask_fraction"] = float(np.mean([r["false_positive_area_px"] > 0 for r in negatives]))
     return out
 

@@ -50,6 +50,8 @@ def test_dice_and_probabilities(busbra_dir, model, key):
     region = lesion_free_regions(truth.shape, lesion_bbox(truth), min_side_px=NEGATIVE_MIN_SIDE_PX)[0]
     negative = predict_image(crop(image.pixels, region), model, with_heat_map=False)
     assert negative.lesion_present_probability == pytest.approx(negative_present, abs=TOLERANCE)
+    if negative_present < model.card.lesion_present_threshold:
+        assert negative.area_px == 0 and not negative.mask.any()  # "no lesion": empty mask
 
 
 def test_malignant_scores_above_benign(model, busbra_dir):
