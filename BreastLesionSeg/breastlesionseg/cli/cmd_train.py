@@ -5,6 +5,7 @@ import argparse
 import json
 import shlex
 import sys
+from contextlib import nullcontext
 
 
 def _triple(kind: type, name: str):
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` sub-command."""
     p = subparsers.add_parser(
         "train", help="train or fine-tune a lesion model on a dataset (see docs/training.md)",
-        description="Train MM-3DUNet (seed 000 recipe) on a dataset built with 'breastlesionseg dataset add'. "
+        description="Train MM-3DUNet (Wang et al. 2025 recipe) on a dataset built with 'breastlesionseg dataset add'. "
                     "Run under torchrun for several GPUs/nodes (DistributedDataParallel).",
     )
     p.add_argument("--data", required=True, help="dataset folder (dataset.json + cases/)")
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-lr", type=float, default=0.0)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--loss", choices=("dice_ce", "hybrid"), default="dice_ce",
-                   help="dice_ce: Dice + ACT cross-entropy (seed 000); hybrid: 0.1 Dice + 0.45 Focal + 0.45 CE (seed 001)")
+                   help="dice_ce: Dice + ACT cross-entropy (Wang et al. 2025); hybrid: 0.1 Dice + 0.45 Focal + 0.45 CE (Narimani et al.)")
     p.add_argument("--act-weight", type=float, default=0.1, help="weight of the ACT cross-entropy")
     p.add_argument("--folds", type=int, default=1, help="k of k-fold cross-validation (1 = hold-out split)")
     p.add_argument("--fold", type=int, default=0, help="validation fold (0-based)")
@@ -133,11 +134,14 @@ def run(args: argparse.Namespace) -> int:
     from ..training.loop import train
 
     from ..io.output_claim import claim_output, require_writable_folder
+    from ..training.distributed import launched_as_main_rank
 
     try:
         cfg = config_from_args(args)
         require_writable_folder(cfg.output_dir)  # before any work, not after the first epoch
-        with claim_output(cfg.output_dir):  # one training per output folder
+        # one training per output folder; under torchrun the job's rank 0 claims it for every rank
+        claim = claim_output(cfg.output_dir) if launched_as_main_rank() else nullcontext()
+        with claim:
             result = train(cfg)
     except (BreastLesionSegError, ValueError) as exc:
         if args.progress == "json":

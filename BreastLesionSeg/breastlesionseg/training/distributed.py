@@ -46,6 +46,15 @@ class DistContext:
         return self.rank == 0
 
 
+def launched_as_main_rank() -> bool:
+    """True unless ``torchrun`` started this process as a rank other than 0 (read before joining the group).
+
+    Used for work that exactly one process of a job must do before the process group exists, such as
+    claiming the output folder.
+    """
+    return os.environ.get("RANK", "0").strip() in ("", "0")
+
+
 def init_distributed(use_cuda: bool) -> DistContext:
     """Join the process group described by the environment (``torchrun``), or run single-process.
 
