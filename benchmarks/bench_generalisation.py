@@ -124,7 +124,7 @@ def collect(engine: SegmentationEngine, args: argparse.Namespace, cases_path: Pa
     """Run every planned case not yet in ``cases_path`` (JSON lines, appended per case)."""
     done = []
     if args.resume and cases_path.is_file():
-        done = [json.loads(line) for line in cases_path.read_text().splitlines() if line.strip()]
+        done = [json.loads(line) for line in cases_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     have = {(c["section"], c["seed"]) for c in done}
     for section, config in planned_cases(args):
         seed = -1 if config == "duke" else config.seed
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / card.model_id
     out.mkdir(parents=True, exist_ok=True)
     if args.summary_only:
-        cases = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines() if line.strip()]
+        cases = [json.loads(line) for line in (out / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
         cases = collect(probe_engine(args.model, args.threads), args, out / "cases.jsonl")
     model = confidence_model(cases, card, args.fit_confidence)

@@ -14,7 +14,7 @@ One run measures, on the same machine:
   backend): from the table's medians, and again in ``--head-to-head`` alternating forward passes of the
   two, whose per-pair ratio is immune to the machine's drift between the two models' table rows,
 
-for MM-3DUNet t=6, t=12, t=12+ACT, the dense 3D U-Net baseline (seed 000 Table 1 configurations)
+for MM-3DUNet t=6, t=12, t=12+ACT, the dense 3D U-Net baseline (Wang et al. 2025 Table 1 configurations)
 and MONAI's BasicUNet, at the paper's input (1 x 1 x 32 x 256 x 256) and at the pipeline's window
 (1 x C x patch from the demo model card, else the ModelCard default), for each backend; optionally
 the whole ``breastlesionseg segment`` on the Duke exam (``--segment``).
@@ -299,7 +299,7 @@ def bench_segment(threads: int, timeout_s: float) -> Dict[str, Any]:
             return result
         metrics = out / "metrics.json"
         if metrics.is_file():
-            data_m = json.loads(metrics.read_text())
+            data_m = json.loads(metrics.read_text(encoding="utf-8"))
             for key in ("timings_s", "device", "backend", "inference_backend"):
                 if key in data_m:
                     result[key] = data_m[key]

@@ -374,7 +374,7 @@ def run_cli_case(repo: Path, backend: str, threads: int, timeout_s: float, keep:
                 record["backend_prepare_s"] = float(line.rsplit("prepared in", 1)[1].split()[0])
         metrics_path = out / "metrics.json"
         if proc.returncode == 0 and metrics_path.is_file():
-            doc = json.loads(metrics_path.read_text())
+            doc = json.loads(metrics_path.read_text(encoding="utf-8"))
             record["timings_s"] = doc.get("timings_s")
             record["inference_backend"] = str(doc.get("inference_backend", "")).split(" (")[0]
         else:
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.ab_report:
-        docs = [json.loads(Path(p).read_text()) for p in args.ab_report]
+        docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.ab_report]
         results = [(f"run {k + 1} ({d.get('date_utc', '?')[:10]})", d) for k, d in enumerate(docs)]
         table = ab_table(results)
         print(table)

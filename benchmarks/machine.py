@@ -8,7 +8,7 @@ from pathlib import Path
 def cpuinfo_field(name: str) -> str:
     """Value of the first ``/proc/cpuinfo`` line named ``name`` (``""`` when absent or unreadable)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith(name) and ":" in line:
                 return line.split(":", 1)[1].strip()
     except OSError:

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     folder = resolve_model(args.model)
     if args.from_json:
-        earlier = json.loads(args.from_json.read_text())
+        earlier = json.loads(args.from_json.read_text(encoding="utf-8"))
         if args.update_card:
             _update_card(folder, earlier["chosen"], earlier["seeds"])
         return 0
@@ -148,7 +148,7 @@ def _update_card(folder: Path, best: dict, seeds: list[int]) -> None:
     from breastlesionseg.nn.model_card import ModelCard
 
     card_path = Path(folder) / "model_card.json"
-    card = ModelCard.from_dict(json.loads(card_path.read_text()))
+    card = ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
     card.inference_window = tuple(best["window"])
     card.threshold = float(best["threshold"])
     card.min_lesion_volume_mm3 = float(best["min_volume_mm3"])

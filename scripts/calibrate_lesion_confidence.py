@@ -74,7 +74,7 @@ def update_card(folder: Path, model: LesionConfidenceModel) -> None:
     from breastlesionseg.nn.model_card import ModelCard
 
     card_path = Path(folder) / "model_card.json"
-    card = ModelCard.from_dict(json.loads(card_path.read_text()))
+    card = ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
     card.lesion_confidence = model.to_dict()
     card.validate()
     write_text_atomic(card_path, card.to_json(), overwrite=True)
@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("held-out seeds 0-19 and held-out families are never used for calibration")
     if args.rows:
         if args.rows.suffix == ".jsonl":  # cases of benchmarks/bench_generalisation.py: its validation section
-            cases = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+            cases = [json.loads(line) for line in args.rows.read_text(encoding="utf-8").splitlines() if line.strip()]
             rows = [r for c in cases if c["section"] == "validation" and c["seed"] in args.seeds for r in c["rows"]]
         else:
-            rows = json.loads(args.rows.read_text())["rows"]
+            rows = json.loads(args.rows.read_text(encoding="utf-8"))["rows"]
     else:
         engine = SegmentationEngine(InferenceConfig(model=str(args.model), device="cpu", num_threads=args.threads))
         rows = collect_components(engine, args.family, args.seeds, args.min_overlap)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Search the network configurations that reproduce Table 1 of seed 000 (Wang et al. 2025).
+"""Search the network configurations that reproduce Table 1 of Wang et al. 2025 (MM-3D UNet).
 
 Table 1 gives parameters and FLOPs at one 1 x 1 x 32 x 256 x 256 input (a multiply-add = 2 FLOPs):
 

@@ -16,7 +16,7 @@ from .config import BreastRegionConfig
 from .crop import CropBox, compute_crop
 from .result import BreastRegionResult, breast_volumes_ml
 
-#: the OV crop of seed 001, by its name in the design document
+#: the OV crop of Narimani et al., by its name in the design document
 OptimizedVolumeCrop = CropBox
 
 __all__ = [

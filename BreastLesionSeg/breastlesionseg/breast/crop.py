@@ -1,6 +1,6 @@
 """The optimized-volume (OV) crop: the breast-region bounding box plus a safe margin.
 
-Seed 001 (Narimani et al.) crops every exam to the bounding box of the breast region plus a safe
+Narimani et al. crops every exam to the bounding box of the breast region plus a safe
 distance (16 px, about 1.6 cm) and rounds the crop to what the network needs (a multiple of
 ``2**levels``). :func:`compute_crop` does that in physical units: the margin is given in mm and
 converted per index axis with that axis' spacing, then every side is enlarged to a multiple of
@@ -231,7 +231,7 @@ def compute_crop(
 
     Args:
         mask: breast-region mask (any non-zero voxel counts) with its geometry.
-        margin_mm: safe distance in mm added on every side (seed 001: ~16 mm).
+        margin_mm: safe distance in mm added on every side (Narimani et al.: ~16 mm).
         multiple: each side of the box is a multiple of this many voxels (``2**levels`` of the
             network); an int or a (z, y, x) triple.
         min_size: smallest box side in voxels (int or (z, y, x)), e.g. the network's patch size.

@@ -1,4 +1,4 @@
-"""``breastlesionseg model-summary``: parameters and FLOPs of a lesion network (seed 000, Table 1).
+"""``breastlesionseg model-summary``: parameters and FLOPs of a lesion network (Wang et al. 2025, Table 1).
 
 FLOPs count a multiply-add as 2 FLOPs (convolutions, transposed convolutions, linear layers; norms and
 activations excluded) at one forward pass of the given input, measured with
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``model-summary`` sub-command."""
     p = subparsers.add_parser(
         "model-summary",
-        help="parameters and FLOPs of MM-3DUNet / the dense 3D U-Net (reproduces seed 000 Table 1)",
+        help="parameters and FLOPs of MM-3DUNet / the dense 3D U-Net (reproduces Wang et al. 2025 Table 1)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

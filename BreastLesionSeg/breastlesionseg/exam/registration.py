@@ -1,6 +1,6 @@
 """Rigid registration of a post-contrast phase onto the pre-contrast phase (SimpleITK).
 
-Seed 000 (MM-3D UNet) aligned the DCE phases rigidly with Elastix before training. This is the same
+Wang et al. 2025 (MM-3D UNet) aligned the DCE phases rigidly with Elastix before training. This is the same
 idea with SimpleITK's registration framework: a 6-parameter Euler (rotation + translation) transform,
 identity start rotating about the fixed volume's centre, Mattes mutual information (robust to the contrast change between
 phases), a regular-step gradient descent with physical-unit parameter scales, and a three-level

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ RESEARCH_USE_TEXT = (
     "For research use only. Not a medical device; not for diagnosis or treatment decisions. "
     "Every result must be reviewed and corrected by a qualified reader."
 )
+log = logging.getLogger(__name__)
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -129,22 +131,65 @@ def load_model_2d(name_or_path: str | Path):
     import torch
 
     from ..nn.factory2d import build_network_2d
-    from ..nn.registry import resolve_model, sha256_file
+    from ..nn.registry import check_shipped_weights, resolve_model, sha256_file
 
     folder = resolve_model(name_or_path)
     card = ModelCard2D.read(folder)
     weights = folder / card.weights_file
     if not weights.is_file():
         raise ModelError(f"model {card.model_id}: weights file '{weights}' is missing")
+    if not card.weights_sha256:
+        raise ModelError(f"model card '{folder / CARD_FILE}' has no weights_sha256; refusing unverified weights")
     digest = sha256_file(weights)
-    if card.weights_sha256 and digest != card.weights_sha256:
+    if digest != card.weights_sha256:
         raise ModelError(f"model {card.model_id}: sha256 of '{weights}' is {digest}, the card says {card.weights_sha256}")
+    by_id = not Path(str(name_or_path)).expanduser().exists()
+    check_shipped_weights(card.model_id, digest, weights, refuse=by_id)
     network = build_network_2d(card.arch, card.config)
     try:
         network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except (RuntimeError, KeyError) as exc:
         raise ModelError(f"model {card.model_id}: weights do not fit the {card.arch} network: {exc}") from exc
     return network.eval(), card
+
+
+def list_models_2d(modality: str | None = None) -> list[ModelCard2D]:
+    """Cards of the valid 2D models in the model search path, optionally of one modality.
+
+    Args:
+        modality: ``"ultrasound"``, ``"mammography"`` or None for both.
+
+    Raises:
+        ValueError: unknown ``modality``.
+    """
+    from ..nn.registry import model_search_path
+
+    if modality is not None and modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES} or None; got {modality!r}")
+    cards: dict[str, ModelCard2D] = {}
+    for root in model_search_path():
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file()):
+            if card_kind(folder) != CARD_KIND:
+                continue
+            try:
+                card = ModelCard2D.read(folder)
+            except ModelError as exc:
+                log.warning("skipping 2D model folder %s: %s", folder, exc)
+                continue
+            if modality is None or card.modality == modality:
+                cards.setdefault(card.model_id, card)
+    return list(cards.values())
+
+
+def card_kind(folder: str | Path) -> str | None:
+    """The ``kind`` field of ``folder/model_card.json`` (None when absent or unreadable)."""
+    try:
+        values = json.loads((Path(folder) / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return values.get("kind") if isinstance(values, dict) else None
 
 
 def save_model_2d(state_dict: dict, card: ModelCard2D, folder: str | Path, overwrite: bool = False) -> Path:

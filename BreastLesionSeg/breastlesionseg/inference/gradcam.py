@@ -1,4 +1,4 @@
-"""Grad-CAM heat map of the ACT ("lesion present") decision, for explanation (seeds 002 / 004).
+"""Grad-CAM heat map of the ACT ("lesion present") decision, for explanation (the ultrasound attention U-Net and U2NET-Lite papers).
 
 The class activation map is computed with :class:`monai.visualize.GradCAM` on the network's
 encoder bottleneck (``module.bottleneck``), for class 1 of the ACT head, window by window; the raw

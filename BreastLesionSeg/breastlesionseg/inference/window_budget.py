@@ -72,7 +72,7 @@ def memory_budget_bytes(fraction: float = 0.5, cap_bytes: int = 4 * 2**30) -> in
     if cap_bytes <= 0:
         raise InputError(f"cap_bytes must be positive; got {cap_bytes}")
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("MemAvailable:"):
                 return int(min(cap_bytes, int(line.split()[1]) * 1024) * fraction)
     except (OSError, ValueError):

@@ -1,40 +1,41 @@
-"""Volume and DICOM input/output with exact LPS geometry (NIfTI, NRRD, MHA, DICOM series/study folders)."""
+"""Volume and DICOM input/output with exact LPS geometry (NIfTI, NRRD, MHA, DICOM series/study folders).
+
+The public names below are imported on first use, so that light submodules (``io.atomic``,
+``io.output_claim``) can be imported without SimpleITK and pydicom (fast ``--help``).
+"""
 from __future__ import annotations
 
-from .dicom import (
-    SeriesInfo,
-    read_dicom_series,
-    read_series_image,
-    relative_times_s,
-    scan_dicom_study,
-    select_dynamic_series,
-    write_dicom_series,
-)
-from .volume_io import (
-    VOLUME_SUFFIXES,
-    check_volume_values,
-    read_label_volume,
-    read_sitk_image,
-    read_volume,
-    volume_stem,
-    volume_suffix,
-    write_volume,
-)
+import importlib
 
-__all__ = [
-    "SeriesInfo",
-    "VOLUME_SUFFIXES",
-    "check_volume_values",
-    "read_dicom_series",
-    "read_label_volume",
-    "read_series_image",
-    "read_sitk_image",
-    "read_volume",
-    "relative_times_s",
-    "scan_dicom_study",
-    "select_dynamic_series",
-    "volume_stem",
-    "volume_suffix",
-    "write_dicom_series",
-    "write_volume",
-]
+#: public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "SeriesInfo": "dicom",
+    "read_dicom_series": "dicom",
+    "read_series_image": "dicom",
+    "relative_times_s": "dicom",
+    "scan_dicom_study": "dicom",
+    "select_dynamic_series": "dicom",
+    "write_dicom_series": "dicom",
+    "VOLUME_SUFFIXES": "volume_io",
+    "check_volume_values": "volume_io",
+    "read_label_volume": "volume_io",
+    "read_sitk_image": "volume_io",
+    "read_volume": "volume_io",
+    "volume_stem": "volume_io",
+    "volume_suffix": "volume_io",
+    "write_volume": "volume_io",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Import the submodule that defines ``name`` on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

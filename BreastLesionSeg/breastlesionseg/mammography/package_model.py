@@ -99,12 +99,12 @@ def package(run_dir: str | Path, fold: int, model_dir: str | Path, force: bool =
     results = run_dir / CV_RESULTS
     if not results.is_file():
         raise InputError(f"'{results}' does not exist: run the cross-validation first")
-    cv = json.loads(results.read_text())
+    cv = json.loads(results.read_text(encoding="utf-8"))
     card = build_card(model_id or model_dir.name, cv, fold)
     state = torch.load(run_dir / f"fold_{fold}" / BEST_WEIGHTS, map_location="cpu", weights_only=True)
     save_model_2d(state, card, model_dir, overwrite=force)
     write_text_atomic(model_dir / "README.md", readme_text(card), overwrite=force)
-    write_text_atomic(model_dir / CV_FILE, results.read_text(), overwrite=force)
+    write_text_atomic(model_dir / CV_FILE, results.read_text(encoding="utf-8"), overwrite=force)
     log.info("wrote %s (sha256 %s)", model_dir, card.weights_sha256)
     return model_dir
 

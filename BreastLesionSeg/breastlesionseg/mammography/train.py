@@ -100,7 +100,7 @@ def train_fold(cases: list[PreparedCase], folds: list[int], fold: int, run_dir: 
                  fold_dir, config.loop, resume=resume)
     model.load_state_dict(torch.load(fold_dir / BEST_WEIGHTS, map_location="cpu", weights_only=True))
     dice = full_resolution_dice(model, held_out, config.threshold)
-    history = json.loads((fold_dir / "history.json").read_text())
+    history = json.loads((fold_dir / "history.json").read_text(encoding="utf-8"))
     best = max(history, key=lambda r: r["val_score"])
     return {"fold": fold, "n_held_out": len(held_out), "best_epoch": best["epoch"], "epochs_run": len(history),
             "mean_dice": float(np.mean(dice)), "held_out": [c.case.name for c in held_out],

@@ -11,7 +11,7 @@ usual rule for small breast lesions; use e.g. 0.1 for a stricter rule).
 - FN: a reference lesion matched by none;
 - FP: a predicted lesion that matches no reference lesion.
 
-Volume bins (Narimani et al., seed 001, Table 5): ``lt10`` V < 10 mm3, ``10to20`` 10 <= V <= 20 mm3,
+Volume bins (Narimani et al., Table 5): ``lt10`` V < 10 mm3, ``10to20`` 10 <= V <= 20 mm3,
 ``gt20`` V > 20 mm3; TP and FN are binned by the reference lesion's volume, FP by the predicted lesion's.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Auxiliary classification task (ACT) head: lesion absent / present (seed 000, section 2.5, Figure 5)."""
+"""Auxiliary classification task (ACT) head: lesion absent / present (Wang et al. 2025, section 2.5, Figure 5)."""
 from __future__ import annotations
 
 import torch
@@ -11,7 +11,7 @@ class ACTHead(nn.Module):
     """3x3x3 convolution -> activation -> global max pooling -> linear -> 2 logits.
 
     Attached to the last encoder module. ``logits[:, 1]`` is "lesion present", ``logits[:, 0]`` "absent";
-    train with cross-entropy (seed 000, section 2.7).
+    train with cross-entropy (Wang et al. 2025, section 2.7).
 
     Shapes: ``(N, C, D, H, W) -> (N, 2)``.
 

@@ -1,4 +1,4 @@
-"""Channel expansion convolution (CEC) unit with inverted residual (seed 000, sections 2.3-2.4)."""
+"""Channel expansion convolution (CEC) unit with inverted residual (Wang et al. 2025, sections 2.3-2.4)."""
 from __future__ import annotations
 
 import torch
@@ -11,7 +11,7 @@ from .norm_act import NormAct
 class CECUnit(nn.Module):
     """Expand -> depthwise -> project, with an inverted residual when shapes allow it.
 
-    Stages (Figure 3 of seed 000):
+    Stages (Figure 3 of Wang et al. 2025):
 
     1. 1x1x1 convolution ``C_in -> t * C_in``, then norm + activation (paper: InstanceNorm + LeakyReLU);
     2. 3x3x3 depthwise convolution on the ``t * C_in`` channels, then norm + activation;

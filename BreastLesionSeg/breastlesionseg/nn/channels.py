@@ -6,7 +6,7 @@ Channel names (the model card's ``input_channels``):
 * ``postK`` — the K-th post-contrast phase (K = 1, 2, ...);
 * ``subK`` — the subtraction ``postK - pre``.
 
-Normalisation ``zscore`` (seed 000 section 2.6; seed 001): each channel separately, ``(v - mean) / std``
+Normalisation ``zscore`` (Wang et al. 2025 section 2.6; Narimani et al.): each channel separately, ``(v - mean) / std``
 with mean and std taken inside ``mask`` when given (the breast region), else over the whole array.
 A constant channel (std < 1e-6 of its scale, e.g. an all-zero subtraction) is only centred, never divided
 by ~0. ``none`` returns the raw values (float32).

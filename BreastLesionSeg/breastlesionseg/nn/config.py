@@ -5,7 +5,7 @@ and the value (``InputError`` is a ``ValueError`` too, so callers may catch eith
 The configurations are plain dataclasses so they serialise into the model card
 (``dataclasses.asdict``) and back (:func:`config_from_dict`).
 
-Defaults are the configurations that reproduce Table 1 of seed 000 (Wang et al. 2025) at the
+Defaults are the configurations that reproduce Table 1 of Wang et al. 2025 (MM-3D UNet) at the
 paper's input (1 x 1 x 32 x 256 x 256); see ``docs/networks.md`` and ``scripts/search_table1.py``
 for the search that chose them and the measured figures.
 """
@@ -66,7 +66,7 @@ def _check_common(cfg: "MM3DUNetConfig | UNet3DConfig") -> None:
 
 @dataclass
 class MM3DUNetConfig:
-    """Configuration of :class:`~breastlesionseg.nn.mm3dunet.MM3DUNet` (seed 000, Figure 1).
+    """Configuration of :class:`~breastlesionseg.nn.mm3dunet.MM3DUNet` (Wang et al. 2025, Figure 1).
 
     Attributes:
         in_channels: input image channels (e.g. 3 for ``["pre", "post1", "sub1"]``).
@@ -138,7 +138,7 @@ class UNet3DConfig:
     normalisation and activation; ``levels - 1`` max poolings down and stride-2 transposed convolutions up.
 
     The defaults are a plain doubling U-Net (16, 32, 64, 128). :meth:`table1` (``TABLE1_UNET3D``)
-    is the baseline row of Table 1 of seed 000 (1.78 M parameters, 115.10 GFLOPs at 1 x 1 x 32 x 256 x 256):
+    is the baseline row of Table 1 of Wang et al. 2025 (1.78 M parameters, 115.10 GFLOPs at 1 x 1 x 32 x 256 x 256):
     five levels of widths (13, 18, 36, 72, 144) with 2x2x2 transposed convolutions (1.80 M,
     117.65 GFLOPs, +1.1% / +2.2%). The paper does not give the baseline's layout; a plain doubling
     U-Net cannot match both numbers (4 levels: ~150 GFLOPs per M parameters, 5 levels: ~42; the
@@ -202,7 +202,7 @@ class UNet3DConfig:
 
     @classmethod
     def table1(cls, **overrides: Any) -> "UNet3DConfig":
-        """The seed 000 Table 1 baseline (``TABLE1_UNET3D``) with ``overrides`` (e.g. ``in_channels=1``)."""
+        """The Wang et al. 2025 Table 1 baseline (``TABLE1_UNET3D``) with ``overrides`` (e.g. ``in_channels=1``)."""
         return cls(**{**TABLE1_UNET3D, **overrides})
 
     def widths_list(self) -> list[int]:
@@ -223,7 +223,7 @@ class UNet3DConfig:
         return data
 
 
-#: the dense baseline of seed 000 Table 1 (1.80 M parameters, 117.65 GFLOPs at 1 x 1 x 32 x 256 x 256)
+#: the dense baseline of Wang et al. 2025 Table 1 (1.80 M parameters, 117.65 GFLOPs at 1 x 1 x 32 x 256 x 256)
 TABLE1_UNET3D: dict[str, Any] = {"levels": 5, "widths": (13, 18, 36, 72, 144), "up_kernel_size": 2}
 
 NetworkConfig = Union[MM3DUNetConfig, UNet3DConfig]

@@ -1,4 +1,4 @@
-"""3D depthwise-separable convolution (seed 000, section 2.2, Figure 2)."""
+"""3D depthwise-separable convolution (Wang et al. 2025, section 2.2, Figure 2)."""
 from __future__ import annotations
 
 import torch

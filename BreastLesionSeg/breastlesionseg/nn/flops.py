@@ -1,4 +1,4 @@
-"""Parameter and FLOP counts (seed 000, Table 1 convention: one multiply-add = 2 FLOPs).
+"""Parameter and FLOP counts (Wang et al. 2025, Table 1 convention: one multiply-add = 2 FLOPs).
 
 FLOPs are counted with :class:`torch.utils.flop_counter.FlopCounterMode` on the ``meta`` device, so
 counting the paper's 1 x 1 x 32 x 256 x 256 input costs no compute and no memory. The counter

@@ -1,4 +1,4 @@
-"""MM-3DUNet (Multi-task Mobile 3D U-Net), seed 000 (Wang et al. 2025), section 2.1 and Figure 1.
+"""MM-3DUNet (Multi-task Mobile 3D U-Net), Wang et al. 2025 (MM-3D UNet), section 2.1 and Figure 1.
 
 Layout for ``levels = 4``, ``base_width = 8`` (widths 8, 16, 32, 64), ``units_per_level = 2``::
 

@@ -92,13 +92,18 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
 def list_models() -> list[ModelCard]:
     """Cards of every valid model in the search path (first occurrence of each id wins).
 
-    Invalid folders are skipped with a warning, so one broken model does not hide the others.
+    Invalid folders are skipped with a warning, so one broken model does not hide the others; 2D model
+    folders (``"kind": "lesion2d"``) are not MRI models and are left out quietly.
     """
+    from ..imaging2d.model_card2d import CARD_KIND as CARD_KIND_2D, card_kind
+
     cards: dict[str, ModelCard] = {}
     for root in model_search_path():
         if not root.is_dir():
             continue
         for folder in sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file()):
+            if card_kind(folder) == CARD_KIND_2D:
+                continue  # a 2D ultrasound / mammography model: listed by imaging2d.model_card2d.list_models_2d
             try:
                 card = ModelCard.read(folder)
             except ModelError as exc:

@@ -1,4 +1,4 @@
-"""Classic dense 3D U-Net (Cicek et al. 2016), the baseline of seed 000's Table 1.
+"""Classic dense 3D U-Net (Cicek et al. 2016), the baseline of Wang et al.'s (MM-3D UNet) Table 1.
 
 Each level: ``convs_per_level`` x (3x3x3 convolution -> norm -> activation); ``levels - 1`` max
 poolings; decoder with 2x2x2 stride-2 transposed convolutions, concatenated skips and the same

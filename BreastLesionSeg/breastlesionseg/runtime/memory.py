@@ -7,7 +7,7 @@ from pathlib import Path
 def _status_kib(field: str) -> int | None:
     path = Path("/proc/self/status")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError:
         return None
     for line in text.splitlines():

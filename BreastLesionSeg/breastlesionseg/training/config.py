@@ -1,11 +1,11 @@
 """Typed configuration of a training run (``breastlesionseg train``).
 
-Defaults follow seed 000 (Wang et al. 2025, MM-3DUNet): Dice loss for the segmentation and
+Defaults follow Wang et al. 2025 (MM-3D UNet): Dice loss for the segmentation and
 cross-entropy for the auxiliary classification (ACT) head, Adam with weight decay 1e-4, initial
 learning rate 1e-4 with cosine annealing over the epochs, augmentation by +-15 deg axial rotation,
 left-right flip (p = 0.5) and +-20 % intensity scaling, z-score normalisation, patches of 16 or 32
-slices. ``loss="hybrid"`` is seed 001's Dice/Focal/CE mix (0.1/0.45/0.45). Training runs on the
-optimized-volume crop (breast box + 16 mm, seed 001) resampled to ``target_spacing_mm``.
+slices. ``loss="hybrid"`` is Narimani et al.'s Dice/Focal/CE mix (0.1/0.45/0.45). Training runs on the
+optimized-volume crop (breast box + 16 mm, Narimani et al.) resampled to ``target_spacing_mm``.
 """
 from __future__ import annotations
 
@@ -51,18 +51,18 @@ class TrainConfig:
         output_dir: output model folder (``weights.pt``, ``model_card.json``, ``checkpoints/``, reports).
         epochs: training epochs (cosine annealing period).
         patch_size: training patch (D, H, W) voxels on the model grid; each a multiple of the
-            network's size multiple (16 for 4 levels). Seed 000 uses 16 or 32 slices.
+            network's size multiple (16 for 4 levels). Wang et al. 2025 uses 16 or 32 slices.
         batch_size: patches per optimizer step (per process under DDP).
         patches_per_case: patches drawn from each training case per epoch.
         pos_fraction: fraction of patches centred on a lesion voxel (lesion-balanced sampling).
         positive_sampling: how the lesion voxel of a positive patch is drawn: ``instance`` (every
             lesion of a case equally likely, so small lesions are seen as often as large ones) or
             ``voxel`` (every lesion voxel equally likely).
-        lr: initial learning rate (seed 000: 1e-4).
+        lr: initial learning rate (Wang et al. 2025: 1e-4).
         min_lr: learning rate at the end of the cosine schedule.
-        weight_decay: Adam weight decay (seed 000: 1e-4).
-        loss: ``dice_ce`` (seed 000) or ``hybrid`` (seed 001 Dice/Focal/CE).
-        hybrid_weights: (dice, focal, ce) weights of the hybrid loss (seed 001: 0.1, 0.45, 0.45).
+        weight_decay: Adam weight decay (Wang et al. 2025: 1e-4).
+        loss: ``dice_ce`` (Wang et al. 2025) or ``hybrid`` (Narimani et al. Dice/Focal/CE).
+        hybrid_weights: (dice, focal, ce) weights of the hybrid loss (Narimani et al.: 0.1, 0.45, 0.45).
         focal_gamma: focusing parameter of the focal loss.
         act_weight: weight of the ACT cross-entropy added to the segmentation loss.
         folds: k of k-fold cross-validation (1 = a single split with ``val_fraction`` held out).
@@ -75,7 +75,7 @@ class TrainConfig:
         amp: mixed precision (CUDA only; ignored on CPU).
         seed: random seed (splits, sampling, augmentation, initialisation).
         arch: ``mm3dunet`` or ``unet3d``.
-        expansion: MM-3DUNet channel expansion factor t (seed 000: 12).
+        expansion: MM-3DUNet channel expansion factor t (Wang et al. 2025: 12).
         base_width: channels of the first network level.
         levels: network resolution levels.
         act: train with the auxiliary classification head.

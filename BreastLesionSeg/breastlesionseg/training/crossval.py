@@ -1,4 +1,4 @@
-"""Case-level train/validation splits: k-fold cross-validation (seed 001 uses 5 folds) or a hold-out split."""
+"""Case-level train/validation splits: k-fold cross-validation (Narimani et al. uses 5 folds) or a hold-out split."""
 from __future__ import annotations
 
 import math

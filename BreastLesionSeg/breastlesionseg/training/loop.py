@@ -9,7 +9,7 @@ Output folder layout (``TrainConfig.output_dir``)::
                                      history, RNG): ``--resume`` continues from here
     checkpoints/best.pt              the best epoch so far (by validation Dice)
     training_report.json / .md       time, energy, carbon footprint, per-epoch metrics
-    training_curves.png              loss and IoU per epoch (seed 000 Figs 7-8)
+    training_curves.png              loss and IoU per epoch (Wang et al. 2025 Figs 7-8)
 
 An interrupted run leaves only ``checkpoints/`` (needed to resume) and no model files.
 Under ``torchrun`` every rank trains on its share of the patches (DistributedSampler, DDP gradient

@@ -1,4 +1,4 @@
-"""Training losses: seed 000 (Dice + ACT cross-entropy) and seed 001 (hybrid Dice/Focal/CE), from MONAI/torch.
+"""Training losses: Wang et al. 2025 (Dice + ACT cross-entropy) and Narimani et al. (hybrid Dice/Focal/CE), from MONAI/torch.
 
 The networks output one lesion channel of logits ``(N, 1, D, H, W)`` (probability = sigmoid), so
 the "cross-entropy" of the segmentation is the binary cross-entropy on logits; the ACT head outputs
@@ -27,9 +27,9 @@ class SegmentationLoss(nn.Module):
     """Segmentation loss + optional ACT cross-entropy.
 
     Args:
-        kind: ``"dice_ce"`` = Dice (segmentation) + CE (ACT head), seed 000; ``"hybrid"`` =
-            ``w_dice * Dice + w_focal * Focal + w_ce * BCE`` (segmentation) + CE (ACT head), seed 001.
-        hybrid_weights: (dice, focal, ce) weights of the hybrid loss (seed 001: 0.1, 0.45, 0.45).
+        kind: ``"dice_ce"`` = Dice (segmentation) + CE (ACT head), Wang et al. 2025; ``"hybrid"`` =
+            ``w_dice * Dice + w_focal * Focal + w_ce * BCE`` (segmentation) + CE (ACT head), Narimani et al..
+        hybrid_weights: (dice, focal, ce) weights of the hybrid loss (Narimani et al.: 0.1, 0.45, 0.45).
         focal_gamma: focal loss focusing parameter.
         act_weight: weight of the ACT cross-entropy (0 disables it).
 

@@ -1,7 +1,7 @@
 """Preprocess a dataset case once for training/validation: OV crop -> model spacing -> channels.
 
 The steps are exactly those of inference (``breastlesionseg.inference.preprocess``): cut the
-optimized-volume crop (breast bounding box + margin, seed 001), resample linearly to the model
+optimized-volume crop (breast bounding box + margin, Narimani et al.), resample linearly to the model
 card's spacing, build the named channels with z-score normalisation inside the breast mask. The
 lesion labels follow the same crop and are resampled with nearest neighbour. The result is kept in
 memory (the training cache), so every epoch only crops patches and augments them.

@@ -1,7 +1,7 @@
-"""Training report: curves (seed 000 Figs 7-8: loss and IoU per epoch), time, energy and carbon footprint.
+"""Training report: curves (Wang et al. 2025 Figs 7-8: loss and IoU per epoch), time, energy and carbon footprint.
 
-Carbon footprint as in seed 001 (Narimani et al., Eq. 9): ``CFP [kg CO2] = 0.475 kg/kWh x energy [kWh]``
-(IEA 2019 world average, 475 g CO2 per kWh). Seed 001 assumed about 1 kW for its whole training
+Carbon footprint as in Narimani et al. (Eq. 9): ``CFP [kg CO2] = 0.475 kg/kWh x energy [kWh]``
+(IEA 2019 world average, 475 g CO2 per kWh). Narimani et al. assumed about 1 kW for its whole training
 workstation; we report that figure too, but our own estimate measures what this run used:
 
 * CPU: process CPU time (user + system, all ranks) x (CPU package power / logical cores). The package
@@ -28,10 +28,10 @@ from ..io.atomic import write_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-#: kg CO2 per kWh (seed 001, Eq. 9; IEA Global Energy & CO2 Status Report 2019)
+#: kg CO2 per kWh (Narimani et al., Eq. 9; IEA Global Energy & CO2 Status Report 2019)
 CO2_KG_PER_KWH = 0.475
-#: seed 001's whole-workstation power assumption (about 1 kWh per training hour)
-SEED001_SYSTEM_POWER_W = 1000.0
+#: Narimani et al.'s whole-workstation power assumption (about 1 kWh per training hour)
+WORKSTATION_POWER_W = 1000.0
 DEFAULT_CPU_TDP_W = 65.0
 DEFAULT_GPU_POWER_W = 250.0
 
@@ -110,7 +110,7 @@ class EnergyMeter:
                 gpu_source = "assumed (BLS_GPU_POWER_W or 250 W per GPU)"
         gpu_kwh = gpu_power * wall / 3.6e6
         energy = cpu_kwh + gpu_kwh
-        seed001_kwh = SEED001_SYSTEM_POWER_W * wall / 3.6e6
+        workstation_kwh = WORKSTATION_POWER_W * wall / 3.6e6
         return {
             "training_time_s": wall,
             "cpu_time_s": cpu_s,
@@ -118,7 +118,7 @@ class EnergyMeter:
             "cpu_energy_kwh": cpu_kwh,
             "gpu_energy_kwh": gpu_kwh,
             "carbon_footprint_kg_co2": CO2_KG_PER_KWH * energy,
-            "carbon_footprint_seed001_kg_co2": CO2_KG_PER_KWH * seed001_kwh,
+            "carbon_footprint_1kw_workstation_kg_co2": CO2_KG_PER_KWH * workstation_kwh,
             "assumptions": {
                 "co2_kg_per_kwh": CO2_KG_PER_KWH,
                 "cpu_package_power_w": self.cpu_tdp_w,
@@ -126,7 +126,7 @@ class EnergyMeter:
                 "cpu_power_per_busy_core_w": cpu_w_per_core,
                 "gpu_power_w": gpu_power,
                 "gpu_power_source": gpu_source,
-                "seed001_system_power_w": SEED001_SYSTEM_POWER_W,
+                "workstation_power_w": WORKSTATION_POWER_W,
                 "not_counted": "memory, disks, cooling, power-supply losses, idle power of shared cores",
             },
         }
@@ -191,12 +191,12 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- device: {report['device']} x {report['world_size']} process(es), AMP {'on' if report['amp'] else 'off'}",
         f"- training time: {e['training_time_s']:.0f} s; CPU time {e['cpu_time_s']:.0f} s",
         "",
-        "## Energy and carbon footprint (seed 001, Eq. 9: CFP = 0.475 kg CO2/kWh x energy)",
+        "## Energy and carbon footprint (Narimani et al., Eq. 9: CFP = 0.475 kg CO2/kWh x energy)",
         "",
         f"- estimated energy: {e['energy_kwh'] * 1000:.2f} Wh (CPU {e['cpu_energy_kwh'] * 1000:.2f} Wh, "
         f"GPU {e['gpu_energy_kwh'] * 1000:.2f} Wh)",
         f"- carbon footprint: {e['carbon_footprint_kg_co2'] * 1000:.2f} g CO2",
-        f"- with seed 001's ~1 kW workstation assumption: {e['carbon_footprint_seed001_kg_co2'] * 1000:.2f} g CO2",
+        f"- with Narimani et al.'s ~1 kW workstation assumption: {e['carbon_footprint_1kw_workstation_kg_co2'] * 1000:.2f} g CO2",
         f"- assumptions: CPU package {a['cpu_package_power_w']:.0f} W over {a['logical_cores']} logical cores "
         f"({a['cpu_power_per_busy_core_w']:.1f} W per busy core) x this run's CPU time; GPU {a['gpu_power_w']:.0f} W "
         f"({a['gpu_power_source']}); not counted: {a['not_counted']}.",

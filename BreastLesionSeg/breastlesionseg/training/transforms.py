@@ -1,4 +1,4 @@
-"""MONAI augmentation of training patches (seed 000): +-15 deg axial rotation, LR flip, +-20 % intensity.
+"""MONAI augmentation of training patches (Wang et al. 2025): +-15 deg axial rotation, LR flip, +-20 % intensity.
 
 Patches are dicts ``{"image": (C, D, H, W), "label": (1, D, H, W)}`` on the model grid with array
 axes (z, y, x): the axial plane is (y, x), i.e. MONAI's ``range_x`` rotation (about array axis 0),

@@ -62,10 +62,10 @@ def read_busbra(root: str | Path) -> list[BusBraRecord]:
     for path in (data_csv, folds_csv):
         if not path.is_file():
             raise DatasetError(f"BUS-BRA folder '{root}' lacks {path.name}")
-    with folds_csv.open(newline="") as handle:
+    with folds_csv.open(newline="", encoding="utf-8") as handle:
         folds = {row["ID"]: row for row in csv.DictReader(handle)}
     records = []
-    with data_csv.open(newline="") as handle:
+    with data_csv.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             image_id = row["ID"]
             if image_id not in folds:

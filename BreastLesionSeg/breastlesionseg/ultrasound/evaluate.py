@@ -37,9 +37,9 @@ def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
     """A card (without sha256) describing the fold's model, from its ``train_config.json``."""
     from .calibrate import THRESHOLD_FILE
 
-    config = json.loads((fold_dir / CONFIG_FILE).read_text())
+    config = json.loads((fold_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     calibration = fold_dir / THRESHOLD_FILE
-    threshold = json.loads(calibration.read_text())["threshold"] if calibration.is_file() else 0.5
+    threshold = json.loads(calibration.read_text(encoding="utf-8"))["threshold"] if calibration.is_file() else 0.5
     return ModelCard2D(model_id=model_id, modality="ultrasound", arch=config["arch"], config=config["network"],
                        input_size_px=int(config["input_size_px"]), lesion_present_threshold=threshold)
 
@@ -124,7 +124,7 @@ def cross_validation_report(run_dir: str | Path) -> dict[str, Any]:
     for fold in range(NUM_FOLDS):
         path = run_dir / f"fold_{fold}" / TEST_RESULTS
         if path.is_file():
-            rows = json.loads(path.read_text())
+            rows = json.loads(path.read_text(encoding="utf-8"))
             per_fold[fold] = summarize(rows)
             pooled.extend(rows)
     report: dict[str, Any] = {"folds_evaluated": sorted(per_fold), "per_fold": per_fold, "pooled": summarize(pooled) if pooled else {}}

@@ -55,7 +55,7 @@ def plot_curves(run_dir: Path, out_dir: Path) -> Path | None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    histories = {k: json.loads(p.read_text()) for k in range(NUM_FOLDS) if (p := run_dir / f"fold_{k}" / "history.json").is_file()}
+    histories = {k: json.loads(p.read_text(encoding="utf-8")) for k in range(NUM_FOLDS) if (p := run_dir / f"fold_{k}" / "history.json").is_file()}
     if not histories:
         return None
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -83,7 +83,7 @@ def plot_roc(run_dir: Path, out_dir: Path) -> Path | None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    rows = {k: json.loads(p.read_text()) for k in range(NUM_FOLDS) if (p := run_dir / f"fold_{k}" / TEST_RESULTS).is_file()}
+    rows = {k: json.loads(p.read_text(encoding="utf-8")) for k in range(NUM_FOLDS) if (p := run_dir / f"fold_{k}" / TEST_RESULTS).is_file()}
     if not rows:
         return None
     figure, axes = plt.subplots(1, 2, figsize=(9, 4.2))

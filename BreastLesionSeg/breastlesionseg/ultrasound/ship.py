@@ -27,7 +27,7 @@ def ship_fold(data_root: str | Path, run_dir: str | Path, fold: int, target: str
     target = Path(target)
     card = fold_card(fold_dir, target.name)
     split = fold_split(read_busbra(data_root), fold)
-    history = json.loads((fold_dir / HISTORY_FILE).read_text())
+    history = json.loads((fold_dir / HISTORY_FILE).read_text(encoding="utf-8"))
     best = max(history, key=lambda h: h["val_score"])
     card.training_data = (
         f"BUS-BRA breast ultrasound (1,875 images of 1,064 patients, four scanners, biopsy-proven), images downscaled "

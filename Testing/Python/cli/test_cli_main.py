@@ -11,7 +11,7 @@ from breastlesionseg import errors
 from breastlesionseg.cli import main as cli_main
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[3] / "BreastLesionSeg"
-HEAVY = ("torch", "monai", "openvino", "onnx", "onnxruntime", "matplotlib", "scipy")
+HEAVY = ("torch", "monai", "openvino", "onnx", "onnxruntime", "matplotlib", "scipy", "numpy", "SimpleITK", "pydicom")
 
 
 def _loaded_after(code: str) -> set[str]:

@@ -54,7 +54,7 @@ def test_demo_end_to_end_default_folder_table_dice_and_banner(tmp_path, tiny_dem
     (first / "segmentation.seg.nrrd").write_text("an earlier, edited result")
     assert main(["demo", "--seed", "0", "--model", str(tiny_demo_model), "--device", "cpu", "--progress", "none"]) == 0
     out = tmp_path / "breastlesionseg-demo-2"
-    assert (first / "segmentation.seg.nrrd").read_text() == "an earlier, edited result"
+    assert (first / "segmentation.seg.nrrd").read_text(encoding="utf-8") == "an earlier, edited result"
     printed = capsys.readouterr().out
     assert "DEMO model trained only on synthetic phantoms" in printed
     assert "Dice against the phantom truth" in printed and "lesion" in printed and "curve" in printed
@@ -62,7 +62,7 @@ def test_demo_end_to_end_default_folder_table_dice_and_banner(tmp_path, tiny_dem
     for name in ("segmentation.seg.nrrd", "lesions.nii.gz", "breast_mask.nii.gz", "metrics.json", "overview.png"):
         assert (out / name).is_file(), name
     # the Dice printed and stored is the Dice of the written lesion map against the written phantom truth
-    doc = json.loads((out / "metrics.json").read_text())
+    doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     stored = doc["demo"]["evaluation_vs_phantom_truth"]["dice"]
     pred = read_label_volume(out / "lesions.nii.gz")
     truth = read_label_volume(out / "phantom_inputs" / "lesions.nii.gz")
@@ -90,7 +90,7 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     assert main(["demo", "--output", str(out), "--device", "cpu", "--progress", "none"]) == 0
     printed = capsys.readouterr().out
     assert "DEMO model trained only on synthetic phantoms" in printed
-    doc = json.loads((out / "metrics.json").read_text())
+    doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert doc["model"]["id"] == "mm3dunet-phantom-demo" and doc["model"]["demo"] is True
     ev = doc["demo"]["evaluation_vs_phantom_truth"]
     # the acceptance thresholds live in inference/test_inference_shipped_model.py; here: it finds the lesions

@@ -1,4 +1,4 @@
-"""``breastlesionseg model-summary --json`` reproduces seed 000 Table 1 within 5%; argument errors exit 2."""
+"""``breastlesionseg model-summary --json`` reproduces Wang et al. 2025 Table 1 within 5%; argument errors exit 2."""
 from __future__ import annotations
 
 import json

@@ -76,7 +76,7 @@ def test_segment_writes_the_contract_files_on_the_pre_grid(tmp_path, tiny_model,
     n = int(lesions.array.max())
     seg = slicerio.read_segmentation(str(out / "segmentation.seg.nrrd"))
     assert slicerio.segment_names(seg) == ["Breast left", "Breast right"] + [f"Lesion {k}" for k in range(1, n + 1)]
-    doc = json.loads((out / "metrics.json").read_text())
+    doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert doc["model"]["id"] == "tiny-cli" and len(doc["model"]["sha256"]) == 64 and doc["model"]["demo"] is False
     assert doc["totals"]["lesion_count"] == n and doc["device"].startswith("cpu")
     assert {"load_exam", "breast_region", "inference", "metrics", "total"} <= set(doc["timings_s"])
@@ -109,7 +109,7 @@ def test_refuses_non_empty_output_without_force(tmp_path, tiny_model, phantom_fi
     assert main(args) == 2
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[-1]["event"] == "error" and "--force" in events[-1]["message"]
-    assert (out / "segmentation.seg.nrrd").read_text() == "edited by a radiologist"
+    assert (out / "segmentation.seg.nrrd").read_text(encoding="utf-8") == "edited by a radiologist"
     assert main(args + ["--force"]) == 0
     assert slicerio.segment_names(slicerio.read_segmentation(str(out / "segmentation.seg.nrrd")))[0] == "Breast left"
 
@@ -128,7 +128,7 @@ def test_bad_inputs_exit_2_or_3_with_clear_message_and_no_output(tmp_path, tiny_
     pre, post1, _ = _phases(phantom_files)
     bad_weights = tmp_path / "bad-model"
     bad_weights.mkdir()
-    (bad_weights / "model_card.json").write_text((tiny_model / "model_card.json").read_text())
+    (bad_weights / "model_card.json").write_text((tiny_model / "model_card.json").read_text(encoding="utf-8"))
     (bad_weights / "weights.pt").write_bytes((tiny_model / "weights.pt").read_bytes()[:-100])  # truncated
     far = sitk.ReadImage(post1)
     far.SetOrigin([o + 5000.0 for o in far.GetOrigin()])
@@ -214,7 +214,7 @@ def test_single_dicom_study_folder_as_input(tmp_path, tiny_model):
     assert lesions.geometry.size == geo.size
     np.testing.assert_allclose(lesions.geometry.origin, geo.origin, atol=1e-3)
     np.testing.assert_allclose(lesions.geometry.direction, geo.direction, atol=1e-5)
-    doc = json.loads((out / "metrics.json").read_text())
+    doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert [p["name"] for p in doc["inputs"]] == ["pre", "post1", "post2"]
 
 
@@ -252,5 +252,5 @@ def test_reversed_phases_refused_or_accepted_with_a_recorded_warning(tmp_path, t
     assert not (tmp_path / "refused").exists()
     assert main([*base, "-o", str(tmp_path / "accepted"), "--accept-phase-order"]) == 0
     assert "WARNING: implausible phase order" in capsys.readouterr().out
-    doc = json.loads((tmp_path / "accepted" / "metrics.json").read_text())
+    doc = json.loads((tmp_path / "accepted" / "metrics.json").read_text(encoding="utf-8"))
     assert len(doc["warnings"]) == 1 and "pre -> post1 -> post2" in doc["warnings"][0]

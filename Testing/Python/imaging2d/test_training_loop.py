@@ -45,7 +45,7 @@ def test_resumed_run_continues_and_stops_at_max_epochs(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert history[-1]["val_score"] > history[0]["val_score"]  # it learns
     assert (tmp_path / BEST_WEIGHTS).is_file()
-    assert len(json.loads((tmp_path / HISTORY_FILE).read_text())) == 4
+    assert len(json.loads((tmp_path / HISTORY_FILE).read_text(encoding="utf-8"))) == 4
     assert torch.load(tmp_path / LAST_CHECKPOINT, weights_only=True)["finished"]
     again = run_training(resumed_model, batches, loss, validate, tmp_path,
                          TrainLoopConfig(max_epochs=4, bf16=False), resume=True)

@@ -260,7 +260,7 @@ def test_window_and_min_volume_come_from_config_else_model_card(random_model_dir
     assert forced.model_info.patch_size_zyx == (8, 40, 24)
     folder = tmp_path / "random-tiny"
     shutil.copytree(random_model_dir, folder)
-    card = ModelCard.from_dict(json.loads((folder / "model_card.json").read_text()))
+    card = ModelCard.from_dict(json.loads((folder / "model_card.json").read_text(encoding="utf-8")))
     card.inference_window = (24, 48, 48)
     card.min_lesion_volume_mm3 = 33.0
     (folder / "model_card.json").write_text(card.to_json())

@@ -53,7 +53,7 @@ def test_write_outputs_all_files_with_exact_geometry(tmp_path, result_and_exam):
     ijk_to_lps = np.asarray(seg["ijkToLPS"])
     np.testing.assert_allclose(ijk_to_lps[:3, :3], geo.ijk_to_lps_matrix()[:3, :3], atol=1e-9)
 
-    doc = json.loads((out / "metrics.json").read_text())
+    doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert doc["model"]["id"] == "test-handset" and doc["model"]["demo"] is False
     assert doc["totals"]["lesion_count"] == 2 and len(doc["lesions"]) == 2
     assert doc["lesions"][0]["volume_mm3"] == pytest.approx(result.lesion_volumes_mm3[0])
@@ -73,9 +73,9 @@ def test_refuses_non_empty_folder_and_force_replaces_only_our_files(tmp_path, re
     (out / "heatmap.nii.gz").write_text("stale map from an earlier run")
     with pytest.raises(InputError, match="not empty"):
         write_outputs(result, case.exam, out)
-    assert (out / "segmentation.seg.nrrd").read_text() == "user's edited segmentation"
+    assert (out / "segmentation.seg.nrrd").read_text(encoding="utf-8") == "user's edited segmentation"
     write_outputs(result, case.exam, out, overwrite=True)
-    assert (out / "notes.txt").read_text() == "keep me"
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "keep me"
     assert not (out / "heatmap.nii.gz").exists()
     assert slicerio.segment_names(slicerio.read_segmentation(str(out / "segmentation.seg.nrrd")))[-1] == "Lesion 2"
     empty = tmp_path / "empty"

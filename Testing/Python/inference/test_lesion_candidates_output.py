@@ -40,7 +40,7 @@ def test_small_lesion_becomes_a_candidate_and_both_are_written(size_confidence_e
     cand = read_label_volume(files["candidates.nii.gz"])
     assert cand.geometry.same_grid(case.exam.geometry)
     assert np.array_equal(np.asarray(cand.array), np.asarray(result.candidate_labels.array))
-    doc = json.loads(files["metrics.json"].read_text())
+    doc = json.loads(files["metrics.json"].read_text(encoding="utf-8"))
     assert doc["n_lesions"] == 1 and doc["lesion_confidence"][0] == pytest.approx(result.lesion_confidence[0])
     (entry,) = doc["candidates"]
     assert entry["id"] == 1 and entry["confidence"] < 0.1
@@ -55,4 +55,4 @@ def test_without_a_confidence_model_no_candidate_file(handset_model, oblique_cas
     assert result.n_lesions == 2 and result.candidate_labels is None and result.lesion_confidence == [None, None]
     files = write_outputs(result, oblique_case.exam, tmp_path / "out")
     assert "candidates.nii.gz" not in files
-    assert json.loads(files["metrics.json"].read_text())["candidates"] == []
+    assert json.loads(files["metrics.json"].read_text(encoding="utf-8"))["candidates"] == []

@@ -107,6 +107,6 @@ def test_exam_warnings_are_recorded_in_metrics(tmp_path, result_and_exam):
     result, case = result_and_exam
     exam = dataclasses.replace(case.exam, warnings=["WARNING: implausible phase order post1 -> pre"])
     write_outputs(result, exam, tmp_path / "out")
-    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))
     assert doc["warnings"] == ["WARNING: implausible phase order post1 -> pre"]
     assert set(doc["output_files_sha256"]) == {"segmentation.seg.nrrd", "lesions.nii.gz", "breast_mask.nii.gz"}

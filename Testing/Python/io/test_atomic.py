@@ -15,9 +15,9 @@ def test_refuses_overwrite_and_keeps_original(tmp_path):
     write_text_atomic(target, "one")
     with pytest.raises(InputError, match="refusing to overwrite"):
         write_text_atomic(target, "two")
-    assert target.read_text() == "one"
+    assert target.read_text(encoding="utf-8") == "one"
     write_text_atomic(target, "two", overwrite=True)
-    assert target.read_text() == "two"
+    assert target.read_text(encoding="utf-8") == "two"
 
 
 def test_error_leaves_no_file_and_no_temporary(tmp_path):
@@ -51,5 +51,5 @@ def test_a_file_created_by_another_writer_meanwhile_is_not_replaced(tmp_path):
         with atomic_path(target) as tmp:
             tmp.write_text("second writer")
             target.write_text("first writer")  # the other run finished while this one was writing
-    assert target.read_text() == "first writer"
+    assert target.read_text(encoding="utf-8") == "first writer"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.nii.gz"]  # no temporary file left

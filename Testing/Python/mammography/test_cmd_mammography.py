@@ -30,13 +30,13 @@ def test_outputs_per_image_and_failure_exit_code(tiny_model_dir, tmp_path):
     for stem in ("left_cc", "right_mlo"):
         mask = np.asarray(Image.open(out / stem / "lesion_mask.png"))
         assert mask.shape == (45, 33) and set(np.unique(mask)) <= {0, 255}
-        result = json.loads((out / stem / "result.json").read_text())
+        result = json.loads((out / stem / "result.json").read_text(encoding="utf-8"))
         assert result["lesion_area_px"] == int((mask == 255).sum())
         assert result["model_id"] == "mg-tiny-test" and result["research_use_only"] is True
-    assert json.loads((out / "right_mlo" / "result.json").read_text())["pixel_spacing_mm"] == [0.1, 0.1]
+    assert json.loads((out / "right_mlo" / "result.json").read_text(encoding="utf-8"))["pixel_spacing_mm"] == [0.1, 0.1]
     assert not (out / "broken").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # nothing partial left
-    rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader((out / "results.csv").open())}
+    rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader((out / "results.csv").open(encoding="utf-8"))}
     assert rows["broken.jpg"]["status"] == "error" and "broken.jpg" in rows["broken.jpg"]["error"]
     assert rows["left_cc.png"]["status"] == "ok" and rows["right_mlo.dcm"]["status"] == "ok"
 
@@ -46,9 +46,9 @@ def test_existing_results_are_not_overwritten_without_force(tiny_model_dir, tmp_
     (folder / "broken.jpg").unlink()
     args = ["mammography", str(folder), "--output", str(out), "--model", str(tiny_model_dir), "--threads", "1"]
     assert main(args) == 0
-    before = (out / "results.csv").read_text()
+    before = (out / "results.csv").read_text(encoding="utf-8")
     assert main(args) == 2
-    assert (out / "results.csv").read_text() == before
+    assert (out / "results.csv").read_text(encoding="utf-8") == before
     assert main(args + ["--force"]) == 0
 
 

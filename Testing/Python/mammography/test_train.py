@@ -47,8 +47,8 @@ def test_cross_validation_covers_every_image_once_and_resumes(tiny_cddcesm, tmp_
     assert card.cv_metrics["cv_dice_mean"] == pytest.approx(result["summary"]["dice_mean"], abs=1e-4)
     assert card.split["held_out_images"] == result["folds"][1]["held_out"]
     assert "SMALL DATA" in card.training_data and "Khaled" in card.dataset_citation
-    assert "Demonstration model" in (model_dir / "README.md").read_text()
-    assert json.loads((model_dir / "cross_validation.json").read_text())["summary"] == result["summary"]
+    assert "Demonstration model" in (model_dir / "README.md").read_text(encoding="utf-8")
+    assert json.loads((model_dir / "cross_validation.json").read_text(encoding="utf-8"))["summary"] == result["summary"]
     assert load_mammography_model(model_dir).model_id == "mg-test"
     with pytest.raises(InputError):
         package(run, 1, model_dir, force=False)  # never overwrites silently

@@ -33,7 +33,7 @@ def saved(tmp_path: Path):
 def test_round_trip_equal_outputs_and_card(saved):
     net, folder = saved
     assert sorted(p.name for p in folder.iterdir()) == ["model_card.json", "weights.pt"]
-    card_json = json.loads((folder / "model_card.json").read_text())
+    card_json = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
     assert card_json["weights_sha256"] == sha256_file(folder / "weights.pt")
     assert card_json["demo"] is True and card_json["research_use_only"] is True
     loaded, card = load_model(folder)
@@ -79,7 +79,7 @@ def test_architecture_mismatch_names_keys(saved, tmp_path):
     # weights of a different architecture, with a card that claims the MM-3DUNet config (checksum valid)
     other = build_network("unet3d", dict(in_channels=3, base_width=4, levels=3, widths=None))
     torch.save(other.state_dict(), folder / "weights.pt")
-    card = json.loads((folder / "model_card.json").read_text())
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
     card["weights_sha256"] = sha256_file(folder / "weights.pt")
     (folder / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ModelError) as info:
@@ -92,7 +92,7 @@ def test_architecture_mismatch_names_keys(saved, tmp_path):
 
 def test_shape_mismatch_is_reported(saved):
     _, folder = saved
-    card = json.loads((folder / "model_card.json").read_text())
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
     card["config"]["base_width"] = 8  # card says wider than the weights
     (folder / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="shape mismatches"):
@@ -162,7 +162,7 @@ class _NotATensor:
 def test_pickled_code_is_refused_even_with_a_valid_checksum(saved):
     _, folder = saved
     torch.save({"head.weight": _NotATensor()}, folder / "weights.pt")
-    card = json.loads((folder / "model_card.json").read_text())
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
     card["weights_sha256"] = sha256_file(folder / "weights.pt")
     (folder / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="refusing to load it") as err:

@@ -1,4 +1,4 @@
-"""Seed 000 Table 1: parameters and FLOPs at 1 x 1 x 32 x 256 x 256 within 5% (meta device, no compute)."""
+"""Wang et al. 2025 Table 1: parameters and FLOPs at 1 x 1 x 32 x 256 x 256 within 5% (meta device, no compute)."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from breastlesionseg.nn import TABLE1_UNET3D, build_network, count_flops, count_parameters
 
-#: (arch, config overrides, params, GFLOPs) from Table 1 of seed 000
+#: (arch, config overrides, params, GFLOPs) from Table 1 of Wang et al. 2025
 TABLE1 = [
     ("unet3d", TABLE1_UNET3D, 1.78e6, 115.10e9),
     ("mm3dunet", {"expansion": 6, "act": False}, 0.21e6, 27.05e9),

@@ -37,7 +37,7 @@ def test_write_load_round_trip_preserves_arrays_and_geometry(tmp_path, oblique_p
 
 def test_json_volumes_equal_voxel_counts(tmp_path, oblique_phantom):
     paths = write_phantom(oblique_phantom, tmp_path)
-    doc = json.loads(paths["json"].read_text())
+    doc = json.loads(paths["json"].read_text(encoding="utf-8"))
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(paths["lesions"])))
     bm = sitk.GetArrayFromImage(sitk.ReadImage(str(paths["breast_mask"])))
     vv = float(np.prod(doc["geometry"]["spacing_mm_xyz"]))

@@ -19,7 +19,7 @@ def test_bench_networks_quick_json(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = list(tmp_path.glob("bench_networks_quick_*.json"))
     assert len(files) == 1
-    data = json.loads(files[0].read_text())
+    data = json.loads(files[0].read_text(encoding="utf-8"))
     for key in ("machine", "matmul_peak_gflops", "results", "inputs", "load_average_end", "window_source"):
         assert key in data
     assert data["machine"]["threads"] == 2 and data["machine"]["cpu_count"] >= 1

@@ -27,5 +27,5 @@ def test_table_is_written_between_the_markers_only(load_benchmark, tmp_path):
     doc = tmp_path / "doc.md"
     doc.write_text("before\n<!-- bench-segment-ab:start -->\nold\n<!-- bench-segment-ab:end -->\nafter\n")
     bench.write_table_into(doc, table)
-    text = doc.read_text()
+    text = doc.read_text(encoding="utf-8")
     assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text and table in text

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_pins_match_the_core_package():
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     pinned = set(pyproject["project"]["dependencies"]) | set(pyproject["project"]["optional-dependencies"]["fast"])
     for req in deps.REQUIREMENTS:
         assert req.pip_spec in pinned, f"{req.pip_spec} differs from pyproject.toml"
@@ -39,7 +39,7 @@ def test_one_pip_call_that_keeps_the_pytorch_extensions_torch():
 
     def pip_install(args):
         constraint = Path(args[args.index("--constraint") + 1])
-        calls.append(("pip", args[:args.index("--constraint")], constraint.read_text().strip()))
+        calls.append(("pip", args[:args.index("--constraint")], constraint.read_text(encoding="utf-8").strip()))
 
     installed = deps.install(plan, confirm=lambda text: calls.append("asked") or True, pip_install=pip_install,
                              pytorch_utils_logic=TorchLogic, torch_version=lambda: "2.9.1+cu128")

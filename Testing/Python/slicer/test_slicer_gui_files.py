@@ -52,7 +52,7 @@ def test_ui_is_valid_designer_xml_with_declared_custom_widgets():
 def test_every_widget_the_module_uses_exists_in_the_ui():
     from BreastLesionSegLib import panel_state
 
-    source = MODULE_FILE.read_text()
+    source = MODULE_FILE.read_text(encoding="utf-8")
     used = set(re.findall(r"self\.ui\.([A-Za-z_][A-Za-z0-9_]*)", source))
     used |= {f"{name}Button" for name in re.findall(r'\("([A-Za-z]+)", (?:self\.on|lambda)', source)}
     used |= {f"{name}CollapsibleButton" for name in ("inputs", "model", "options", "run", "results", "training")}
@@ -66,7 +66,7 @@ def test_every_widget_the_module_uses_exists_in_the_ui():
 def _wrapper_fields() -> dict[str, str]:
     """Field name -> annotation source of the @parameterNodeWrapper / @parameterPack classes (read with ast:
     slicer.parameterNodeWrapper is not in the slicer-core wheel)."""
-    tree = ast.parse((MODULE_DIR / "BreastLesionSegLib" / "parameter_node.py").read_text())
+    tree = ast.parse((MODULE_DIR / "BreastLesionSegLib" / "parameter_node.py").read_text(encoding="utf-8"))
     fields: dict[str, str] = {}
     for cls in [n for n in tree.body if isinstance(n, ast.ClassDef)]:
         prefix = "result." if cls.name == "ResultReferences" else ""
@@ -106,7 +106,7 @@ def _cmake_list(text: str, var: str) -> list[str]:
 
 
 def test_every_script_and_resource_is_listed_in_the_module_cmake():
-    text = MODULE_CMAKE.read_text()
+    text = MODULE_CMAKE.read_text(encoding="utf-8")
     scripts = _cmake_list(text, "MODULE_PYTHON_SCRIPTS")
     resources = _cmake_list(text, "MODULE_PYTHON_RESOURCES")
     for rel in scripts + resources:
@@ -126,7 +126,7 @@ def test_every_script_and_resource_is_listed_in_the_module_cmake():
 
 
 def test_extension_metadata():
-    text = TOP_CMAKE.read_text()
+    text = TOP_CMAKE.read_text(encoding="utf-8")
     meta = dict(re.findall(r'set\((EXTENSION_[A-Z]+)\s+"([^"]*)"\)', text))
     for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION", "EXTENSION_ICONURL",
                 "EXTENSION_SCREENSHOTURLS"):
@@ -145,7 +145,7 @@ def test_minimum_slicer_version_is_declared_and_checked():
     """Issue 15 bug 4: vtkSegment.SetTerminology needs Slicer 5.10; declared in the extension and checked at load."""
     from BreastLesionSegLib.settings import MINIMUM_SLICER_VERSION, slicer_version_error
 
-    text = TOP_CMAKE.read_text()
+    text = TOP_CMAKE.read_text(encoding="utf-8")
     declared = re.search(r'set\(BREASTLESIONSEG_MINIMUM_SLICER_VERSION "([0-9.]+)"\)', text)
     assert declared and tuple(int(v) for v in declared.group(1).split(".")) == MINIMUM_SLICER_VERSION
     assert re.search(r"if\(Slicer_VERSION VERSION_LESS BREASTLESIONSEG_MINIMUM_SLICER_VERSION\)\s+message\(FATAL_ERROR", text)
@@ -153,7 +153,7 @@ def test_minimum_slicer_version_is_declared_and_checked():
     message = slicer_version_error(5, 8)
     assert "5.10" in message and "5.8" in message and "SetTerminology" in message
     assert slicer_version_error(5, 10) is None and slicer_version_error(6, 0) is None
-    assert "slicer_version_error(slicer.app.majorVersion, slicer.app.minorVersion)" in MODULE_FILE.read_text()
+    assert "slicer_version_error(slicer.app.majorVersion, slicer.app.minorVersion)" in MODULE_FILE.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("icon", [MODULE_DIR / "Resources" / "Icons" / "BreastLesionSeg.png",
@@ -165,7 +165,7 @@ def test_icons_are_128_pixel_pngs(icon):
 
 
 def test_module_file_is_thin_and_imports_only_the_checks_at_load_time():
-    source = MODULE_FILE.read_text()
+    source = MODULE_FILE.read_text(encoding="utf-8")
     tree = ast.parse(source)
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     lib = [n.module for n in top if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("BreastLesionSeg")]
@@ -180,7 +180,7 @@ def test_module_file_is_thin_and_imports_only_the_checks_at_load_time():
 
 def test_one_class_per_name_across_the_module_and_its_library():
     names = [n.name for f in [MODULE_FILE, *sorted((MODULE_DIR / "BreastLesionSegLib").glob("*.py"))]
-             for n in ast.parse(f.read_text()).body if isinstance(n, ast.ClassDef)]
+             for n in ast.parse(f.read_text(encoding="utf-8")).body if isinstance(n, ast.ClassDef)]
     assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
 
 
@@ -213,7 +213,7 @@ def test_everything_the_widget_calls_exists_in_the_logic_package(ctx):
     from BreastLesionSegLib.panel_actions import PanelActions
     from BreastLesionSegLib.panel_binding import ParameterNodeBinding
 
-    source = MODULE_FILE.read_text()
+    source = MODULE_FILE.read_text(encoding="utf-8")
     actions = PanelActions(SceneLogic(ctx))
     for owner, obj in ((r"self\.actions\.logic", actions.logic), (r"self\.actions\.runs", actions.runs),
                        (r"self\.actions", actions), (r"self\._binding", ParameterNodeBinding(print, print)),
@@ -254,7 +254,7 @@ def test_the_widgets_calls_match_the_signatures(ctx):
     owners = {"views": panel_views, "self.actions": actions, "self.actions.logic": actions.logic,
               "self.actions.runs": actions.runs}
     checked = 0
-    for call in ast.walk(ast.parse(MODULE_FILE.read_text())):
+    for call in ast.walk(ast.parse(MODULE_FILE.read_text(encoding="utf-8"))):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
             continue
         owner = ast.unparse(call.func.value)

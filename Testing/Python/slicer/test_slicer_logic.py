@@ -162,7 +162,7 @@ def test_add_to_training_set_refuses_to_overwrite(ctx, exam_nodes, result_dir, s
     folder = logic.add_to_training_set(dataset, "case_001", res.segmentation, _sel(ctx, exam_nodes),
                                        corrected_by="Dr. Test")
     assert folder == dataset / "cases" / "case_001" and folder.is_dir()
-    manifest = json.loads((dataset / "dataset.json").read_text())
+    manifest = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))
     assert "case_001" in json.dumps(manifest) and "Dr. Test" in json.dumps(manifest)
     saved = sorted(p.name for p in folder.iterdir())
     lesion_file = [p for p in folder.iterdir() if "lesion" in p.name][0]
@@ -289,7 +289,7 @@ def _calibrated_model(tiny_model_dir, folder, model_id="calibrated-tiny", thresh
     import shutil
 
     shutil.copytree(tiny_model_dir, folder)
-    card = json.loads((folder / "model_card.json").read_text())
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
     card.update(model_id=model_id, threshold=threshold, min_lesion_volume_mm3=min_volume_mm3)
     (folder / "model_card.json").write_text(json.dumps(card))
     return folder
@@ -316,7 +316,7 @@ def test_fresh_settings_start_from_the_default_model_card(monkeypatch, tmp_path,
     from BreastLesionSegLib import models
 
     monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")  # no user models shadow the shipped one
-    card = json.loads((models.find_model(SegmentationSettings.model).folder / "model_card.json").read_text())
+    card = json.loads((models.find_model(SegmentationSettings.model).folder / "model_card.json").read_text(encoding="utf-8"))
     assert (card["threshold"], card["min_lesion_volume_mm3"]) != (SegmentationSettings.threshold,
                                                                    SegmentationSettings.min_lesion_volume_mm3)
     values = SegmentationSettings()

@@ -45,7 +45,7 @@ def loaded(ctx, synthetic_results):
 
 def _calibrated_model(tiny_model_dir, folder, model_id="calibrated-tiny", threshold=0.37, min_volume_mm3=42.0):
     shutil.copytree(tiny_model_dir, folder)
-    card = json.loads((folder / "model_card.json").read_text())
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
     card.update(model_id=model_id, threshold=threshold, min_lesion_volume_mm3=min_volume_mm3)
     (folder / "model_card.json").write_text(json.dumps(card))
     return folder

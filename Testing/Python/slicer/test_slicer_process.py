@@ -90,7 +90,7 @@ def test_cancel_terminates_the_process_group_and_removes_outputs(tmp_path):
         run.poll()
         assert time.monotonic() - t0 < 60, "child never reported progress"
         time.sleep(0.05)
-    grandchild = int((tmp_path / "runs" / "grandchild.pid").read_text())
+    grandchild = int((tmp_path / "runs" / "grandchild.pid").read_text(encoding="utf-8"))
     assert run.cancel(grace_s=5) == process.CANCELLED
     assert run.returncode != 0
     assert not (tmp_path / "runs" / "r1").exists()

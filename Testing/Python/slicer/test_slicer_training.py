@@ -36,5 +36,5 @@ def test_fine_tune_from_corrected_cases_and_register_the_model(ctx, tmp_path, ti
     assert info.folder == out.resolve() and settings.model == info.model_id  # selected by id
     assert logic.model_info(settings).folder == out.resolve()
     assert info.model_id in [m.model_id for m in list_models(settings.user_model_folders)]
-    card = json.loads((out / "model_card.json").read_text())
+    card = json.loads((out / "model_card.json").read_text(encoding="utf-8"))
     assert "3D Slicer" in card["training_data"]

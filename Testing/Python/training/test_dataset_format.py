@@ -24,10 +24,10 @@ def test_add_case_writes_files_manifest_and_csv(tmp_path, synth_case_files):
     assert rec.lesion_count == 1
     assert rec.lesion_volume_mm3 == pytest.approx(lesion.sum() * 1.5 * 1.5 * 2.0)
     assert rec.breast_mask_source == "given"
-    manifest = json.loads((root / "dataset.json").read_text())
+    manifest = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     assert manifest["schema_version"] == 1 and [c["case_id"] for c in manifest["cases"]] == ["case-001"]
     assert manifest["cases"][0]["geometry"]["spacing_mm_xyz"] == [1.5, 1.5, 2.0]
-    rows = list(csv.DictReader((root / "dataset.csv").open()))
+    rows = list(csv.DictReader((root / "dataset.csv").open(encoding="utf-8")))
     assert rows[0]["case_id"] == "case-001" and rows[0]["corrected_by"] == "Dr A" and rows[0]["lesion_count"] == "1"
     # files round-trip voxels and geometry
     img = sitk.ReadImage(str(root / "cases/case-001/post1.nii.gz"))

@@ -34,7 +34,7 @@ def test_torchrun_two_process_gloo_training(tiny_dataset, tmp_path):
     epochs = [e for e in events if e["event"] == "epoch"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 4]  # rank 0 alone reports
     assert events[-1]["event"] == "done"
-    report = json.loads((out / "training_report.json").read_text())
+    report = json.loads((out / "training_report.json").read_text(encoding="utf-8"))
     assert report["world_size"] == 2
     assert report["replica_max_weight_diff"] == 0.0  # both ranks end with identical weights
     losses = [h["train_loss"] for h in report["history"]]

@@ -47,11 +47,11 @@ def test_tiny_training_lowers_loss_and_writes_loadable_model(tiny_dataset, tiny_
     assert [e["train_loss"] for e in epochs] == pytest.approx(losses)
     assert events[-1] == {"event": "done", "output": str(out)}
     # report + curves
-    report = json.loads((out / "training_report.json").read_text())
+    report = json.loads((out / "training_report.json").read_text(encoding="utf-8"))
     assert report["epochs_done"] == 4 and report["energy"]["carbon_footprint_kg_co2"] == pytest.approx(
         0.475 * report["energy"]["energy_kwh"])
     assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "carbon footprint" in (out / "training_report.md").read_text()
+    assert "carbon footprint" in (out / "training_report.md").read_text(encoding="utf-8")
 
 
 def test_resume_continues_from_last_epoch_like_an_uninterrupted_run(tiny_dataset, tiny_train_config, tmp_path,

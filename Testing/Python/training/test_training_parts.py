@@ -1,4 +1,4 @@
-"""Training building blocks: losses (seed 000 / seed 001 weights), k-fold splits, lesion-balanced
+"""Training building blocks: losses (Wang et al. / Narimani et al. weights), k-fold splits, lesion-balanced
 sampling + ACT labels, augmentation axes, energy/CO2 report, config validation."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _logits_target(seed=0):
     return logits, target
 
 
-def test_hybrid_loss_is_the_seed001_weighted_sum():
+def test_hybrid_loss_is_the_narimani_weighted_sum():
     logits, target = _logits_target()
     loss = SegmentationLoss("hybrid", act_weight=0.0)(logits, target)
     dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)(logits, target)
@@ -130,14 +130,14 @@ def test_augmentation_flips_left_right_and_scales_intensity():
     assert changed >= 5  # ... but the line turned in-plane
 
 
-def test_energy_report_follows_seed001_formula(monkeypatch):
+def test_energy_report_follows_narimani_formula(monkeypatch):
     meter = EnergyMeter(use_gpu=False, cpu_tdp_w=100.0, logical_cores=4)
     meter.start(elapsed_before_s=3600.0)
     s = meter.summary(cpu_s_all_ranks=7200.0)  # 2 busy cores for an hour at 25 W each
     assert s["cpu_energy_kwh"] == pytest.approx(7200 * 25 / 3.6e6)
     assert s["gpu_energy_kwh"] == 0.0
     assert s["carbon_footprint_kg_co2"] == pytest.approx(CO2_KG_PER_KWH * 0.05)
-    assert s["carbon_footprint_seed001_kg_co2"] == pytest.approx(0.475 * 1.0, rel=1e-3)  # 1 kW for ~1 h
+    assert s["carbon_footprint_1kw_workstation_kg_co2"] == pytest.approx(0.475 * 1.0, rel=1e-3)  # 1 kW for ~1 h
     assert s["assumptions"]["cpu_power_per_busy_core_w"] == 25.0
 
 

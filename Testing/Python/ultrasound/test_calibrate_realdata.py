@@ -19,4 +19,4 @@ def test_constant_model_threshold_is_its_probability(busbra_dir, lesion_model, t
     assert result["threshold"] == pytest.approx(expected, abs=1e-3)
     assert result["n_val_images"] == 299 and result["n_val_lesion_free_crops"] == 299
     assert result["val_sensitivity"] == 1.0 and result["val_specificity"] == 0.0  # it cannot tell them apart
-    assert json.loads((tmp_path / THRESHOLD_FILE).read_text())["threshold"] == result["threshold"]
+    assert json.loads((tmp_path / THRESHOLD_FILE).read_text(encoding="utf-8"))["threshold"] == result["threshold"]

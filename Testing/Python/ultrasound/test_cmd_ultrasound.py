@@ -26,7 +26,7 @@ def _inputs(folder):
 
 
 def _csv_rows(path):
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -41,14 +41,14 @@ def test_outputs_per_image(tmp_path, lesion_model):
         assert mask.mode == "L" and mask.size == size
         assert set(np.unique(np.asarray(mask))) <= {0, 255}
         assert Image.open(folder / HEATMAP_FILE).size == size and Image.open(folder / OVERLAY_FILE).size == size
-        result = json.loads((folder / RESULT_FILE).read_text())
+        result = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
         assert result["lesion_present_probability"] == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-4)
         assert result["malignancy_probability"] == pytest.approx(1 / (1 + math.exp(1.0)), abs=1e-4)
         assert result["lesion_area_px"] == size[0] * size[1] == int((np.asarray(mask) > 0).sum())
         assert result["model_id"] == "us-all-lesion"
-    calibrated = json.loads((out / "calibrated" / RESULT_FILE).read_text())
+    calibrated = json.loads((out / "calibrated" / RESULT_FILE).read_text(encoding="utf-8"))
     assert calibrated["lesion_area_mm2"] == pytest.approx(40 * 33 * 0.2 * 0.125)
-    assert json.loads((out / "gray" / RESULT_FILE).read_text())["lesion_area_mm2"] is None
+    assert json.loads((out / "gray" / RESULT_FILE).read_text(encoding="utf-8"))["lesion_area_mm2"] is None
     rows = _csv_rows(out / RESULTS_CSV)
     assert sorted(r["input"].rsplit("/", 1)[-1] for r in rows) == ["calibrated.dcm", "colour.jpg", "gray.png"]
     assert all(r["status"] == "ok" for r in rows)
@@ -59,7 +59,7 @@ def test_no_lesion_gives_an_empty_mask(tmp_path, no_lesion_model):
     out = tmp_path / "out"
     assert main(["ultrasound", str(inputs / "gray.png"), "--output", str(out), "--model", str(no_lesion_model)]) == 0
     assert not np.asarray(Image.open(out / "gray" / MASK_FILE)).any()
-    result = json.loads((out / "gray" / RESULT_FILE).read_text())
+    result = json.loads((out / "gray" / RESULT_FILE).read_text(encoding="utf-8"))
     assert result["lesion_present_probability"] == pytest.approx(0.05, abs=1e-3)
     assert result["lesion_found"] is False and result["lesion_area_px"] == 0
 
@@ -82,9 +82,9 @@ def test_existing_results_are_not_overwritten_without_force(tmp_path, lesion_mod
     out = tmp_path / "out"
     args = ["ultrasound", str(inputs / "gray.png"), "--output", str(out), "--model", str(lesion_model)]
     assert main(args) == 0
-    before = (out / RESULTS_CSV).read_text()
+    before = (out / RESULTS_CSV).read_text(encoding="utf-8")
     assert main(args) != 0
-    assert (out / RESULTS_CSV).read_text() == before
+    assert (out / RESULTS_CSV).read_text(encoding="utf-8") == before
     assert main(args + ["--force"]) == 0
 
 

@@ -49,5 +49,5 @@ def test_report_files_and_breakdowns(tmp_path):
     assert math.isnan(report["by_birads"]["3"]["malignancy_auc"])  # one class only
     out = write_report(report, tmp_path)
     assert {p.name for p in out.iterdir()} == {"report.json", "report.md", "training_curves.png", "roc.png"}
-    assert "fold 0" in (out / "report.md").read_text()
-    assert json.loads((out / "report.json").read_text())["by_birads"]["3"]["malignancy_auc"] is None
+    assert "fold 0" in (out / "report.md").read_text(encoding="utf-8")
+    assert json.loads((out / "report.json").read_text(encoding="utf-8"))["by_birads"]["3"]["malignancy_auc"] is None
