@@ -161,6 +161,22 @@ def read_image_2d(path: str | Path, frame: int | None = None) -> Image2D:
     return image
 
 
+def as_image2d(image: str | Path | np.ndarray | Image2D, frame: int | None = None,
+               spacing_mm: tuple[float, float] | None = None) -> Image2D:
+    """Read a path, wrap an (H, W) / (H, W, 3|4) array, or pass an :class:`Image2D` through."""
+    if isinstance(image, Image2D):
+        return image
+    if isinstance(image, (str, Path)):
+        return read_image_2d(image, frame)
+    array = np.asarray(image)
+    if array.ndim not in (2, 3) or min(array.shape[:2]) < 8:
+        raise InputError(f"image array must be (H, W) or (H, W, 3) with sides >= 8 px; got shape {array.shape}")
+    gray = to_gray(array, "image array")
+    if not np.isfinite(gray).all():
+        raise InputError("image array holds NaN or infinite values")
+    return Image2D(gray, spacing_mm, Path("<array>"), 0, "given" if spacing_mm else "none")
+
+
 def read_mask_2d(path: str | Path) -> np.ndarray:
     """Read a lesion mask image as (H, W) bool (non-zero = lesion)."""
     return read_image_2d(path).pixels > 0

@@ -19,7 +19,7 @@ import torch
 from ..errors import ModelError
 from ..imaging2d.image2d import Image2D
 from ..imaging2d.model_card2d import ModelCard2D, load_model_2d
-from ..ultrasound.predict import as_image2d
+from ..imaging2d.image_io import as_image2d
 from .config import DEFAULT_MAMMOGRAPHY_MODEL
 from .training_data import network_input
 

@@ -19,7 +19,7 @@ import torch
 from ..errors import InputError
 from ..imaging2d.gradcam2d import gradcam_map
 from ..imaging2d.image2d import Image2D
-from ..imaging2d.image_io import read_image_2d, to_gray
+from ..imaging2d.image_io import as_image2d
 from .model import DEFAULT_MODEL_ID, UltrasoundModel, load_ultrasound_model
 from .preprocess import prepare_image
 
@@ -74,22 +74,6 @@ class UltrasoundResult:
             "width_px": int(self.mask.shape[1]), "height_px": int(self.mask.shape[0]),
             "research_use_only": True,
         }
-
-
-def as_image2d(image: str | Path | np.ndarray | Image2D, frame: int | None = None,
-               spacing_mm: tuple[float, float] | None = None) -> Image2D:
-    """Read a path, wrap an (H, W) / (H, W, 3|4) array, or pass an :class:`Image2D` through."""
-    if isinstance(image, Image2D):
-        return image
-    if isinstance(image, (str, Path)):
-        return read_image_2d(image, frame)
-    array = np.asarray(image)
-    if array.ndim not in (2, 3) or min(array.shape[:2]) < 8:
-        raise InputError(f"image array must be (H, W) or (H, W, 3) with sides >= 8 px; got shape {array.shape}")
-    gray = to_gray(array, "image array")
-    if not np.isfinite(gray).all():
-        raise InputError("image array holds NaN or infinite values")
-    return Image2D(gray, spacing_mm, Path("<array>"), 0, "given" if spacing_mm else "none")
 
 
 def clean_mask(mask: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from breastlesionseg.errors import InputError
-from breastlesionseg.imaging2d.image_io import LUMA_WEIGHTS, read_image_2d, to_gray
+from breastlesionseg.imaging2d.image_io import LUMA_WEIGHTS, as_image2d, read_image_2d, to_gray
 from breastlesionseg.imaging2d.synthetic_dicom import write_ultrasound_dicom
 
 
@@ -91,3 +91,17 @@ def test_dicom_without_calibration_falls_back_to_pixel_spacing(tmp_path):
     ds.save_as(path)
     image = read_image_2d(path)
     assert image.spacing_mm == pytest.approx((0.3, 0.4)) and image.spacing_source == "PixelSpacing"
+
+
+def test_as_image2d_wraps_arrays_and_refuses_bad_ones():
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 255, size=(17, 23, 3)).astype(np.uint8)
+    picture = as_image2d(rgb, spacing_mm=(0.1, 0.2))
+    assert picture.pixels.shape == (17, 23) and picture.spacing_mm == (0.1, 0.2)
+    assert as_image2d(picture) is picture
+    with pytest.raises(InputError, match="sides >= 8 px"):
+        as_image2d(np.zeros((5, 40)))
+    bad = np.ones((12, 12), dtype=np.float32)
+    bad[3, 4] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        as_image2d(bad)
