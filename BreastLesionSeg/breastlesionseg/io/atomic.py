@@ -6,12 +6,54 @@ only replaced when ``overwrite`` is true.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError
+
+#: errno values of a full disk or an exhausted quota
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+#: a failed write on a device with less free space than this (bytes) is reported as a full disk
+FULL_DEVICE_BYTES = 1 << 20
+
+
+def _device_nearly_full(target: Path) -> bool:
+    """Whether the device holding ``target`` (or its nearest existing parent) has under 1 MiB free."""
+    folder = target if target.is_dir() else target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free < FULL_DEVICE_BYTES
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def disk_full_reported(target: str | os.PathLike, consequence: str) -> Iterator[None]:
+    """Turn a full disk (or quota) while writing ``target`` into an :class:`InputError` that says so.
+
+    Args:
+        target: the file or folder being written (named in the message).
+        consequence: what the user should know about the state left behind, e.g.
+            ``"the previous checkpoint is unchanged"``.
+
+    Writers that wrap the system error (SimpleITK and ``torch.save`` raise ``RuntimeError``) are recognised
+    by the device having less than :data:`FULL_DEVICE_BYTES` free after the failure.
+
+    Raises:
+        InputError: the block failed on a full disk; other errors pass through unchanged.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        if not (getattr(exc, "errno", None) in DISK_FULL_ERRNOS or _device_nearly_full(Path(target))):
+            raise
+        raise InputError(f"no space left on the device while writing '{target}'; {consequence}. Free some space "
+                         f"or choose another location.") from exc
 
 
 def _current_umask() -> int:
@@ -29,7 +71,8 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False) -> Iterator[
     pick the format from the extension work.
 
     Raises:
-        InputError: ``target`` exists and ``overwrite`` is false.
+        InputError: ``target`` exists and ``overwrite`` is false, or the disk is full (the temporary file
+            is removed; an existing ``target`` is left as it was).
     """
     target = Path(target)
     if target.exists() and not overwrite:
@@ -40,12 +83,14 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False) -> Iterator[
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; keep the user's umask instead
+    unchanged = "the existing file is unchanged" if target.exists() else "nothing was written"
     try:
-        yield tmp
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _publish_new(tmp, target)
+        with disk_full_reported(target, unchanged):
+            yield tmp
+            if overwrite:
+                os.replace(tmp, target)
+            else:
+                _publish_new(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -8,7 +8,6 @@ hidden ``.<folder name>.partial-*`` folders such a run leaves behind are removed
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -20,13 +19,12 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError
+from .atomic import DISK_FULL_ERRNOS
 
 log = logging.getLogger(__name__)
 
 #: the least free space (bytes) an output location must have before a run starts
 MIN_FREE_BYTES = 64 << 20
-#: errno values that mean "the file system is full" (the message then says so)
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 def lock_path(out: Path) -> Path:

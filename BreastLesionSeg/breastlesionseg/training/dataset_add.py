@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from ..errors import BreastLesionSegError, DatasetError
 from ..geometry import Geometry, Volume
+from ..io.atomic import disk_full_reported
 from .dataset import (
     BREAST_MASK_FILE,
     CASES_DIR,
@@ -335,15 +336,16 @@ def _write_case(ds: Dataset, record: CaseRecord, vols: list[Volume], inst: np.nd
         ds.cases_dir.mkdir(parents=True, exist_ok=True)
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".tmp-{case_id}-", dir=ds.cases_dir))
         try:
-            for v, n in zip(vols, names):
-                write_volume_file(Volume(np.asarray(v.array), grid, name=n), tmp_dir / f"{n}.nii.gz")
-            write_volume_file(Volume(inst, grid, name="lesions"), tmp_dir / LESIONS_FILE)
-            write_volume_file(Volume(bm.astype(np.uint8), grid, name="breast_mask"), tmp_dir / BREAST_MASK_FILE)
-            trash = None
-            if final_dir.exists():
-                trash = ds.cases_dir / f".trash-{case_id}-{uuid.uuid4().hex[:8]}"
-                os.replace(final_dir, trash)
-            os.replace(tmp_dir, final_dir)
+            with disk_full_reported(final_dir, "the dataset is unchanged"):
+                for v, n in zip(vols, names):
+                    write_volume_file(Volume(np.asarray(v.array), grid, name=n), tmp_dir / f"{n}.nii.gz")
+                write_volume_file(Volume(inst, grid, name="lesions"), tmp_dir / LESIONS_FILE)
+                write_volume_file(Volume(bm.astype(np.uint8), grid, name="breast_mask"), tmp_dir / BREAST_MASK_FILE)
+                trash = None
+                if final_dir.exists():
+                    trash = ds.cases_dir / f".trash-{case_id}-{uuid.uuid4().hex[:8]}"
+                    os.replace(final_dir, trash)
+                os.replace(tmp_dir, final_dir)
         finally:
             if tmp_dir.exists():
                 shutil.rmtree(tmp_dir, ignore_errors=True)

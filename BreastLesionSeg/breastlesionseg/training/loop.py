@@ -33,6 +33,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..errors import DatasetError, InputError, ModelError
+from ..io.atomic import write_atomic
 from .config import TrainConfig
 from .crossval import split_cases
 from .dataset import Dataset
@@ -99,16 +100,8 @@ def resolve_device(name: str, ctx: DistContext | None = None) -> torch.device:
 
 
 def _save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """``torch.save`` to a temporary file beside ``path``, then rename (atomic; a full disk keeps the old one)."""
+    write_atomic(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -56,3 +56,29 @@ def test_weights_errors_use_the_requested_type(files, tmp_path):
         safe_torch_load(files[1], "weights", ModelError)
     with pytest.raises(ModelError, match="does not exist"):
         safe_torch_load(tmp_path / "none.pt", "weights", ModelError)
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import torch
+
+    from breastlesionseg.errors import InputError
+    from breastlesionseg.training import loop
+
+    path = tmp_path / "last.pt"
+    loop._save_checkpoint({"epoch": 3, "w": torch.ones(2)}, path)
+    real_save = torch.save
+
+    def failing_save(obj, f):  # torch.save on a full disk: a RuntimeError from its stream writer
+        real_save({"epoch": 4}, f)
+        raise RuntimeError("[enforce fail at inline_container.cc] PytorchStreamWriter failed writing file")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(torch, "save", failing_save)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 30, 1 << 30, 0))
+    with pytest.raises(InputError, match="no space left on the device while writing .*last.pt.*existing file is unchanged"):
+        loop._save_checkpoint({"epoch": 4}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

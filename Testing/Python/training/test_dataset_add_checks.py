@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import slicerio
 
-from breastlesionseg.errors import DatasetError
+from breastlesionseg.errors import DatasetError, InputError
 from breastlesionseg.geometry import Geometry, Volume
 from breastlesionseg.io.seg_nrrd import write_seg_nrrd
 from breastlesionseg.training.dataset import Dataset
@@ -95,3 +95,27 @@ def test_dataset_check_finds_truncated_and_reordered_case_files(tmp_path, synth_
     problems = {case.case_id: " ".join(case.problems) for case in report.cases}
     assert "truncated" in problems["c1"]
     assert "implausible phase order" in problems["c2"]
+
+
+def test_a_full_disk_during_add_leaves_the_dataset_unchanged(tmp_path, synth_case_files, monkeypatch):
+    import errno
+
+    import breastlesionseg.training.dataset_add as dataset_add
+
+    src = synth_case_files(6)
+    seg = _seg_file(tmp_path / "ok.seg.nrrd", src["arrays"])
+    add_case(tmp_path / "ds", "c1", src["phases"], seg_nrrd=seg)
+    written = []
+
+    def full_after_one(volume, path):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(path)
+        path.write_bytes(b"x")
+
+    monkeypatch.setattr(dataset_add, "write_volume_file", full_after_one)
+    with pytest.raises(InputError, match="no space left on the device .*c2.*the dataset is unchanged"):
+        add_case(tmp_path / "ds", "c2", src["phases"], seg_nrrd=seg, force=True)
+    ds = Dataset(tmp_path / "ds")
+    assert [c.case_id for c in ds.load_manifest().cases] == ["c1"]
+    assert sorted(p.name for p in ds.cases_dir.iterdir()) == ["c1"]
