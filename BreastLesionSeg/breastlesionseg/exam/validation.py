@@ -306,23 +306,53 @@ def require_memory_budget(size_xyz: Sequence[int], n_phases: int, source: str, b
 
 
 def read_header_size(path: Path) -> tuple[int, ...] | None:
-    """Grid size ``(x, y, z)`` from an image file's header only (``None`` for folders and unreadable headers)."""
-    if path.is_dir() or not path.is_file():
+    """Grid size ``(x, y, z)`` from headers only: an image file's, or a DICOM series folder's files.
+
+    For a folder, ``z`` is the number of slice files of its first DICOM series (times the frames per file).
+
+    Returns:
+        The size, or ``None`` when no header could be read (the reader gives the full message later).
+    """
+    if path.is_dir():
+        return _dicom_folder_header_size(path)
+    if not path.is_file():
         return None
+    header = _file_header_size(path)
+    return None if header is None else header[:3]
+
+
+def _file_header_size(path: Path) -> tuple[int, ...] | None:
+    """The header's size of one image file (``None`` when unreadable)."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError:
-        return None  # the reader gives the full message when the voxels are read
-    return tuple(int(s) for s in reader.GetSize())[:3]
+        return None
+    return tuple(int(s) for s in reader.GetSize())
+
+
+def _dicom_folder_header_size(folder: Path) -> tuple[int, int, int] | None:
+    """``(columns, rows, slices)`` of the first DICOM series in ``folder``, from file headers only."""
+    try:
+        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0]) if series else ()
+    except RuntimeError:
+        return None
+    if not files:
+        return None
+    first = _file_header_size(Path(files[0]))
+    if first is None:
+        return None
+    frames = first[2] if len(first) > 2 else 1
+    return first[0], first[1], len(files) * max(frames, 1)
 
 
 def preflight_phase_files(paths: Sequence[Path], budget_bytes: int | None = None) -> int | None:
     """Header-only check of phase files before any voxel is read: the memory estimate against the budget.
 
     Returns:
-        The estimated peak memory in bytes (``None`` when no header could be read, e.g. DICOM series folders).
+        The estimated peak memory in bytes (``None`` when no header could be read).
     """
     sizes = [s for s in (read_header_size(Path(p)) for p in paths) if s is not None]
     if not sizes:

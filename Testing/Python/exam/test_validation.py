@@ -136,3 +136,20 @@ def test_assemble_exam_applies_the_same_rules_to_volumes_in_memory(phantom_phase
     accepted = assemble_exam([Volume(post1.array, geo), Volume(pre.array, geo)],
                              checks=ExamChecks(accept_phase_order=True))
     assert accepted.warnings and accepted.warnings[0].startswith("WARNING")
+
+
+def test_dicom_series_folders_are_sized_from_their_headers(tmp_path, monkeypatch, phantom_phases):
+    from breastlesionseg.exam.validation import read_header_size
+    from breastlesionseg.io import write_dicom_series
+
+    folders = []
+    for k, phase in enumerate(phantom_phases[:2]):
+        folder = tmp_path / f"series{k}"
+        write_dicom_series(phase, folder, series_description=f"phase {k}", series_number=k + 1)
+        folders.append(folder)
+    assert read_header_size(folders[0]) == phantom_phases[0].geometry.size == (45, 39, 21)
+    assert read_header_size(tmp_path / "empty") is None
+    assert preflight_phase_files(folders) == estimate_exam_memory_bytes((45, 39, 21), 2)
+    monkeypatch.setenv(MEMORY_BUDGET_ENV, "0.0001")  # ~100 KiB: two 45 x 39 x 21 phases need more
+    with pytest.raises(InputError, match=r"2 phases of 45 x 39 x 21 voxels"):
+        load_exam(folders)
