@@ -166,7 +166,7 @@ class BreastLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.post_volumes = [n for n in nodes if n is not None]
 
     def _onModelChosen(self, index):
-        self._parameterNode.model = self.ui.modelComboBox.itemData(index)
+        self.actions.choose_model(self._parameterNode, self.ui.modelComboBox.itemData(index))
 
     def onAddModelFolder(self):
         folder = qt.QFileDialog.getExistingDirectory(self.parent, "Folder with model folders")

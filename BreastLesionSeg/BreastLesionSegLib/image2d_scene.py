@@ -8,7 +8,14 @@ the input's width x height), ``result.json`` (``lesion_present_probability``,
 
 An image in Slicer is a single-slice volume: a scalar node (gray) or a vector node (RGB), arrays
 ``(1, H, W)`` / ``(1, H, W, C)``. Row ``j`` and column ``i`` of the PNG are voxel ``(0, j, i)``, so the
-mask maps back exactly onto the image's grid, and areas in mm2 use the node's pixel spacing.
+mask maps back exactly onto the image's grid, and areas in mm2 use the node's pixel spacing when it is
+known (a DICOM image, or a spacing other than Slicer's 1 x 1 mm default for PNG/JPEG files, which carry
+none); otherwise the table gives the area in pixels only.
+
+The commands report different fields: ``ultrasound`` a lesion-present and a malignancy probability,
+``mammography`` the maximum lesion probability (``max_lesion_probability``); the table shows every
+``*_probability`` number of ``result.json``, the model id and what the model card says about the model
+(demo flag, training data), so a demo model is never mistaken for a validated one.
 """
 from __future__ import annotations
 
@@ -38,8 +45,12 @@ INPUT_STEM = "image"
 #: the editable segment of a 2D result
 LESION_SEGMENT = segmentation_nodes.SegmentSpec("lesion", "Lesion", terminology.lesion_color(1),
                                                 segmentation_nodes.lesion_terminology())
-#: result.json fields shown in the table
-RESULT_FIELDS = ("lesion_present_probability", "malignancy_probability", "model_id")
+#: result.json fields shown in the table (besides every ``*_probability`` number)
+RESULT_FIELDS = ("model_id",)
+#: the model card's description in the table row (kept by Update metrics)
+MODEL_FIELDS = ("model_demo", "model_trained_on")
+#: Slicer's spacing of an image file without one (PNG, JPEG)
+DEFAULT_SPACING_MM = (1.0, 1.0)
 
 
 def image_pixels(node: Any) -> np.ndarray:
@@ -87,6 +98,14 @@ def pixel_area_mm2(node: Any) -> float:
     return float(spacing[0] * spacing[1])
 
 
+def pixel_spacing_known(node: Any) -> bool:
+    """True when the node's pixel spacing is real: a DICOM image (``DICOM.instanceUIDs``), or a spacing other
+    than the 1 x 1 mm Slicer gives PNG / JPEG files (which carry no spacing)."""
+    if node.GetAttribute("DICOM.instanceUIDs"):
+        return True
+    return tuple(float(v) for v in node.GetSpacing()[:2]) != DEFAULT_SPACING_MM
+
+
 def _read_png(path: Path, what: str) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"result folder '{path.parent}' has no {path.name} (did the command finish?)")
@@ -118,11 +137,39 @@ def read_image_result(folder: str | Path, node: Any) -> tuple[np.ndarray, dict, 
     return mask > 127, result, heat
 
 
-def lesion_row(result: dict, mask: np.ndarray, node: Any) -> dict:
-    """The table row: the probabilities and model id of ``result.json`` and the area of ``mask`` (px, mm2)."""
+def model_fields(model: Any) -> dict:
+    """``model_demo`` ("yes"/"no") and ``model_trained_on`` (the card's training data) of a
+    :class:`~.models.ModelInfo`; empty when the model's card was not found."""
+    if model is None:
+        return {}
+    return {"model_demo": "yes" if model.demo else "no", "model_trained_on": model.training_data}
+
+
+def lesion_row(result: dict, mask: np.ndarray, node: Any, model: Any = None) -> dict:
+    """The table row of one image.
+
+    Args:
+        result: ``result.json`` (or the previous table row, after an edit): every ``*_probability`` number,
+            the model id and the model fields are kept.
+        mask: the (edited) lesion mask (H, W).
+        node: the image (pixel spacing).
+        model: the :class:`~.models.ModelInfo` of the model that ran (None: keep ``result``'s model fields).
+
+    Returns:
+        probabilities, ``model_id``, ``model_demo``, ``model_trained_on``, ``lesion_area_px``, and
+        ``lesion_area_mm2`` when the pixel spacing is known (else ``pixel_spacing`` says it is unknown).
+    """
     area_px = int(np.count_nonzero(mask))
-    row = {key: result.get(key) for key in RESULT_FIELDS}
-    row.update(lesion_area_px=area_px, lesion_area_mm2=area_px * pixel_area_mm2(node))
+    row = {key: value for key, value in result.items() if key.endswith("_probability")
+           and isinstance(value, (int, float)) and not isinstance(value, bool)}
+    row.update({key: result.get(key) for key in RESULT_FIELDS + MODEL_FIELDS if result.get(key) is not None})
+    row.update(model_fields(model))
+    row["lesion_area_px"] = area_px
+    if pixel_spacing_known(node):
+        spacing = node.GetSpacing()
+        row.update(lesion_area_mm2=area_px * pixel_area_mm2(node), pixel_spacing=f"{spacing[0]:g} x {spacing[1]:g} mm")
+    else:
+        row["pixel_spacing"] = "unknown (image file without spacing): area in px only"
     return row
 
 

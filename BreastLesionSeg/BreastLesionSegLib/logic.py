@@ -17,6 +17,7 @@ Workflow:
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -38,7 +39,8 @@ from .models import ModelInfo, apply_card_defaults, find_model, read_model_info
 from .mrml_context import MRMLContext
 from .phases import PhaseSelection
 from .process import OutOfProcessRun, child_environment, cli_command
-from .settings import MODALITY_DCE_MRI, SegmentationSettings, chosen_folder, dataset_is_ready
+from .settings import (MODALITY_DCE_MRI, SegmentationSettings, chosen_folder, dataset_is_ready,
+                       selected_model_id)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class SegmentationJob:
         selection: the phases that were written as inputs (a 2D image: ``pre`` only).
         settings: the settings used.
         modality: DCE-MRI, or a 2D modality (single-image command).
+        model: the 2D model that runs (its card's demo flag and training data go into the table).
     """
 
     run: OutOfProcessRun
@@ -70,6 +73,7 @@ class SegmentationJob:
     selection: PhaseSelection
     settings: SegmentationSettings
     modality: str = MODALITY_DCE_MRI
+    model: ModelInfo | None = None
 
 
 @dataclass
@@ -160,10 +164,11 @@ class SceneLogic:
         return f"{modality}: this installation has no 'breastlesionseg {command}' command yet"
 
     # -- model ---------------------------------------------------------------------------------
-    def model_info(self, settings: SegmentationSettings) -> ModelInfo:
-        """The selected model, found by id in the user's model folders and the search path."""
+    def model_info(self, settings: SegmentationSettings, model: str | os.PathLike | None = None) -> ModelInfo:
+        """The model of ``settings.modality``: ``model`` (an id or a folder) or the selected one, found by id
+        in the user's model folders and the search path."""
         try:
-            return find_model(settings.model, settings.user_model_folders)
+            return find_model(model or selected_model_id(settings), settings.user_model_folders, settings.modality)
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
@@ -244,22 +249,25 @@ class SceneLogic:
 
         Args:
             selection: from :meth:`select_image`.
-            settings: ``settings.modality`` names the command.
-            model: the command's model id or folder (None: its shipped model).
+            settings: ``settings.modality`` names the command; its model field the model.
+            model: a model id or folder of that modality instead of the selected one.
+
+        Raises:
+            InputError: no such command here, or the model is not installed (or of another modality).
         """
         settings = settings.validate()
         unavailable = self.modality_unavailable(settings.modality)
         if unavailable or settings.modality == MODALITY_DCE_MRI:
             raise InputError(unavailable or "DCE-MRI is segmented with start_segmentation")
+        info = self.model_info(settings, model)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=time.strftime("run_%Y%m%d_%H%M%S_"), dir=self.work_dir))
         image = image2d_scene.write_image_input(selection.pre, run_dir / "inputs")
         output_dir = run_dir / "output"
-        args = image2d_scene.image_arguments(settings.modality, image, output_dir, self.threads,
-                                             str(model) if model else None)
+        args = image2d_scene.image_arguments(settings.modality, image, output_dir, self.threads, str(info.folder))
         run = OutOfProcessRun(cli_command(args, python=self.python), run_dir=run_dir,
                               env=child_environment(threads=self.threads), name="segmentation").start()
-        return SegmentationJob(run, run_dir, output_dir, selection, settings, settings.modality)
+        return SegmentationJob(run, run_dir, output_dir, selection, settings, settings.modality, info)
 
     def finish_segmentation(self, job: SegmentationJob, replace: ResultNodes | Any | None = None,
                             confirm_replace: bool = False) -> ResultNodes:
@@ -276,7 +284,7 @@ class SceneLogic:
                 raise BreastLesionSegError(f"segmentation {job.run.state}: {job.run.error_message}")
             if job.modality != MODALITY_DCE_MRI:
                 return self.import_image_results(job.output_dir / image2d_scene.INPUT_STEM, job.selection, replace,
-                                                 confirm_replace)
+                                                 confirm_replace, model=job.model)
             return self.import_results(job.output_dir, job.selection, replace=replace, confirm_replace=confirm_replace)
         finally:
             shutil.rmtree(job.run_dir, ignore_errors=True)
@@ -320,9 +328,13 @@ class SceneLogic:
         return result
 
     def import_image_results(self, folder: str | os.PathLike, selection: PhaseSelection,
-                             replace: ResultNodes | Any | None = None, confirm_replace: bool = False) -> ResultNodes:
+                             replace: ResultNodes | Any | None = None, confirm_replace: bool = False,
+                             model: ModelInfo | None = None) -> ResultNodes:
         """A single-image command's result folder as an editable "Lesion" segment, a one-row table and the
         heat map as an RGB volume, beside the image.
+
+        ``model`` is the card of the model that ran (the table says whether it is a demo model and what it
+        was trained on); None: found by the ``model_id`` of ``result.json`` among the installed 2D models.
 
         Raises:
             ReplaceNotConfirmedError: ``replace`` without ``confirm_replace``.
@@ -340,7 +352,9 @@ class SceneLogic:
         seg.SetAttribute("BreastLesionSeg.Model", str(result_json.get("model_id", "")))
         table = previous.table if previous is not None and previous.table is not None else \
             self.ctx.scene.AddNewNodeByClass("vtkMRMLTableNode", self.ctx.scene.GenerateUniqueName(f"{base} table"))
-        image2d_scene.fill_image_table(table, image2d_scene.lesion_row(result_json, mask, image))
+        model = model or self._image_model(str(result_json.get("model_id", "")))
+        row = image2d_scene.lesion_row(result_json, mask, image, model)
+        image2d_scene.fill_image_table(table, row)
         heatmap = None
         if heat is not None:
             heatmap = image2d_scene.heatmap_volume(self.ctx.scene, heat, image, f"{base} heat map",
@@ -350,8 +364,18 @@ class SceneLogic:
                 node.SetAttribute("BreastLesionSeg.Output", kind)
                 node.SetNodeReferenceID(RESULT_OF_ROLE, seg.GetID())
                 segmentation_nodes.place_beside(self.ctx.scene, node, selection.placement_node)
-        return ResultNodes(seg, table, None, heatmap=heatmap, metrics=dict(result_json), lesion_segment_ids=["lesion"],
-                           output_dir=Path(folder))
+        return ResultNodes(seg, table, None, heatmap=heatmap, metrics=dict(result_json, **row),
+                           lesion_segment_ids=["lesion"], output_dir=Path(folder))
+
+    def _image_model(self, model_id: str) -> ModelInfo | None:
+        """The installed 2D model with this id (None when absent: the table then lacks the card's fields)."""
+        for modality in image2d_scene.IMAGE_COMMANDS:
+            try:
+                return find_model(model_id, modality=modality)
+            except ValueError:
+                continue
+        log.warning("model '%s' of a 2D result is not installed; its card cannot be shown", model_id)
+        return None
 
     def _result_segmentation(self, previous: ResultNodes | None, selection: PhaseSelection, base: str) -> Any:
         if previous is not None:
@@ -527,7 +551,8 @@ class SceneLogic:
                 str(int(settings.training_epochs)), "--device", device, "--progress", "json",
                 "--training-data", f"corrected cases of the dataset '{dataset_folder}' (3D Slicer BreastLesionSeg)"]
         if settings.fine_tune:
-            args += ["--init-from", str(self.model_info(settings).folder)]
+            dce = dataclasses.replace(settings, modality=MODALITY_DCE_MRI)  # training is DCE-MRI only
+            args += ["--init-from", str(self.model_info(dce).folder)]
         if self.threads:
             args += ["--threads", str(int(self.threads))]
         return args
@@ -566,13 +591,16 @@ def _read_result_files(out: Path) -> tuple[Any, Any, dict]:
 
 def result_summary(metrics: dict) -> str:
     """One line for the status label: lesions, total volume, model (demo flag), device and time; for a 2D
-    image: the lesion-present and malignancy probabilities and the lesion area."""
-    if isinstance(metrics.get("lesion_present_probability"), (int, float)):
-        text = (f"lesion present {metrics['lesion_present_probability']:.2f}, "
-                f"malignant {metrics.get('malignancy_probability') or 0.0:.2f}")
+    image: the lesion area, the probabilities the command reported and the model (demo flag)."""
+    if "lesion_area_px" in metrics:
+        parts = [f"lesion area {metrics['lesion_area_px']} px"]
         area = metrics.get("lesion_area_mm2")
-        text += f", area {area:.1f} mm2" if isinstance(area, (int, float)) else ""
-        return text + (f", model {metrics['model_id']}" if metrics.get("model_id") else "")
+        parts[0] += f" ({area:.1f} mm2)" if isinstance(area, (int, float)) else ""
+        parts += [f"{key[:-len('_probability')].replace('_', ' ')} probability {value:.2f}"
+                  for key, value in metrics.items() if key.endswith("_probability") and isinstance(value, (int, float))]
+        if metrics.get("model_id"):
+            parts.append(f"model {metrics['model_id']}" + (" (DEMO model)" if metrics.get("model_demo") == "yes" else ""))
+        return ", ".join(parts)
     lesions = metrics.get("lesions") or []
     totals = metrics.get("totals") or {}
     parts = [f"{len(lesions)} lesion(s)"]

@@ -6,12 +6,18 @@ run out of process). The search path is the core's (``breastlesionseg.nn.registr
 the user's model folders from the panel and followed by the models shipped inside the extension
 (``Resources/Models``). The panel stores the model id; the folder found for it is passed to the CLI, so
 the child process loads exactly the model the user saw.
+
+Each panel modality has its own models: DCE-MRI the 3D cards (``input_channels``), Ultrasound and
+Mammography the 2D lesion cards (``"kind": "lesion2d"`` with their ``modality``, the cards of
+``breastlesionseg.imaging2d.model_card2d``; that module's ``list_models_2d`` imports torch, so the
+cards are read here as JSON with the same rules). :func:`models_for_modality` lists one modality's.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +26,10 @@ log = logging.getLogger(__name__)
 
 CARD_FILE = "model_card.json"  # breastlesionseg.nn.model_card.CARD_FILE
 MODELS_ENV = "BREASTLESIONSEG_MODELS"  # breastlesionseg.nn.registry.MODELS_ENV
+CARD_KIND_2D = "lesion2d"  # breastlesionseg.imaging2d.model_card2d.CARD_KIND
+#: panel modality -> the ``modality`` of a 2D card (breastlesionseg.imaging2d.model_card2d.MODALITIES)
+CARD_MODALITY_2D = {"Ultrasound": "ultrasound", "Mammography": "mammography"}
+MODALITY_3D = "DCE-MRI"  # settings.MODALITY_DCE_MRI (kept import-free of settings)
 #: models shipped inside the installed extension (module folder)
 EXTENSION_MODELS_DIR = Path(__file__).resolve().parent.parent / "Resources" / "Models"
 
@@ -57,6 +67,7 @@ class ModelInfo:
         description: free text.
         threshold: the card's lesion probability threshold (calibrated with the model).
         min_lesion_volume_mm3: the card's minimum lesion volume in mm3.
+        modality: the panel modality it segments ("DCE-MRI", "Ultrasound", "Mammography").
     """
 
     model_id: str
@@ -69,6 +80,7 @@ class ModelInfo:
     description: str
     threshold: float = 0.5
     min_lesion_volume_mm3: float = 10.0
+    modality: str = MODALITY_3D
 
     @property
     def required_phases(self) -> int:
@@ -89,7 +101,10 @@ class ModelInfo:
             shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                               for k, v in self.validation_metrics.items() if not isinstance(v, (dict, list)))
             lines.append(f"Validation: {shown}")
-        lines.append(f"Inputs: {', '.join(self.input_channels)} (needs {self.required_phases} phases)")
+        if self.modality == MODALITY_3D:
+            lines.append(f"Inputs: {', '.join(self.input_channels)} (needs {self.required_phases} phases)")
+        else:
+            lines.append(f"Input: one {self.modality.lower()} image")
         if self.description:
             lines.append(self.description)
         lines.append(f"Folder: {self.folder}")
@@ -100,14 +115,13 @@ def read_model_info(folder: str | os.PathLike) -> ModelInfo:
     """ModelInfo of one model folder.
 
     Raises:
-        ValueError: no readable card, or a card without model_id / input_channels.
+        ValueError: no readable card, or a card without model_id / input_channels (a 2D card without
+            model_id or with an unknown modality).
     """
     folder = Path(folder)
-    card_path = folder / CARD_FILE
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"model folder '{folder}': cannot read {CARD_FILE} ({exc})") from None
+    card = _read_card(folder)
+    if card.get("kind") == CARD_KIND_2D:
+        return _model_info_2d(folder, card)
     if not isinstance(card, dict) or not card.get("model_id") or not card.get("input_channels"):
         raise ValueError(f"model folder '{folder}': {CARD_FILE} lacks model_id or input_channels")
     return ModelInfo(
@@ -118,6 +132,48 @@ def read_model_info(folder: str | os.PathLike) -> ModelInfo:
         threshold=float(card.get("threshold", 0.5)),
         min_lesion_volume_mm3=float(card.get("min_lesion_volume_mm3", 10.0)),
     )
+
+
+def _read_card(folder: Path) -> dict:
+    try:
+        card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"model folder '{folder}': cannot read {CARD_FILE} ({exc})") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"model folder '{folder}': {CARD_FILE} is not a JSON object")
+    return card
+
+
+def _dice_figures(cv_metrics: dict) -> dict:
+    """The card's Dice figures (top level and one level down, e.g. ``this_fold_test.dice``)."""
+    out = {}
+    for key, value in cv_metrics.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()
+                        if k == "dice" and isinstance(v, (int, float)) and not isinstance(v, bool)})
+        elif "dice" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = value
+    return out
+
+
+def _model_info_2d(folder: Path, card: dict) -> ModelInfo:
+    """ModelInfo of a 2D lesion card (``breastlesionseg.imaging2d.model_card2d.ModelCard2D``).
+
+    A card is a demo model when it says ``"demo": true`` or its training data or id say "demo" (the
+    CDD-CESM mammography card: "DEMO MODEL, SMALL DATA: 98 CDD-CESM mammography JPEGs ...").
+    """
+    by_card = {v: k for k, v in CARD_MODALITY_2D.items()}
+    if not card.get("model_id") or card.get("modality") not in by_card:
+        raise ValueError(f"model folder '{folder}': 2D {CARD_FILE} lacks model_id or has modality "
+                         f"{card.get('modality')!r} (one of {tuple(by_card)})")
+    training_data = str(card.get("training_data", ""))
+    demo = bool(card.get("demo", False)) or bool(re.search(r"\bdemo\b", f"{training_data} {card['model_id']}", re.I))
+    metrics = card.get("cv_metrics") if isinstance(card.get("cv_metrics"), dict) else {}
+    return ModelInfo(
+        model_id=str(card["model_id"]), folder=folder.resolve(), demo=demo, arch=str(card.get("arch", "")),
+        input_channels=("image",), training_data=training_data, validation_metrics=_dice_figures(metrics),
+        description=str(card.get("research_use_text", "")), threshold=float(card.get("threshold", 0.5)),
+        min_lesion_volume_mm3=0.0, modality=by_card[card["modality"]])
 
 
 def apply_card_defaults(values, info: ModelInfo):
@@ -136,7 +192,22 @@ def apply_card_defaults(values, info: ModelInfo):
 
 
 def list_models(user_dirs: Sequence[str | os.PathLike] = ()) -> list[ModelInfo]:
-    """Every valid model in the search path; the first folder of each model id wins."""
+    """Every valid DCE-MRI (3D) model in the search path; the first folder of each model id wins."""
+    return models_for_modality(MODALITY_3D, user_dirs)
+
+
+def models_for_modality(modality: str, user_dirs: Sequence[str | os.PathLike] = ()) -> list[ModelInfo]:
+    """The valid models of one panel modality in the search path; the first folder of each model id wins.
+
+    Args:
+        modality: "DCE-MRI" (3D cards), "Ultrasound" or "Mammography" (2D lesion cards of that modality).
+        user_dirs: the panel's model folders (searched first).
+
+    Raises:
+        ValueError: unknown modality.
+    """
+    if modality != MODALITY_3D and modality not in CARD_MODALITY_2D:
+        raise ValueError(f"modality must be one of {(MODALITY_3D, *CARD_MODALITY_2D)}, got {modality!r}")
     found: dict[str, ModelInfo] = {}
     for root in model_search_path(user_dirs):
         if not root.is_dir():
@@ -149,21 +220,32 @@ def list_models(user_dirs: Sequence[str | os.PathLike] = ()) -> list[ModelInfo]:
             except ValueError as exc:
                 log.warning("%s", exc)
                 continue
-            found.setdefault(info.model_id, info)
+            if info.modality == modality:
+                found.setdefault(info.model_id, info)
     return list(found.values())
 
 
-def find_model(name_or_folder: str, user_dirs: Sequence[str | os.PathLike] = ()) -> ModelInfo:
-    """The model with this id (or this folder).
+def model_ids_for_modality(modality: str, user_dirs: Sequence[str | os.PathLike] = ()) -> list[str]:
+    """Ids of the models the panel's model selector lists in ``modality`` (see :func:`models_for_modality`)."""
+    return [info.model_id for info in models_for_modality(modality, user_dirs)]
+
+
+def find_model(name_or_folder: str | os.PathLike, user_dirs: Sequence[str | os.PathLike] = (),
+               modality: str = MODALITY_3D) -> ModelInfo:
+    """The ``modality`` model with this id (or this folder).
 
     Raises:
-        ValueError: not found (lists where it looked).
+        ValueError: not found (lists where it looked), or a folder holding another modality's model.
     """
     path = Path(name_or_folder).expanduser()
     if (path / CARD_FILE).is_file():
-        return read_model_info(path)
-    for info in list_models(user_dirs):
-        if info.model_id == name_or_folder:
+        info = read_model_info(path)
+        if info.modality != modality:
+            raise ValueError(f"model folder '{path}' holds a {info.modality} model ('{info.model_id}'), "
+                             f"not a {modality} model")
+        return info
+    for info in models_for_modality(modality, user_dirs):
+        if info.model_id == str(name_or_folder):
             return info
     where = ", ".join(str(p) for p in model_search_path(user_dirs))
-    raise ValueError(f"model '{name_or_folder}' not found in {where}")
+    raise ValueError(f"{modality} model '{name_or_folder}' not found in {where}")

@@ -19,10 +19,10 @@ from breastlesionseg.errors import BreastLesionSegError
 from .background_runs import BackgroundRuns, run_outcome
 from .input_assignment import InputAssignment
 from .logic import ResultNodes, SceneLogic, result_summary
-from .models import ModelInfo, list_models
+from .models import ModelInfo, models_for_modality
 from .panel_state import PanelState, assignment_notes, model_choices, panel_state, post_list_order
 from .phases import PhaseSelection, volume_candidates
-from .settings import MODALITY_DCE_MRI, settings_from
+from .settings import MODALITY_DCE_MRI, model_field, selected_model_id, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,22 @@ class PanelActions:
     def state(self, values: Any) -> tuple[PanelState, list[tuple[str, str]], int]:
         """(enabled/visible state, model selector entries, selected entry) for the current values.
 
-        A newly chosen model first brings its card's threshold and minimum volume (once per choice).
+        The selector lists the models of the selected modality (DCE-MRI: the 3D models; Ultrasound /
+        Mammography: the 2D models of that modality). A newly chosen DCE-MRI model first brings its
+        card's threshold and minimum volume (once per choice).
         """
         self.logic.sync_model_defaults(values)
-        models = list_models([str(f) for f in values.user_model_folders])
-        entries, index = model_choices(models, values.model)
+        models = models_for_modality(values.modality, [str(f) for f in values.user_model_folders])
+        entries, index = model_choices(models, selected_model_id(values))
         state = panel_state(values.modality, values.input_mode, index >= 0, values.result.segmentation is not None,
                             values.dataset_folder, self.runs.segmentation is not None, self.runs.training is not None,
                             self.logic.modality_unavailable(values.modality),
                             models[index].summary() if index >= 0 else "")
         return state, entries, index
+
+    def choose_model(self, values: Any, model_id: str) -> None:
+        """The user picked ``model_id`` in the selector: it becomes the model of the selected modality."""
+        setattr(values, model_field(values.modality), model_id or "")
 
     def post_list_rows(self, values: Any) -> list[tuple[str, str, bool]]:
         """(node id, name, checked) rows of the post-contrast list."""

@@ -50,6 +50,8 @@ class BreastLesionSegParameterNode:
     image_2d: vtkMRMLScalarVolumeNode  # ultrasound / mammography image (scalar or RGB, one slice)
     model: str = S.DEFAULT_MODEL_ID
     model_defaults_from: str = ""
+    ultrasound_model: str = ""  # "" = the command's default model
+    mammography_model: str = ""
     device: Annotated[str, Choice(list(S.DEVICES))] = "auto"
     breast_masking: bool = True
     threshold: Annotated[float, WithinRange(*S.THRESHOLD_RANGE)] = 0.5

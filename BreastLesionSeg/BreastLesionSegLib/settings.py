@@ -29,6 +29,8 @@ INPUT_MODES = (INPUT_VOLUMES, INPUT_SEQUENCE)
 DEVICES = ("auto", "cpu", "cuda")
 
 DEFAULT_MODEL_ID = "mm3dunet-phantom-demo"
+#: the model each single-image command uses by default (``cmd_ultrasound`` / ``cmd_mammography`` DEFAULT_MODEL)
+DEFAULT_2D_MODEL_IDS = {MODALITY_ULTRASOUND: "us-attunet-busbra", MODALITY_MAMMOGRAPHY: "hires-unet-cddcesm-demo"}
 
 #: accepted ranges (inclusive); the wrapper's WithinRange annotations and :meth:`validate` use them
 THRESHOLD_RANGE = (0.01, 0.99)
@@ -56,7 +58,9 @@ class SegmentationSettings:
     Attributes:
         modality: one of :data:`MODALITIES`.
         input_mode: one of :data:`INPUT_MODES` (DCE-MRI only).
-        model: model id (the card's ``model_id``; never an install-specific folder).
+        model: DCE-MRI model id (the card's ``model_id``; never an install-specific folder).
+        ultrasound_model / mammography_model: model id of that 2D mode ("" = the command's default,
+            :data:`DEFAULT_2D_MODEL_IDS`).
         model_defaults_from: id of the model whose card set ``threshold`` and ``min_lesion_volume_mm3``
             ("" until a card was applied).
         device: one of :data:`DEVICES` or "cuda:N".
@@ -77,6 +81,8 @@ class SegmentationSettings:
     input_mode: str = INPUT_VOLUMES
     model: str = DEFAULT_MODEL_ID
     model_defaults_from: str = ""
+    ultrasound_model: str = ""
+    mammography_model: str = ""
     device: str = "auto"
     breast_masking: bool = True
     threshold: float = 0.5
@@ -102,6 +108,20 @@ class SegmentationSettings:
         if not self.model:
             raise InputError("model must name an installed model (its id)")
         return self
+
+
+def model_field(modality: str) -> str:
+    """The settings field holding the selected model of ``modality`` ("model" for DCE-MRI)."""
+    _check_choice("modality", modality, MODALITIES)
+    return {MODALITY_ULTRASOUND: "ultrasound_model", MODALITY_MAMMOGRAPHY: "mammography_model"}.get(modality, "model")
+
+
+def selected_model_id(values: Any, modality: str | None = None) -> str:
+    """The model id selected for ``modality`` (default: ``values.modality``); a 2D mode without a choice
+    yet selects its command's default model."""
+    modality = modality or values.modality
+    chosen = str(getattr(values, model_field(modality)) or "")
+    return chosen or DEFAULT_2D_MODEL_IDS.get(modality, DEFAULT_MODEL_ID)
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
