@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--holdout-device", default="", metavar="TEXT",
+                   help="leave-one-scanner-out: the scanner whose name contains TEXT neither trains nor validates; "
+                        "all its images are the test set (e.g. 'Toshiba')")
     p.set_defaults(func=run)
 
 
@@ -41,7 +44,8 @@ def build_config(args: argparse.Namespace):
     loop = TrainLoopConfig(max_epochs=args.max_epochs, patience_epochs=args.patience,
                            learning_rate=args.learning_rate, bf16=not args.no_bf16)
     return UltrasoundTrainConfig(arch=args.arch, network=network, input_size_px=args.input_size,
-                                 batch_size=args.batch_size, seg_loss=args.seg_loss, loop=loop)
+                                 batch_size=args.batch_size, seg_loss=args.seg_loss, loop=loop,
+                                 holdout_device=args.holdout_device)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -84,15 +84,42 @@ def read_busbra(root: str | Path) -> list[BusBraRecord]:
     return records
 
 
-def fold_split(records: list[BusBraRecord], fold: int) -> dict[str, list[BusBraRecord]]:
+def fold_split(records: list[BusBraRecord], fold: int, holdout_device: str = "") -> dict[str, list[BusBraRecord]]:
     """``{"train": [...], "val": [...], "test": [...]}`` of a 0-based ``fold``.
 
+    Args:
+        records: :func:`read_busbra`'s records.
+        fold: 0..4.
+        holdout_device: leave-one-scanner-out: every image of the one scanner whose name contains this text
+            (case-insensitive) is the test set, and no image of it trains or validates; the other images
+            keep their fold roles (the fold's own test images are then unused). ``""``: the fold as it is.
+
     Raises:
-        DatasetError: fold out of range.
+        DatasetError: fold out of range, or ``holdout_device`` matching no scanner or several.
     """
     if not 0 <= fold < NUM_FOLDS:
         raise DatasetError(f"fold must be 0..{NUM_FOLDS - 1}; got {fold}")
+    held_out = matching_device(records, holdout_device) if holdout_device else None
     split: dict[str, list[BusBraRecord]] = {"train": [], "val": [], "test": []}
     for record in records:
-        split[record.roles[fold]].append(record)
+        if held_out is None:
+            split[record.roles[fold]].append(record)
+        elif record.device == held_out:
+            split["test"].append(record)
+        elif record.roles[fold] != "test":
+            split[record.roles[fold]].append(record)
     return split
+
+
+def matching_device(records: list[BusBraRecord], text: str) -> str:
+    """The one scanner name containing ``text`` (case-insensitive).
+
+    Raises:
+        DatasetError: no scanner or several match (the message lists them).
+    """
+    devices = sorted({r.device for r in records})
+    matches = [d for d in devices if text.strip().lower() in d.lower()] if text.strip() else []
+    if len(matches) != 1:
+        raise DatasetError(f"holdout device {text!r} must name exactly one scanner; "
+                           f"{'matches ' + str(matches) if matches else 'matches none'} of {devices}")
+    return matches[0]

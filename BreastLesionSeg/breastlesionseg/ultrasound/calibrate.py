@@ -14,8 +14,7 @@ import torch
 
 from ..imaging2d.metrics2d import sensitivity_specificity
 from ..io.atomic import write_text_atomic
-from .busbra import fold_split, read_busbra
-from .train import predict_samples
+from .train import predict_samples, run_split
 from .training_data import evaluation_samples, load_images
 
 THRESHOLD_FILE = "lesion_threshold.json"
@@ -25,7 +24,7 @@ MIN_SENSITIVITY = 0.98
 def calibrate_lesion_threshold(data_root: str | Path, fold_dir: Path, network: torch.nn.Module, input_size_px: int,
                                fold: int, min_sensitivity: float = MIN_SENSITIVITY) -> dict:
     """Choose and store the threshold; returns ``{"threshold", "val_sensitivity", "val_specificity", ...}``."""
-    images = load_images(fold_split(read_busbra(data_root), fold)["val"])
+    images = load_images(run_split(data_root, fold_dir, fold)["val"])
     positives, negatives = evaluation_samples(images, input_size_px)
     with torch.inference_mode():
         _, present, _ = predict_samples(network, positives)

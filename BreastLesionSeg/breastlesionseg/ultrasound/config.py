@@ -26,6 +26,9 @@ class UltrasoundTrainConfig:
         seg_loss: ``"dice+bce"``, ``"dice"`` or ``"bce"``.
         lesion_loss_weight, malignancy_loss_weight: weights of the two image-level BCE losses.
         loop: optimisation settings.
+        holdout_device: leave-one-scanner-out experiment: images of the scanner whose name contains this
+            text (case-insensitive) are left out of training and validation and form the test set
+            (``""``: the fold's own test images).
     """
 
     arch: str = "attention_unet2d"
@@ -37,6 +40,7 @@ class UltrasoundTrainConfig:
     lesion_loss_weight: float = 0.5
     malignancy_loss_weight: float = 0.5
     loop: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    holdout_device: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.loop, dict):

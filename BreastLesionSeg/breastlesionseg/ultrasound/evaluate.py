@@ -22,10 +22,10 @@ from ..imaging2d.model_card2d import ModelCard2D
 from ..imaging2d.training_loop import BEST_WEIGHTS
 from ..io.atomic import write_text_atomic
 from ..nn.factory2d import build_network_2d
-from .busbra import CITATION, NUM_FOLDS, fold_split, read_busbra
+from .busbra import CITATION, NUM_FOLDS
 from .model import UltrasoundModel
 from .predict import predict_image
-from .train import CONFIG_FILE
+from .train import CONFIG_FILE, run_split
 from .training_data import load_images
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list
         calibrate_lesion_threshold(data_root, fold_dir, model.network, model.card.input_size_px, fold)
         model = load_fold_model(fold_dir)
     rows = []
-    for image in load_images(fold_split(read_busbra(data_root), fold)["test"]):
+    for image in load_images(run_split(data_root, fold_dir, fold)["test"]):
         record = image.record
         raw = _raw_pixels(record.image_path)
         result = predict_image(raw, model, with_heat_map=False)

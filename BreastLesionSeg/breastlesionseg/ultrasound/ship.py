@@ -7,11 +7,13 @@ from typing import Any
 
 import torch
 
+from ..errors import DatasetError
 from ..imaging2d.model_card2d import save_model_2d
 from ..imaging2d.writer import json_ready
 from ..imaging2d.training_loop import BEST_WEIGHTS, HISTORY_FILE
 from .busbra import CITATION, fold_split, read_busbra
 from .evaluate import fold_card
+from .train import CONFIG_FILE
 
 TRAINING_COMMAND = "scripts/train_ultrasound_model.sh"
 
@@ -26,6 +28,10 @@ def ship_fold(data_root: str | Path, run_dir: str | Path, fold: int, target: str
     fold_dir = Path(run_dir) / f"fold_{fold}"
     target = Path(target)
     card = fold_card(fold_dir, target.name)
+    config = json.loads((fold_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    if config.get("holdout_device"):
+        raise DatasetError(f"'{fold_dir}' is a leave-one-scanner-out experiment (held out: "
+                           f"{config['holdout_device']!r}); ship a fold trained on BUS-BRA's own split")
     split = fold_split(read_busbra(data_root), fold)
     history = json.loads((fold_dir / HISTORY_FILE).read_text(encoding="utf-8"))
     best = max(history, key=lambda h: h["val_score"])

@@ -87,7 +87,8 @@ def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config:
 
     Args:
         data_root: BUS-BRA folder.
-        fold: 0..4 (test images are the dataset's ``kFold == fold + 1``; never seen here).
+        fold: 0..4 (test images are the dataset's ``kFold == fold + 1``, or the held-out scanner's images
+            when ``config.holdout_device`` is set; never seen here).
         output_dir: run folder; the fold's checkpoints go to ``output_dir/fold_<k>``.
         config: training configuration (written to ``fold_<k>/train_config.json``).
         resume: continue an interrupted run.
@@ -97,7 +98,7 @@ def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config:
     fold_dir = Path(output_dir) / f"fold_{fold}"
     fold_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.loop.seed + fold)
-    split = fold_split(read_busbra(data_root), fold)
+    split = fold_split(read_busbra(data_root), fold, config.holdout_device)
     log.info("fold %d: %d train, %d validation, %d test images", fold, len(split["train"]), len(split["val"]), len(split["test"]))
     train_images, val_images = load_images_logged(split["train"]), load_images_logged(split["val"])
     write_text_atomic(fold_dir / CONFIG_FILE, json.dumps({"fold": fold, **config.to_dict()}, indent=1), overwrite=True)
@@ -110,6 +111,14 @@ def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config:
     run_training(model, make_epoch_batches(train_images, config), batch_loss,
                  make_validator(val_images, config.input_size_px), fold_dir, config.loop, resume=resume)
     return fold_dir
+
+
+def run_split(data_root: str | Path, fold_dir: Path, fold: int) -> dict[str, list]:
+    """The split a trained fold used (its ``train_config.json`` says whether a scanner was held out; a folder
+    without one is a plain fold)."""
+    path = Path(fold_dir) / CONFIG_FILE
+    config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return fold_split(read_busbra(data_root), fold, config.get("holdout_device", ""))
 
 
 def load_images_logged(records):

@@ -32,3 +32,19 @@ def test_no_patient_in_two_roles(busbra_dir, fold):
 def test_fold_out_of_range(busbra_dir):
     with pytest.raises(DatasetError, match="fold"):
         fold_split(read_busbra(busbra_dir), 5)
+
+
+def test_leave_one_scanner_out_split(busbra_dir):
+    records = read_busbra(busbra_dir)
+    split = fold_split(records, 0, holdout_device="toshiba")
+    assert {r.device for r in split["test"]} == {"Toshiba Aplio 300 @12-14 MHz"}
+    assert len(split["test"]) == sum(r.device.startswith("Toshiba") for r in records) == 139
+    assert not any(r.device.startswith("Toshiba") for r in split["train"] + split["val"])
+    plain = fold_split(records, 0)
+    # the other scanners keep their fold roles; the fold's own test images are left unused
+    assert {r.image_id for r in split["train"]} == {r.image_id for r in plain["train"] if not r.device.startswith("Toshiba")}
+    assert not {r.case_id for r in split["test"]} & {r.case_id for r in split["train"] + split["val"]}
+    with pytest.raises(DatasetError, match="exactly one scanner.*matches \\['GE Logiq 5"):
+        fold_split(records, 0, holdout_device="GE")
+    with pytest.raises(DatasetError, match="matches none"):
+        fold_split(records, 0, holdout_device="Siemens")
