@@ -10,6 +10,8 @@ Workflow:
 3. results: :meth:`import_results` creates a NEW segmentation node (Breast left/right, Lesion 1..N), a
    lesion table and kinetic curves, optional probability / heat-map volumes, all in the study of the
    inputs. Replacing the previous result node needs ``confirm_replace=True`` (the panel asks first);
+   the run's low-confidence candidates become hidden "Candidate k (confidence c)" segments, not in the
+   table, which the reader can show and promote (:meth:`promote_candidate`);
 4. :meth:`update_metrics` recomputes the table from the (edited) segments;
 5. :meth:`add_to_training_set` exports the corrected case via ``breastlesionseg.training``;
 6. :meth:`start_training` runs ``breastlesionseg train ... --progress json`` out of process and
@@ -31,7 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from breastlesionseg.errors import BreastLesionSegError, InputError
-from breastlesionseg.output_files import BREAST_MASK_FILE, HEATMAP_FILE, LESIONS_FILE, METRICS_FILE, PROBABILITY_FILE
+from breastlesionseg.output_files import (BREAST_MASK_FILE, CANDIDATES_FILE, HEATMAP_FILE, LESIONS_FILE, METRICS_FILE,
+                                         PROBABILITY_FILE)
 
 from . import image2d_scene, phases, plots, scene_io, segmentation_nodes, tables
 from .input_assignment import InputAssignment, assign_inputs
@@ -88,6 +91,7 @@ class ResultNodes:
         heatmap: Grad-CAM heat-map volume node or None.
         metrics: the ``lesion_metrics`` dict shown in the table.
         lesion_segment_ids: segment id of each table row.
+        candidate_segment_ids: hidden low-confidence candidate segments (not in the table).
         focus_ras: RAS centroid of the largest lesion (slice views jump there), None without lesions.
         output_dir: the CLI's output folder (metrics.json, overview.png) when imported from a run.
     """
@@ -99,6 +103,7 @@ class ResultNodes:
     heatmap: Any = None
     metrics: dict = field(default_factory=dict)
     lesion_segment_ids: list[str] = field(default_factory=list)
+    candidate_segment_ids: list[str] = field(default_factory=list)
     focus_ras: tuple[float, float, float] | None = None
     output_dir: Path | None = None
 
@@ -316,6 +321,7 @@ class SceneLogic:
         sides = {int(les["label"]): les.get("side") for les in metrics.get("lesions", [])
                  if les.get("side") in ("left", "right")}
         segmentation_nodes.write_results_to_segmentation(self.ctx, seg, selection.pre, breast, lesions, sides)
+        self._import_candidates(seg, Path(output_dir), selection, metrics)
         model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
         seg.SetAttribute("BreastLesionSeg.Model", str(model.get("id", "")))  # metrics.json "model": {"id", ...}
         seg.SetAttribute("BreastLesionSeg.Device", str(metrics.get("device", "")))
@@ -326,6 +332,29 @@ class SceneLogic:
         if selection.acquisition_times_s is not None:  # the CLI numbers phases; the table and curves use seconds
             result = self.update_metrics(result, selection)
         return result
+
+    def _import_candidates(self, seg: Any, out: Path, selection: PhaseSelection, metrics: dict) -> list[str]:
+        """Hidden candidate segments from ``candidates.nii.gz`` and ``metrics.json["candidates"]`` (when written)."""
+        from breastlesionseg.io import read_label_volume
+
+        candidates = metrics.get("candidates") or []
+        if not candidates:
+            return []
+        if not (out / CANDIDATES_FILE).is_file():
+            log.warning("metrics.json lists %d candidate(s) but '%s' has no %s", len(candidates), out, CANDIDATES_FILE)
+            return []
+        return segmentation_nodes.write_candidate_segments(self.ctx, seg, selection.pre,
+                                                           read_label_volume(out / CANDIDATES_FILE), candidates)
+
+    def promote_candidate(self, result: ResultNodes, selection: PhaseSelection, segment_id: str) -> ResultNodes:
+        """The reader accepts candidate ``segment_id`` as a lesion: it becomes "Lesion k" (Mass terminology,
+        shown) and the table and curves are recomputed with it.
+
+        Raises:
+            InputError: the segment is not a candidate of ``result``'s segmentation.
+        """
+        segmentation_nodes.promote_candidate(result.segmentation, segment_id)
+        return self.update_metrics(result, selection)
 
     def import_image_results(self, folder: str | os.PathLike, selection: PhaseSelection,
                              replace: ResultNodes | Any | None = None, confirm_replace: bool = False,
@@ -429,7 +458,8 @@ class SceneLogic:
         if metrics.get("lesions"):
             largest = max(metrics["lesions"], key=lambda les: les.get("volume_mm3") or 0.0)
             focus = tuple(float(v) for v in largest["centroid_ras_mm"])
-        result = ResultNodes(seg, table, plot, metrics=metrics, lesion_segment_ids=lesion_ids, focus_ras=focus)
+        result = ResultNodes(seg, table, plot, metrics=metrics, lesion_segment_ids=lesion_ids, focus_ras=focus,
+                             candidate_segment_ids=segmentation_nodes.candidate_segment_ids(seg))
         if previous is not None:
             result.probability, result.heatmap, result.output_dir = previous.probability, previous.heatmap, previous.output_dir
         return result
@@ -609,6 +639,8 @@ def result_summary(metrics: dict) -> str:
     model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
     if model.get("id"):
         parts.append(f"model {model['id']}" + (" (DEMO)" if model.get("demo") else ""))
+    if metrics.get("candidates"):
+        parts.append(f"{len(metrics['candidates'])} low-confidence candidate(s) hidden")
     if metrics.get("device"):
         parts.append(f"on {metrics['device']}")
     total_s = (metrics.get("timings_s") or {}).get("total")

@@ -5,6 +5,12 @@ Segments: "Breast left", "Breast right" (patient's sides, ``breastlesionseg.labe
 terminology entry (DICOM master list codes) so Segment Editor shows them properly. Breast and lesion
 segments overlap by construction (a lesion lies inside a breast), so Slicer stores them in
 separate labelmap layers; exporting back therefore works one segment at a time.
+
+Low-confidence *candidates* of a run (``candidates.nii.gz``, ``metrics.json["candidates"]``) become
+hidden segments "Candidate k (confidence 0.07)" without a terminology and with the segment tag
+:data:`CANDIDATE_TAG`: they are neither lesions nor breast (:func:`classify_segment` leaves them out
+of the table, the curves and the training export) until the reader promotes one
+(:func:`promote_candidate`, or renames it "Lesion ..." / gives it the Mass terminology in Segment Editor).
 """
 from __future__ import annotations
 
@@ -71,6 +77,18 @@ def lesion_spec(index: int, side: str | None = None) -> SegmentSpec:
     """Spec of lesion ``index`` (1-based); ``side`` "left"/"right" adds the laterality to the terminology."""
     return SegmentSpec(f"lesion_{index}", lesion_segment_name(index), terminology.lesion_color(index),
                        lesion_terminology(side))
+
+
+#: segment tag of a low-confidence candidate (value: its confidence); removed when it is promoted
+CANDIDATE_TAG = "BreastLesionSeg.CandidateConfidence"
+#: colour of candidate segments (muted yellow: not a reported lesion)
+CANDIDATE_COLOR = (0.85, 0.8, 0.35)
+
+
+def candidate_spec(index: int, confidence: float) -> SegmentSpec:
+    """Spec of candidate ``index`` (1-based, the label in ``candidates.nii.gz``): no terminology, so it is
+    not counted as a lesion."""
+    return SegmentSpec(f"candidate_{index}", f"Candidate {index} (confidence {confidence:.2f})", CANDIDATE_COLOR, "")
 
 
 # --- node creation ------------------------------------------------------------------------------------
@@ -180,6 +198,76 @@ def write_results_to_segmentation(ctx: Any, seg_node: Any, reference_node: Any, 
         ids.append(set_segment_mask(ctx, seg_node, reference_node, lesion_spec(index, side), labels == index))
     seg_node.Modified()
     return ids
+
+
+def write_candidate_segments(ctx: Any, seg_node: Any, reference_node: Any, candidate_labels: Volume,
+                             candidates: Sequence[dict]) -> list[str]:
+    """Add one hidden segment per candidate of ``metrics.json["candidates"]`` (``id``, ``confidence``).
+
+    Args:
+        candidate_labels: 1..M candidate labels ``(z, y, x)`` on the reference grid (``candidates.nii.gz``).
+        candidates: the candidate dicts; a candidate whose label is absent from the map is skipped (logged).
+
+    Returns:
+        The candidate segment ids, in the order of ``candidates``.
+
+    Raises:
+        GeometryError: the map is not on the reference volume's grid.
+    """
+    _check_result_grid(candidate_labels, reference_node, "candidate label map")
+    labels = np.asarray(candidate_labels.array)
+    display = seg_node.GetDisplayNode()
+    ids = []
+    for cand in candidates:
+        index, confidence = int(cand["id"]), float(cand.get("confidence") or 0.0)
+        mask = labels == index
+        if not mask.any():
+            log.warning("candidate %d of metrics.json is not in the candidate map; skipped", index)
+            continue
+        sid = set_segment_mask(ctx, seg_node, reference_node, candidate_spec(index, confidence), mask)
+        seg_node.GetSegmentation().GetSegment(sid).SetTag(CANDIDATE_TAG, f"{confidence:.6g}")
+        if display is not None:
+            display.SetSegmentVisibility(sid, False)
+        ids.append(sid)
+    return ids
+
+
+def candidate_segment_ids(seg_node: Any) -> list[str]:
+    """Ids of the segments that are still candidates: tagged, and not made a lesion by the reader (renamed
+    "Lesion ..." or given the Mass terminology)."""
+    out = []
+    for sid in segment_ids(seg_node):
+        segment = seg_node.GetSegmentation().GetSegment(sid)
+        if segment.GetTag(CANDIDATE_TAG, vtk.reference("")) and \
+                classify_segment(segment.GetName(), segment.GetTerminology())[0] == "other":
+            out.append(sid)
+    return out
+
+
+def promote_candidate(seg_node: Any, segment_id: str) -> str:
+    """Make candidate ``segment_id`` a lesion: named "Lesion k" (k = number of lesion segments + 1), Mass
+    terminology, lesion colour, shown; the candidate tag is removed. Returns the new name.
+
+    Raises:
+        InputError: no such segment, or it is not a candidate.
+    """
+    segmentation = seg_node.GetSegmentation()
+    segment = segmentation.GetSegment(segment_id)
+    if segment is None or segment_id not in candidate_segment_ids(seg_node):
+        raise InputError(f"segment '{segment_id}' of '{seg_node.GetName()}' is not a lesion candidate")
+    n_lesions = sum(1 for sid in segment_ids(seg_node) if classify_segment(
+        segmentation.GetSegment(sid).GetName(), segmentation.GetSegment(sid).GetTerminology())[0] == "lesion")
+    spec = lesion_spec(n_lesions + 1)
+    segment.RemoveTag(CANDIDATE_TAG)
+    segment.SetName(spec.name)
+    segment.SetColor(spec.color)
+    segment.SetTerminology(spec.terminology)
+    segment.SetNameAutoGenerated(False)
+    segment.SetColorAutoGenerated(False)
+    if seg_node.GetDisplayNode() is not None:
+        seg_node.GetDisplayNode().SetSegmentVisibility(segment_id, True)
+    seg_node.Modified()
+    return spec.name
 
 
 # --- back to label arrays --------------------------------------------------------------------------------
