@@ -16,11 +16,30 @@ The commands report different fields: ``ultrasound`` a lesion-present and a mali
 ``mammography`` the maximum lesion probability (``max_lesion_probability``); the table shows every
 ``*_probability`` number of ``result.json``, the model id and what the model card says about the model
 (demo flag, training data), so a demo model is never mistaken for a validated one.
+
+"Add to training set" (ultrasound) writes the corrected segment and the image as a pair laid out like
+BUS-BRA (Gómez-Flores et al., "BUS-BRA: A breast ultrasound dataset for assessing computer-aided
+diagnosis systems", Medical Physics 2024), so the same readers and tools work::
+
+    <folder>/Images/bus_<id>.png      the image (8-bit; gray, or RGB as loaded), exactly the node's pixels
+    <folder>/Masks/mask_<id>.png      the corrected "Lesion" segment, 0/255, the image's size
+    <folder>/bus_data.csv             one row per pair: BUS-BRA's columns (ID, Case, Histology, Pathology,
+                                      BIRADS, Device, Width, Height, Side, BBOX, Scale) + Source, CorrectedBy
+
+Pathology, histology, BI-RADS, device and side are not known to the panel and are left empty (fill them
+in before training a malignancy head); ``Scale`` is 1 (the image is written at its own size); ``BBOX``
+is the mask's bounding box ``[x, y, w, h]`` in pixels. Nothing is ever overwritten: an existing image
+or mask file, or an ID already in ``bus_data.csv``, is refused before anything is written, and every
+file is written atomically (a failure removes the files that call wrote).
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +49,7 @@ import slicer
 
 from breastlesionseg.errors import InputError
 from breastlesionseg.io import terminology
+from breastlesionseg.io.atomic import write_atomic, write_text_atomic
 
 from . import scene_io, segmentation_nodes, tables
 from .settings import MODALITY_MAMMOGRAPHY, MODALITY_ULTRASOUND
@@ -67,14 +87,20 @@ def image_pixels(node: Any) -> np.ndarray:
     return np.array(array[0], copy=True)
 
 
-def write_image_input(node: Any, folder: str | Path) -> Path:
-    """Write the image as ``folder/image.png`` (8-bit; other types are scaled from their min..max)."""
-    pixels = image_pixels(node)
+def image_png_pixels(pixels: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, C) pixels as written to a PNG: 8-bit (other types scaled from their min..max), a single
+    component as gray."""
     if pixels.dtype != np.uint8:
         lo, hi = float(pixels.min()), float(pixels.max())
         pixels = np.zeros(pixels.shape, np.uint8) if hi <= lo else np.round((pixels - lo) / (hi - lo) * 255).astype(np.uint8)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[..., 0]
+    return pixels
+
+
+def write_image_input(node: Any, folder: str | Path) -> Path:
+    """Write the image as ``folder/image.png`` (:func:`image_png_pixels`)."""
+    pixels = image_png_pixels(image_pixels(node))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{INPUT_STEM}.png"
@@ -196,3 +222,131 @@ def heatmap_volume(scene: Any, heat_rgb: np.ndarray, node: Any, name: str, old: 
     if volume.GetDisplayNode() is None:
         volume.CreateDefaultDisplayNodes()
     return volume
+
+
+# --- ultrasound training pairs (BUS-BRA layout) --------------------------------------------------------
+DATA_CSV = "bus_data.csv"
+IMAGES_DIR = "Images"
+MASKS_DIR = "Masks"
+#: BUS-BRA's bus_data.csv columns, then where the pair came from
+CSV_COLUMNS = ("ID", "Case", "Histology", "Pathology", "BIRADS", "Device", "Width", "Height", "Side", "BBOX", "Scale",
+               "Source", "CorrectedBy")
+#: a folder holding a DCE-MRI training dataset (``breastlesionseg dataset``) is not mixed with 2D pairs
+DCE_DATASET_FILE = "dataset.json"
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    """Where one exported pair went.
+
+    Attributes:
+        image_id: the row's ID (``bus_<id>``).
+        image_path, mask_path: the written PNG files.
+        csv_path: ``bus_data.csv``.
+        row: the CSV row written.
+    """
+
+    image_id: str
+    image_path: Path
+    mask_path: Path
+    csv_path: Path
+    row: dict
+
+
+def pair_id(case_id: str) -> str:
+    """The BUS-BRA-style ID of a case id: ``bus_<case id>`` (characters other than letters, digits, '.', '_'
+    and '-' become '_').
+
+    Raises:
+        InputError: an empty case id.
+    """
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id.strip()).strip("_.")
+    if not slug:
+        raise InputError("no case id given for the training pair (type one in the panel)")
+    return slug if slug.startswith("bus_") else f"bus_{slug}"
+
+
+def bounding_box(mask: np.ndarray) -> list[int]:
+    """``[x, y, w, h]`` (pixels) of the non-zero pixels of an (H, W) mask."""
+    rows, cols = np.nonzero(mask)
+    return [int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1)]
+
+
+def _existing_rows(csv_path: Path) -> list[dict]:
+    if not csv_path.is_file():
+        return []
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "ID" not in reader.fieldnames:
+            raise InputError(f"'{csv_path}' exists but has no ID column; choose another folder")
+        return list(reader)
+
+
+def _csv_text(rows: list[dict]) -> str:
+    columns = list(CSV_COLUMNS) + sorted({k for r in rows for k in r} - set(CSV_COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_png(path: Path, pixels: np.ndarray) -> None:
+    write_atomic(path, lambda tmp: sitk.WriteImage(sitk.GetImageFromArray(pixels, isVector=pixels.ndim == 3), str(tmp)))
+
+
+def export_training_pair(folder: Path, case_id: str, image_node: Any, mask: np.ndarray, source: str = "",
+                         corrected_by: str = "") -> TrainingPair:
+    """Write the image and its corrected lesion mask as a BUS-BRA-like pair + a ``bus_data.csv`` row.
+
+    Args:
+        folder: the chosen (absolute) folder; created when missing.
+        case_id: the pair's id (``bus_`` is prefixed when absent).
+        image_node: the single-slice image volume.
+        mask: (H, W) bool corrected lesion mask on the image's grid.
+        source: where the image came from (CSV ``Source``).
+        corrected_by: who corrected the mask (CSV ``CorrectedBy``).
+
+    Raises:
+        InputError: an empty mask, a mask not of the image's size, a folder holding a DCE-MRI dataset, or
+            files / an ID that already exist (nothing is overwritten).
+    """
+    folder = Path(folder)
+    pixels = image_pixels(image_node)
+    mask = np.asarray(mask, bool)
+    if mask.shape != pixels.shape[:2]:
+        raise InputError(f"mask {mask.shape[1]}x{mask.shape[0]} px does not match image '{image_node.GetName()}' "
+                         f"({pixels.shape[1]}x{pixels.shape[0]} px)")
+    if not mask.any():
+        raise InputError(f"the Lesion segment of '{image_node.GetName()}' is empty; nothing to export")
+    if (folder / DCE_DATASET_FILE).is_file():
+        raise InputError(f"'{folder}' holds a DCE-MRI training dataset ({DCE_DATASET_FILE}); choose another folder "
+                         "for ultrasound training pairs")
+    image_id = pair_id(case_id)
+    image_path = folder / IMAGES_DIR / f"{image_id}.png"
+    mask_path = folder / MASKS_DIR / f"mask_{image_id.removeprefix('bus_')}.png"
+    csv_path = folder / DATA_CSV
+    rows = _existing_rows(csv_path)
+    if any(r.get("ID") == image_id for r in rows):
+        raise InputError(f"'{csv_path}' already has a row {image_id}; choose another case id (nothing was written)")
+    for path in (image_path, mask_path):
+        if path.exists():
+            raise InputError(f"'{path}' exists; choose another case id (nothing is overwritten)")
+    png = image_png_pixels(pixels)
+    height, width = mask.shape
+    row = {"ID": image_id, "Case": image_id.removeprefix("bus_"), "Histology": "", "Pathology": "", "BIRADS": "",
+           "Device": "", "Width": width, "Height": height, "Side": "", "BBOX": str(bounding_box(mask)).replace(" ", ""),
+           "Scale": 1.0, "Source": source, "CorrectedBy": corrected_by}
+    written: list[Path] = []
+    try:
+        _write_png(image_path, png)
+        written.append(image_path)
+        _write_png(mask_path, np.where(mask, 255, 0).astype(np.uint8))
+        written.append(mask_path)
+        write_text_atomic(csv_path, _csv_text(rows + [row]), overwrite=csv_path.exists())
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    log.info("training pair %s written to %s", image_id, folder)
+    return TrainingPair(image_id, image_path, mask_path, csv_path, row)

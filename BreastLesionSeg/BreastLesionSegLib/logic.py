@@ -13,7 +13,8 @@ Workflow:
    the run's low-confidence candidates become hidden "Candidate k (confidence c)" segments, not in the
    table, which the reader can show and promote (:meth:`promote_candidate`);
 4. :meth:`update_metrics` recomputes the table from the (edited) segments;
-5. :meth:`add_to_training_set` exports the corrected case via ``breastlesionseg.training``;
+5. :meth:`add_to_training_set` exports the corrected case via ``breastlesionseg.training``; an ultrasound
+   result: :meth:`add_image_to_training_set` writes a BUS-BRA-like pair (:mod:`.image2d_scene`);
 6. :meth:`start_training` runs ``breastlesionseg train ... --progress json`` out of process and
    :meth:`register_model` adds the new model folder to the user's model folders and selects it by id.
 """
@@ -568,6 +569,24 @@ class SceneLogic:
                           corrected_by=corrected_by, notes=notes, force=False)
         log.info("case '%s' added to %s", record.case_id, folder)
         return folder / "cases" / record.case_id
+
+    def add_image_to_training_set(self, folder: str | os.PathLike, case_id: str, segmentation_node: Any,
+                                  selection: PhaseSelection, corrected_by: str = "", source: str = "") -> Path:
+        """Export the corrected "Lesion" segment of a 2D (ultrasound) result and its image as a BUS-BRA-like
+        training pair (image PNG, mask PNG, a ``bus_data.csv`` row) into ``folder``; returns the mask PNG.
+
+        Never overwrites (see :func:`.image2d_scene.export_training_pair`).
+
+        Raises:
+            InputError: no (absolute) folder chosen, an empty segment, or the pair exists already.
+        """
+        target = chosen_folder(folder, "training folder")
+        if segmentation_node is None:
+            raise InputError("no result segmentation selected")
+        mask = image2d_scene.lesion_mask(self.ctx, segmentation_node, selection.pre)
+        pair = image2d_scene.export_training_pair(target, case_id, selection.pre, mask, corrected_by=corrected_by,
+                                    source=source or f"3D Slicer: {selection.pre.GetName()}")
+        return pair.mask_path
 
     def suggest_case_id(self, selection: PhaseSelection) -> str:
         """A case id from the shown volume's name and the date."""

@@ -22,7 +22,7 @@ from .logic import ResultNodes, SceneLogic, result_summary
 from .models import ModelInfo, models_for_modality
 from .panel_state import PanelState, assignment_notes, model_choices, panel_state, post_list_order
 from .phases import PhaseSelection, volume_candidates
-from .settings import MODALITY_DCE_MRI, model_field, selected_model_id, settings_from
+from .settings import MODALITY_DCE_MRI, MODALITY_ULTRASOUND, model_field, selected_model_id, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,14 @@ class PanelActions:
 
     # -- training ------------------------------------------------------------------------------
     def add_to_training_set(self, values: Any, case_id: str = "") -> Path:
-        """Export the selected result as a new case of the dataset folder; returns the case folder."""
+        """Export the selected result as a new case of the dataset folder; returns the case folder (ultrasound:
+        the BUS-BRA-like pair's mask PNG)."""
         selection = self.selection(values)
+        if values.modality == MODALITY_ULTRASOUND:
+            return self.logic.add_image_to_training_set(values.dataset_folder,
+                                                        case_id or self.logic.suggest_case_id(selection),
+                                                        values.result.segmentation, selection,
+                                                        corrected_by=values.corrected_by)
         return self.logic.add_to_training_set(values.dataset_folder, case_id or self.logic.suggest_case_id(selection),
                                               values.result.segmentation, selection, corrected_by=values.corrected_by)
 

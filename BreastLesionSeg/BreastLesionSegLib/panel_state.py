@@ -12,7 +12,7 @@ from typing import Callable
 
 from .input_assignment import InputAssignment, VolumeCandidate
 from .models import ModelInfo
-from .settings import INPUT_SEQUENCE, MODALITY_DCE_MRI, dataset_is_ready
+from .settings import INPUT_SEQUENCE, MODALITY_DCE_MRI, MODALITY_ULTRASOUND, dataset_is_ready
 
 
 #: .ui widgets shown only for DCE-MRI, and only for the single-image modalities
@@ -21,6 +21,8 @@ DCE_INPUT_WIDGETS = ("inputModeLabel", "inputModeComboBox", "preVolumeLabel", "p
                      "assignmentNotesLabel")
 IMAGE_2D_WIDGETS = ("image2dLabel", "image2dSelector")
 RESULT_ACTION_BUTTONS = ("editSegmentsButton", "updateMetricsButton", "jumpToLesionButton")
+#: modalities whose corrected results "Add to training set" exports (ultrasound: BUS-BRA-like pairs)
+TRAINABLE_MODALITIES = (MODALITY_DCE_MRI, MODALITY_ULTRASOUND)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class PanelState:
         apply: Apply is enabled.
         cancel: Cancel is enabled.
         result_actions: Edit segments / Update metrics / Centre on lesion.
-        add_to_training: Add to training set (DCE-MRI results).
+        add_to_training: Add to training set (DCE-MRI and ultrasound results).
         train: Train is enabled (a chosen dataset with at least one case, no training running).
         cancel_training: Stop training is enabled.
         status: a reason shown when Apply is disabled ("" otherwise).
@@ -87,7 +89,8 @@ def panel_state(modality: str, input_mode: str, model_found: bool, have_result: 
     return PanelState(
         show_dce_inputs=dce, use_sequence=dce and input_mode == INPUT_SEQUENCE, show_image_2d=not dce,
         apply=not segmenting and not status, cancel=segmenting,
-        result_actions=have_result and not segmenting, add_to_training=dce and have_result and not segmenting,
+        result_actions=have_result and not segmenting,
+        add_to_training=modality in TRAINABLE_MODALITIES and have_result and not segmenting,
         train=dce and not training and dataset_is_ready(dataset_folder), cancel_training=training, status=status,
         model_card=model_card if model_found else status)
 

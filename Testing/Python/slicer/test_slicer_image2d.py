@@ -215,3 +215,67 @@ def test_ultrasound_run_with_the_real_command(ctx, constant_ultrasound_model, tm
     assert row["lesion_area_px"] == 37 * 45 and row["lesion_area_mm2"] == pytest.approx(37 * 45 * 0.2 * 0.25)
     assert row["model_id"] == "us-constant"
     assert slicer.util.arrayFromVolume(result.heatmap).shape == (1, 37, 45, 3)
+
+
+@pytest.mark.realdata
+def test_ultrasound_add_to_training_set_writes_a_busbra_like_pair(ctx, busbra_case, panel_values, tmp_path):
+    """The corrected Lesion segment + the image as a BUS-BRA-like pair (Images/, Masks/, bus_data.csv row) in the
+    chosen folder; the mask PNG is the segment, pixel for pixel; nothing is ever overwritten."""
+    import csv
+
+    pixels, truth = busbra_case
+    node = _image_node(ctx, pixels)
+    heat = np.zeros(pixels.shape + (3,), np.uint8)
+    logic = SceneLogic(ctx)
+    selection = logic.select_image(node)
+    result = logic.import_image_results(_command_output(tmp_path / "output" / "image", truth, heat), selection)
+    corrected = truth.copy()
+    corrected[: int(np.nonzero(truth.any(axis=1))[0].mean())] = False  # the reader erases the upper half
+    image2d_scene.write_lesion_segment(ctx, result.segmentation, node, corrected)
+    folder = tmp_path / "us_pairs"
+    values = panel_values(modality=MODALITY_ULTRASOUND, image_2d=node, dataset_folder=folder, corrected_by="Dr. A")
+    values.result.segmentation = result.segmentation
+    actions = PanelActions(logic)
+    state, _, _ = actions.state(values)
+    assert state.add_to_training  # enabled for an ultrasound result
+    mask_path = actions.add_to_training_set(values, "case 17")
+    assert mask_path == folder / "Masks" / "mask_case_17.png"
+    written_mask = sitk.GetArrayFromImage(sitk.ReadImage(str(mask_path)))
+    np.testing.assert_array_equal(written_mask > 127, image2d_scene.lesion_mask(ctx, result.segmentation, node))
+    assert set(np.unique(written_mask)) == {0, 255} and int((written_mask > 127).sum()) == int(corrected.sum())
+    written_image = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "Images" / "bus_case_17.png")))
+    np.testing.assert_array_equal(written_image, pixels)
+    with (folder / "bus_data.csv").open(newline="", encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    rows, cols = np.nonzero(corrected)
+    assert row["ID"] == "bus_case_17" and row["Case"] == "case_17" and row["CorrectedBy"] == "Dr. A"
+    assert (int(row["Width"]), int(row["Height"])) == (pixels.shape[1], pixels.shape[0])
+    assert json.loads(row["BBOX"]) == [cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1]
+    assert row["Source"] == "3D Slicer: US image" and row["Pathology"] == ""
+
+    # a second export with the same id is refused and changes nothing; another id appends a row
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    image2d_scene.write_lesion_segment(ctx, result.segmentation, node, truth)
+    with pytest.raises(InputError, match="already has a row bus_case_17"):
+        actions.add_to_training_set(values, "case 17")
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    (folder / "Images" / "bus_case_18.png").write_bytes(b"someone else's file")
+    with pytest.raises(InputError, match="exists; choose another case id"):
+        actions.add_to_training_set(values, "case_18")
+    assert not (folder / "Masks" / "mask_case_18.png").exists()
+    actions.add_to_training_set(values, "bus_case_19")
+    with (folder / "bus_data.csv").open(newline="", encoding="utf-8") as handle:
+        assert [r["ID"] for r in csv.DictReader(handle)] == ["bus_case_17", "bus_case_19"]
+    assert (sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "Masks" / "mask_case_19.png"))) > 127).sum() == truth.sum()
+
+    # refused: a DCE-MRI dataset folder, a relative folder, an empty segment
+    (tmp_path / "dce").mkdir()
+    (tmp_path / "dce" / "dataset.json").write_text("{}")
+    for bad, message in ((tmp_path / "dce", "holds a DCE-MRI training dataset"), ("relative/folder", "relative path")):
+        values.dataset_folder = bad
+        with pytest.raises(InputError, match=message):
+            actions.add_to_training_set(values, "case 20")
+    values.dataset_folder = folder
+    image2d_scene.write_lesion_segment(ctx, result.segmentation, node, np.zeros_like(truth))
+    with pytest.raises(InputError, match="is empty"):
+        actions.add_to_training_set(values, "case 21")
