@@ -7,6 +7,8 @@ ReLU'd and divided by its maximum: (S, S) in [0, 1], 1 = strongest evidence for 
 from __future__ import annotations
 
 import copy
+import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -41,22 +43,47 @@ def gradcam_map(model: nn.Module, image: torch.Tensor, head: str = "malignancy")
     """Grad-CAM of ``head`` for one network input.
 
     Args:
-        model: 2D multi-task network with a ``gradcam_layer`` (deep-copied; the caller's model gets no hooks).
+        model: 2D multi-task network with a ``gradcam_layer`` (a hooked copy is made once per model and
+            weights version and reused; the caller's model gets no hooks).
         image: (C, S, S) network input.
         head: ``"malignancy"`` or ``"lesion"``.
     Returns:
         (S, S) float32 heat map in [0, 1] (all zeros when nothing supports the logit).
     """
-    from monai.visualize import GradCAM
-
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}; got {head!r}")
-    net = copy.deepcopy(model).float().eval()
-    for parameter in net.parameters():
-        parameter.requires_grad_(True)
-    cam = GradCAM(_HeadLogit(net, head), target_layers=_layer_name(net), postprocessing=lambda m: m)
-    with torch.enable_grad(), torch.inference_mode(False):
-        heat = cam(image[None].float().contiguous().clone().requires_grad_(True), class_idx=0)
+    cam, through_input = _cam_of(model, head)
+    with torch.enable_grad(), torch.inference_mode(False), warnings.catch_warnings():
+        # expected: the hooked layer's inputs need no gradient (the backward pass stops at that layer)
+        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+        heat = cam(image[None].float().contiguous().clone().requires_grad_(through_input), class_idx=0)
     heat_np = np.nan_to_num(np.maximum(heat[0, 0].detach().numpy(), 0.0)).astype(np.float32)
     peak = float(heat_np.max())
     return heat_np / peak if peak > 0 else heat_np
+
+
+#: model -> (weights version, {head: MONAI GradCAM on a hooked copy}, gradients through the input?)
+_CAMS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], dict, bool]]" = weakref.WeakKeyDictionary()
+
+
+def _cam_of(model: nn.Module, head: str):
+    """The MONAI ``GradCAM`` of ``head`` on a hooked float32 copy of ``model`` (rebuilt when its weights change).
+
+    Only the CAM layer's parameters require gradients, so the backward pass runs from the logit back to
+    that layer, not through the encoder. Copying the network costs about as much as one forward pass,
+    hence the cache (keyed by the model, invalidated by any in-place change of its parameters).
+    """
+    from monai.visualize import GradCAM
+
+    version = tuple(p._version for p in model.parameters())
+    cached = _CAMS.get(model)
+    if cached is None or cached[0] != version:
+        net = copy.deepcopy(model).float().eval()
+        layer = _layer_name(net)
+        net.requires_grad_(False)
+        net.gradcam_layer.requires_grad_(True)
+        through_input = not any(p.requires_grad for p in net.parameters())
+        cams = {h: GradCAM(_HeadLogit(net, h), target_layers=layer, postprocessing=lambda m: m) for h in HEADS}
+        cached = (version, cams, through_input)
+        _CAMS[model] = cached
+    return cached[1][head], cached[2]
