@@ -345,10 +345,29 @@ def render_tube_fraction(
     np.maximum(block, frac.reshape(block.shape), out=block)
 
 
-def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelCoordinates) -> AnatomyMaps:
-    """Sample ``anatomy`` on ``geometry`` (coordinates precomputed in ``coords``)."""
-    x, y, z = coords.x, coords.y, coords.z
-    an = anatomy
+@dataclass
+class _ThoraxLayers:
+    """Nested thorax regions on a grid (bool arrays of shape (z, y, x)), outermost first.
+
+    Attributes:
+        body: inside the skin surface (the thorax; :func:`_add_breast_mounds` adds the breasts).
+        below_skin: inside the skin (subcutaneous fat and deeper; the breasts' too once added).
+        below_muscle_surface: the pectoral muscle and deeper.
+        chest_wall: the chest wall (intercostal muscle, ribs, sternum) and deeper.
+        interior: the thoracic interior (lungs, mediastinum, heart, liver).
+        deep_off: float32 depth (mm) of the chest wall's anterior surface below the thorax skin surface.
+    """
+
+    body: np.ndarray
+    below_skin: np.ndarray
+    below_muscle_surface: np.ndarray
+    chest_wall: np.ndarray
+    interior: np.ndarray
+    deep_off: np.ndarray
+
+
+def _thorax_layers(an: PatientAnatomy, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> _ThoraxLayers:
+    """Sample the thorax's concentric layers (skin, fat, muscle, chest wall, interior) at LPS ``x, y, z`` (mm)."""
     m_off = an.muscle_surface_offset_mm
     thorax = an.inside_thorax(x, y, z, 0.0)
     thorax_core = an.inside_thorax(x, y, z, an.skin_mm)
@@ -356,18 +375,34 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
     deep_off = m_off + an.muscle_thickness_mm(x)
     chest_wall = an.inside_thorax(x, y, z, deep_off)
     interior = an.inside_thorax(x, y, z, deep_off + np.float32(an.chest_wall_mm))
+    return _ThoraxLayers(thorax, thorax_core, below_muscle_surface, chest_wall, interior, deep_off)
 
-    body = thorax.copy()
-    not_skin = thorax_core.copy()
+
+def _breast_bbox_mm(br: BreastShape) -> tuple[np.ndarray, np.ndarray]:
+    """LPS (lo, hi) corners (mm) of a box holding the mound, its nipple and its tail into the chest."""
+    sag_lat, sag_si = abs(br.sag_lat) * br.D, abs(br.sag_si) * br.D
+    lo = np.array([br.base[0] - br.A - sag_lat - 5.0, br.base[1] - br.D - NIPPLE_LENGTH_MM - 3.0,
+                   br.base[2] - br.C - sag_si - 5.0])
+    hi = np.array([br.base[0] + br.A + sag_lat + 5.0, br.base[1] + 0.6 * br.D + 2.0,
+                   br.base[2] + br.C * br.sup_factor + sag_si + 5.0])
+    return lo, hi
+
+
+def _add_breast_mounds(an: PatientAnatomy, geometry: Geometry, coords: VoxelCoordinates,
+                       body: np.ndarray, below_skin: np.ndarray) -> np.ndarray:
+    """Add both breast mounds (and nipples) to ``body`` / ``below_skin`` in place.
+
+    Each mound is evaluated only inside its bounding box.
+
+    Returns:
+        bool (z, y, x) map of the glandular region: inside the mound shrunk by skin + subcutaneous fat
+        and anterior to the retromammary fat.
+    """
+    x, y, z = coords.x, coords.y, coords.z
+    m_off = an.muscle_surface_offset_mm
     gland = np.zeros(x.shape, dtype=bool)
     for br in an.breasts:
-        # evaluate each mound only inside its bounding box
-        sag_lat, sag_si = abs(br.sag_lat) * br.D, abs(br.sag_si) * br.D
-        lo = np.array([br.base[0] - br.A - sag_lat - 5.0, br.base[1] - br.D - NIPPLE_LENGTH_MM - 3.0,
-                       br.base[2] - br.C - sag_si - 5.0])
-        hi = np.array([br.base[0] + br.A + sag_lat + 5.0, br.base[1] + 0.6 * br.D + 2.0,
-                       br.base[2] + br.C * br.sup_factor + sag_si + 5.0])
-        sl = bbox_slices(geometry, lo, hi)
+        sl = bbox_slices(geometry, *_breast_bbox_mm(br))
         if sl is None:
             continue
         xs, ys, zs = x[sl], y[sl], z[sl]
@@ -376,81 +411,160 @@ def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelC
         beyond = np.clip(v - np.float32(br.D), 0.0, None) / np.float32(NIPPLE_LENGTH_MM)
         nipple = (v >= br.D - 4.0) & ((u * u + w * w) / np.float32(NIPPLE_RADIUS_MM**2) + beyond * beyond <= 1.0)
         body[sl] |= (br.implicit(u, v, w, 0.0) <= 0) | nipple
-        not_skin[sl] |= br.implicit(u, v, w, an.skin_mm) <= 0
+        below_skin[sl] |= br.implicit(u, v, w, an.skin_mm) <= 0
         gl = br.implicit(u, v, w, an.skin_mm + br.sc_fat_mm) <= 0
         gl &= ~an.inside_thorax(xs, ys, zs, m_off - br.retro_fat_mm)
         gland[sl] |= gl
+    return gland
 
-    tissue = np.zeros(x.shape, dtype=np.uint8)
-    tissue[body] = SKIN
-    tissue[body & not_skin] = FAT
+
+def _paint_body_wall(tissue: np.ndarray, layers: _ThoraxLayers, gland: np.ndarray) -> None:
+    """Paint skin, fat, gland, pectoral muscle and chest wall into ``tissue`` (outside in, in place)."""
+    tissue[layers.body] = SKIN
+    tissue[layers.body & layers.below_skin] = FAT
     tissue[gland] = GLAND
-    tissue[below_muscle_surface] = MUSCLE
-    tissue[chest_wall] = CHEST_WALL
-    # ribs: bands along z in the chest-wall layer; the sternum in the middle
+    tissue[layers.below_muscle_surface] = MUSCLE
+    tissue[layers.chest_wall] = CHEST_WALL
+
+
+def _paint_ribs_and_sternum(tissue: np.ndarray, an: PatientAnatomy, layers: _ThoraxLayers,
+                            x: np.ndarray, y: np.ndarray, z: np.ndarray) -> None:
+    """Paint ``BONE``: rib bands along z in the chest-wall layer and the sternum at the midline (in place)."""
     rib = np.mod(z - np.float32(an.rib_phase_mm), np.float32(an.rib_period_mm)) < np.float32(0.42 * an.rib_period_mm)
     sternum = np.abs(x) < 18.0
-    bone = chest_wall & ~interior & (rib | sternum)
-    bone &= ~an.inside_thorax(x, y, z, deep_off + np.float32(0.8 * an.chest_wall_mm)) | sternum
+    bone = layers.chest_wall & ~layers.interior & (rib | sternum)
+    bone &= ~an.inside_thorax(x, y, z, layers.deep_off + np.float32(0.8 * an.chest_wall_mm)) | sternum
     tissue[bone] = BONE
+
+
+def _ellipsoid_q(x: np.ndarray, y: np.ndarray, z: np.ndarray, centre: tuple[float, float, float],
+                 radii: tuple[float, float, float]) -> np.ndarray:
+    """Normalised ellipsoid radius squared (<= 1 inside) of LPS points (mm), float32 like the coordinates."""
+    return ((x - np.float32(centre[0])) / np.float32(radii[0])) ** 2 \
+        + ((y - np.float32(centre[1])) / np.float32(radii[1])) ** 2 \
+        + ((z - np.float32(centre[2])) / np.float32(radii[2])) ** 2
+
+
+def _paint_thoracic_organs(tissue: np.ndarray, an: PatientAnatomy, interior: np.ndarray,
+                           x: np.ndarray, y: np.ndarray, z: np.ndarray) -> None:
+    """Paint the thoracic interior (in place): lungs, anterior mediastinum, liver, heart (myocardium + blood)."""
+    m_off = an.muscle_surface_offset_mm
     tissue[interior] = LUNG
     y_int = np.float32(an.front_y + m_off + 0.6 * an.muscle_mm + an.chest_wall_mm)
     tissue[interior & (((x - 8.0) / 34.0) ** 2 + ((y - y_int) / 75.0) ** 2 <= 1.0)] = MEDIASTINUM
-    lc, lr = an.liver_center, an.liver_radii
-    ql = ((x - np.float32(lc[0])) / np.float32(lr[0])) ** 2 + ((y - np.float32(lc[1])) / np.float32(lr[1])) ** 2 \
-        + ((z - np.float32(lc[2])) / np.float32(lr[2])) ** 2
-    tissue[interior & (ql <= 1.0)] = LIVER
+    tissue[interior & (_ellipsoid_q(x, y, z, an.liver_center, an.liver_radii) <= 1.0)] = LIVER
     hc, hr = an.heart_center, an.heart_radii
-    qh = ((x - np.float32(hc[0])) / np.float32(hr[0])) ** 2 + ((y - np.float32(hc[1])) / np.float32(hr[1])) ** 2 \
-        + ((z - np.float32(hc[2])) / np.float32(hr[2])) ** 2
-    heart = interior & (qh <= 1.0)
+    heart = interior & (_ellipsoid_q(x, y, z, hc, hr) <= 1.0)
     tissue[heart] = MYOCARDIUM
     scale_in = [(r - an.myocardium_mm) / r for r in hr]
-    qb = ((x - np.float32(hc[0])) / np.float32(hr[0] * scale_in[0])) ** 2 \
-        + ((y - np.float32(hc[1])) / np.float32(hr[1] * scale_in[1])) ** 2 \
-        + ((z - np.float32(hc[2])) / np.float32(hr[2] * scale_in[2])) ** 2
-    tissue[heart & (qb <= 1.0)] = BLOOD
+    blood_radii = (hr[0] * scale_in[0], hr[1] * scale_in[1], hr[2] * scale_in[2])
+    tissue[heart & (_ellipsoid_q(x, y, z, hc, blood_radii) <= 1.0)] = BLOOD
 
-    # ground-truth breast region
-    anterior = body & ~below_muscle_surface
+
+def _breast_region_mask(an: PatientAnatomy, layers: _ThoraxLayers, x: np.ndarray, y: np.ndarray,
+                        z: np.ndarray) -> np.ndarray:
+    """The ground-truth breast region (module docstring): uint8 0 / ``BREAST_LEFT`` / ``BREAST_RIGHT``.
+
+    Body anterior to the pectoral surface and to the axillary plane, split at the sternal midline x = 0.
+    """
+    anterior = layers.body & ~layers.below_muscle_surface
     breast_mask = np.zeros(x.shape, dtype=np.uint8)
     anterior &= y <= an.axillary_plane_y(z)
     left = anterior & (x > 0)
     right = anterior & (x <= 0)
     breast_mask[left] = BREAST_LEFT
     breast_mask[right] = BREAST_RIGHT
+    return breast_mask
 
-    # fibroglandular fraction: textured field + density offset, denser centrally, soft edges
+
+def _gland_centrality(an: PatientAnatomy, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray,
+                      dtype: np.dtype) -> np.ndarray:
+    """Logit offset favouring gland near each breast's axis, ``0.8 - 1.6 q``, at LPS points (mm).
+
+    ``q`` is the radial distance from the (sagged) axis normalised by the mound's cross-section there.
+    The result has ``dtype`` (that of the texture values it is added to).
+    """
+    central = np.zeros(xs.shape, dtype=dtype)
+    for br in an.breasts:
+        sel = (xs * br.side) > 0
+        u, v, w = br.local(xs[sel], ys[sel], zs[sel])
+        t = np.clip(v / np.float32(br.D), 0.0, 1.0)
+        rad = np.sqrt(np.clip(br.profile(t), 0.05, None))
+        q = np.sqrt((u / np.float32(br.A)) ** 2 + (w / np.float32(br.C)) ** 2) / rad
+        central[sel] = 0.8 - 1.6 * q
+    return central
+
+
+def _fibroglandular_fraction(an: PatientAnatomy, gland_idx: tuple[np.ndarray, ...], x: np.ndarray,
+                             y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """float32 (z, y, x) fibroglandular fraction 0..1 at the ``GLAND`` voxels ``gland_idx`` (0 elsewhere).
+
+    Textured field plus thin strands, offset by the patient's density, denser centrally, soft edges.
+    """
     fgt = np.zeros(x.shape, dtype=np.float32)
-    idx = np.nonzero(tissue == GLAND)
-    if idx[0].size:
-        xs, ys, zs = x[idx], y[idx], z[idx]
-        val = an.fgt_field.sample(xs, ys, zs)
-        # thin strands/sheets (ducts, Cooper's ligaments) where a second field crosses zero
-        strands = np.clip(1.0 - 3.0 * np.abs(an.strand_field.sample(xs, ys, zs)), 0.0, None)
-        val = val + np.float32(1.1) * strands
-        bias = np.float32(2.4 * (an.fgt_density - 0.5) - 0.35)
-        # radial distance from each breast's axis, normalised: more gland centrally
-        central = np.zeros_like(val)
-        for br in an.breasts:
-            sel = (xs * br.side) > 0
-            u, v, w = br.local(xs[sel], ys[sel], zs[sel])
-            t = np.clip(v / np.float32(br.D), 0.0, 1.0)
-            rad = np.sqrt(np.clip(br.profile(t), 0.05, None))
-            q = np.sqrt((u / np.float32(br.A)) ** 2 + (w / np.float32(br.C)) ** 2) / rad
-            central[sel] = 0.8 - 1.6 * q
-        fgt[idx] = 1.0 / (1.0 + np.exp(-2.2 * (val + bias + central)))
-    bpe = np.zeros(x.shape, dtype=np.float32)
-    if idx[0].size:
-        bpe[idx] = np.clip(1.0 + 0.45 * an.bpe_field.sample(x[idx], y[idx], z[idx]), 0.3, 2.0)
+    if not gland_idx[0].size:
+        return fgt
+    xs, ys, zs = x[gland_idx], y[gland_idx], z[gland_idx]
+    val = an.fgt_field.sample(xs, ys, zs)
+    # thin strands/sheets (ducts, Cooper's ligaments) where a second field crosses zero
+    strands = np.clip(1.0 - 3.0 * np.abs(an.strand_field.sample(xs, ys, zs)), 0.0, None)
+    val = val + np.float32(1.1) * strands
+    bias = np.float32(2.4 * (an.fgt_density - 0.5) - 0.35)
+    # radial distance from each breast's axis, normalised: more gland centrally
+    central = _gland_centrality(an, xs, ys, zs, val.dtype)
+    fgt[gland_idx] = 1.0 / (1.0 + np.exp(-2.2 * (val + bias + central)))
+    return fgt
 
-    vessel = np.zeros(x.shape, dtype=np.float32)
+
+def _bpe_factor(an: PatientAnatomy, gland_idx: tuple[np.ndarray, ...], x: np.ndarray, y: np.ndarray,
+                z: np.ndarray) -> np.ndarray:
+    """float32 (z, y, x) patchiness of background parenchymal enhancement at gland voxels (0.3..2, 0 elsewhere)."""
+    bpe = np.zeros(x.shape, dtype=np.float32)
+    if gland_idx[0].size:
+        bpe[gland_idx] = np.clip(1.0 + 0.45 * an.bpe_field.sample(x[gland_idx], y[gland_idx], z[gland_idx]), 0.3, 2.0)
+    return bpe
+
+
+def _vessel_fraction(an: PatientAnatomy, geometry: Geometry, coords: VoxelCoordinates,
+                     tissue: np.ndarray) -> np.ndarray:
+    """float32 (z, y, x) partial-volume fraction of the enhancing vessels, kept inside soft tissue.
+
+    Breast vessels stay inside the breast (not in skin), thoracic ones inside the thorax interior.
+    """
+    vessel = np.zeros(coords.x.shape, dtype=np.float32)
     for ves in an.vessels:
         render_tube_fraction(geometry, coords, ves.points(), ves.radius_mm, vessel)
-    # breast vessels stay inside the breast (not in skin), thoracic ones inside the thorax interior
     vessel[~((tissue == FAT) | (tissue == GLAND) | (tissue == CHEST_WALL) | (tissue == MEDIASTINUM)
              | (tissue == LUNG))] = 0.0
+    return vessel
 
+
+def voxelize_anatomy(anatomy: PatientAnatomy, geometry: Geometry, coords: VoxelCoordinates) -> AnatomyMaps:
+    """Sample ``anatomy`` on ``geometry``.
+
+    Args:
+        anatomy: the patient (from :func:`draw_anatomy`).
+        geometry: the image grid.
+        coords: LPS coordinates (mm) of ``geometry``'s voxel centres (precomputed).
+
+    Returns:
+        The :class:`AnatomyMaps` (tissue classes, gland fraction, BPE factor, vessels, breast region,
+        where lesions may lie), arrays of shape (z, y, x).
+    """
+    x, y, z = coords.x, coords.y, coords.z
+    layers = _thorax_layers(anatomy, x, y, z)
+    gland = _add_breast_mounds(anatomy, geometry, coords, layers.body, layers.below_skin)
+
+    tissue = np.zeros(x.shape, dtype=np.uint8)
+    _paint_body_wall(tissue, layers, gland)
+    _paint_ribs_and_sternum(tissue, anatomy, layers, x, y, z)
+    _paint_thoracic_organs(tissue, anatomy, layers.interior, x, y, z)
+    breast_mask = _breast_region_mask(anatomy, layers, x, y, z)
+
+    gland_idx = np.nonzero(tissue == GLAND)
+    fgt = _fibroglandular_fraction(anatomy, gland_idx, x, y, z)
+    bpe = _bpe_factor(anatomy, gland_idx, x, y, z)
+    vessel = _vessel_fraction(anatomy, geometry, coords, tissue)
     lesion_allowed = (breast_mask > 0) & ((tissue == FAT) | (tissue == GLAND))
     return AnatomyMaps(tissue, fgt, bpe, vessel, breast_mask, lesion_allowed)
 

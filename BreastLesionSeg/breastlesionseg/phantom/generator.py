@@ -15,10 +15,11 @@ import numpy as np
 
 from ..errors import InputError
 from ..exam.dce_exam import DCEExam
-from ..geometry import Volume
+from ..geometry import Geometry, Volume
 from ..labels import BREAST_LEFT, BREAST_RIGHT
 from .anatomy import (
-    AXILLARY_PLANE_OFFSET_MM, FAT, GLAND, TISSUE_NAMES, AnatomyMaps, add_cysts, draw_anatomy, voxelize_anatomy,
+    AXILLARY_PLANE_OFFSET_MM, FAT, GLAND, TISSUE_NAMES, AnatomyMaps, PatientAnatomy, add_cysts, draw_anatomy,
+    voxelize_anatomy,
 )
 from .artifacts import bias_field, psf_blur, rician_noise, rigid_shift
 from .config import PhantomConfig
@@ -28,7 +29,8 @@ from .grid import VoxelCoordinates, phantom_geometry
 from .kinetics import (
     BLOOD_PEAK_RANGE_PERCENT, BLOOD_PRE, PRE_SIGNAL, tissue_enhancement_percent, vessel_enhancement_percent,
 )
-from .lesions import draw_lesions, lesion_signal_relative, peak_enhancement_percent, place_lesions
+from .lesions import (VoxelLesion, draw_lesions, lesion_signal_relative, peak_enhancement_percent,
+                      place_lesions)
 
 log = logging.getLogger(__name__)
 
@@ -186,21 +188,35 @@ def _motion_shifts_mm(config: PhantomConfig) -> list[np.ndarray]:
     return shifts
 
 
-def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
-    """Generate one phantom exam with its ground truth (deterministic per ``config``).
+def _checked_config(config: PhantomConfig | None) -> PhantomConfig:
+    """``config``, or the default ``PhantomConfig()`` when None.
 
-    Args:
-        config: the phantom configuration (default ``PhantomConfig()``: seed 0, 224 x 128 x 64 voxels).
-
-    Returns:
-        The :class:`Phantom`: phases ``(z, y, x)`` on the configured LPS grid, breast mask and lesion labels.
+    Raises:
+        InputError: ``config`` is not a :class:`PhantomConfig`.
     """
     config = config or PhantomConfig()
     if not isinstance(config, PhantomConfig):
         raise InputError(f"generate_phantom: config must be a PhantomConfig, got {type(config).__name__}")
-    t_start = time.perf_counter()
-    geometry = phantom_geometry(config)
-    coords = VoxelCoordinates.of(geometry)
+    return config
+
+
+@dataclass
+class _Patient:
+    """The drawn patient sampled on the grid: anatomy, its maps, cysts and optional distractors."""
+
+    anatomy: PatientAnatomy
+    maps: AnatomyMaps
+    cysts: list[dict]
+    distractors: DistractorMaps | None
+
+    def description(self) -> dict:
+        """JSON-ready anatomy parameters, cysts and (when drawn) the distractors (``Phantom.anatomy``)."""
+        return {**self.anatomy.to_dict(), "cysts": self.cysts,
+                **({"distractors": self.distractors.description} if self.distractors is not None else {})}
+
+
+def _draw_patient(config: PhantomConfig, geometry: Geometry, coords: VoxelCoordinates) -> _Patient:
+    """Draw the anatomy, sample it on the grid, add cysts and (when switched on) vessel trees, nodes, folds."""
     anatomy = draw_anatomy(_rng(config.seed, _STREAM_ANATOMY), config.fgt_density)
     maps = voxelize_anatomy(anatomy, geometry, coords)
     cysts = add_cysts(_rng(config.seed, _STREAM_CYSTS), anatomy, maps, coords, geometry)
@@ -209,35 +225,72 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
         distractors = draw_distractors(_rng(config.seed, _STREAM_DISTRACTORS), anatomy, maps, geometry, coords,
                                        config.vessel_trees, config.arterial_fraction, config.axillary_nodes,
                                        config.skin_folds)
-    t_anat = time.perf_counter()
+    return _Patient(anatomy, maps, cysts, distractors)
 
+
+def _draw_and_place_lesions(config: PhantomConfig, anatomy: PatientAnatomy, geometry: Geometry,
+                            coords: VoxelCoordinates, maps: AnatomyMaps) -> tuple[np.ndarray, list[VoxelLesion]]:
+    """Draw this seed's lesion count and lesions and voxelize them where lesions are allowed.
+
+    A lesion can be dropped on a coarse/small grid: up to 5 top-up draws restore the minimum count
+    (a warning is logged when it still does not fit).
+
+    Returns:
+        ``(labels, placed)``: uint16 (z, y, x) lesion instance labels and the placed (voxelized) lesions.
+    """
     rng_les = _rng(config.seed, _STREAM_LESIONS)
     lo, hi = config.n_lesions
     count = int(rng_les.integers(lo, hi + 1))
     specs = draw_lesions(rng_les, anatomy, config, count)
     labels, vox = place_lesions(specs, geometry, coords, maps.lesion_allowed)
-    for _ in range(5):  # a lesion can be dropped on a coarse/small grid: top up to the minimum count
+    for _ in range(5):
         if len(vox) >= lo:
             break
         extra = draw_lesions(rng_les, anatomy, config, lo - len(vox), existing=[v.spec for v in vox])
         labels, vox = place_lesions([v.spec for v in vox] + extra, geometry, coords, maps.lesion_allowed)
     if len(vox) < lo:
         log.warning("seed %d: only %d lesions fit on this grid (minimum %d requested)", config.seed, len(vox), lo)
-    t_les = time.perf_counter()
+    return labels, vox
 
+
+def _noise_free_signals(config: PhantomConfig, patient: _Patient, vox: list[VoxelLesion]) -> list[np.ndarray]:
+    """Noise-free float32 signal of every phase (intensity scale 1): tissues, distractors, then lesions."""
     lut = _pre_lut(config)
-    signals = _signals(config, maps, lut)
-    if distractors is not None:
-        _add_distractors(config, signals, distractors, lut)
+    signals = _signals(config, patient.maps, lut)
+    if patient.distractors is not None:
+        _add_distractors(config, signals, patient.distractors, lut)
     gland_pre = float(lut[GLAND])
     for vl in vox:
         rel = lesion_signal_relative(vl, config.post_times_s)
         s_pre = np.float32(vl.spec.pre_relative * gland_pre)
         for k, s in enumerate(signals):
             s.flat[vl.flat_index] = s_pre * rel[k]
+    return signals
 
-    bias = bias_field(_rng(config.seed, _STREAM_BIAS), coords, config.bias_strength)
-    del coords
+
+def _stored_voxels(img: np.ndarray, config: PhantomConfig, name: str) -> np.ndarray:
+    """``img`` in the configured voxel type: rounded and clipped to uint16 (logging clipped voxels) or float32."""
+    if config.dtype != "uint16":
+        return img.astype(np.float32, copy=False)
+    n_clip = int(np.count_nonzero(img > 65535))
+    if n_clip:
+        log.warning("phantom phase %s: %d voxels above 65535 clipped (lower intensity_scale %.3g)",
+                    name, n_clip, config.intensity_scale)
+    return np.clip(np.rint(img), 0, 65535).astype(np.uint16)
+
+
+def _acquire_exam(config: PhantomConfig, signals: list[np.ndarray], bias: np.ndarray, geometry: Geometry) -> DCEExam:
+    """Image the noise-free signals: slice blur, per-phase motion, bias field, intensity scale, Rician noise.
+
+    Args:
+        config: the phantom configuration.
+        signals: noise-free signal per phase (float32, (z, y, x)).
+        bias: multiplicative bias field on the grid (float32, (z, y, x)).
+        geometry: the image grid.
+
+    Returns:
+        The DCE exam (phase times 0 s and ``config.post_times_s``).
+    """
     rng_noise = _rng(config.seed, _STREAM_NOISE)
     col = 0 if config.fat_saturated else 1
     sigma = config.noise_percent / 100.0 * PRE_SIGNAL[GLAND][col] * config.intensity_scale
@@ -247,46 +300,75 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
         img *= bias
         img *= np.float32(config.intensity_scale)
         img = rician_noise(rng_noise, img, sigma)
-        if config.dtype == "uint16":
-            n_clip = int(np.count_nonzero(img > 65535))
-            if n_clip:
-                log.warning("phantom phase %s: %d voxels above 65535 clipped (lower intensity_scale %.3g)",
-                            name, n_clip, config.intensity_scale)
-            arr = np.clip(np.rint(img), 0, 65535).astype(np.uint16)
-        else:
-            arr = img.astype(np.float32, copy=False)
-        phases.append(Volume(arr, geometry, name=name, source=f"phantom seed {config.seed}"))
-    exam = DCEExam(phases, acquisition_times_s=[0.0, *config.post_times_s],
+        phases.append(Volume(_stored_voxels(img, config, name), geometry, name=name,
+                             source=f"phantom seed {config.seed}"))
+    return DCEExam(phases, acquisition_times_s=[0.0, *config.post_times_s],
                    notes=[f"synthetic phantom exam, seed {config.seed}"])
 
-    vol_mm3 = geometry.voxel_volume_mm3
-    flat_xyz = None
-    lesions: list[dict] = []
-    if vox:
-        coords2 = VoxelCoordinates.of(geometry)
-        flat_xyz = (coords2.x.ravel(), coords2.y.ravel(), coords2.z.ravel())
-    for n, vl in enumerate(vox, start=1):
-        spec = vl.spec
-        v_mm3 = vl.n_voxels * vol_mm3
-        cen = [float(a[vl.flat_index].mean()) for a in flat_xyz]  # type: ignore[index]
-        sides = np.bincount(maps.breast_mask.flat[vl.flat_index], minlength=3)
-        lesions.append({
-            "index": n,
-            "kind": spec.kind,
-            "shape": spec.shape,
-            "n_voxels": vl.n_voxels,
-            "volume_mm3": float(v_mm3),
-            "volume_ml": float(v_mm3 / 1000.0),
-            "diameter_mm": float((6.0 * v_mm3 / math.pi) ** (1.0 / 3.0)),
-            "kinetics": spec.kinetics,
-            "early_enhancement_percent": float(spec.early_percent),
-            "late_change_percent": float(spec.late_change * 100.0),
-            "peak_enhancement_percent": peak_enhancement_percent(spec, config.post_times_s),
-            "rim_enhancement": bool(spec.rim),
-            "centroid_lps_mm": cen,
-            "side": "left" if spec.side > 0 else "right",
-            "breast_label": int(np.argmax(sides[1:]) + 1),
-        })
+
+def _lesion_record(index: int, vl: VoxelLesion, config: PhantomConfig, voxel_volume_mm3: float,
+                   flat_xyz: tuple[np.ndarray, np.ndarray, np.ndarray], breast_mask: np.ndarray) -> dict:
+    """One row of the lesion table (see :class:`Phantom`): size (mm^3, mL, mm), kinetics, LPS centroid (mm), side."""
+    spec = vl.spec
+    v_mm3 = vl.n_voxels * voxel_volume_mm3
+    cen = [float(a[vl.flat_index].mean()) for a in flat_xyz]
+    sides = np.bincount(breast_mask.flat[vl.flat_index], minlength=3)
+    return {
+        "index": index,
+        "kind": spec.kind,
+        "shape": spec.shape,
+        "n_voxels": vl.n_voxels,
+        "volume_mm3": float(v_mm3),
+        "volume_ml": float(v_mm3 / 1000.0),
+        "diameter_mm": float((6.0 * v_mm3 / math.pi) ** (1.0 / 3.0)),
+        "kinetics": spec.kinetics,
+        "early_enhancement_percent": float(spec.early_percent),
+        "late_change_percent": float(spec.late_change * 100.0),
+        "peak_enhancement_percent": peak_enhancement_percent(spec, config.post_times_s),
+        "rim_enhancement": bool(spec.rim),
+        "centroid_lps_mm": cen,
+        "side": "left" if spec.side > 0 else "right",
+        "breast_label": int(np.argmax(sides[1:]) + 1),
+    }
+
+
+def _lesion_table(config: PhantomConfig, vox: list[VoxelLesion], geometry: Geometry,
+                  breast_mask: np.ndarray) -> list[dict]:
+    """The lesion table, one :func:`_lesion_record` per placed lesion, numbered from 1 in placement order."""
+    if not vox:
+        return []
+    coords = VoxelCoordinates.of(geometry)
+    flat_xyz = (coords.x.ravel(), coords.y.ravel(), coords.z.ravel())
+    return [_lesion_record(n, vl, config, geometry.voxel_volume_mm3, flat_xyz, breast_mask)
+            for n, vl in enumerate(vox, start=1)]
+
+
+def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
+    """Generate one phantom exam with its ground truth (deterministic per ``config``).
+
+    Args:
+        config: the phantom configuration (default ``PhantomConfig()``: seed 0, 224 x 128 x 64 voxels).
+
+    Returns:
+        The :class:`Phantom`: phases ``(z, y, x)`` on the configured LPS grid, breast mask and lesion labels.
+
+    Raises:
+        InputError: ``config`` is not a :class:`PhantomConfig`.
+    """
+    config = _checked_config(config)
+    t_start = time.perf_counter()
+    geometry = phantom_geometry(config)
+    coords = VoxelCoordinates.of(geometry)
+    patient = _draw_patient(config, geometry, coords)
+    t_anat = time.perf_counter()
+    labels, vox = _draw_and_place_lesions(config, patient.anatomy, geometry, coords, patient.maps)
+    t_les = time.perf_counter()
+
+    signals = _noise_free_signals(config, patient, vox)
+    bias = bias_field(_rng(config.seed, _STREAM_BIAS), coords, config.bias_strength)
+    del coords  # free the coordinate arrays before imaging the phases
+    exam = _acquire_exam(config, signals, bias, geometry)
+    lesions = _lesion_table(config, vox, geometry, patient.maps.breast_mask)
     t_end = time.perf_counter()
     gen_s = t_end - t_start
     log.info("phantom seed %d: %s grid, %d lesions, generated in %.2f s (anatomy %.2f s, lesions %.2f s, "
@@ -295,11 +377,10 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
     return Phantom(
         config=config,
         exam=exam,
-        breast_mask=Volume(maps.breast_mask, geometry, name="breast_mask"),
+        breast_mask=Volume(patient.maps.breast_mask, geometry, name="breast_mask"),
         lesion_labels=Volume(labels, geometry, name="lesions"),
         lesions=lesions,
-        tissue=Volume(maps.tissue, geometry, name="tissue"),
-        anatomy={**anatomy.to_dict(), "cysts": cysts,
-                 **({"distractors": distractors.description} if distractors is not None else {})},
+        tissue=Volume(patient.maps.tissue, geometry, name="tissue"),
+        anatomy=patient.description(),
         generation_time_s=gen_s,
     )
