@@ -1,7 +1,7 @@
 """Installed models for the panel's model selector, read from their ``model_card.json``.
 
 Only the JSON cards are read here (no torch import in the Slicer process: inference and training
-run out of process). The search path is the core's (``breastlesionseg.nn.registry.model_search_path``:
+run out of process). The search path is the core's (``breastlesionseg.nn.model_paths.model_search_path``:
 ``$BREASTLESIONSEG_MODELS``, ``~/.breastlesionseg/models``, the repository's ``models/``), preceded by
 the user's model folders from the panel and followed by the models shipped inside the extension
 (``Resources/Models``). The panel stores the model id; the folder found for it is passed to the CLI, so
@@ -9,8 +9,8 @@ the child process loads exactly the model the user saw.
 
 Each panel modality has its own models: DCE-MRI the 3D cards (``input_channels``), Ultrasound and
 Mammography the 2D lesion cards (``"kind": "lesion2d"`` with their ``modality``, the cards of
-``breastlesionseg.imaging2d.model_card2d``; that module's ``list_models_2d`` imports torch, so the
-cards are read here as JSON with the same rules). :func:`models_for_modality` lists one modality's.
+``breastlesionseg.imaging2d.model_card2d``, read here as JSON with the same rules).
+:func:`models_for_modality` lists one modality's.
 """
 from __future__ import annotations
 
@@ -22,25 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+# torch-free parts of the core: where models live, card file name, 2D card kind (defined once there)
+from breastlesionseg.imaging2d.model_card2d import CARD_KIND as CARD_KIND_2D
+from breastlesionseg.nn.model_paths import CARD_FILE, MODELS_ENV
+from breastlesionseg.nn.model_paths import model_search_path as core_model_search_path
+
 log = logging.getLogger(__name__)
 
-CARD_FILE = "model_card.json"  # breastlesionseg.nn.model_card.CARD_FILE
-MODELS_ENV = "BREASTLESIONSEG_MODELS"  # breastlesionseg.nn.registry.MODELS_ENV
-CARD_KIND_2D = "lesion2d"  # breastlesionseg.imaging2d.model_card2d.CARD_KIND
 #: panel modality -> the ``modality`` of a 2D card (breastlesionseg.imaging2d.model_card2d.MODALITIES)
 CARD_MODALITY_2D = {"Ultrasound": "ultrasound", "Mammography": "mammography"}
 MODALITY_3D = "DCE-MRI"  # settings.MODALITY_DCE_MRI (kept import-free of settings)
 #: models shipped inside the installed extension (module folder)
 EXTENSION_MODELS_DIR = Path(__file__).resolve().parent.parent / "Resources" / "Models"
-
-
-def core_model_search_path() -> list[Path]:
-    """Same folders and order as ``breastlesionseg.nn.registry.model_search_path`` (without importing torch)."""
-    import breastlesionseg
-
-    repo_models = Path(breastlesionseg.__file__).resolve().parents[2] / "models"
-    paths = [Path(p).expanduser() for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p.strip()]
-    return paths + [Path.home() / ".breastlesionseg" / "models", repo_models]
 
 
 def model_search_path(user_dirs: Sequence[str | os.PathLike] = ()) -> list[Path]:

@@ -2,7 +2,7 @@
 
 A 2D model folder holds ``model_card.json`` and the weights file it names (a plain ``state_dict``);
 loading checks the sha256 before deserialising and uses ``torch.load(..., weights_only=True)``. Model
-folders are found like the MRI models (``nn.registry.resolve_model``: a path, or an id in
+folders are found like the MRI models (``nn.model_paths.resolve_model``: a path, or an id in
 ``$BREASTLESIONSEG_MODELS``, ``~/.breastlesionseg/models`` or the repository's ``models/``). The card
 says ``"kind": "lesion2d"`` and its modality, so it is never mistaken for a 3D MRI card.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 from ..errors import ModelError
 from ..io.atomic import write_text_atomic
+from ..nn.model_paths import CARD_FILE
 
-CARD_FILE = "model_card.json"
 WEIGHTS_FILE = "weights.pt"
 CARD_KIND = "lesion2d"
 MODALITIES: tuple[str, ...] = ("ultrasound", "mammography")
@@ -131,7 +131,8 @@ def load_model_2d(name_or_path: str | Path):
     import torch
 
     from ..nn.factory2d import build_network_2d
-    from ..nn.registry import check_shipped_weights, resolve_model, sha256_file
+    from ..nn.model_paths import resolve_model, sha256_file
+    from ..nn.registry import check_shipped_weights
 
     folder = resolve_model(name_or_path)
     card = ModelCard2D.read(folder)
@@ -162,7 +163,7 @@ def list_models_2d(modality: str | None = None) -> list[ModelCard2D]:
     Raises:
         ValueError: unknown ``modality``.
     """
-    from ..nn.registry import model_search_path
+    from ..nn.model_paths import model_search_path
 
     if modality is not None and modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES} or None; got {modality!r}")
@@ -197,7 +198,7 @@ def save_model_2d(state_dict: dict, card: ModelCard2D, folder: str | Path, overw
     import torch
 
     from ..io.atomic import write_atomic
-    from ..nn.registry import sha256_file
+    from ..nn.model_paths import sha256_file
 
     folder = Path(folder)
     weights = write_atomic(folder / card.weights_file, lambda tmp: torch.save(state_dict, tmp), overwrite=overwrite)

@@ -9,24 +9,55 @@ Public API::
 Every network: ``forward(x (N, C, D, H, W)) -> seg_logits (N, L, D, H, W)``;
 ``forward_with_aux(x) -> (seg_logits, act_logits (N, 2) or None)``; ``model.bottleneck`` is the
 encoder's last module (hook it for Grad-CAM). Any D, H, W works (padded internally, cropped back).
+
+Names are imported on first use: reading a model card or a 2D network config does not load torch.
 """
 from __future__ import annotations
 
-from .base import SegmentationNetwork
-from .channels import build_channels, parse_channel_name, required_phases
-from .config import TABLE1_UNET3D, MM3DUNetConfig, UNet3DConfig, config_from_dict
-from .factory import ARCHITECTURES, ModelConfig, build_network, network_config_of
-from .flops import count_flops, count_parameters
-from .mm3dunet import MM3DUNet
-from .model_card import CARD_FILE, RESEARCH_USE_TEXT, WEIGHTS_FILE, ModelCard
-from .registry import (MODELS_ENV, list_models, load_model, model_search_path, resolve_model, save_model, sha256_file,
-                       unwrap_network)
-from .unet3d import UNet3D
+import importlib
 
-__all__ = [
-    "ARCHITECTURES", "CARD_FILE", "TABLE1_UNET3D", "MODELS_ENV", "RESEARCH_USE_TEXT", "WEIGHTS_FILE",
-    "MM3DUNet", "MM3DUNetConfig", "ModelCard", "ModelConfig", "SegmentationNetwork", "UNet3D", "UNet3DConfig",
-    "build_channels", "build_network", "config_from_dict", "count_flops", "count_parameters", "list_models",
-    "load_model", "model_search_path", "network_config_of", "parse_channel_name", "required_phases",
-    "resolve_model", "save_model", "sha256_file", "unwrap_network",
-]
+#: public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "SegmentationNetwork": "base",
+    "build_channels": "channels",
+    "parse_channel_name": "channels",
+    "required_phases": "channels",
+    "TABLE1_UNET3D": "config",
+    "MM3DUNetConfig": "config",
+    "UNet3DConfig": "config",
+    "config_from_dict": "config",
+    "ARCHITECTURES": "factory",
+    "ModelConfig": "factory",
+    "build_network": "factory",
+    "network_config_of": "factory",
+    "count_flops": "flops",
+    "count_parameters": "flops",
+    "MM3DUNet": "mm3dunet",
+    "CARD_FILE": "model_card",
+    "RESEARCH_USE_TEXT": "model_card",
+    "WEIGHTS_FILE": "model_card",
+    "ModelCard": "model_card",
+    "MODELS_ENV": "registry",
+    "list_models": "registry",
+    "load_model": "registry",
+    "model_search_path": "registry",
+    "resolve_model": "registry",
+    "save_model": "registry",
+    "sha256_file": "registry",
+    "unwrap_network": "registry",
+    "UNet3D": "unet3d",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Import the submodule that defines ``name`` on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -18,11 +18,10 @@ from typing import Any
 
 from ..errors import InputError, ModelError
 from .factory import ModelConfig
+from .model_paths import CARD_FILE
 
 #: version of the card format written by this code
 CARD_FORMAT_VERSION = 1
-#: file name of the card inside a model folder
-CARD_FILE = "model_card.json"
 #: default weights file name inside a model folder
 WEIGHTS_FILE = "weights.pt"
 RESEARCH_USE_TEXT = (

@@ -15,7 +15,6 @@ is documented in docs/model_trust.md.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -29,64 +28,12 @@ from torch import nn
 from ..errors import InputError, ModelError
 from .base import SegmentationNetwork
 from .factory import network_config_of
-from .model_card import CARD_FILE, ModelCard
+from .model_card import ModelCard
+from .model_paths import (CARD_FILE, MODELS_ENV, REPO_MODELS_DIR, model_search_path, resolve_model, sha256_file,
+                          user_models_dir)
 
 log = logging.getLogger(__name__)
 
-#: environment variable with extra model folders (os.pathsep-separated)
-MODELS_ENV = "BREASTLESIONSEG_MODELS"
-#: the repository's models/ folder (exists in a source checkout / editable install)
-REPO_MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
-
-
-def user_models_dir() -> Path:
-    """``~/.breastlesionseg/models``."""
-    return Path.home() / ".breastlesionseg" / "models"
-
-
-def model_search_path() -> list[Path]:
-    """Folders searched for models by name, in priority order (existing or not)."""
-    paths = [Path(p).expanduser() for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p.strip()]
-    paths += [user_models_dir(), REPO_MODELS_DIR]
-    return paths
-
-
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(chunk_bytes), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def resolve_model(name_or_path: str | os.PathLike) -> Path:
-    """The model folder for a path (folder or its ``model_card.json``) or a model id in the search path.
-
-    Raises:
-        ModelError: nothing found (the message lists where it looked).
-    """
-    text = str(name_or_path)
-    if not text.strip():
-        raise ModelError("empty model name or path")
-    path = Path(text).expanduser()
-    if path.is_file() and path.name == CARD_FILE:
-        return path.parent
-    if path.is_dir():
-        if not (path / CARD_FILE).is_file():
-            raise ModelError(f"model folder '{path}' has no {CARD_FILE}")
-        return path
-    looks_like_path = os.sep in text or (os.altsep is not None and os.altsep in text) or text.startswith(".")
-    if not looks_like_path:
-        for root in model_search_path():
-            candidate = root / text
-            if (candidate / CARD_FILE).is_file():
-                return candidate
-    searched = ", ".join(str(p) for p in model_search_path())
-    raise ModelError(
-        f"model '{text}' not found: not a model folder, and no folder of that name with a {CARD_FILE} in the "
-        f"model search path ({searched}; add folders with ${MODELS_ENV})"
-    )
 
 
 def list_models() -> list[ModelCard]:
