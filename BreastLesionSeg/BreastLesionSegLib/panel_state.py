@@ -20,6 +20,9 @@ DCE_INPUT_WIDGETS = ("inputModeLabel", "inputModeComboBox", "preVolumeLabel", "p
                      "postVolumesListWidget", "sequenceLabel", "sequenceSelector", "autoAssignButton",
                      "assignmentNotesLabel")
 IMAGE_2D_WIDGETS = ("image2dLabel", "image2dSelector")
+#: options of the DCE-MRI pipeline only (the single-image commands take their thresholds from the model card)
+DCE_OPTION_WIDGETS = ("thresholdLabel", "thresholdSliderWidget", "minLesionVolumeLabel", "minLesionVolumeSpinBox",
+                      "breastMaskingCheckBox", "probabilityCheckBox")
 RESULT_ACTION_BUTTONS = ("editSegmentsButton", "updateMetricsButton", "jumpToLesionButton")
 #: modalities whose corrected results "Add to training set" exports (ultrasound: BUS-BRA-like pairs)
 TRAINABLE_MODALITIES = (MODALITY_DCE_MRI, MODALITY_ULTRASOUND)
@@ -57,7 +60,8 @@ class PanelState:
 
     def visible(self) -> dict[str, bool]:
         """.ui widget name -> shown."""
-        return {**{n: self.show_dce_inputs for n in DCE_INPUT_WIDGETS}, **{n: self.show_image_2d for n in IMAGE_2D_WIDGETS}}
+        return {**{n: self.show_dce_inputs for n in DCE_INPUT_WIDGETS + DCE_OPTION_WIDGETS},
+                **{n: self.show_image_2d for n in IMAGE_2D_WIDGETS}}
 
     def enabled(self) -> dict[str, bool]:
         """.ui widget name -> enabled."""

@@ -187,7 +187,11 @@ def test_panel_state_by_modality_and_runs(tmp_path):
     assert not missing.apply and "not installed" in missing.status and missing.model_card == missing.status
     us = panel_state.panel_state(MODALITY_ULTRASOUND, INPUT_VOLUMES, True, False, "", False, False, "not here")
     assert us.show_image_2d and not us.show_dce_inputs and not us.apply and us.status == "not here"
-    assert set(us.visible()) == set(panel_state.DCE_INPUT_WIDGETS) | set(panel_state.IMAGE_2D_WIDGETS)
+    assert set(us.visible()) == (set(panel_state.DCE_INPUT_WIDGETS) | set(panel_state.DCE_OPTION_WIDGETS)
+                                 | set(panel_state.IMAGE_2D_WIDGETS))
+    # the threshold / minimum volume / breast masking options do nothing in the 2D modes: hidden there
+    assert not any(us.visible()[n] for n in panel_state.DCE_OPTION_WIDGETS)
+    assert all(dce.visible()[n] for n in panel_state.DCE_OPTION_WIDGETS)
 
 
 def test_post_list_keeps_the_chosen_order_and_hides_the_pre_volume():
