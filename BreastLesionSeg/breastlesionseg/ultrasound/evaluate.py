@@ -2,8 +2,9 @@
 
 Per fold ``run/fold_<k>/``: ``test_results.json`` holds one row per test image (Dice, IoU, precision,
 recall, HD95 in px at the image's own size, lesion-present and malignancy probabilities, device,
-BI-RADS) plus one row per lesion-free crop of a test image (the synthetic negatives). Predictions go
-through :func:`predict_image`, the same path as the product.
+BI-RADS; ``malignant`` and ``birads`` are null when unknown, ``case_id`` is text) plus one row per
+lesion-free crop of a test image (the synthetic negatives). Predictions go through :func:`predict_image`,
+the same path as the product.
 """
 from __future__ import annotations
 
@@ -93,7 +94,11 @@ def _mean(values: list[float]) -> float:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Segmentation means, malignancy AUC/sensitivity/specificity and lesion-present figures of result rows."""
+    """Segmentation means, malignancy AUC/sensitivity/specificity and lesion-present figures of result rows.
+
+    Malignancy figures use the lesion rows of known pathology only (``malignant`` not null; their count is
+    ``n_malignancy_known``); segmentation and lesion-present figures use every row.
+    """
     lesions = [r for r in rows if r["kind"] == "lesion"]
     negatives = [r for r in rows if r["kind"] == "lesion_free_crop"]
     out: dict[str, Any] = {"n_images": len(lesions), "n_lesion_free_crops": len(negatives)}
@@ -101,11 +106,14 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = _mean([r[key] for r in lesions])
     if lesions:
         out["dice_median"] = float(np.median([r["dice"] for r in lesions]))
-        scores = np.array([r["malignancy_probability"] for r in lesions])
-        labels = np.array([r["malignant"] for r in lesions], dtype=int)
+        known = [r for r in lesions if r.get("malignant") is not None]
+        scores = np.array([r["malignancy_probability"] for r in known], dtype=float)
+        labels = np.array([r["malignant"] for r in known], dtype=int)
         out["malignancy_auc"] = roc_auc(scores, labels)
         out["malignancy_sensitivity"], out["malignancy_specificity"] = sensitivity_specificity(scores, labels)
         out["n_malignant"] = int(labels.sum())
+        if len(known) < len(lesions):
+            out["n_malignancy_known"] = len(known)
     if lesions and negatives:
         present = np.array([r["lesion_present_probability"] for r in lesions + negatives])
         truth = np.array([1] * len(lesions) + [0] * len(negatives))
@@ -130,7 +138,8 @@ def cross_validation_report(run_dir: str | Path) -> dict[str, Any]:
     report: dict[str, Any] = {"folds_evaluated": sorted(per_fold), "per_fold": per_fold, "pooled": summarize(pooled) if pooled else {}}
     for key in ("device", "birads"):
         groups = sorted({r[key] for r in pooled if r["kind"] == "lesion" and key in r}, key=str)
-        report[f"by_{key}"] = {str(g): summarize([r for r in pooled if r.get(key) == g]) for g in groups}
+        report[f"by_{key}"] = {("unknown" if g is None else str(g)): summarize([r for r in pooled if key in r and r[key] == g])
+                               for g in groups}
     if per_fold:
         report["mean_of_folds"] = {k: _mean([s.get(k, math.nan) for s in per_fold.values()])
                                    for k in ("dice", "iou", "precision", "recall", "hd95_px", "malignancy_auc", "lesion_present_auc")}

@@ -1,7 +1,9 @@
-"""Train the ultrasound network on one BUS-BRA fold (resumable) with validation-based early stopping.
+"""Train the ultrasound network on one BUS-BRA(-like) fold (resumable) with validation-based early stopping.
 
-Validation score = mean Dice of the validation images (at the network input size) + malignancy ROC AUC,
-so that the kept epoch is good at both tasks. Lesion-present AUC on held-out lesion-free crops is logged.
+Validation score = mean Dice of the validation images (at the network input size) + malignancy ROC AUC
+(images of known pathology only; 0 when they hold fewer than two classes), so that the kept epoch is good
+at both tasks. Lesion-present AUC on held-out lesion-free crops is logged. Training can start from the
+weights of a 2D ultrasound model (``init_from``: fine-tuning the shipped model on a site's own images).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DatasetError, InputError, ModelError
 from ..imaging2d.augment import augment_batch
 from ..imaging2d.metrics2d import dice_score, roc_auc
 from ..imaging2d.training_loop import run_training
@@ -29,7 +32,10 @@ EVAL_BATCH = 32
 
 
 def predict_samples(model: torch.nn.Module, samples: list[dict]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Lesion probability maps (N, 1, S, S), lesion-present and malignancy probabilities (N,) of samples."""
+    """Lesion probability maps (N, 1, S, S), lesion-present and malignancy probabilities (N,) of samples
+    (empty for no samples, e.g. images too small for a lesion-free crop)."""
+    if not samples:
+        return torch.zeros((0, 1, 1, 1)), np.zeros(0, np.float32), np.zeros(0, np.float32)
     maps, lesion, malignancy = [], [], []
     for start in range(0, len(samples), EVAL_BATCH):
         batch = collate(samples[start:start + EVAL_BATCH])
@@ -41,15 +47,19 @@ def predict_samples(model: torch.nn.Module, samples: list[dict]) -> tuple[torch.
 
 
 def make_validator(images: list[LoadedImage], size_px: int):
-    """``model -> {"score", "dice", "malignancy_auc", "lesion_auc"}`` on the validation images."""
+    """``model -> {"score", "dice", "malignancy_auc", "lesion_auc"}`` on the validation images.
+
+    ``malignancy_auc`` uses the images of known pathology only (NaN when they hold fewer than two classes).
+    """
     positives, negatives = evaluation_samples(images, size_px)
-    malignant = np.array([s["malignant"] for s in positives])
+    known = np.array([bool(s.get("malignant_known", 1.0)) for s in positives], dtype=bool)
+    malignant = np.array([s["malignant"] for s in positives])[known]
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
         maps, lesion_pos, malignancy = predict_samples(model, positives)
         _, lesion_neg, _ = predict_samples(model, negatives)
         dice = float(np.mean([dice_score(m[0] > 0.5, s["mask"][0] > 0.5) for m, s in zip(maps, positives)]))
-        malignancy_auc = roc_auc(malignancy, malignant)
+        malignancy_auc = roc_auc(malignancy[known], malignant)
         lesion_auc = roc_auc(np.concatenate([lesion_pos, lesion_neg]),
                              np.concatenate([np.ones(len(lesion_pos)), np.zeros(len(lesion_neg))]))
         return {"score": dice + np.nan_to_num(malignancy_auc), "dice": dice,
@@ -81,28 +91,103 @@ def augmented(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dic
     return {**batch, "image": image, "mask": mask}
 
 
+def initial_network(config: UltrasoundTrainConfig, init_from: str | Path | None = None) -> tuple[torch.nn.Module, dict]:
+    """The network training starts from, and what to record about its origin in ``train_config.json``.
+
+    Args:
+        config: the run's configuration; with ``init_from`` its ``arch`` and ``network`` must be the card's
+            (:func:`init_model_card` gives them).
+        init_from: id or folder of a 2D ultrasound model (loaded sha256-verified with ``weights_only``
+            through :func:`~breastlesionseg.imaging2d.model_card2d.load_model_2d`); None: random weights.
+    Returns:
+        (network in train mode, ``{}`` or ``{"init_from": the given id or folder, "init_from_model_id": ...,
+        "init_from_sha256": ...}``).
+    Raises:
+        ModelError: not a 2D ultrasound model, or unusable.
+        InputError: the card's network differs from ``config``'s.
+    """
+    from ..imaging2d.model_card2d import load_model_2d
+    from ..nn.config2d import config2d_from_dict
+
+    if init_from is None or str(init_from) == "":
+        return build_network_2d(config.arch, config.network), {}
+    card = init_model_card(init_from)
+    wanted = (config.arch, config2d_from_dict(config.arch, config.network).to_dict())
+    if (card.arch, config2d_from_dict(card.arch, card.config).to_dict()) != wanted:
+        raise InputError(f"--init-from {init_from}: the model is a {card.arch} {card.config}, the run asks for a "
+                         f"{wanted[0]} {wanted[1]}; take arch and network from the model card")
+    network, card = load_model_2d(init_from)
+    log.info("starting from the weights of model %s (%s, sha256 %s)", card.model_id, card.arch, card.weights_sha256[:12])
+    return network.train(), {"init_from": str(init_from), "init_from_model_id": card.model_id,
+                             "init_from_sha256": card.weights_sha256}
+
+
+def recorded_init_from(output_dir: str | Path, folds: list[int]) -> str | None:
+    """The ``init_from`` recorded in the first of ``folds`` whose ``train_config.json`` has one (a resumed
+    fine-tuning keeps its starting model), else None."""
+    for fold in folds:
+        path = Path(output_dir) / f"fold_{fold}" / CONFIG_FILE
+        if path.is_file():
+            value = json.loads(path.read_text(encoding="utf-8")).get("init_from")
+            if value:
+                return str(value)
+    return None
+
+
+def init_model_card(init_from: str | Path):
+    """The :class:`ModelCard2D` of an ``--init-from`` model, read before any weights are loaded.
+
+    Raises:
+        ModelError: not found, not a 2D model card, or not an ultrasound model (e.g. a mammography one).
+    """
+    from ..imaging2d.model_card2d import ModelCard2D
+    from ..nn.model_paths import resolve_model
+
+    card = ModelCard2D.read(resolve_model(init_from))
+    if card.modality != "ultrasound":
+        raise ModelError(f"--init-from {init_from}: model {card.model_id} is a {card.modality} model; fine-tuning "
+                         "an ultrasound network needs a 2D ultrasound model (e.g. us-attunet-busbra)")
+    return card
+
+
 def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config: UltrasoundTrainConfig,
-               resume: bool = False) -> Path:
+               resume: bool = False, init_from: str | Path | None = None) -> Path:
     """Train on the fold's training images, early-stop on its validation images.
 
     Args:
-        data_root: BUS-BRA folder.
+        data_root: BUS-BRA folder, or a BUS-BRA-like folder without ``5-fold-cv.csv`` (folds derived from
+            its cases, see :func:`~breastlesionseg.ultrasound.busbra.derived_roles`).
         fold: 0..4 (test images are the dataset's ``kFold == fold + 1``, or the held-out scanner's images
             when ``config.holdout_device`` is set; never seen here).
         output_dir: run folder; the fold's checkpoints go to ``output_dir/fold_<k>``.
         config: training configuration (written to ``fold_<k>/train_config.json``).
-        resume: continue an interrupted run.
+        resume: continue an interrupted run (its ``last.pt`` weights replace ``init_from``'s; without
+            ``init_from`` the one recorded in the fold's ``train_config.json`` is used).
+        init_from: id or folder of a 2D ultrasound model to start from (:func:`initial_network`); None:
+            random initialisation.
     Returns:
         The fold folder (``best_weights.pt`` there is the model to keep).
+    Raises:
+        DatasetError: the fold has no training or no validation image.
     """
     fold_dir = Path(output_dir) / f"fold_{fold}"
-    fold_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.loop.seed + fold)
     split = fold_split(read_busbra(data_root), fold, config.holdout_device)
     log.info("fold %d: %d train, %d validation, %d test images", fold, len(split["train"]), len(split["val"]), len(split["test"]))
+    for role in ("train", "val"):
+        if not split[role]:
+            raise DatasetError(f"fold {fold} of '{data_root}' has no {'training' if role == 'train' else 'validation'} "
+                               f"image ({len(split['train'])} train, {len(split['val'])} validation, "
+                               f"{len(split['test'])} test); add images of more patients or train another fold")
+    if not init_from and resume:
+        init_from = recorded_init_from(output_dir, [fold])
+    if init_from:
+        init_model_card(init_from)  # a wrong model fails before the images are read
     train_images, val_images = load_images_logged(split["train"]), load_images_logged(split["val"])
-    write_text_atomic(fold_dir / CONFIG_FILE, json.dumps({"fold": fold, **config.to_dict()}, indent=1), overwrite=True)
-    model = build_network_2d(config.arch, config.network).to(memory_format=torch.channels_last)
+    model, origin = initial_network(config, init_from)
+    model = model.to(memory_format=torch.channels_last)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(fold_dir / CONFIG_FILE, json.dumps({"fold": fold, **config.to_dict(), **origin}, indent=1), overwrite=True)
     loss_fn = UltrasoundLoss(config.seg_loss, config.lesion_loss_weight, config.malignancy_loss_weight)
 
     def batch_loss(net: torch.nn.Module, batch: dict) -> torch.Tensor:

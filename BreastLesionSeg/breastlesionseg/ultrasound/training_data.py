@@ -1,6 +1,7 @@
 """BUS-BRA images in memory and the samples of a training epoch / a validation set.
 
-A sample is ``{"image": (1, S, S), "mask": (1, S, S), "lesion": 0|1, "malignant": 0|1}``. Positives are
+A sample is ``{"image": (1, S, S), "mask": (1, S, S), "lesion": 0|1, "malignant": 0|1, "malignant_known": 0|1}``
+(``malignant_known`` is 0 for an image of unknown pathology and for every negative). Positives are
 the annotated images (at random lesion-containing crops during training); negatives are lesion-free
 crops of the same images (see :mod:`breastlesionseg.imaging2d.lesion_crops`; synthetic, not normal exams).
 """
@@ -71,13 +72,15 @@ def letterboxed_pair(image: LoadedImage, box: Box, size_px: int) -> tuple[torch.
 def positive_sample(image: LoadedImage, box: Box, size_px: int) -> dict:
     """A lesion sample of ``box`` (which contains the lesion)."""
     pixels, mask = letterboxed_pair(image, box, size_px)
-    return {"image": pixels, "mask": mask, "lesion": 1.0, "malignant": float(image.record.malignant)}
+    known = image.record.malignant is not None
+    return {"image": pixels, "mask": mask, "lesion": 1.0, "malignant": float(bool(image.record.malignant)),
+            "malignant_known": float(known)}
 
 
 def negative_sample(image: LoadedImage, box: Box, size_px: int) -> dict:
     """A lesion-free sample of ``box`` (empty mask; malignancy label unused)."""
     pixels, _ = letterboxed_pair(image, box, size_px)
-    return {"image": pixels, "mask": torch.zeros_like(pixels), "lesion": 0.0, "malignant": 0.0}
+    return {"image": pixels, "mask": torch.zeros_like(pixels), "lesion": 0.0, "malignant": 0.0, "malignant_known": 0.0}
 
 
 def epoch_samples(images: list[LoadedImage], size_px: int, negative_fraction: float,
@@ -103,6 +106,10 @@ def evaluation_samples(images: list[LoadedImage], size_px: int) -> tuple[list[di
 
 
 def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stack samples into a batch: image/mask (N, 1, S, S), lesion/malignant (N,)."""
+    """Stack samples into a batch: image/mask (N, 1, S, S), lesion/malignant/malignant_known (N,).
+
+    A sample without ``malignant_known`` counts as known when it is a lesion sample.
+    """
     return {"image": torch.stack([s["image"] for s in samples]), "mask": torch.stack([s["mask"] for s in samples]),
-            "lesion": torch.tensor([s["lesion"] for s in samples]), "malignant": torch.tensor([s["malignant"] for s in samples])}
+            "lesion": torch.tensor([s["lesion"] for s in samples]), "malignant": torch.tensor([s["malignant"] for s in samples]),
+            "malignant_known": torch.tensor([float(s.get("malignant_known", s["lesion"])) for s in samples])}
