@@ -46,6 +46,8 @@ class ModelCard2D:
         intensity: intensity scaling (``"percentile_0.5_99.5"``: see ``imaging2d.intensity``).
         threshold: lesion-probability threshold of the mask.
         lesion_present_threshold: threshold on the lesion-present probability; below it the mask is emptied.
+        test_time_flip: average the lesion-probability map with that of the left-right mirrored image (one
+            more image in the same forward batch); the image-level probabilities come from the image as given.
         training_data: what the weights were trained on, in words.
         dataset_citation: the dataset's citation (required by its licence).
         split: which images trained / validated / tested this model.
@@ -66,6 +68,7 @@ class ModelCard2D:
     intensity: str = "percentile_0.5_99.5"
     threshold: float = 0.5
     lesion_present_threshold: float = 0.5
+    test_time_flip: bool = False
     training_data: str = ""
     dataset_citation: str = ""
     split: dict[str, Any] = field(default_factory=dict)

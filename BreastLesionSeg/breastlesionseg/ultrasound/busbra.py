@@ -24,6 +24,8 @@ from ..errors import DatasetError
 log = logging.getLogger(__name__)
 
 NUM_FOLDS = 5
+#: the dataset table and (optional) fold table of a BUS-BRA(-like) folder
+DATA_CSV, FOLDS_CSV = "bus_data.csv", "5-fold-cv.csv"
 #: share of the non-test patients of a derived fold that validate (early stopping)
 DERIVED_VAL_FRACTION = 0.2
 #: ``device`` of an image whose ``Device`` cell is empty
@@ -118,7 +120,7 @@ def read_busbra(root: str | Path) -> list[BusBraRecord]:
             label is unreadable (named in the message).
     """
     root = Path(root)
-    data_csv, folds_csv = root / "bus_data.csv", root / "5-fold-cv.csv"
+    data_csv, folds_csv = root / DATA_CSV, root / FOLDS_CSV
     if not data_csv.is_file():
         raise DatasetError(f"BUS-BRA folder '{root}' lacks {data_csv.name}")
     with data_csv.open(newline="", encoding="utf-8") as handle:

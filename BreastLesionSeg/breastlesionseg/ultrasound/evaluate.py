@@ -24,6 +24,7 @@ from ..imaging2d.training_loop import BEST_WEIGHTS
 from ..io.atomic import write_text_atomic
 from ..nn.factory2d import build_network_2d
 from .busbra import CITATION, NUM_FOLDS
+from .config import TEST_TIME_FLIP
 from .model import UltrasoundModel
 from .predict import predict_image
 from .train import CONFIG_FILE, run_split
@@ -42,7 +43,8 @@ def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
     calibration = fold_dir / THRESHOLD_FILE
     threshold = json.loads(calibration.read_text(encoding="utf-8"))["threshold"] if calibration.is_file() else 0.5
     return ModelCard2D(model_id=model_id, modality="ultrasound", arch=config["arch"], config=config["network"],
-                       input_size_px=int(config["input_size_px"]), lesion_present_threshold=threshold)
+                       input_size_px=int(config["input_size_px"]), lesion_present_threshold=threshold,
+                       test_time_flip=TEST_TIME_FLIP)
 
 
 def load_fold_model(fold_dir: Path) -> UltrasoundModel:

@@ -34,7 +34,8 @@ def _table(title: str, rows: dict[str, dict[str, Any]]) -> list[str]:
 def report_markdown(report: dict[str, Any]) -> str:
     """Markdown tables: per fold + pooled, by scanner, by BI-RADS."""
     lines = ["# BUS-BRA cross-validation report", "",
-             f"Folds evaluated: {report['folds_evaluated']} (patient-wise test folds of BUS-BRA's 5-fold-cv.csv). "
+             f"Folds evaluated: {report['folds_evaluated']} (patient-wise test folds: the dataset's 5-fold-cv.csv, "
+             "or folds derived from the Case column where the folder has none). "
              "Lesion-present figures use lesion-free crops of the test images as negatives (synthetic, same images). "
              "Malignancy sensitivity/specificity at probability 0.5; HD95 in pixels of the 256-px images.", ""]
     lines += _table("Per fold and pooled", {**{f"fold {k}": v for k, v in report["per_fold"].items()}, "pooled": report["pooled"]})
@@ -89,10 +90,12 @@ def plot_roc(run_dir: Path, out_dir: Path) -> Path | None:
     figure, axes = plt.subplots(1, 2, figsize=(9, 4.2))
     pooled = []
     for fold, fold_rows in rows.items():
-        lesions = [r for r in fold_rows if r["kind"] == "lesion"]
+        pooled.extend(fold_rows)
+        lesions = [r for r in fold_rows if r["kind"] == "lesion" and r.get("malignant") is not None]
+        if len({r["malignant"] for r in lesions}) < 2:
+            continue  # no malignancy ROC without both classes (e.g. a site's images of unknown pathology)
         fpr, tpr = roc_curve(np.array([r["malignancy_probability"] for r in lesions]), np.array([r["malignant"] for r in lesions]))
         axes[0].plot(fpr, tpr, label=f"fold {fold}")
-        pooled.extend(fold_rows)
     scores = np.array([r["lesion_present_probability"] for r in pooled])
     labels = np.array([r["kind"] == "lesion" for r in pooled])
     fpr, tpr = roc_curve(scores, labels)

@@ -11,11 +11,29 @@ from ..errors import DatasetError
 from ..imaging2d.model_card2d import save_model_2d
 from ..imaging2d.writer import json_ready
 from ..imaging2d.training_loop import BEST_WEIGHTS, HISTORY_FILE
-from .busbra import CITATION, fold_split, read_busbra
+from .busbra import CITATION, FOLDS_CSV, fold_split, read_busbra
 from .evaluate import fold_card
 from .train import CONFIG_FILE
 
 TRAINING_COMMAND = "scripts/train_ultrasound_model.sh"
+
+
+def _training_data_text(data_root: Path, fold: int, split: dict[str, list], dataset_folds: bool,
+                        config: dict[str, Any]) -> str:
+    """What the shipped weights were trained on, in words (BUS-BRA's folds, or a site's own folder)."""
+    sizes = (f"trained on {len(split['train'])} images, early-stopped on {len(split['val'])} validation images, "
+             f"tested on {len(split['test'])} images of other patients (never seen in training)")
+    if dataset_folds:
+        data = (f"BUS-BRA breast ultrasound (1,875 images of 1,064 patients, four scanners, biopsy-proven), images "
+                f"downscaled to a 256-px longer side; this model: fold {fold} of the dataset's patient-wise 5-fold "
+                f"split (5-fold-cv.csv, test kFold == {fold + 1}): {sizes}.")
+    else:
+        data = (f"Ultrasound images of the folder '{data_root.name}' (bus_data.csv; patient-wise folds derived from "
+                f"the Case column); this model: fold {fold}: {sizes}.")
+    origin = (f" Fine-tuned from the model '{config.get('init_from_model_id') or config['init_from']}' (weights "
+              f"sha256 {config.get('init_from_sha256', '?')})." if config.get("init_from") else
+              " Trained from scratch (no ImageNet or other pretrained weights).")
+    return data + " Lesion-free crops of the training images served as negatives." + origin
 
 
 def ship_fold(data_root: str | Path, run_dir: str | Path, fold: int, target: str | Path, report: dict[str, Any],
@@ -35,15 +53,12 @@ def ship_fold(data_root: str | Path, run_dir: str | Path, fold: int, target: str
     split = fold_split(read_busbra(data_root), fold)
     history = json.loads((fold_dir / HISTORY_FILE).read_text(encoding="utf-8"))
     best = max(history, key=lambda h: h["val_score"])
-    card.training_data = (
-        f"BUS-BRA breast ultrasound (1,875 images of 1,064 patients, four scanners, biopsy-proven), images downscaled "
-        f"to a 256-px longer side; this model: fold {fold} of the dataset's patient-wise 5-fold split "
-        f"(5-fold-cv.csv): trained on {len(split['train'])} images, early-stopped on {len(split['val'])} validation "
-        f"images, tested on the {len(split['test'])} images of kFold == {fold + 1} (never seen in training). "
-        "Lesion-free crops of the training images served as negatives. Trained from scratch (no ImageNet or other "
-        "pretrained weights).")
-    card.dataset_citation = CITATION
-    card.split = {"scheme": "BUS-BRA 5-fold-cv.csv (patient-wise)", "fold": fold, "test_kFold": fold + 1,
+    dataset_folds = (Path(data_root) / FOLDS_CSV).is_file()
+    card.training_data = _training_data_text(Path(data_root), fold, split, dataset_folds, config)
+    card.trained_from_scratch = not config.get("init_from")
+    card.dataset_citation = CITATION if dataset_folds else ""
+    scheme = "BUS-BRA 5-fold-cv.csv (patient-wise)" if dataset_folds else "derived from the Case column (patient-wise)"
+    card.split = {"scheme": scheme, "fold": fold, "test_kFold": fold + 1,
                   "n_train": len(split["train"]), "n_validation": len(split["val"]), "n_test": len(split["test"]),
                   "best_epoch": best["epoch"], "epochs_run": len(history)}
     card.cv_metrics = json_ready({"this_fold_test": report.get("per_fold", {}).get(fold, {}),

@@ -234,6 +234,17 @@ def test_init_from_shipped_model_starts_from_its_weights(user_folder, tmp_path):
     assert torch.allclose(trained[first_conv], reference[first_conv], atol=1e-8)
     fresh = build_network_2d(card.arch, card.config).state_dict()[first_conv]
     assert not torch.allclose(fresh, reference[first_conv], atol=1e-3)
+    # shipped as a model folder, its card says what it is: the site's images, fine-tuned, no BUS-BRA claim
+    from breastlesionseg.imaging2d.model_card2d import ModelCard2D
+    from breastlesionseg.ultrasound.ship import ship_fold
+
+    evaluate_fold(user_folder, run, FOLD)
+    folder = ship_fold(user_folder, run, FOLD, tmp_path / "site-model", cross_validation_report(run))
+    shipped_card = ModelCard2D.read(folder)
+    assert not shipped_card.trained_from_scratch and shipped_card.dataset_citation == ""
+    assert f"Fine-tuned from the model '{SHIPPED_US}'" in shipped_card.training_data
+    assert "BUS-BRA" not in shipped_card.training_data and "derived" in shipped_card.split["scheme"]
+    assert shipped_card.test_time_flip
 
 
 def test_init_from_refuses_other_models(user_folder, tmp_path, caplog):
