@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
-from typing import Sequence
+import threading
+from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BreastLesionSegError
+from ..runtime.names import BACKEND_THREAD_NAME
 
 #: sub-command modules, in help order (module names inside breastlesionseg.cli)
 COMMAND_MODULES: tuple[str, ...] = (
@@ -104,5 +107,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def run_process(argv: list[str] | None = None) -> NoReturn:
+    """Process entry point (``breastlesionseg`` and ``python -m breastlesionseg.cli.main``): run and exit.
+
+    When the run ends while the backend is still being prepared (a bad input found meanwhile), the process
+    leaves at once with ``os._exit`` after flushing its output: finalising the interpreter under a thread
+    that is inside a native runtime (OpenVINO compiling) can abort the process ("terminate called without
+    an active exception", exit -6) instead of returning the input-error code.
+    """
+    code = main(argv)
+    if any(t.name == BACKEND_THREAD_NAME and t.is_alive() for t in threading.enumerate()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_process()

@@ -36,6 +36,7 @@ from ..errors import CancelledError, InputError, ModelError
 from ..exam import DCEExam
 from ..geometry import Geometry, Volume
 from ..progress import CancelToken, ProgressCallback, StageProgress
+from ..runtime.names import BACKEND_THREAD_NAME
 from .canonical_grid import resample_to_canonical_model
 from .config import InferenceConfig
 from .device import describe_device, is_out_of_memory, resolve_device, torch_threads
@@ -376,7 +377,7 @@ class SegmentationEngine:
                 future.set_exception(exc)
 
         self._pending[key] = future
-        threading.Thread(target=work, name="bls-backend", daemon=True).start()
+        threading.Thread(target=work, name=BACKEND_THREAD_NAME, daemon=True).start()
 
     def _build_runnable(self, num_threads: int | None) -> tuple[torch.nn.Module, str]:
         from ..runtime import select_backend

@@ -24,3 +24,8 @@ def backend_help() -> str:
     """One sentence for ``--backend``: the choices and what ``auto`` does."""
     return ("inference backend: auto (default: OpenVINO on CPU when the model folder has a verified ONNX export "
             "and openvino is installed, else eager PyTorch), " + ", ".join(BACKENDS))
+
+
+#: name of the thread that prepares the backend in the background (``SegmentationEngine``); the CLI's process
+#: entry point leaves without waiting for it
+BACKEND_THREAD_NAME = "bls-backend"

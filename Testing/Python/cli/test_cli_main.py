@@ -80,3 +80,26 @@ def test_bad_input_while_the_backend_starts_ends_the_run_without_backend_lines(t
     assert str(bad.name) in lines[first_error]
     assert not [line for line in lines[first_error:] if "backend" in line.lower() or "openvino" in line.lower()]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("backend_busy", [True, False])
+def test_the_process_leaves_without_finalising_while_the_backend_is_prepared(tmp_path, backend_busy):
+    """Interpreter finalisation under a thread inside OpenVINO's compiler aborted the process (exit -6 instead
+    of 2, seen under load): while that thread runs, the entry point leaves with os._exit (no atexit, no
+    finalisation) after flushing the error message."""
+    bad = tmp_path / "pre.nii.gz"
+    bad.write_text("not an image")
+    code = (
+        "import atexit, sys, threading, time\n"
+        "from breastlesionseg.cli.main import run_process\n"
+        "from breastlesionseg.runtime.names import BACKEND_THREAD_NAME\n"
+        "atexit.register(lambda: print('FINALISED', flush=True))\n"
+        f"if {backend_busy}:\n"
+        "    threading.Thread(target=time.sleep, args=(60,), name=BACKEND_THREAD_NAME, daemon=True).start()\n"
+        f"run_process(['inspect', {str(bad)!r}])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(PACKAGE_ROOT), "PATH": ""})
+    assert done.returncode == errors.EXIT_BAD_INPUT, done.stderr[-2000:]
+    assert "pre.nii.gz" in done.stderr.strip().splitlines()[-1]
+    assert ("FINALISED" in done.stdout) is (not backend_busy)
