@@ -11,8 +11,10 @@ Workflow:
    lesion table and kinetic curves, optional probability / heat-map volumes, all in the study of the
    inputs. Replacing the previous result node needs ``confirm_replace=True`` (the panel asks first);
    the run's low-confidence candidates become hidden "Candidate k (confidence c)" segments, not in the
-   table, which the reader can show and promote (:meth:`promote_candidate`);
-4. :meth:`update_metrics` recomputes the table from the (edited) segments;
+   lesion table but rows of a candidate table "<base> candidates" (confidence, volume, promoted), which the
+   reader can show and promote (:meth:`promote_candidate`);
+4. :meth:`update_metrics` recomputes the table from the (edited) segments (and the candidate table's
+   segment names and "promoted" column);
 5. :meth:`add_to_training_set` exports the corrected case via ``breastlesionseg.training``; an ultrasound
    result: :meth:`add_image_to_training_set` writes a BUS-BRA-like pair (:mod:`.image2d_scene`);
 6. :meth:`start_training` runs ``breastlesionseg train ... --progress json`` out of process and
@@ -95,6 +97,9 @@ class ResultNodes:
         candidate_segment_ids: hidden low-confidence candidate segments (not in the table).
         focus_ras: RAS centroid of the largest lesion (slice views jump there), None without lesions.
         output_dir: the CLI's output folder (metrics.json, overview.png) when imported from a run.
+        candidate_table: table node of the run's low-confidence candidates, one row each (segment name,
+            candidate label, confidence 0-1, volume in mm3, promoted yes/no; a promoted candidate keeps its
+            row, now named "Lesion k"); None when the run had no candidates (or for a 2D result).
     """
 
     segmentation: Any
@@ -107,6 +112,7 @@ class ResultNodes:
     candidate_segment_ids: list[str] = field(default_factory=list)
     focus_ras: tuple[float, float, float] | None = None
     output_dir: Path | None = None
+    candidate_table: Any = None
 
 
 def _slug(text: str) -> str:
@@ -322,13 +328,14 @@ class SceneLogic:
         sides = {int(les["label"]): les.get("side") for les in metrics.get("lesions", [])
                  if les.get("side") in ("left", "right")}
         segmentation_nodes.write_results_to_segmentation(self.ctx, seg, selection.pre, breast, lesions, sides)
-        self._import_candidates(seg, Path(output_dir), selection, metrics)
+        candidate_ids = self._import_candidates(seg, Path(output_dir), selection, metrics)
         model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
         seg.SetAttribute("BreastLesionSeg.Model", str(model.get("id", "")))  # metrics.json "model": {"id", ...}
         seg.SetAttribute("BreastLesionSeg.Device", str(metrics.get("device", "")))
         lesion_ids = [segmentation_nodes.lesion_spec(int(les["label"])).segment_id for les in metrics.get("lesions", [])]
         result = self._show_metrics(seg, selection, metrics, lesion_ids, previous, base)
         result.output_dir = Path(output_dir)
+        result.candidate_table = self._import_candidate_table(seg, selection, metrics, candidate_ids, previous, base)
         self._import_maps(result, Path(output_dir), selection, previous, base)
         if selection.acquisition_times_s is not None:  # the CLI numbers phases; the table and curves use seconds
             result = self.update_metrics(result, selection)
@@ -347,9 +354,47 @@ class SceneLogic:
         return segmentation_nodes.write_candidate_segments(self.ctx, seg, selection.pre,
                                                            read_label_volume(out / CANDIDATES_FILE), candidates)
 
+    def _import_candidate_table(self, seg: Any, selection: PhaseSelection, metrics: dict, segment_ids: list[str],
+                                previous: ResultNodes | None, base: str) -> Any:
+        """The candidate table of a run: one row per imported candidate segment (``metrics.json["candidates"]``
+        confidence and volume), beside the lesion table. A replaced result's candidate table is refilled (the
+        same node), or removed when the new run has no candidates; None then."""
+        scene = self.ctx.scene
+        old = previous.candidate_table if previous is not None else None
+        by_id = {segmentation_nodes.candidate_segment_id(int(c["id"])): c for c in metrics.get("candidates") or []}
+        rows = []
+        for sid in segment_ids:
+            cand = by_id[sid]
+            name, promoted = segmentation_nodes.candidate_state(seg, sid)
+            rows.append({"Segment": name, "candidate_id": int(cand["id"]), "confidence": cand.get("confidence"),
+                         "volume_mm3": cand.get("volume_mm3"), "promoted": promoted})
+        if not rows:
+            if old is not None:
+                log.info("the new run has no candidates: candidate table '%s' removed", old.GetName())
+                scene.RemoveNode(old)
+            return None
+        table = old if old is not None else scene.AddNewNodeByClass(
+            "vtkMRMLTableNode", scene.GenerateUniqueName(f"{base} candidates"))
+        tables.fill_candidate_table(table, rows)
+        table.SetAttribute("BreastLesionSeg.Output", "candidates")
+        table.SetNodeReferenceID(RESULT_OF_ROLE, seg.GetID())
+        segmentation_nodes.place_beside(scene, table, selection.placement_node)
+        return table
+
+    def _refresh_candidate_table(self, table: Any, seg: Any) -> None:
+        """Current segment names and "promoted" state in the candidate table (rows are kept: a promoted or
+        deleted candidate stays listed; a deleted one keeps its last name)."""
+        rows = []
+        for row in tables.table_to_dicts(table):
+            name, promoted = segmentation_nodes.candidate_state(
+                seg, segmentation_nodes.candidate_segment_id(row["candidate_id"]))
+            rows.append(dict(row, Segment=name or row[tables.SEGMENT_COLUMN], promoted=promoted))
+        tables.fill_candidate_table(table, rows)
+
     def promote_candidate(self, result: ResultNodes, selection: PhaseSelection, segment_id: str) -> ResultNodes:
         """The reader accepts candidate ``segment_id`` as a lesion: it becomes "Lesion k" (Mass terminology,
-        shown) and the table and curves are recomputed with it.
+        shown), the table and curves are recomputed with it, and its candidate-table row says promoted "yes"
+        under its new name.
 
         Raises:
             InputError: the segment is not a candidate of ``result``'s segmentation.
@@ -463,6 +508,9 @@ class SceneLogic:
                              candidate_segment_ids=segmentation_nodes.candidate_segment_ids(seg))
         if previous is not None:
             result.probability, result.heatmap, result.output_dir = previous.probability, previous.heatmap, previous.output_dir
+            result.candidate_table = previous.candidate_table
+            if result.candidate_table is not None:
+                self._refresh_candidate_table(result.candidate_table, seg)
         return result
 
     def result_for_segmentation(self, seg_node: Any) -> ResultNodes:
@@ -483,7 +531,7 @@ class SceneLogic:
             plot = plots.KineticPlot(chart, curves, [chart.GetNthPlotSeriesNode(i)
                                                      for i in range(chart.GetNumberOfPlotSeriesNodes())])
         return ResultNodes(seg_node, found.get("table"), plot, probability=found.get("probability"),
-                           heatmap=found.get("heatmap"))
+                           heatmap=found.get("heatmap"), candidate_table=found.get("candidates"))
 
     def focus_of_largest_lesion(self, result: ResultNodes) -> tuple[float, float, float] | None:
         """RAS centroid of the largest lesion row of ``result``'s table (None without lesions)."""

@@ -10,7 +10,8 @@ Low-confidence *candidates* of a run (``candidates.nii.gz``, ``metrics.json["can
 hidden segments "Candidate k (confidence 0.07)" without a terminology and with the segment tag
 :data:`CANDIDATE_TAG`: they are neither lesions nor breast (:func:`classify_segment` leaves them out
 of the table, the curves and the training export) until the reader promotes one
-(:func:`promote_candidate`, or renames it "Lesion ..." / gives it the Mass terminology in Segment Editor).
+(:func:`promote_candidate`, or renames it "Lesion ..." / gives it the Mass terminology in Segment Editor);
+:func:`candidate_state` says which (the candidate table's "promoted" column).
 """
 from __future__ import annotations
 
@@ -85,10 +86,16 @@ CANDIDATE_TAG = "BreastLesionSeg.CandidateConfidence"
 CANDIDATE_COLOR = (0.85, 0.8, 0.35)
 
 
+def candidate_segment_id(index: int) -> str:
+    """Segment id of candidate ``index`` (1-based, the label in ``candidates.nii.gz``)."""
+    return f"candidate_{int(index)}"
+
+
 def candidate_spec(index: int, confidence: float) -> SegmentSpec:
     """Spec of candidate ``index`` (1-based, the label in ``candidates.nii.gz``): no terminology, so it is
     not counted as a lesion."""
-    return SegmentSpec(f"candidate_{index}", f"Candidate {index} (confidence {confidence:.2f})", CANDIDATE_COLOR, "")
+    return SegmentSpec(candidate_segment_id(index), f"Candidate {index} (confidence {confidence:.2f})",
+                       CANDIDATE_COLOR, "")
 
 
 # --- node creation ------------------------------------------------------------------------------------
@@ -242,6 +249,16 @@ def candidate_segment_ids(seg_node: Any) -> list[str]:
                 classify_segment(segment.GetName(), segment.GetTerminology())[0] == "other":
             out.append(sid)
     return out
+
+
+def candidate_state(seg_node: Any, segment_id: str) -> tuple[str | None, bool]:
+    """(current segment name, promoted) of a candidate's segment: promoted when it now counts as a lesion
+    (:func:`promote_candidate`, or renamed "Lesion ..." / given the Mass terminology by the reader); the name is
+    None when the reader deleted the segment."""
+    segment = seg_node.GetSegmentation().GetSegment(segment_id)
+    if segment is None:
+        return None, False
+    return segment.GetName(), classify_segment(segment.GetName(), segment.GetTerminology())[0] == "lesion"
 
 
 def promote_candidate(seg_node: Any, segment_id: str) -> str:

@@ -5,6 +5,10 @@ field, in its order), so new metrics appear without changing this file. The firs
 segment name (what the radiologist sees in Segment Editor); units come from the field-name suffix
 (``_mm3`` -> mm3, ``_ml`` -> mL, ``_percent`` -> %) and are set as column unit labels. The total row
 takes the ``totals`` fields ``total_<field>`` into the ``<field>`` column.
+
+The candidate table (:func:`fill_candidate_table`) lists a DCE-MRI run's low-confidence candidates
+(``metrics.json["candidates"]``), one row each: segment name, candidate label, confidence (0-1),
+volume (mm3) and whether the reader promoted it to a lesion.
 """
 from __future__ import annotations
 
@@ -129,6 +133,47 @@ def create_lesion_table(scene: Any, metrics: dict, lesion_names: Sequence[str] |
     """A new ``vtkMRMLTableNode`` filled by :func:`fill_lesion_table`."""
     node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
     return fill_lesion_table(node, metrics, lesion_names)
+
+
+#: columns of the candidate table after the segment name, with their descriptions (shown as tooltips)
+CANDIDATE_COLUMNS = {
+    "candidate_id": "label of the candidate in candidates.nii.gz (metrics.json candidates 'id')",
+    "confidence": "per-lesion confidence (0-1) of the model card's confidence model; below its report threshold",
+    "volume_mm3": "candidate volume as reported by the run (mm3)",
+    "promoted": "yes: the reader made it a lesion (it is then a row of the lesion table too)",
+}
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def fill_candidate_table(table_node: Any, rows: Sequence[dict]) -> Any:
+    """Replace the contents of ``table_node`` with one row per low-confidence candidate.
+
+    Args:
+        table_node: ``vtkMRMLTableNode`` to fill (its columns are replaced).
+        rows: dicts with ``Segment`` (the segment's current name), ``candidate_id`` (label in
+            ``candidates.nii.gz``), ``confidence`` (0-1), ``volume_mm3`` (mm3) and ``promoted`` (bool);
+            a missing number is shown as NaN.
+
+    Returns:
+        ``table_node`` (locked; column ``volume_mm3`` has the unit label mm3).
+
+    Raises:
+        ValueError: a row has no ``Segment`` or ``candidate_id``.
+    """
+    flat, names = [], []
+    for row in rows:
+        if not row.get("Segment") or not isinstance(row.get("candidate_id"), int):
+            raise ValueError(f"a candidate row needs a 'Segment' name and an integer 'candidate_id', got {row}")
+        names.append(str(row["Segment"]))
+        flat.append({"candidate_id": int(row["candidate_id"]), "confidence": _number(row.get("confidence")),
+                     "volume_mm3": _number(row.get("volume_mm3")), "promoted": "yes" if row.get("promoted") else "no"})
+    fill_table_rows(table_node, flat, names)
+    for column, description in CANDIDATE_COLUMNS.items():
+        table_node.SetColumnDescription(column, description)
+    return table_node
 
 
 def table_to_dicts(table_node: Any) -> list[dict[str, Any]]:

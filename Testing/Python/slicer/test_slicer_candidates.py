@@ -1,6 +1,7 @@
 """DCE-MRI low-confidence candidates in the scene: after Apply, the run's candidates (``candidates.nii.gz`` +
 ``metrics.json["candidates"]``) are hidden segments "Candidate k (confidence c)", not rows of the lesion
-table; the reader can show one and promote it to a lesion.
+table but rows of a candidate table (confidence, volume, promoted); the reader can show one and promote it
+to a lesion.
 
 Real run: the self-test's phantom exam (seed 3, two true lesions) through the panel's Apply with the shipped
 demo model, whose card's per-lesion confidence model is kept but whose report threshold is raised from 0.1
@@ -18,10 +19,14 @@ import numpy as np
 import pytest
 
 from breastlesionseg.errors import InputError
+from breastlesionseg.exam import DCEExam
 from breastlesionseg.geometry import Volume
-from BreastLesionSegLib import scene_io, segmentation_nodes, tables
+from breastlesionseg.io import write_volume
+from breastlesionseg.metrics import lesion_metrics
+from BreastLesionSegLib import phases, scene_io, segmentation_nodes, tables
 from BreastLesionSegLib.logic import SceneLogic
 from BreastLesionSegLib.panel_actions import PanelActions
+from BreastLesionSegLib.settings import INPUT_VOLUMES
 from BreastLesionSegLib.selftest import SERIES_NAMES
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,6 +60,17 @@ def _dice(a, b):
     return 2.0 * np.logical_and(a, b).sum() / max(int(a.sum()) + int(b.sum()), 1)
 
 
+def _candidate_rows(table):
+    return [(r["Segment"], r["candidate_id"], r["confidence"], r["volume_mm3"], r["promoted"])
+            for r in tables.table_to_dicts(table)]
+
+
+def _candidate_tables(scene):
+    return [scene.GetNthNodeByClass(i, "vtkMRMLTableNode")
+            for i in range(scene.GetNumberOfNodesByClass("vtkMRMLTableNode"))
+            if scene.GetNthNodeByClass(i, "vtkMRMLTableNode").GetAttribute("BreastLesionSeg.Output") == "candidates"]
+
+
 def test_candidates_are_hidden_segments_outside_the_table_and_can_be_promoted(ctx, strict_model, selftest_phantom,
                                                                               panel_values, tmp_path):
     nodes = [scene_io.node_from_volume(ctx.scene, vol, SERIES_NAMES[k])
@@ -84,6 +100,15 @@ def test_candidates_are_hidden_segments_outside_the_table_and_can_be_promoted(ct
     assert not display.GetSegmentVisibility("candidate_1") and display.GetSegmentVisibility("lesion_1")
     assert [r["Segment"] for r in tables.table_to_dicts(result.table)] == ["Lesion 1", "Total"]
     assert "1 low-confidence candidate(s) hidden" in out.status
+    # the candidate table: one row per metrics.json candidate, beside the lesion table
+    assert _candidate_rows(result.candidate_table) == [
+        (expected_name, candidate["id"], pytest.approx(candidate["confidence"]), pytest.approx(candidate["volume_mm3"]),
+         "no")]
+    assert result.candidate_table.GetColumnUnitLabel("volume_mm3") == "mm3"
+    sh = ctx.scene.GetSubjectHierarchyNode()
+    assert sh.GetItemParent(sh.GetItemByDataNode(result.candidate_table)) == \
+        sh.GetItemParent(sh.GetItemByDataNode(result.table))
+    assert actions.current_result(values).candidate_table is result.candidate_table
     pre = nodes[0]
     voxel_mm3 = float(np.prod(pre.GetSpacing()))
     cand_mask = segmentation_nodes.export_segment_mask(ctx, seg, "candidate_1", pre)
@@ -95,6 +120,7 @@ def test_candidates_are_hidden_segments_outside_the_table_and_can_be_promoted(ct
     # Update metrics leaves the candidate out of the table
     result = actions.update_metrics(values)[0]
     assert [r["Segment"] for r in tables.table_to_dicts(result.table)] == ["Lesion 1", "Total"]
+    assert [r[-1] for r in _candidate_rows(result.candidate_table)] == ["no"]
     dice_before = _dice(lesion_mask, truth)
 
     # the reader shows it, judges it a lesion and promotes it: a shown "Lesion 2" with the Mass terminology, in the table
@@ -106,6 +132,11 @@ def test_candidates_are_hidden_segments_outside_the_table_and_can_be_promoted(ct
     assert "Mass" in segment.GetTerminology() and result.candidate_segment_ids == []
     rows = tables.table_to_dicts(result.table)
     assert sorted(r["Segment"] for r in rows[:-1]) == ["Lesion 1", "Lesion 2"] and rows[-1]["Segment"] == "Total"
+    # its candidate row stays, under its new name, promoted
+    assert _candidate_rows(result.candidate_table) == [
+        ("Lesion 2", candidate["id"], pytest.approx(candidate["confidence"]), pytest.approx(candidate["volume_mm3"]),
+         "yes")]
+    assert len(_candidate_tables(ctx.scene)) == 1
     labels = segmentation_nodes.labels_from_segmentation(ctx, seg, pre)
     dice_after = _dice(labels.lesion_labels.array > 0, truth)
     print(f"lesion Dice vs the phantom truth: reported only {dice_before:.3f}, with the promoted candidate {dice_after:.3f}")
@@ -131,3 +162,86 @@ def test_a_renamed_candidate_counts_as_a_lesion(ctx, synthetic_results):
     labels = segmentation_nodes.labels_from_segmentation(ctx, seg, node)
     assert labels.lesion_segment_ids == ["candidate_1"]
     assert int((labels.lesion_labels.array > 0).sum()) == int((np.asarray(lesions.array) == 1).sum())
+
+
+@pytest.fixture
+def candidate_run(tmp_path, synthetic_results):
+    """Two ``segment`` output folders made with the core writers: ``with`` (lesion 1 reported; the right
+    breast's box and a small left box as candidates 1 and 2) and ``without`` candidates (both lesions reported)."""
+    vols, breast, lesions = synthetic_results
+    g = lesions.geometry
+    reported = np.where(lesions.array == 1, 1, 0).astype(np.uint8)
+    cand = np.zeros(g.shape_zyx, np.uint8)
+    cand[lesions.array == 2] = 1
+    cand[2:4, 12:14, 19:21] = 2  # 8 voxels in the left breast, away from lesion 1
+    vox = g.voxel_volume_mm3
+    candidates = [{"id": 1, "confidence": 0.42, "volume_mm3": 18 * vox, "mean_probability": 0.6},
+                  {"id": 2, "confidence": 0.07, "volume_mm3": 8 * vox, "mean_probability": 0.3}]
+    folders = {}
+    for kind, labels, cands in (("with", reported, candidates), ("without", np.asarray(lesions.array), [])):
+        out = tmp_path / kind
+        out.mkdir()
+        lab = Volume(labels.astype(np.uint8), g, name="lesions")
+        write_volume(lab, out / "lesions.nii.gz")
+        write_volume(breast, out / "breast_mask.nii.gz")
+        if cands:
+            write_volume(Volume(cand, g, name="candidates"), out / "candidates.nii.gz")
+        metrics = dict(lesion_metrics(DCEExam(vols), lab, breast), model={"id": "test", "demo": True})
+        (out / "metrics.json").write_text(json.dumps(dict(metrics, candidates=cands)), encoding="utf-8")
+        folders[kind] = out
+    return folders, candidates
+
+
+def test_candidate_table_is_replaced_on_reapply_and_follows_promotion(ctx, synthetic_results, candidate_run):
+    vols, _, _ = synthetic_results
+    folders, candidates = candidate_run
+    sh = ctx.scene.GetSubjectHierarchyNode()
+    study = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), "Patient"), "MR breast")
+    nodes = []
+    for v in vols:
+        nodes.append(scene_io.node_from_volume(ctx.scene, v, v.name))
+        sh.CreateItem(study, nodes[-1])
+    selection = phases.select_phases(ctx, INPUT_VOLUMES, nodes[0], nodes[1:])
+    logic = SceneLogic(ctx)
+    fresh = [(f"Candidate {c['id']} (confidence {c['confidence']:.2f})", c["id"], pytest.approx(c["confidence"]),
+              pytest.approx(c["volume_mm3"]), "no") for c in candidates]
+
+    first = logic.import_results(folders["with"], selection)
+    table = first.candidate_table
+    assert table.GetName() == f"{nodes[0].GetName()} lesions candidates"
+    assert _candidate_rows(table) == fresh
+    assert table.GetColumnUnitLabel("volume_mm3") == "mm3" and table.GetTable().GetNumberOfColumns() == 5
+    assert sh.GetItemParent(sh.GetItemByDataNode(table)) == study == sh.GetItemParent(sh.GetItemByDataNode(first.table))
+    assert logic.result_for_segmentation(first.segmentation).candidate_table is table
+
+    # promotion by the logic (candidate 2) and by renaming in Segment Editor + Update metrics (candidate 1)
+    promoted = logic.promote_candidate(first, selection, "candidate_2")
+    assert promoted.candidate_table is table
+    assert [(r[0], r[-1]) for r in _candidate_rows(table)] == [("Candidate 1 (confidence 0.42)", "no"),
+                                                               ("Lesion 2", "yes")]
+    first.segmentation.GetSegmentation().GetSegment("candidate_1").SetName("Lesion 3")
+    updated = logic.update_metrics(logic.result_for_segmentation(first.segmentation), selection)
+    assert [(r[0], r[-1]) for r in _candidate_rows(updated.candidate_table)] == [("Lesion 3", "yes"),
+                                                                                 ("Lesion 2", "yes")]
+    assert [r[2:4] for r in _candidate_rows(table)] == [r[2:4] for r in fresh]  # confidence and volume kept
+
+    # a deleted candidate keeps its row and its last name, not promoted
+    second = logic.import_results(folders["with"], selection)  # a separate result (no replace): its own table
+    assert second.candidate_table is not table and len(_candidate_tables(ctx.scene)) == 2
+    second.segmentation.GetSegmentation().RemoveSegment("candidate_2")
+    logic.update_metrics(second, selection)
+    assert _candidate_rows(second.candidate_table) == fresh
+
+    # re-Apply replacing the first result (the panel passes the segmentation node): the same table, refilled
+    again = logic.import_results(folders["with"], selection, replace=first.segmentation, confirm_replace=True)
+    assert again.segmentation is first.segmentation and again.candidate_table is table
+    assert _candidate_rows(table) == fresh and len(_candidate_tables(ctx.scene)) == 2
+
+    # re-Apply with a run without candidates: the table goes away; a fresh import of such a run makes none
+    n_tables = ctx.scene.GetNumberOfNodesByClass("vtkMRMLTableNode")
+    none = logic.import_results(folders["without"], selection, replace=again, confirm_replace=True)
+    assert none.candidate_table is None and ctx.scene.GetNodeByID(table.GetID()) is None
+    assert ctx.scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == n_tables - 1
+    assert logic.result_for_segmentation(first.segmentation).candidate_table is None
+    assert logic.import_results(folders["without"], selection).candidate_table is None
+    assert _candidate_tables(ctx.scene) == [second.candidate_table]
