@@ -46,8 +46,9 @@ class ModelCard2D:
         intensity: intensity scaling (``"percentile_0.5_99.5"``: see ``imaging2d.intensity``).
         threshold: lesion-probability threshold of the mask.
         lesion_present_threshold: threshold on the lesion-present probability; below it the mask is emptied.
-        test_time_flip: average the lesion-probability map with that of the left-right mirrored image (one
-            more image in the same forward batch); the image-level probabilities come from the image as given.
+        test_time_flip: average the lesion-probability map and the malignancy probability with those of the
+            left-right mirrored image (one more image in the same forward batch); the lesion-present
+            probability is the image's own (its threshold is calibrated on single images).
         training_data: what the weights were trained on, in words.
         dataset_citation: the dataset's citation (required by its licence).
         split: which images trained / validated / tested this model.
@@ -196,6 +197,20 @@ def card_kind(folder: str | Path) -> str | None:
     return values.get("kind") if isinstance(values, dict) else None
 
 
+def _same_tensors(path: Path, state_dict: dict) -> bool:
+    """Whether the weights file ``path`` holds exactly ``state_dict``'s tensors (False when absent/unreadable)."""
+    import torch
+
+    if not path.is_file():
+        return False
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, ValueError):
+        return False
+    return (isinstance(stored, dict) and stored.keys() == state_dict.keys()
+            and all(torch.equal(stored[k], torch.as_tensor(v)) for k, v in state_dict.items()))
+
+
 def save_model_2d(state_dict: dict, card: ModelCard2D, folder: str | Path, overwrite: bool = False) -> Path:
     """Write weights + card (sha256 filled in) into ``folder``; returns the folder."""
     import torch
@@ -204,7 +219,9 @@ def save_model_2d(state_dict: dict, card: ModelCard2D, folder: str | Path, overw
     from ..nn.model_paths import sha256_file
 
     folder = Path(folder)
-    weights = write_atomic(folder / card.weights_file, lambda tmp: torch.save(state_dict, tmp), overwrite=overwrite)
+    weights = folder / card.weights_file
+    if not (overwrite and _same_tensors(weights, state_dict)):  # torch.save bytes differ run to run: keep the file
+        write_atomic(weights, lambda tmp: torch.save(state_dict, tmp), overwrite=overwrite)
     card.weights_sha256 = sha256_file(weights)
     card.write(folder, overwrite=overwrite)
     return folder

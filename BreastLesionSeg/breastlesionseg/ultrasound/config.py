@@ -9,8 +9,9 @@ from ..errors import InputError
 from ..imaging2d.training_loop import TrainLoopConfig
 from ..nn.config2d import AttentionUNet2DConfig
 
-#: ultrasound models average the mask probability with the mirrored image's (chosen on validation images:
-#: fold-0 / fold-1 validation Dice 0.856 -> 0.863 / 0.851 -> 0.857); written into every ultrasound model card
+#: ultrasound models average the mask and malignancy probabilities with the mirrored image's (chosen on
+#: validation images: Dice 0.856 -> 0.863 and 0.851 -> 0.857 on folds 0 / 1; malignancy AUC +0.000 to +0.014
+#: on folds 0, 2, 3, 4); written into every ultrasound model card
 TEST_TIME_FLIP = True
 #: segmentation losses of the BUSI attention U-Net paper (compared there) and their sum (default here)
 SEG_LOSSES: tuple[str, ...] = ("dice+bce", "dice", "bce")

@@ -88,11 +88,12 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def _forward(model: UltrasoundModel, network_input: torch.Tensor):
-    """(network output of the batch, (S, S) lesion probability) for one (C, S, S) input.
+def _forward(model: UltrasoundModel, network_input: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    """(lesion-present probability, malignancy probability, (S, S) lesion probability) of one (C, S, S) input.
 
-    With the card's ``test_time_flip`` the batch also holds the left-right mirrored input and the probability
-    is the mean of both maps (mirrored back); image-level outputs are read from batch element 0 (as given).
+    With the card's ``test_time_flip`` the batch also holds the left-right mirrored input: the lesion map
+    (mirrored back) and the malignancy probability are the means over both; the lesion-present probability,
+    whose threshold was calibrated on single images, is the image's own.
     """
     batch = network_input[None]
     if model.card.test_time_flip:
@@ -100,9 +101,11 @@ def _forward(model: UltrasoundModel, network_input: torch.Tensor):
     with torch.inference_mode():
         output = model.network(batch)
         probability = torch.sigmoid(output.seg_logits[:, 0])
+        lesion_present = float(torch.sigmoid(output.lesion_logit.flatten()[0]))
+        malignancy = float(torch.sigmoid(output.malignancy_logit.flatten()).mean())
         if model.card.test_time_flip:
-            return output, (probability[0] + torch.flip(probability[1], dims=[-1])) / 2
-        return output, probability[0]
+            return lesion_present, malignancy, (probability[0] + torch.flip(probability[1], dims=[-1])) / 2
+        return lesion_present, malignancy, probability[0]
 
 
 def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundModel | str | Path | None = None, *,
@@ -122,9 +125,7 @@ def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundMod
     model = model if isinstance(model, UltrasoundModel) else load_ultrasound_model(model or DEFAULT_MODEL_ID)
     picture = as_image2d(image, frame, spacing_mm)
     network_input, letterbox = prepare_image(picture.pixels, model.card.input_size_px)
-    output, seg_probability = _forward(model, network_input)
-    lesion_present = float(torch.sigmoid(output.lesion_logit)[0])
-    malignancy = float(torch.sigmoid(output.malignancy_logit)[0])
+    lesion_present, malignancy, seg_probability = _forward(model, network_input)
     probability = letterbox.invert(seg_probability)
     mask = np.zeros(probability.shape, dtype=bool)
     if lesion_present >= model.card.lesion_present_threshold:
