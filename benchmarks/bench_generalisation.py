@@ -28,6 +28,7 @@ Example (about 1 h on 2 busy CPU cores)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -114,6 +115,8 @@ def planned_cases(args: argparse.Namespace) -> list[tuple[str, Any]]:
         plan.append(("duke", "duke"))
     for name in args.families:
         plan += [(name, draw_config(name, s)) for s in args.family_seeds]
+        # lesion-free exams of the family (its other ranges unchanged): false positives where there is nothing
+        plan += [(name, dataclasses.replace(draw_config(name, s), n_lesions=(0, 0))) for s in args.lesion_free_seeds]
     for s in args.oblique_seeds:
         plan += [("axial", PhantomConfig(seed=s)), ("oblique", PhantomConfig(seed=s, **OBLIQUE))]
     plan += [("in-distribution", PhantomConfig(seed=s)) for s in args.indist_seeds]
@@ -218,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation-seeds", type=parse_seeds, default=parse_seeds("2000-2009"))
     parser.add_argument("--families", nargs="+", default=[n for n, f in FAMILIES.items() if f.heldout])
     parser.add_argument("--family-seeds", type=parse_seeds, default=parse_seeds("0-1"))
+    parser.add_argument("--lesion-free-seeds", type=parse_seeds, default=[],
+                        help="per held-out family, extra exams drawn with no lesion (seeds not in --family-seeds)")
     parser.add_argument("--oblique-seeds", type=parse_seeds, default=parse_seeds("0-1"))
     parser.add_argument("--indist-seeds", type=parse_seeds, default=parse_seeds("0,8,12"))
     parser.add_argument("--no-duke", dest="duke", action="store_false")
