@@ -10,7 +10,7 @@ Public API:
 """
 from __future__ import annotations
 
-import importlib
+from ..lazy_exports import lazy_exports
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - static names; at run time they are imported on first use
@@ -27,11 +27,7 @@ _LAZY = {
     "write_outputs": "outputs", "ModelInfo": "result", "SegmentationResult": "result",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)[0]
 
 __all__ = [
     "DEFAULT_MODEL",

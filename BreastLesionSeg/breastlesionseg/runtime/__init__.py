@@ -13,7 +13,7 @@ when its sha256 does not match the model card, inference falls back to eager PyT
 """
 from __future__ import annotations
 
-import importlib
+from ..lazy_exports import lazy_exports
 from typing import TYPE_CHECKING
 
 from .names import AUTO_ORDER, BACKEND_CHOICES, BACKEND_DESCRIPTIONS, BACKENDS
@@ -28,8 +28,4 @@ _LAZY = {"Backend": "backend", "RunnableNetwork": "backend", "peak_rss_bytes": "
 
 __all__ = ["AUTO_ORDER", "BACKENDS", "BACKEND_CHOICES", "BACKEND_DESCRIPTIONS", *sorted(_LAZY)]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)[0]

@@ -11,22 +11,15 @@ The dataset functions do not import torch; ``train`` and ``TrainConfig`` are imp
 """
 from __future__ import annotations
 
-from typing import Any
-
+from ..lazy_exports import lazy_exports
 from .crossval import split_cases
 from .dataset import CaseRecord, Dataset, Manifest
 from .dataset_add import add_case
 from .dataset_check import DatasetCheckReport, check_dataset
 
-_LAZY = {"TrainConfig": ".config", "train": ".loop", "TrainResult": ".loop"}
+_LAZY = {"TrainConfig": "config", "train": "loop", "TrainResult": "loop"}
 
 __all__ = ["CaseRecord", "Dataset", "DatasetCheckReport", "Manifest", "TrainConfig", "TrainResult", "add_case",
            "check_dataset", "split_cases", "train"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)[0]
