@@ -40,7 +40,8 @@ from ..errors import InputError
 from ..breast.result import breast_volume_warnings
 from ..exam import DCEExam
 from ..geometry import Volume
-from ..io.output_claim import DISK_FULL_ERRNOS, claim_output
+from ..io.atomic import is_disk_full
+from ..io.output_claim import claim_output
 from ..output_files import (BREAST_MASK_FILE, CANDIDATES_FILE, HEATMAP_FILE, LESIONS_FILE, METRICS_FILE,
                             OUTPUT_FILES, OVERVIEW_FILE, PROBABILITY_FILE, SEGMENTATION_FILE)
 from .result import SegmentationResult
@@ -251,9 +252,11 @@ def write_outputs(
             written = _write_files(result, exam, tmp, extra_metrics, title)
             _normal_permissions(tmp, written)
             _publish(tmp, out, written)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise _write_error(out, exc) from exc
+            if isinstance(exc, OSError) or is_disk_full(exc, out):  # SimpleITK wraps a full disk in RuntimeError
+                raise _write_error(out, exc) from exc
+            raise
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -281,9 +284,9 @@ def _publish(tmp: Path, out: Path, written: list[str]) -> None:
     shutil.rmtree(tmp)
 
 
-def _write_error(out: Path, exc: OSError) -> InputError:
+def _write_error(out: Path, exc: OSError | RuntimeError) -> InputError:
     """A clear message for a failed write (disk full, permissions); nothing partial is left by the caller."""
-    if exc.errno in DISK_FULL_ERRNOS:
+    if is_disk_full(exc, out):
         return InputError(f"no space left on the device while writing the results into '{out}'; nothing was "
                           f"written. Free some space or choose another --output.")
     return InputError(f"cannot write the results into '{out}': {exc.strerror or exc}; nothing was written.")

@@ -21,6 +21,17 @@ DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 FULL_DEVICE_BYTES = 1 << 20
 
 
+def is_disk_full(exc: BaseException, target: str | os.PathLike) -> bool:
+    """Whether ``exc``, raised while writing ``target``, means the disk (or quota) is full.
+
+    An ``OSError`` says so by its errno; writers that wrap the system error (SimpleITK and ``torch.save``
+    raise ``RuntimeError``) are recognised by the device having less than :data:`FULL_DEVICE_BYTES` free.
+    """
+    if getattr(exc, "errno", None) in DISK_FULL_ERRNOS:
+        return True
+    return isinstance(exc, (OSError, RuntimeError)) and _device_nearly_full(Path(target))
+
+
 def _device_nearly_full(target: Path) -> bool:
     """Whether the device holding ``target`` (or its nearest existing parent) has under 1 MiB free."""
     folder = target if target.is_dir() else target.parent
@@ -41,16 +52,13 @@ def disk_full_reported(target: str | os.PathLike, consequence: str) -> Iterator[
         consequence: what the user should know about the state left behind, e.g.
             ``"the previous checkpoint is unchanged"``.
 
-    Writers that wrap the system error (SimpleITK and ``torch.save`` raise ``RuntimeError``) are recognised
-    by the device having less than :data:`FULL_DEVICE_BYTES` free after the failure.
-
     Raises:
-        InputError: the block failed on a full disk; other errors pass through unchanged.
+        InputError: the block failed on a full disk (:func:`is_disk_full`); other errors pass through unchanged.
     """
     try:
         yield
     except (OSError, RuntimeError) as exc:
-        if not (getattr(exc, "errno", None) in DISK_FULL_ERRNOS or _device_nearly_full(Path(target))):
+        if not is_disk_full(exc, target):
             raise
         raise InputError(f"no space left on the device while writing '{target}'; {consequence}. Free some space "
                          f"or choose another location.") from exc

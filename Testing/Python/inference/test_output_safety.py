@@ -95,6 +95,22 @@ def test_disk_full_mid_write_is_a_clear_error_and_leaves_nothing(tmp_path, resul
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_wrapped_write_error_on_a_full_device_is_reported_as_full(tmp_path, result_and_exam, monkeypatch):
+    result, case = result_and_exam
+
+    def itk_failure(*args, **kwargs):  # SimpleITK wraps the system error in a RuntimeError
+        raise RuntimeError("Exception thrown in SimpleITK ImageFileWriter_Execute: could not write")
+
+    monkeypatch.setattr("breastlesionseg.inference.overview.render_overview", itk_failure)
+    with pytest.raises(RuntimeError, match="could not write"):  # a device with space: the error passes through
+        write_outputs(result, case.exam, tmp_path / "never")
+    # the device fills up during the write (the free-space check before the run had passed)
+    monkeypatch.setattr("breastlesionseg.io.atomic._device_nearly_full", lambda target: True)
+    with pytest.raises(InputError, match="no space left on the device.*nothing was written"):
+        write_outputs(result, case.exam, tmp_path / "never")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unwritable_location_is_refused_before_writing(tmp_path, result_and_exam):
     result, case = result_and_exam
     blocker = tmp_path / "a_file"
