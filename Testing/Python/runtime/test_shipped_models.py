@@ -26,16 +26,22 @@ def test_the_packaged_list_matches_the_repository_models():
         assert sha256_file(folder / card.onnx_export["file"]) == sums["onnx_sha256"] == card.onnx_export["sha256"]
 
 
-def test_a_tampered_2d_model_is_refused_by_id(tmp_path, monkeypatch):
-    model_id = "us-attunet-busbra"
+def _tampered_copy(tmp_path, monkeypatch, model_id):
+    """A copy of a shipped model folder (in the model search path) whose weights were changed: (folder, weights)."""
     folder = tmp_path / "models" / model_id
     shutil.copytree(REPO_MODELS_DIR / model_id, folder)
     weights = folder / "weights.pt"
     weights.write_bytes(weights.read_bytes() + b"tampered")
-    card = ModelCard2D.read(folder)
-    card.weights_sha256 = sha256_file(weights)
-    card.write(folder, overwrite=True)
     monkeypatch.setenv(MODELS_ENV, str(tmp_path / "models"))
+    return folder, weights
+
+
+def test_a_tampered_2d_model_is_refused_by_id(tmp_path, monkeypatch):
+    model_id = "us-attunet-busbra"
+    folder, weights = _tampered_copy(tmp_path, monkeypatch, model_id)
+    card = ModelCard2D.read(folder)
+    card.weights_sha256 = sha256_file(weights)  # the card "agrees" with the tampered weights
+    card.write(folder, overwrite=True)
     with pytest.raises(ModelError, match="claims to be the shipped model 'us-attunet-busbra'"):
         load_model_2d(model_id)
     card.weights_sha256 = ""
@@ -56,14 +62,10 @@ def test_mri_and_2d_listings_keep_to_their_kind(caplog):
 
 def test_weights_and_card_edited_together_are_refused_by_id(tmp_path, monkeypatch, caplog):
     model_id = "mm3dunet-phantom-demo"
-    folder = tmp_path / "models" / model_id
-    shutil.copytree(REPO_MODELS_DIR / model_id, folder)
-    weights = folder / "weights.pt"
-    weights.write_bytes(weights.read_bytes() + b"tampered")
+    folder, weights = _tampered_copy(tmp_path, monkeypatch, model_id)
     card = ModelCard.read(folder)
     card.weights_sha256 = sha256_file(weights)  # the card "agrees" with the tampered weights
     (folder / "model_card.json").write_text(card.to_json())
-    monkeypatch.setenv(MODELS_ENV, str(tmp_path / "models"))
     with pytest.raises(ModelError, match="claims to be the shipped model 'mm3dunet-phantom-demo'"):
         load_model(model_id)
     # given by path it is the user's explicit choice (e.g. a re-training before the list is updated): a WARNING

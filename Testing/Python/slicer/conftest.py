@@ -123,3 +123,22 @@ def panel_values():
         result: ResultReferences = field(default_factory=ResultReferences)
 
     return PanelValues
+
+
+@pytest.fixture
+def poll_until_finished():
+    """What the widget's timer does: poll ``actions`` every 0.1 s until the run finished (bounded by
+    ``max_polls``); asserts it finished without error and returns the last poll's outcome."""
+    import time
+
+    def poll(actions, values, max_polls: int = 6000):
+        out = None
+        for _ in range(max_polls):
+            out = actions.poll(values)
+            if out.finished:
+                break
+            time.sleep(0.1)
+        assert out.finished and not out.error, out.error
+        return out
+
+    return poll

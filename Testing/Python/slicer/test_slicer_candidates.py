@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +70,8 @@ def _candidate_tables(scene):
             if scene.GetNthNodeByClass(i, "vtkMRMLTableNode").GetAttribute("BreastLesionSeg.Output") == "candidates"]
 
 
-def test_candidates_are_hidden_segments_outside_the_table_and_can_be_promoted(ctx, strict_model, selftest_phantom,
-                                                                              panel_values, tmp_path):
+def test_candidates_are_hidden_segments_outside_the_table_and_can_be_promoted(
+        ctx, strict_model, selftest_phantom, panel_values, tmp_path, poll_until_finished):
     nodes = [scene_io.node_from_volume(ctx.scene, vol, SERIES_NAMES[k])
              for k, vol in enumerate(selftest_phantom.exam.phases)]
     values = panel_values(model=STRICT_ID, user_model_folders=[str(strict_model.parent)], device="cpu",
@@ -80,13 +79,7 @@ def test_candidates_are_hidden_segments_outside_the_table_and_can_be_promoted(ct
     actions = PanelActions(SceneLogic(ctx, work_dir=tmp_path / "work", threads=2))
     actions.state(values)  # the strict card's threshold and minimum volume, as the panel does
     actions.apply(values)
-    out = None
-    for _ in range(6000):  # the widget's timer (bounded: about 10 min at most)
-        out = actions.poll(values)
-        if out.finished:
-            break
-        time.sleep(0.1)
-    assert out.finished and not out.error, out.error
+    out = poll_until_finished(actions, values)
     result, selection = out.shown
     seg = result.segmentation
     metrics = result.metrics

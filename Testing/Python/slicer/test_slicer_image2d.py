@@ -132,11 +132,11 @@ TEST_FOLD_CASE = "bus_0009-r"
 
 
 @pytest.mark.realdata
-def test_ultrasound_apply_runs_the_shipped_model_on_a_busbra_test_image(ctx, panel_values, tmp_path):
+def test_ultrasound_apply_runs_the_shipped_model_on_a_busbra_test_image(ctx, panel_values, tmp_path,
+                                                                         poll_until_finished):
     """The panel's Apply in Ultrasound mode, end to end: the real command with the shipped model on a real
     BUS-BRA image it was not trained on; the loaded segment is compared with the dataset's mask."""
-    import time
-
+    
     image, truth_png = BUSBRA / "Images" / f"{TEST_FOLD_CASE}.png", BUSBRA / "Masks" / f"mask_{TEST_FOLD_CASE[4:]}.png"
     if not image.is_file():
         pytest.skip(f"BUS-BRA image {image} not found (needs ../shared/data beside the checkout)")
@@ -150,13 +150,7 @@ def test_ultrasound_apply_runs_the_shipped_model_on_a_busbra_test_image(ctx, pan
     state, entries, index = actions.state(values)
     assert state.apply and entries[index][1] == "us-attunet-busbra" and "BUS-BRA" in state.model_card
     actions.apply(values)
-    out = None
-    for _ in range(3000):  # the widget's timer (bounded: about 5 min at most)
-        out = actions.poll(values)
-        if out.finished:
-            break
-        time.sleep(0.1)
-    assert out.finished and not out.error, out.error
+    out = poll_until_finished(actions, values, max_polls=3000)
     result, _ = out.shown
     (row,) = tables.table_to_dicts(result.table)
     mask = image2d_scene.lesion_mask(ctx, result.segmentation, node)

@@ -2,7 +2,6 @@
 and what Slicer's DICOM plugins store (series number on the subject-hierarchy item, terminology lists)."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -31,20 +30,14 @@ def dce_sequence(ctx, tiny_phantom):
     return seq, study
 
 
-def test_sequence_mode_run_shows_the_proxy_keeps_times_and_files_under_the_study(ctx, dce_sequence, panel_values,
-                                                                                 tiny_model_dir, tmp_path):
+def test_sequence_mode_run_shows_the_proxy_keeps_times_and_files_under_the_study(
+        ctx, dce_sequence, panel_values, tiny_model_dir, tmp_path, poll_until_finished):
     seq, study = dce_sequence
     values = panel_values(input_mode=INPUT_SEQUENCE, sequence=seq, model="slicer-test-tiny", device="cpu",
                           user_model_folders=[str(tiny_model_dir)], threshold=0.5, min_lesion_volume_mm3=0.0)
     actions = PanelActions(SceneLogic(ctx, work_dir=tmp_path / "work", threads=1))
     actions.apply(values)
-    out = None
-    for _ in range(6000):  # the widget's timer (bounded: about 10 min at most)
-        out = actions.poll(values)
-        if out.finished:
-            break
-        time.sleep(0.1)
-    assert out.finished and not out.error, out.error
+    out = poll_until_finished(actions, values)
     result, selection = out.shown
     assert selection.acquisition_times_s == list(TIMES_S)
     # the slice views' background is a node of the main scene showing the pre-contrast frame
