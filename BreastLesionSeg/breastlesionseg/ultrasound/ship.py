@@ -13,7 +13,7 @@ from ..imaging2d.writer import json_ready
 from ..imaging2d.training_loop import BEST_WEIGHTS, HISTORY_FILE
 from .busbra import CITATION, FOLDS_CSV, fold_split, read_busbra
 from .evaluate import fold_card
-from .train import CONFIG_FILE
+from .train import fold_config
 
 TRAINING_COMMAND = "scripts/train_ultrasound_model.sh"
 
@@ -46,7 +46,7 @@ def ship_fold(data_root: str | Path, run_dir: str | Path, fold: int, target: str
     fold_dir = Path(run_dir) / f"fold_{fold}"
     target = Path(target)
     card = fold_card(fold_dir, target.name)
-    config = json.loads((fold_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    config = fold_config(fold_dir)
     if config.get("holdout_device"):
         raise DatasetError(f"'{fold_dir}' is a leave-one-scanner-out experiment (held out: "
                            f"{config['holdout_device']!r}); ship a fold trained on BUS-BRA's own split")

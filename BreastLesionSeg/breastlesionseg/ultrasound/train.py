@@ -122,15 +122,19 @@ def initial_network(config: UltrasoundTrainConfig, init_from: str | Path | None 
                              "init_from_sha256": card.weights_sha256}
 
 
+def fold_config(fold_dir: str | Path) -> dict:
+    """A trained fold's ``train_config.json`` (``{}`` when the fold has none yet)."""
+    path = Path(fold_dir) / CONFIG_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def recorded_init_from(output_dir: str | Path, folds: list[int]) -> str | None:
     """The ``init_from`` recorded in the first of ``folds`` whose ``train_config.json`` has one (a resumed
     fine-tuning keeps its starting model), else None."""
     for fold in folds:
-        path = Path(output_dir) / f"fold_{fold}" / CONFIG_FILE
-        if path.is_file():
-            value = json.loads(path.read_text(encoding="utf-8")).get("init_from")
-            if value:
-                return str(value)
+        value = fold_config(Path(output_dir) / f"fold_{fold}").get("init_from")
+        if value:
+            return str(value)
     return None
 
 
@@ -201,9 +205,7 @@ def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config:
 def run_split(data_root: str | Path, fold_dir: Path, fold: int) -> dict[str, list]:
     """The split a trained fold used (its ``train_config.json`` says whether a scanner was held out; a folder
     without one is a plain fold)."""
-    path = Path(fold_dir) / CONFIG_FILE
-    config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return fold_split(read_busbra(data_root), fold, config.get("holdout_device", ""))
+    return fold_split(read_busbra(data_root), fold, fold_config(fold_dir).get("holdout_device", ""))
 
 
 def load_images_logged(records):
