@@ -50,6 +50,7 @@ import slicer
 from breastlesionseg.errors import InputError
 from breastlesionseg.io import terminology
 from breastlesionseg.io.atomic import write_atomic, write_text_atomic
+from breastlesionseg.ultrasound.busbra import DATA_CSV, image_file, mask_file  # the layout read_busbra reads
 
 from . import scene_io, segmentation_nodes, tables
 from .settings import MODALITY_MAMMOGRAPHY, MODALITY_ULTRASOUND
@@ -225,9 +226,6 @@ def heatmap_volume(scene: Any, heat_rgb: np.ndarray, node: Any, name: str, old: 
 
 
 # --- ultrasound training pairs (BUS-BRA layout) --------------------------------------------------------
-DATA_CSV = "bus_data.csv"
-IMAGES_DIR = "Images"
-MASKS_DIR = "Masks"
 #: BUS-BRA's bus_data.csv columns, then where the pair came from
 CSV_COLUMNS = ("ID", "Case", "Histology", "Pathology", "BIRADS", "Device", "Width", "Height", "Side", "BBOX", "Scale",
                "Source", "CorrectedBy")
@@ -323,9 +321,7 @@ def export_training_pair(folder: Path, case_id: str, image_node: Any, mask: np.n
         raise InputError(f"'{folder}' holds a DCE-MRI training dataset ({DCE_DATASET_FILE}); choose another folder "
                          "for ultrasound training pairs")
     image_id = pair_id(case_id)
-    image_path = folder / IMAGES_DIR / f"{image_id}.png"
-    mask_path = folder / MASKS_DIR / f"mask_{image_id.removeprefix('bus_')}.png"
-    csv_path = folder / DATA_CSV
+    image_path, mask_path, csv_path = image_file(folder, image_id), mask_file(folder, image_id), folder / DATA_CSV
     rows = _existing_rows(csv_path)
     if any(r.get("ID") == image_id for r in rows):
         raise InputError(f"'{csv_path}' already has a row {image_id}; choose another case id (nothing was written)")

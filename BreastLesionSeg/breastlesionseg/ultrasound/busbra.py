@@ -69,6 +69,16 @@ def _role(value: str) -> str:
     return {"1": "train", "0": "val"}.get(value.strip(), "test")
 
 
+def image_file(root: str | Path, image_id: str) -> Path:
+    """Where a BUS-BRA(-like) folder keeps image ``image_id`` (e.g. ``bus_0001-l``): ``Images/<id>.png``."""
+    return Path(root) / "Images" / f"{image_id}.png"
+
+
+def mask_file(root: str | Path, image_id: str) -> Path:
+    """Where a BUS-BRA(-like) folder keeps the lesion mask of ``image_id``: ``Masks/mask_<number>.png``."""
+    return Path(root) / "Masks" / f"mask_{image_id.removeprefix('bus_')}.png"
+
+
 def _case_key(case_id: str, salt: str = "") -> int:
     """A stable integer of a case text (sha256; independent of Python's hash seed and of the platform)."""
     return int(hashlib.sha256(f"{salt}{case_id}".encode("utf-8")).hexdigest(), 16)
@@ -153,12 +163,11 @@ def read_busbra(root: str | Path) -> list[BusBraRecord]:
         image_id = row["ID"].strip()
         where = f"{data_csv} row {line} ({image_id})"
         test_fold, roles = fold_of[row["ID"]]
-        number = image_id.removeprefix("bus_")
         records.append(BusBraRecord(
             image_id=image_id, case_id=case, malignant=_malignant(row.get("Pathology") or "", where),
             birads=_birads(row.get("BIRADS") or "", where), device=(row.get("Device") or "").strip() or UNKNOWN_DEVICE,
             histology=(row.get("Histology") or "").strip(),
-            image_path=root / "Images" / f"{image_id}.png", mask_path=root / "Masks" / f"mask_{number}.png",
+            image_path=image_file(root, image_id), mask_path=mask_file(root, image_id),
             test_fold=test_fold, roles=roles))
     return records
 
