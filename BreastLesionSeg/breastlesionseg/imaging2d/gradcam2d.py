@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import warnings
 import weakref
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +61,78 @@ def gradcam_map(model: nn.Module, image: torch.Tensor, head: str = "malignancy")
     heat_np = np.nan_to_num(np.maximum(heat[0, 0].detach().numpy(), 0.0)).astype(np.float32)
     peak = float(heat_np.max())
     return heat_np / peak if peak > 0 else heat_np
+
+
+def forward_with_gradcam(model: nn.Module, batch: torch.Tensor, head: str = "malignancy") -> tuple[Any, np.ndarray]:
+    """One forward pass of a batch without autograd, plus the Grad-CAM of its first image from the heads alone.
+
+    The image-level logits are ``model.heads(features)`` of the ``gradcam_layer`` output, so the gradient
+    Grad-CAM needs (logit with respect to those features) runs through the small heads only: the pass
+    keeps the features (a temporary forward hook on the caller's network, removed on return) and MONAI's
+    ``GradCAM`` runs on a copy of the heads. Same map as :func:`gradcam_map`, without its second forward pass.
+
+    Args:
+        model: 2D multi-task network with ``gradcam_layer`` and ``heads`` (``nn.multitask_output.ImageLevelHeads``).
+        batch: (N, C, S, S) network inputs; the heat map is that of ``batch[0]``.
+        head: ``"malignancy"`` or ``"lesion"``.
+    Returns:
+        (the network's output for the whole batch; (S, S) float32 heat map of ``batch[0]`` in [0, 1]).
+    """
+    from monai.visualize.class_activation_maps import default_upsampler
+
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}; got {head!r}")
+    features: list[torch.Tensor] = []
+    hook = _gradcam_layer(model).register_forward_hook(lambda _module, _inputs, output: features.append(output))
+    try:
+        with torch.no_grad():
+            output = model(batch)
+    finally:
+        hook.remove()
+    with torch.enable_grad(), torch.inference_mode(False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+        heat = _heads_cam_of(model, head)(features[0][:1].detach().float().clone().requires_grad_(True), class_idx=0)
+    heat = default_upsampler(tuple(batch.shape[2:]))(heat.detach())
+    heat_np = np.nan_to_num(np.maximum(heat[0, 0].numpy(), 0.0)).astype(np.float32)
+    peak = float(heat_np.max())
+    return output, (heat_np / peak if peak > 0 else heat_np)
+
+
+class _HeadOnFeatures(nn.Module):
+    """One image-level logit of a network's ``heads`` as a function of its ``gradcam_layer`` output: (N, 1)."""
+
+    def __init__(self, heads: nn.Module, head: str) -> None:
+        super().__init__()
+        self.features = nn.Identity()  # the layer MONAI hooks: its output is the gradcam_layer output
+        self.heads, self.index = heads, {"lesion": 0, "malignancy": 1}[head]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.heads(self.features(features))[self.index][:, None]
+
+
+def _gradcam_layer(model: nn.Module) -> nn.Module:
+    layer = getattr(model, "gradcam_layer", None)
+    if layer is None or not isinstance(getattr(model, "heads", None), nn.Module):
+        raise ModelError(f"{type(model).__name__} has no 'gradcam_layer' and 'heads': no Grad-CAM heat map")
+    return layer
+
+
+#: model -> (weights version, {head: MONAI GradCAM on a copy of the model's heads})
+_HEAD_CAMS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], dict]]" = weakref.WeakKeyDictionary()
+
+
+def _heads_cam_of(model: nn.Module, head: str):
+    """MONAI ``GradCAM`` of ``head`` on a float32 copy of ``model.heads`` (rebuilt when the weights change)."""
+    from monai.visualize import GradCAM
+
+    version = tuple(p._version for p in model.parameters())
+    cached = _HEAD_CAMS.get(model)
+    if cached is None or cached[0] != version:
+        heads = copy.deepcopy(model.heads).float().eval().requires_grad_(False)
+        cams = {h: GradCAM(_HeadOnFeatures(heads, h), target_layers="features", postprocessing=lambda m: m) for h in HEADS}
+        cached = (version, cams)
+        _HEAD_CAMS[model] = cached
+    return cached[1][head]
 
 
 #: model -> (weights version, {head: MONAI GradCAM on a hooked copy}, gradients through the input?)

@@ -49,6 +49,11 @@ class ModelCard2D:
         test_time_flip: average the lesion-probability map and the malignancy probability with those of the
             left-right mirrored image (one more image in the same forward batch); the lesion-present
             probability is the image's own (its threshold is calibrated on single images).
+        lesion_zoom_margin: a second pass on the first pass's lesion: its bounding box grown by this fraction
+            of its height / width on every side is run again at ``input_size_px``; inside the box the two
+            lesion maps are averaged, and the malignancy is the mean of both passes' logits (0: one pass).
+        malignancy_model: ultrasound: the logistic model that combines the network's malignancy probability
+            with the predicted lesion's descriptors (``ultrasound.malignancy_model``; empty: the network alone).
         training_data: what the weights were trained on, in words.
         dataset_citation: the dataset's citation (required by its licence).
         split: which images trained / validated / tested this model.
@@ -70,6 +75,8 @@ class ModelCard2D:
     threshold: float = 0.5
     lesion_present_threshold: float = 0.5
     test_time_flip: bool = False
+    lesion_zoom_margin: float = 0.0
+    malignancy_model: dict[str, Any] = field(default_factory=dict)
     training_data: str = ""
     dataset_citation: str = ""
     split: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +105,8 @@ class ModelCard2D:
             raise ModelError(f"model {self.model_id}: invalid network config: {exc}") from exc
         if not 0.0 < self.threshold < 1.0 or not 0.0 < self.lesion_present_threshold < 1.0:
             raise ModelError(f"model {self.model_id}: thresholds must be in (0, 1)")
+        if not 0.0 <= self.lesion_zoom_margin <= 5.0:
+            raise ModelError(f"model {self.model_id}: lesion_zoom_margin must be in [0, 5]; got {self.lesion_zoom_margin}")
         if self.weights_sha256 and not _SHA_RE.match(self.weights_sha256):
             raise ModelError(f"model {self.model_id}: weights_sha256 is not a hex sha256")
 

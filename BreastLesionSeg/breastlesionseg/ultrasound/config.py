@@ -13,6 +13,10 @@ from ..nn.config2d import AttentionUNet2DConfig
 #: validation images: Dice 0.856 -> 0.863 and 0.851 -> 0.857 on folds 0 / 1; malignancy AUC +0.000 to +0.014
 #: on folds 0, 2, 3, 4); written into every ultrasound model card
 TEST_TIME_FLIP = True
+#: ultrasound models run a second, lesion-focused pass on the first pass's lesion box grown by this fraction
+#: per side (ultrasound.lesion_zoom; chosen on validation images of folds 0 and 1 among 0.25/0.5/1/1.5/2:
+#: validation Dice 0.863 -> 0.870 and 0.857 -> 0.867); written into every ultrasound model card
+LESION_ZOOM_MARGIN = 1.0
 #: segmentation losses of the BUSI attention U-Net paper (compared there) and their sum (default here)
 SEG_LOSSES: tuple[str, ...] = ("dice+bce", "dice", "bce")
 

@@ -24,7 +24,7 @@ from ..imaging2d.training_loop import BEST_WEIGHTS
 from ..io.atomic import write_text_atomic
 from ..nn.factory2d import build_network_2d
 from .busbra import CITATION, NUM_FOLDS
-from .config import TEST_TIME_FLIP
+from .config import LESION_ZOOM_MARGIN, TEST_TIME_FLIP
 from .model import UltrasoundModel
 from .predict import predict_image
 from .train import CONFIG_FILE, run_split
@@ -39,12 +39,15 @@ def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
     """A card (without sha256) describing the fold's model, from its ``train_config.json``."""
     from .calibrate import THRESHOLD_FILE
 
+    from .calibrate_malignancy import read_fold_malignancy_model
+
     config = json.loads((fold_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     calibration = fold_dir / THRESHOLD_FILE
     threshold = json.loads(calibration.read_text(encoding="utf-8"))["threshold"] if calibration.is_file() else 0.5
     return ModelCard2D(model_id=model_id, modality="ultrasound", arch=config["arch"], config=config["network"],
                        input_size_px=int(config["input_size_px"]), lesion_present_threshold=threshold,
-                       test_time_flip=TEST_TIME_FLIP)
+                       test_time_flip=TEST_TIME_FLIP, lesion_zoom_margin=LESION_ZOOM_MARGIN,
+                       malignancy_model=read_fold_malignancy_model(fold_dir) or {})
 
 
 def load_fold_model(fold_dir: Path) -> UltrasoundModel:
@@ -58,11 +61,15 @@ def load_fold_model(fold_dir: Path) -> UltrasoundModel:
 def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list[dict[str, Any]]:
     """Predict every test image of ``fold`` and its largest lesion-free crop; writes ``test_results.json``."""
     from .calibrate import THRESHOLD_FILE, calibrate_lesion_threshold
+    from .calibrate_malignancy import MALIGNANCY_MODEL_FILE, fit_fold_malignancy_model
 
     fold_dir = Path(run_dir) / f"fold_{fold}"
     model = load_fold_model(fold_dir)
     if not (fold_dir / THRESHOLD_FILE).is_file():
         calibrate_lesion_threshold(data_root, fold_dir, model.network, model.card.input_size_px, fold)
+        model = load_fold_model(fold_dir)
+    if not (fold_dir / MALIGNANCY_MODEL_FILE).is_file():
+        fit_fold_malignancy_model(data_root, fold_dir, fold, model)
         model = load_fold_model(fold_dir)
     rows = []
     for image in load_images(run_split(data_root, fold_dir, fold)["test"]):
@@ -73,6 +80,7 @@ def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list
                      "birads": record.birads, "malignant": record.malignant,
                      "lesion_present_probability": result.lesion_present_probability,
                      "malignancy_probability": result.malignancy_probability,
+                     "network_malignancy_probability": result.network_malignancy_probability,
                      **segmentation_metrics(result.mask.astype(bool), image.mask)})
         if image.free_regions:
             negative = predict_image(crop(raw, image.free_regions[0]), model, with_heat_map=False)
@@ -113,6 +121,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         labels = np.array([r["malignant"] for r in known], dtype=int)
         out["malignancy_auc"] = roc_auc(scores, labels)
         out["malignancy_sensitivity"], out["malignancy_specificity"] = sensitivity_specificity(scores, labels)
+        if all("network_malignancy_probability" in r for r in known):  # the network alone, before the descriptors
+            out["network_malignancy_auc"] = roc_auc(np.array([r["network_malignancy_probability"] for r in known]), labels)
         out["n_malignant"] = int(labels.sum())
         if len(known) < len(lesions):
             out["n_malignancy_known"] = len(known)
@@ -144,6 +154,7 @@ def cross_validation_report(run_dir: str | Path) -> dict[str, Any]:
                                for g in groups}
     if per_fold:
         report["mean_of_folds"] = {k: _mean([s.get(k, math.nan) for s in per_fold.values()])
-                                   for k in ("dice", "iou", "precision", "recall", "hd95_px", "malignancy_auc", "lesion_present_auc")}
+                                   for k in ("dice", "iou", "precision", "recall", "hd95_px", "malignancy_auc",
+                                             "network_malignancy_auc", "lesion_present_auc")}
     report["dataset_citation"] = CITATION
     return report

@@ -9,7 +9,8 @@ Public entry point for the CLI and the Slicer module::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,15 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..imaging2d.gradcam2d import gradcam_map
+from ..imaging2d.gradcam2d import forward_with_gradcam
 from ..imaging2d.image2d import Image2D
 from ..imaging2d.image_io import as_image2d
+from ..imaging2d.intensity import scale_to_unit
+from ..imaging2d.lesion_crops import crop
 from .model import DEFAULT_MODEL_ID, UltrasoundModel, load_ultrasound_model
-from .preprocess import prepare_image
+from .lesion_descriptors import describe_lesion
+from .lesion_zoom import mean_logit_probability, merge_zoomed, zoom_box
+from .preprocess import network_input
 
 #: connected components smaller than this fraction of the largest one are dropped from the mask
 MIN_COMPONENT_FRACTION = 0.1
@@ -41,6 +46,10 @@ class UltrasoundResult:
         area_mm2: lesion area in mm2, or ``None`` when the image has no pixel spacing.
         spacing_mm: (row_mm, column_mm) or ``None``.
         model_id: the model that produced it.
+        network_malignancy_probability: the network's own malignancy probability (``malignancy_probability``
+            also weighs the lesion descriptors when the card has a malignancy model).
+        lesion_descriptors: BI-RADS-like descriptors of the lesion (``ultrasound.lesion_descriptors``;
+            empty when no lesion is found).
         source: input file, when read from one.
         frame_index: frame of a multi-frame input.
     """
@@ -54,6 +63,8 @@ class UltrasoundResult:
     area_mm2: float | None
     spacing_mm: tuple[float, float] | None
     model_id: str
+    network_malignancy_probability: float = math.nan
+    lesion_descriptors: dict[str, float] = field(default_factory=dict)
     source: str | None = None
     frame_index: int = 0
 
@@ -68,6 +79,8 @@ class UltrasoundResult:
             "source": self.source, "frame_index": self.frame_index, "model_id": self.model_id,
             "lesion_present_probability": round(self.lesion_present_probability, 6),
             "malignancy_probability": round(self.malignancy_probability, 6),
+            "network_malignancy_probability": round(self.network_malignancy_probability, 6),
+            "lesion_descriptors": {name: round(value, 6) for name, value in self.lesion_descriptors.items()},
             "lesion_found": self.lesion_found, "lesion_area_px": self.area_px,
             "lesion_area_mm2": None if self.area_mm2 is None else round(self.area_mm2, 3),
             "pixel_spacing_mm": None if self.spacing_mm is None else list(self.spacing_mm),
@@ -88,24 +101,46 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def _forward(model: UltrasoundModel, network_input: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+def _forward(model: UltrasoundModel, network_input: torch.Tensor,
+             heat_map: list[np.ndarray] | None = None) -> tuple[float, float, torch.Tensor]:
     """(lesion-present probability, malignancy probability, (S, S) lesion probability) of one (C, S, S) input.
 
     With the card's ``test_time_flip`` the batch also holds the left-right mirrored input: the lesion map
     (mirrored back) and the malignancy probability are the means over both; the lesion-present probability,
-    whose threshold was calibrated on single images, is the image's own.
+    whose threshold was calibrated on single images, is the image's own. When ``heat_map`` is a list, the
+    same forward pass also computes the input's (S, S) Grad-CAM of the malignancy head and appends it.
     """
     batch = network_input[None]
     if model.card.test_time_flip:
         batch = torch.cat([batch, torch.flip(batch, dims=[-1])])
+    batch = batch.contiguous(memory_format=torch.channels_last)
+    if heat_map is not None:
+        output, heat = forward_with_gradcam(model.network, batch)
+        heat_map.append(heat)
     with torch.inference_mode():
-        output = model.network(batch)
+        if heat_map is None:
+            output = model.network(batch)
         probability = torch.sigmoid(output.seg_logits[:, 0])
         lesion_present = float(torch.sigmoid(output.lesion_logit.flatten()[0]))
         malignancy = float(torch.sigmoid(output.malignancy_logit.flatten()).mean())
         if model.card.test_time_flip:
             return lesion_present, malignancy, (probability[0] + torch.flip(probability[1], dims=[-1])) / 2
         return lesion_present, malignancy, probability[0]
+
+
+def _zoomed_pass(model: UltrasoundModel, unit_pixels: np.ndarray, probability: np.ndarray,
+                 malignancy: float) -> tuple[np.ndarray, float]:
+    """The card's lesion-focused second pass (see :mod:`.lesion_zoom`): (merged (H, W) map, malignancy).
+
+    Returns the first pass unchanged when the card has no zoom or the first-pass mask is empty.
+    """
+    box = zoom_box(clean_mask(probability > model.card.threshold), model.card.lesion_zoom_margin)
+    if not model.card.lesion_zoom_margin or box is None:
+        return probability, malignancy
+    zoomed_input, letterbox = network_input(crop(unit_pixels, box), model.card.input_size_px)
+    _, zoomed_malignancy, zoomed_probability = _forward(model, zoomed_input)
+    merged = merge_zoomed(probability, box, letterbox.invert(zoomed_probability))
+    return merged, mean_logit_probability([malignancy, zoomed_malignancy])
 
 
 def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundModel | str | Path | None = None, *,
@@ -118,24 +153,37 @@ def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundMod
         model: loaded model, model id/folder, or ``None`` for the shipped model.
         frame: frame of a multi-frame file.
         spacing_mm: (row_mm, column_mm) for an array input (files carry their own).
-        with_heat_map: compute the Grad-CAM heat map (one extra backward pass).
+        with_heat_map: compute the Grad-CAM heat map (a backward pass from the first forward pass).
+
+    With the card's ``lesion_zoom_margin`` a second pass on the first-pass lesion's neighbourhood refines
+    the lesion map there and averages its malignancy logit with the first pass's. The lesion-present
+    probability is the whole image's (first pass). With the card's ``malignancy_model`` the malignancy
+    probability of a found lesion also weighs its descriptors (shape, orientation, margin, echo pattern).
     Raises:
         InputError: unreadable or invalid image (named). ModelError: model problems.
     """
     model = model if isinstance(model, UltrasoundModel) else load_ultrasound_model(model or DEFAULT_MODEL_ID)
     picture = as_image2d(image, frame, spacing_mm)
-    network_input, letterbox = prepare_image(picture.pixels, model.card.input_size_px)
-    lesion_present, malignancy, seg_probability = _forward(model, network_input)
+    unit_pixels = scale_to_unit(picture.pixels)
+    first_input, letterbox = network_input(unit_pixels, model.card.input_size_px)
+    heat_map: list[np.ndarray] | None = [] if with_heat_map else None
+    lesion_present, malignancy, seg_probability = _forward(model, first_input, heat_map)
     probability = letterbox.invert(seg_probability)
+    probability, malignancy = _zoomed_pass(model, unit_pixels, probability, malignancy)
     mask = np.zeros(probability.shape, dtype=bool)
     if lesion_present >= model.card.lesion_present_threshold:
         mask = clean_mask(probability > model.card.threshold)
-    heat = letterbox.invert(gradcam_map(model.network, network_input)) if with_heat_map else np.zeros_like(probability)
+    heat = letterbox.invert(heat_map[0]) if heat_map else np.zeros_like(probability)
+    descriptors = describe_lesion(unit_pixels, mask) if mask.any() else {}
+    network_malignancy = malignancy
+    if descriptors and model.malignancy_model is not None:
+        malignancy = model.malignancy_model.probability(network_malignancy, descriptors)
     area_px = int(mask.sum())
     pixel_area = picture.pixel_area_mm2
     return UltrasoundResult(
         mask=mask.astype(np.uint8), lesion_probability_map=probability, lesion_present_probability=lesion_present,
-        malignancy_probability=malignancy, heat_map=np.clip(heat, 0, 1).astype(np.float32), area_px=area_px,
+        malignancy_probability=malignancy, network_malignancy_probability=network_malignancy,
+        lesion_descriptors=descriptors, heat_map=np.clip(heat, 0, 1).astype(np.float32), area_px=area_px,
         area_mm2=None if pixel_area is None else area_px * pixel_area, spacing_mm=picture.spacing_mm,
         model_id=model.model_id, source=None if str(picture.source) == "<array>" else str(picture.source),
         frame_index=picture.frame_index)

@@ -50,3 +50,22 @@ def test_changed_weights_give_a_fresh_map_and_the_callers_model_gets_no_hooks(ne
     np.testing.assert_allclose(after, _plain_gradcam(network, image, "malignancy"), atol=1e-5)
     assert not any(m._forward_hooks or m._backward_hooks for m in network.modules())
     assert not any(p.grad is not None for p in network.parameters())
+
+
+@pytest.mark.parametrize("arch,config", [("attention_unet2d", {"widths": [4, 8, 12], "attention": "both"}),
+                                         ("u2net_lite", None)])
+@pytest.mark.parametrize("head", HEADS)
+def test_heads_only_gradcam_equals_the_textbook_one_and_keeps_the_forward_output(arch, config, head):
+    from breastlesionseg.imaging2d.gradcam2d import forward_with_gradcam
+
+    torch.manual_seed(9)
+    model = build_network_2d(arch, config).eval()
+    batch = torch.rand(3, 1, 64, 64)
+    output, heat = forward_with_gradcam(model, batch, head)
+    with torch.inference_mode():
+        expected_output = model(batch)
+    for got, expected in zip(output, expected_output):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(heat, _plain_gradcam(model, batch[0], head), atol=1e-5)
+    assert heat.shape == (64, 64) and heat.max() == pytest.approx(1.0)
+    assert not any(m._forward_hooks or m._backward_hooks for m in model.modules())

@@ -15,12 +15,15 @@ from breastlesionseg.ultrasound.training_data import NEGATIVE_MIN_SIDE_PX
 pytestmark = pytest.mark.realdata
 
 #: image -> (Dice, lesion-present probability, malignancy probability, lesion-present probability of the
-#: largest lesion-free crop), measured on models/us-attunet-busbra (fold 0, test-time flip) at shipping time
+#: largest lesion-free crop), measured on models/us-attunet-busbra (fold 0, test-time flip, second look at the
+#: lesion, malignancy model with the lesion descriptors) at shipping time
 MEASURED = {
-    "0007-l": (0.8324, 0.9998, 0.3488, 0.7478),  # benign (fibroadenoma)
-    "0009-l": (0.9432, 1.0000, 0.7580, 0.0836),  # malignant
-    "0009-r": (0.9404, 1.0000, 0.7823, 0.9179),  # malignant, other view
+    "0007-l": (0.8344, 0.9998, 0.3319, 0.7478),  # benign (fibroadenoma)
+    "0009-l": (0.9488, 1.0000, 0.7580, 0.0836),  # malignant
+    "0009-r": (0.9394, 1.0000, 0.8474, 0.9179),  # malignant, other view
 }
+#: the network's own malignancy probability of the same images (before the descriptors are weighed in)
+NETWORK_MALIGNANCY = {"0007-l": 0.3426, "0009-l": 0.7149, "0009-r": 0.8008}
 TOLERANCE = 0.02
 
 
@@ -45,6 +48,10 @@ def test_dice_and_probabilities(busbra_dir, model, key):
     assert dice_score(result.mask > 0, truth) == pytest.approx(dice, abs=TOLERANCE)
     assert result.lesion_present_probability == pytest.approx(present, abs=TOLERANCE)
     assert result.malignancy_probability == pytest.approx(malignancy, abs=TOLERANCE)
+    assert result.network_malignancy_probability == pytest.approx(NETWORK_MALIGNANCY[key], abs=TOLERANCE)
+    assert model.malignancy_model is not None and model.card.lesion_zoom_margin == 1.0
+    assert result.malignancy_probability == pytest.approx(
+        model.malignancy_model.probability(result.network_malignancy_probability, result.lesion_descriptors))
     assert result.heat_map.shape == truth.shape and 0 <= result.heat_map.min() and result.heat_map.max() <= 1
     assert result.area_px == int(result.mask.sum()) and result.area_mm2 is None  # PNG: no pixel size
     region = lesion_free_regions(truth.shape, lesion_bbox(truth), min_side_px=NEGATIVE_MIN_SIDE_PX)[0]

@@ -24,6 +24,7 @@ from breastlesionseg.nn.model_paths import resolve_model
 from breastlesionseg.nn.multitask_output import MultiTaskOutput
 from breastlesionseg.ultrasound.busbra import NUM_FOLDS, fold_split, read_busbra
 from breastlesionseg.ultrasound.config import UltrasoundTrainConfig
+from breastlesionseg.ultrasound.calibrate_malignancy import MALIGNANCY_MODEL_FILE
 from breastlesionseg.ultrasound.evaluate import cross_validation_report, evaluate_fold, summarize
 from breastlesionseg.ultrasound.losses import UltrasoundLoss
 from breastlesionseg.ultrasound.train import CONFIG_FILE, initial_network, make_validator, train_fold
@@ -192,6 +193,10 @@ def test_short_training_run_and_evaluation(user_folder, tmp_path):
     assert all(isinstance(r["case_id"], str) for r in lesions)
     report = cross_validation_report(run)
     assert report["folds_evaluated"] == [FOLD] and report["pooled"]["n_images"] == len(test)
+    # a handful of images of known pathology fits no malignancy model: the network's probability is used alone
+    stored = json.loads((fold_dir / MALIGNANCY_MODEL_FILE).read_text(encoding="utf-8"))
+    assert stored["malignancy_model"] is None and "at least 10" in stored["reason"]
+    assert all(r["malignancy_probability"] == r["network_malignancy_probability"] for r in lesions)
 
 
 def test_summary_with_unknown_pathology():
@@ -244,7 +249,8 @@ def test_init_from_shipped_model_starts_from_its_weights(user_folder, tmp_path):
     assert not shipped_card.trained_from_scratch and shipped_card.dataset_citation == ""
     assert f"Fine-tuned from the model '{SHIPPED_US}'" in shipped_card.training_data
     assert "BUS-BRA" not in shipped_card.training_data and "derived" in shipped_card.split["scheme"]
-    assert shipped_card.test_time_flip
+    assert shipped_card.test_time_flip and shipped_card.lesion_zoom_margin == 1.0
+    assert shipped_card.malignancy_model == {}  # too few images of known pathology to fit one
 
 
 def test_init_from_refuses_other_models(user_folder, tmp_path, caplog):

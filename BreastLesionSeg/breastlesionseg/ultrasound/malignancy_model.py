@@ -1,0 +1,145 @@
+"""Malignancy from the network and the lesion's BI-RADS-like descriptors: one logistic model in the card.
+
+``logit = network_weight * network_logit + sum_i weights[i] * (d_i - mean[i]) / scale[i] + intercept``
+
+where ``network_logit`` is the logit of the network's malignancy probability and ``d_i`` the descriptors
+of :mod:`.lesion_descriptors` of the predicted lesion. It is fitted in two stages, so that the network's
+own (over-confident) outputs on its training images are never used:
+
+1. a descriptors-only logistic model on the fold's **training** images (descriptors of the masks the
+   network predicts there; many images, no network output involved);
+2. a logistic model of (network logit, stage-1 score) on the fold's **validation** images.
+
+The two linear stages collapse into the single linear model above. The coefficients are plain numbers in
+the model card (JSON, no pickled objects).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from .lesion_descriptors import DESCRIPTOR_NAMES
+
+#: L2 penalty of stage 1 (descriptors) and stage 2 (network logit + descriptor score), on standardised inputs
+STAGE1_L2 = 1.0
+STAGE2_L2 = 0.1
+#: fewest images of each class (benign, malignant) a stage needs
+MIN_IMAGES_PER_CLASS = 10
+
+
+def logit(probability: np.ndarray | float) -> np.ndarray:
+    """Logit of probabilities clipped to [1e-6, 1 - 1e-6]."""
+    p = np.clip(np.asarray(probability, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+@dataclass
+class MalignancyModel:
+    """The fitted logistic model (see the module docstring for the formula).
+
+    Attributes:
+        descriptor_names: names of the descriptors used, in order (a subset of ``DESCRIPTOR_NAMES``).
+        mean, scale: standardisation of each descriptor (from the stage-1 training images).
+        weights: coefficient of each standardised descriptor.
+        network_weight: coefficient of the network's malignancy logit.
+        intercept: constant term.
+        fitted_on: which images fitted each stage, in words.
+    """
+
+    descriptor_names: list[str]
+    mean: list[float]
+    scale: list[float]
+    weights: list[float]
+    network_weight: float
+    intercept: float
+    fitted_on: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.descriptor_names) - set(DESCRIPTOR_NAMES))
+        if unknown:
+            raise ModelError(f"malignancy model: unknown descriptor(s) {unknown}; known: {list(DESCRIPTOR_NAMES)}")
+        sizes = {len(self.descriptor_names), len(self.mean), len(self.scale), len(self.weights)}
+        if len(sizes) != 1:
+            raise ModelError("malignancy model: descriptor_names, mean, scale and weights must have one entry each")
+        numbers = [*self.mean, *self.scale, *self.weights, self.network_weight, self.intercept]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers) or min(self.scale, default=1) <= 0:
+            raise ModelError("malignancy model: coefficients must be finite numbers and scales positive")
+
+    def probability(self, network_probability: float, descriptors: dict[str, float]) -> float:
+        """Malignancy probability of one lesion from the network's probability and its descriptors."""
+        values = np.array([descriptors[name] for name in self.descriptor_names], dtype=np.float64)
+        standardised = (values - np.array(self.mean)) / np.array(self.scale)
+        z = self.network_weight * float(logit(network_probability)) + float(standardised @ np.array(self.weights)) + self.intercept
+        return float(1.0 / (1.0 + math.exp(-z)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (the card's ``malignancy_model`` field)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "MalignancyModel":
+        """Inverse of :meth:`to_dict` (raises ModelError on a missing, unknown or invalid field)."""
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ModelError(f"malignancy model: {exc}") from exc
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+    """L2-penalised logistic regression (the intercept is not penalised); (weights (F,), intercept).
+
+    Args:
+        features: (N, F) inputs (standardise them first for a meaningful penalty).
+        labels: (N,) 0/1.
+        l2: penalty on the squared weights.
+    """
+    from scipy.optimize import minimize
+
+    x, y = np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+
+    def loss_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ w[1:] + w[0]
+        p = 1.0 / (1.0 + np.exp(-z))
+        loss = float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum(w[1:] ** 2))
+        return loss, np.concatenate([[np.sum(p - y)], x.T @ (p - y) + l2 * w[1:]])
+
+    w = minimize(loss_and_gradient, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B").x
+    return w[1:], float(w[0])
+
+
+def _check_classes(labels: np.ndarray, stage: str) -> None:
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=2)
+    if counts.min() < MIN_IMAGES_PER_CLASS:
+        raise ModelError(f"malignancy model: {stage} has {counts[0]} benign and {counts[1]} malignant images; "
+                         f"at least {MIN_IMAGES_PER_CLASS} of each are needed")
+
+
+def fit_malignancy_model(train_descriptors: np.ndarray, train_labels: np.ndarray, val_network_probability: np.ndarray,
+                         val_descriptors: np.ndarray, val_labels: np.ndarray, fitted_on: str) -> MalignancyModel:
+    """Fit the two stages (see the module docstring).
+
+    Args:
+        train_descriptors: (N_train, len(DESCRIPTOR_NAMES)) descriptors of the training images' predicted lesions.
+        train_labels: (N_train,) 1 = malignant.
+        val_network_probability: (N_val,) the network's malignancy probability on the validation images.
+        val_descriptors: (N_val, len(DESCRIPTOR_NAMES)) their descriptors.
+        val_labels: (N_val,) 1 = malignant.
+        fitted_on: description of the images, stored in the model.
+    Raises:
+        ModelError: a stage has fewer than :data:`MIN_IMAGES_PER_CLASS` images of a class.
+    """
+    _check_classes(train_labels, "stage 1 (training images)")
+    _check_classes(val_labels, "stage 2 (validation images)")
+    mean, scale = train_descriptors.mean(axis=0), train_descriptors.std(axis=0) + 1e-9
+    shape_weights, shape_intercept = fit_logistic((train_descriptors - mean) / scale, train_labels, STAGE1_L2)
+    val_score = ((val_descriptors - mean) / scale) @ shape_weights + shape_intercept
+    stage2 = np.stack([logit(val_network_probability), val_score], axis=1)
+    (network_weight, score_weight), intercept = fit_logistic(stage2, val_labels, STAGE2_L2)
+    return MalignancyModel(descriptor_names=list(DESCRIPTOR_NAMES), mean=mean.tolist(), scale=scale.tolist(),
+                           weights=(score_weight * shape_weights).tolist(), network_weight=float(network_weight),
+                           intercept=float(score_weight * shape_intercept + intercept), fitted_on=fitted_on)
