@@ -58,9 +58,7 @@ def gradcam_map(model: nn.Module, image: torch.Tensor, head: str = "malignancy")
         # expected: the hooked layer's inputs need no gradient (the backward pass stops at that layer)
         warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
         heat = cam(image[None].float().contiguous().clone().requires_grad_(through_input), class_idx=0)
-    heat_np = np.nan_to_num(np.maximum(heat[0, 0].detach().numpy(), 0.0)).astype(np.float32)
-    peak = float(heat_np.max())
-    return heat_np / peak if peak > 0 else heat_np
+    return _normalised(heat)
 
 
 def forward_with_gradcam(model: nn.Module, batch: torch.Tensor, head: str = "malignancy") -> tuple[Any, np.ndarray]:
@@ -92,10 +90,14 @@ def forward_with_gradcam(model: nn.Module, batch: torch.Tensor, head: str = "mal
     with torch.enable_grad(), torch.inference_mode(False), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
         heat = _heads_cam_of(model, head)(features[0][:1].detach().float().clone().requires_grad_(True), class_idx=0)
-    heat = default_upsampler(tuple(batch.shape[2:]))(heat.detach())
-    heat_np = np.nan_to_num(np.maximum(heat[0, 0].numpy(), 0.0)).astype(np.float32)
+    return output, _normalised(default_upsampler(tuple(batch.shape[2:]))(heat.detach()))
+
+
+def _normalised(heat: torch.Tensor) -> np.ndarray:
+    """(S, S) float32 map of a (1, 1, S, S) CAM: negatives and NaN to 0, divided by its maximum (when > 0)."""
+    heat_np = np.nan_to_num(np.maximum(heat[0, 0].detach().numpy(), 0.0)).astype(np.float32)
     peak = float(heat_np.max())
-    return output, (heat_np / peak if peak > 0 else heat_np)
+    return heat_np / peak if peak > 0 else heat_np
 
 
 class _HeadOnFeatures(nn.Module):
