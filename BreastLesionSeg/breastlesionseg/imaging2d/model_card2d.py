@@ -50,7 +50,8 @@ class ModelCard2D:
             left-right mirrored image (one more image in the same forward batch); the lesion-present
             probability is the image's own (its threshold is calibrated on single images).
         lesion_zoom_margin: a second pass on the first pass's lesion: its bounding box grown by this fraction
-            of its height / width on every side is run again at ``input_size_px``; inside the box the two
+            of its height / width on every side is run again at ``input_size_px`` (once, without the
+            mirror image of ``test_time_flip``); inside the box the two
             lesion maps are averaged, and the malignancy is the mean of both passes' logits (0: one pass).
         malignancy_model: ultrasound: the logistic model that combines the network's malignancy probability
             with the predicted lesion's descriptors (``ultrasound.malignancy_model``; empty: the network alone).

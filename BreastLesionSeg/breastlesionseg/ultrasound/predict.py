@@ -101,17 +101,19 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def _forward(model: UltrasoundModel, network_input: torch.Tensor,
-             heat_map: list[np.ndarray] | None = None) -> tuple[float, float, torch.Tensor]:
+def _forward(model: UltrasoundModel, network_input: torch.Tensor, heat_map: list[np.ndarray] | None = None,
+             flip: bool | None = None) -> tuple[float, float, torch.Tensor]:
     """(lesion-present probability, malignancy probability, (S, S) lesion probability) of one (C, S, S) input.
 
     With the card's ``test_time_flip`` the batch also holds the left-right mirrored input: the lesion map
     (mirrored back) and the malignancy probability are the means over both; the lesion-present probability,
     whose threshold was calibrated on single images, is the image's own. When ``heat_map`` is a list, the
     same forward pass also computes the input's (S, S) Grad-CAM of the malignancy head and appends it.
+    ``flip`` overrides the card's ``test_time_flip``.
     """
+    flip = model.card.test_time_flip if flip is None else flip
     batch = network_input[None]
-    if model.card.test_time_flip:
+    if flip:
         batch = torch.cat([batch, torch.flip(batch, dims=[-1])])
     batch = batch.contiguous(memory_format=torch.channels_last)
     if heat_map is not None:
@@ -123,7 +125,7 @@ def _forward(model: UltrasoundModel, network_input: torch.Tensor,
         probability = torch.sigmoid(output.seg_logits[:, 0])
         lesion_present = float(torch.sigmoid(output.lesion_logit.flatten()[0]))
         malignancy = float(torch.sigmoid(output.malignancy_logit.flatten()).mean())
-        if model.card.test_time_flip:
+        if flip:
             return lesion_present, malignancy, (probability[0] + torch.flip(probability[1], dims=[-1])) / 2
         return lesion_present, malignancy, probability[0]
 
@@ -132,13 +134,16 @@ def _zoomed_pass(model: UltrasoundModel, unit_pixels: np.ndarray, probability: n
                  malignancy: float) -> tuple[np.ndarray, float]:
     """The card's lesion-focused second pass (see :mod:`.lesion_zoom`): (merged (H, W) map, malignancy).
 
+    The crop runs alone, without its mirror image (chosen on validation images of folds 0 and 1: Dice
+    -0.000 / -0.001, malignancy AUC +0.004 / -0.002 against the mirrored pair, at half the cost).
+
     Returns the first pass unchanged when the card has no zoom or the first-pass mask is empty.
     """
     box = zoom_box(clean_mask(probability > model.card.threshold), model.card.lesion_zoom_margin)
     if not model.card.lesion_zoom_margin or box is None:
         return probability, malignancy
     zoomed_input, letterbox = network_input(crop(unit_pixels, box), model.card.input_size_px)
-    _, zoomed_malignancy, zoomed_probability = _forward(model, zoomed_input)
+    _, zoomed_malignancy, zoomed_probability = _forward(model, zoomed_input, flip=False)
     merged = merge_zoomed(probability, box, letterbox.invert(zoomed_probability))
     return merged, mean_logit_probability([malignancy, zoomed_malignancy])
 
