@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..inference.lesion_confidence import fit_logistic
 from .lesion_descriptors import DESCRIPTOR_NAMES
 
 #: L2 penalty of stage 1 (descriptors) and stage 2 (network logit + descriptor score), on standardised inputs
@@ -88,28 +89,6 @@ class MalignancyModel:
             return cls(**values)
         except TypeError as exc:
             raise ModelError(f"malignancy model: {exc}") from exc
-
-
-def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
-    """L2-penalised logistic regression (the intercept is not penalised); (weights (F,), intercept).
-
-    Args:
-        features: (N, F) inputs (standardise them first for a meaningful penalty).
-        labels: (N,) 0/1.
-        l2: penalty on the squared weights.
-    """
-    from scipy.optimize import minimize
-
-    x, y = np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.float64)
-
-    def loss_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = x @ w[1:] + w[0]
-        p = 1.0 / (1.0 + np.exp(-z))
-        loss = float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum(w[1:] ** 2))
-        return loss, np.concatenate([[np.sum(p - y)], x.T @ (p - y) + l2 * w[1:]])
-
-    w = minimize(loss_and_gradient, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B").x
-    return w[1:], float(w[0])
 
 
 def _check_classes(labels: np.ndarray, stage: str) -> None:

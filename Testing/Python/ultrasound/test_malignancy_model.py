@@ -9,9 +9,10 @@ import torch
 
 from breastlesionseg.errors import ModelError
 from breastlesionseg.imaging2d.model_card2d import ModelCard2D
+from breastlesionseg.inference.lesion_confidence import fit_logistic
 from breastlesionseg.nn.factory2d import build_network_2d
 from breastlesionseg.ultrasound.lesion_descriptors import DESCRIPTOR_NAMES
-from breastlesionseg.ultrasound.malignancy_model import (MalignancyModel, fit_logistic, fit_malignancy_model, logit)
+from breastlesionseg.ultrasound.malignancy_model import MalignancyModel, fit_malignancy_model, logit
 from breastlesionseg.ultrasound.model import UltrasoundModel, load_ultrasound_model
 from breastlesionseg.ultrasound.predict import predict_image
 
