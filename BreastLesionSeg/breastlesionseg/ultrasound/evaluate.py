@@ -38,7 +38,6 @@ TEST_RESULTS = "test_results.json"
 def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
     """A card (without sha256) describing the fold's model, from its ``train_config.json``."""
     from .calibrate import THRESHOLD_FILE
-
     from .calibrate_malignancy import read_fold_malignancy_model
 
     config = json.loads((fold_dir / CONFIG_FILE).read_text(encoding="utf-8"))

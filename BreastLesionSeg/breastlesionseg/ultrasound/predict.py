@@ -101,33 +101,32 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def _forward(model: UltrasoundModel, network_input: torch.Tensor, heat_map: list[np.ndarray] | None = None,
-             flip: bool | None = None) -> tuple[float, float, torch.Tensor]:
-    """(lesion-present probability, malignancy probability, (S, S) lesion probability) of one (C, S, S) input.
+def _forward(model: UltrasoundModel, network_input: torch.Tensor, with_heat_map: bool = False,
+             flip: bool | None = None) -> tuple[float, float, torch.Tensor, np.ndarray | None]:
+    """(lesion-present probability, malignancy probability, (S, S) lesion probability, (S, S) heat map or None)
+    of one (C, S, S) input.
 
     With the card's ``test_time_flip`` the batch also holds the left-right mirrored input: the lesion map
     (mirrored back) and the malignancy probability are the means over both; the lesion-present probability,
-    whose threshold was calibrated on single images, is the image's own. When ``heat_map`` is a list, the
-    same forward pass also computes the input's (S, S) Grad-CAM of the malignancy head and appends it.
-    ``flip`` overrides the card's ``test_time_flip``.
+    whose threshold was calibrated on single images, is the image's own. ``with_heat_map``: the same forward
+    pass also gives the input's Grad-CAM of the malignancy head. ``flip`` overrides the card's ``test_time_flip``.
     """
     flip = model.card.test_time_flip if flip is None else flip
     batch = network_input[None]
     if flip:
         batch = torch.cat([batch, torch.flip(batch, dims=[-1])])
     batch = batch.contiguous(memory_format=torch.channels_last)
-    if heat_map is not None:
+    heat = None
+    if with_heat_map:
         output, heat = forward_with_gradcam(model.network, batch)
-        heat_map.append(heat)
     with torch.inference_mode():
-        if heat_map is None:
+        if not with_heat_map:
             output = model.network(batch)
         probability = torch.sigmoid(output.seg_logits[:, 0])
         lesion_present = float(torch.sigmoid(output.lesion_logit.flatten()[0]))
         malignancy = float(torch.sigmoid(output.malignancy_logit.flatten()).mean())
-        if flip:
-            return lesion_present, malignancy, (probability[0] + torch.flip(probability[1], dims=[-1])) / 2
-        return lesion_present, malignancy, probability[0]
+        lesion_map = (probability[0] + torch.flip(probability[1], dims=[-1])) / 2 if flip else probability[0]
+    return lesion_present, malignancy, lesion_map, heat
 
 
 def _zoomed_pass(model: UltrasoundModel, unit_pixels: np.ndarray, probability: np.ndarray,
@@ -139,11 +138,13 @@ def _zoomed_pass(model: UltrasoundModel, unit_pixels: np.ndarray, probability: n
 
     Returns the first pass unchanged when the card has no zoom or the first-pass mask is empty.
     """
+    if not model.card.lesion_zoom_margin:
+        return probability, malignancy
     box = zoom_box(clean_mask(probability > model.card.threshold), model.card.lesion_zoom_margin)
-    if not model.card.lesion_zoom_margin or box is None:
+    if box is None:
         return probability, malignancy
     zoomed_input, letterbox = network_input(crop(unit_pixels, box), model.card.input_size_px)
-    _, zoomed_malignancy, zoomed_probability = _forward(model, zoomed_input, flip=False)
+    _, zoomed_malignancy, zoomed_probability, _ = _forward(model, zoomed_input, flip=False)
     merged = merge_zoomed(probability, box, letterbox.invert(zoomed_probability))
     return merged, mean_logit_probability([malignancy, zoomed_malignancy])
 
@@ -171,14 +172,13 @@ def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundMod
     picture = as_image2d(image, frame, spacing_mm)
     unit_pixels = scale_to_unit(picture.pixels)
     first_input, letterbox = network_input(unit_pixels, model.card.input_size_px)
-    heat_map: list[np.ndarray] | None = [] if with_heat_map else None
-    lesion_present, malignancy, seg_probability = _forward(model, first_input, heat_map)
+    lesion_present, malignancy, seg_probability, heat_map = _forward(model, first_input, with_heat_map)
     probability = letterbox.invert(seg_probability)
     probability, malignancy = _zoomed_pass(model, unit_pixels, probability, malignancy)
     mask = np.zeros(probability.shape, dtype=bool)
     if lesion_present >= model.card.lesion_present_threshold:
         mask = clean_mask(probability > model.card.threshold)
-    heat = letterbox.invert(heat_map[0]) if heat_map else np.zeros_like(probability)
+    heat = letterbox.invert(heat_map) if heat_map is not None else np.zeros_like(probability)
     descriptors = describe_lesion(unit_pixels, mask) if mask.any() else {}
     network_malignancy = malignancy
     if descriptors and model.malignancy_model is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..imaging2d.intensity import scale_to_unit
 from ..imaging2d.letterbox import Letterbox
 
 
@@ -16,8 +15,3 @@ def network_input(unit_pixels: np.ndarray, size_px: int) -> tuple[torch.Tensor, 
     """
     box = Letterbox.fit(unit_pixels.shape[0], unit_pixels.shape[1], size_px)
     return box.apply(unit_pixels), box
-
-
-def prepare_image(pixels: np.ndarray, size_px: int) -> tuple[torch.Tensor, Letterbox]:
-    """Raw (H, W) pixels -> ((1, size, size) network input, letterbox)."""
-    return network_input(scale_to_unit(pixels), size_px)

@@ -10,7 +10,8 @@ from breastlesionseg.imaging2d.model_card2d import ModelCard2D
 from breastlesionseg.nn.factory2d import build_network_2d
 from breastlesionseg.ultrasound.model import UltrasoundModel
 from breastlesionseg.ultrasound.predict import predict_image
-from breastlesionseg.ultrasound.preprocess import prepare_image
+from breastlesionseg.imaging2d.intensity import scale_to_unit
+from breastlesionseg.ultrasound.preprocess import network_input as letterboxed_input
 
 
 @pytest.mark.parametrize("flip", [False, True])
@@ -27,7 +28,7 @@ def test_heat_map_from_the_first_pass_matches_a_separate_gradcam(flip):
     np.testing.assert_allclose(with_heat.lesion_probability_map, without.lesion_probability_map, atol=1e-5)
     assert with_heat.malignancy_probability == pytest.approx(without.malignancy_probability, abs=1e-6)
     assert with_heat.lesion_present_probability == pytest.approx(without.lesion_present_probability, abs=1e-6)
-    network_input, letterbox = prepare_image(image, card.input_size_px)
+    network_input, letterbox = letterboxed_input(scale_to_unit(image), card.input_size_px)
     expected = np.clip(letterbox.invert(gradcam_map(network, network_input)), 0, 1)
     np.testing.assert_allclose(with_heat.heat_map, expected, atol=1e-5)
     assert with_heat.heat_map.max() > 0 and not without.heat_map.any()
