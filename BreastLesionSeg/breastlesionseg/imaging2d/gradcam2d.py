@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import warnings
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -119,6 +119,16 @@ def _gradcam_layer(model: nn.Module) -> nn.Module:
     return layer
 
 
+def _per_weights(cache: "weakref.WeakKeyDictionary", model: nn.Module, build: Callable[[nn.Module], Any]) -> Any:
+    """``build(model)``, kept in ``cache`` for ``model`` until any of its parameters changes in place."""
+    version = tuple(p._version for p in model.parameters())
+    cached = cache.get(model)
+    if cached is None or cached[0] != version:
+        cached = (version, build(model))
+        cache[model] = cached
+    return cached[1]
+
+
 #: model -> (weights version, {head: MONAI GradCAM on a copy of the model's heads})
 _HEAD_CAMS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], dict]]" = weakref.WeakKeyDictionary()
 
@@ -127,18 +137,15 @@ def _heads_cam_of(model: nn.Module, head: str):
     """MONAI ``GradCAM`` of ``head`` on a float32 copy of ``model.heads`` (rebuilt when the weights change)."""
     from monai.visualize import GradCAM
 
-    version = tuple(p._version for p in model.parameters())
-    cached = _HEAD_CAMS.get(model)
-    if cached is None or cached[0] != version:
-        heads = copy.deepcopy(model.heads).float().eval().requires_grad_(False)
-        cams = {h: GradCAM(_HeadOnFeatures(heads, h), target_layers="features", postprocessing=lambda m: m) for h in HEADS}
-        cached = (version, cams)
-        _HEAD_CAMS[model] = cached
-    return cached[1][head]
+    def build(net: nn.Module) -> dict:
+        heads = copy.deepcopy(net.heads).float().eval().requires_grad_(False)
+        return {h: GradCAM(_HeadOnFeatures(heads, h), target_layers="features", postprocessing=lambda m: m) for h in HEADS}
+
+    return _per_weights(_HEAD_CAMS, model, build)[head]
 
 
-#: model -> (weights version, {head: MONAI GradCAM on a hooked copy}, gradients through the input?)
-_CAMS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], dict, bool]]" = weakref.WeakKeyDictionary()
+#: model -> (weights version, ({head: MONAI GradCAM on a hooked copy}, gradients through the input?))
+_CAMS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], tuple[dict, bool]]]" = weakref.WeakKeyDictionary()
 
 
 def _cam_of(model: nn.Module, head: str):
@@ -150,15 +157,13 @@ def _cam_of(model: nn.Module, head: str):
     """
     from monai.visualize import GradCAM
 
-    version = tuple(p._version for p in model.parameters())
-    cached = _CAMS.get(model)
-    if cached is None or cached[0] != version:
-        net = copy.deepcopy(model).float().eval()
+    def build(original: nn.Module) -> tuple[dict, bool]:
+        net = copy.deepcopy(original).float().eval()
         layer = _layer_name(net)
         net.requires_grad_(False)
         net.gradcam_layer.requires_grad_(True)
         through_input = not any(p.requires_grad for p in net.parameters())
-        cams = {h: GradCAM(_HeadLogit(net, h), target_layers=layer, postprocessing=lambda m: m) for h in HEADS}
-        cached = (version, cams, through_input)
-        _CAMS[model] = cached
-    return cached[1][head], cached[2]
+        return {h: GradCAM(_HeadLogit(net, h), target_layers=layer, postprocessing=lambda m: m) for h in HEADS}, through_input
+
+    cams, through_input = _per_weights(_CAMS, model, build)
+    return cams[head], through_input
