@@ -14,7 +14,9 @@
 #    benchmarks the result (benchmarks/bench_generalisation.py), so it can be compared with the shipped one.
 #
 # Environment: THREADS (torch CPU threads, default 1), DEVICE (auto|cpu|cuda), MAX_TIME_S (training budget,
-# default 2400), EPOCHS (default 12), NICE (default 10), INIT (model to fine-tune, default the shipped one).
+# default 2400), EPOCHS (default 12), NICE (default 10), INIT (model to fine-tune, default the shipped one),
+# DEFAULT_SEEDS (e.g. 1000-1031: also put these classic-phantom seeds of the demo model's own training set
+# into the mix, so the fine-tune keeps what it knew; default none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -27,13 +29,21 @@ EPOCHS=${EPOCHS:-12}
 NICE=${NICE:-10}
 INIT=${INIT:-models/mm3dunet-phantom-demo}
 SEEDS=${SEEDS:-3000-3031}   # training phantoms (32; sized for a ~1 h budget on 2 shared CPU cores)
+DEFAULT_SEEDS=${DEFAULT_SEEDS:-}
 N_CASES=$(( ${SEEDS#*-} - ${SEEDS%-*} + 1 ))
+MIX=""
 mkdir -p "$WORK"
 export OMP_NUM_THREADS="$THREADS"
 
 # existing cases are kept, so an interrupted build continues where it stopped
 nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --family training \
   --seeds "$SEEDS" --min-lesions 1 --max-lesions 3
+if [ -n "$DEFAULT_SEEDS" ]; then
+  nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --seeds "$DEFAULT_SEEDS" \
+    --min-lesions 1 --max-lesions 3
+  N_DEFAULT=$(( ${DEFAULT_SEEDS#*-} - ${DEFAULT_SEEDS%-*} + 1 ))
+  MIX=" and $N_DEFAULT classic phantoms (seeds $DEFAULT_SEEDS) of the demo model's own training set"
+fi
 
 RESUME=""
 if [ -f "$WORK/model/checkpoints/last.pt" ]; then RESUME="--resume"; fi
@@ -44,7 +54,7 @@ fi
 
 nice -n "$NICE" "$BLS" train --data "$WORK/dataset" --output "$WORK/model" $RESUME \
   --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
-  --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels), fine-tuned from the 80-phantom demo model (default phantoms, seeds 1000-1079); no real patient data" \
+  --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from the 80-phantom demo model (default phantoms, seeds 1000-1079); no real patient data" \
   --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
   --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
   --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \

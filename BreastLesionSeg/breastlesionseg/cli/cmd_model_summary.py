@@ -28,10 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("arch", choices=["mm3dunet", "unet3d", "hires-unet", "attention_unet2d", "u2net_lite"],
+    p.add_argument("arch", choices=["mm3dunet", "unet3d", "hires-unet", "attention_unet2d", "u2net_lite",
+                                    "resnext_classifier2d"],
                    help="network architecture")
-    p.add_argument("--input-size", type=int, default=128, metavar="PX",
-                   help="attention_unet2d / u2net_lite (ultrasound): square input side in px (default 128, the shipped model's)")
+    p.add_argument("--input-size", type=int, default=None, metavar="PX",
+                   help="attention_unet2d / u2net_lite / resnext_classifier2d (ultrasound): square input side in px "
+                        "(default: the shipped model's, 128; the crop classifier's 64)")
     p.add_argument("--variant", default=None, metavar="NAME",
                    help="hires-unet: standard4 | deep7 | deep7-f16 | separable | separable-residual "
                         "(default: the shipped separable-residual; Tardy & Mateus parameter progression)")
@@ -87,10 +89,17 @@ def run(args: argparse.Namespace) -> int:
         from ..mammography.model_summary import run_hires_unet_summary
 
         return run_hires_unet_summary(args.variant, args.image_size, args.json)
+    if args.arch == "resnext_classifier2d":
+        from ..nn.summary2d import format_classifier_summary_2d, summarize_classifier_2d
+        from ..ultrasound.config import CROP_CLASSIFIER_SIZE_PX
+
+        result = summarize_classifier_2d(args.input_size or CROP_CLASSIFIER_SIZE_PX)
+        print(json.dumps(result, indent=2) if args.json else format_classifier_summary_2d(result))
+        return 0
     if args.arch in ("attention_unet2d", "u2net_lite"):
         from ..nn.summary2d import format_summary_2d, summarize_2d
 
-        result = summarize_2d(args.arch, {"in_channels": args.in_channels}, args.input_size)
+        result = summarize_2d(args.arch, {"in_channels": args.in_channels}, args.input_size or 128)
         print(json.dumps(result, indent=2) if args.json else format_summary_2d(result))
         return 0
     shape = parse_shape(args.input_shape)

@@ -11,6 +11,9 @@ empty ``Pathology`` train segmentation and lesion-present but not malignancy. Fi
 on such a folder (architecture, network and input size come from the model card)::
 
     breastlesionseg train-ultrasound --data my_us_pairs --output runs/us-site --init-from us-attunet-busbra
+
+``--crop-classifier`` also trains each fold's lesion-crop malignancy classifier after its network
+(``fold_<k>/crop_classifier/``, resumable the same way; trained from scratch, also with ``--init-from``).
 """
 from __future__ import annotations
 
@@ -54,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout-device", default="", metavar="TEXT",
                    help="leave-one-scanner-out: the scanner whose name contains TEXT neither trains nor validates; "
                         "all its images are the test set (e.g. 'Toshiba')")
+    p.add_argument("--crop-classifier", action="store_true",
+                   help="also train each fold's lesion-crop malignancy classifier (ResNeXt-style, on the expert outlines)")
     p.set_defaults(func=run)
 
 
@@ -106,4 +111,8 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args, init_from)
     for fold in args.folds:
         train_fold(args.data, fold, args.output, config, resume=args.resume, init_from=init_from)
+        if args.crop_classifier:
+            from ..ultrasound.train_crop_classifier import train_crop_classifier
+
+            train_crop_classifier(args.data, fold, args.output, resume=args.resume)
     return 0

@@ -95,20 +95,23 @@ def unwrap_network(module: nn.Module) -> nn.Module:
     return module
 
 
-def check_shipped_weights(model_id: str, weights_sha256: str, weights: Path, refuse: bool = True) -> None:
+def check_shipped_weights(model_id: str, weights_sha256: str, weights: Path, refuse: bool = True,
+                          key: str = "weights_sha256") -> None:
     """Weights that claim a shipped model's id must be the ones the package's checksum list names.
 
     Args:
         model_id, weights_sha256, weights: the card's id, the weights' actual sha256 and their path.
         refuse: raise (the model was asked for by id: the user expects the shipped model); else only warn
             (a folder given by path, e.g. a re-training of the demo model before its checksums are updated).
+        key: which of the model's checksums (``SHIPPED_MODELS`` entry) the file must match, e.g.
+            ``"crop_classifier_sha256"`` for an ultrasound model's second weights file.
 
     Raises:
         ModelError: ``refuse`` and the checksum is not the packaged one.
     """
     from .shipped_models import SHIPPED_MODELS
 
-    expected = SHIPPED_MODELS.get(model_id, {}).get("weights_sha256")
+    expected = SHIPPED_MODELS.get(model_id, {}).get(key)
     if expected is None or weights_sha256 == expected:
         return
     message = (f"'{weights}' claims to be the shipped model '{model_id}' but its sha256 {weights_sha256} is not the "

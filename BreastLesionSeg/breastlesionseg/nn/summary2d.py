@@ -45,3 +45,41 @@ def format_summary_2d(result: dict[str, Any]) -> str:
         f"size:         {result['size_mb']:.2f} MB float32; segmentation part {result['segmentation_size_mb']:.2f} MB{paper}",
         f"FLOPs:        {result['flops']:,} ({result['gflops']:.3f} G; multiply-add = 2 FLOPs)",
     ])
+
+
+#: the U2NET-Lite paper's classifier, ResNeXt-50 32x4d (Xie et al. 2017, Table 1: 25.0 M parameters)
+PAPER_CLASSIFIER_PARAMS = 25_000_000
+
+
+def summarize_classifier_2d(size_px: int, in_channels: int = 2) -> dict[str, Any]:
+    """``{"arch", "params", "paper_params", "size_mb", "flops", "gflops", "config", "input_shape"}`` of the
+    ResNeXt-style lesion-crop classifier (``nn.resnext_classifier2d``) at a ``size_px`` square input."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .config2d import ResNeXtClassifier2DConfig
+    from .flops import count_parameters
+    from .resnext_classifier2d import ResNeXtClassifier2D
+
+    with torch.device("meta"):
+        net = ResNeXtClassifier2D(ResNeXtClassifier2DConfig(in_channels=in_channels))
+    shape = (1, in_channels, size_px, size_px)
+    params = count_parameters(net)
+    with torch.device("meta"), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(shape))
+    flops = int(counter.get_total_flops())
+    return {"arch": "resnext_classifier2d", "params": params, "paper_params": PAPER_CLASSIFIER_PARAMS,
+            "size_mb": round(params * 4 / 1e6, 3), "flops": flops, "gflops": round(flops / 1e9, 4),
+            "config": net.config.to_dict(), "input_shape": list(shape)}
+
+
+def format_classifier_summary_2d(result: dict[str, Any]) -> str:
+    """Human-readable lines of :func:`summarize_classifier_2d`."""
+    return "\n".join([
+        f"architecture: {result['arch']} (SE-ResNeXt bottlenecks, {result['config']['groups']} groups)",
+        f"input:        {' x '.join(str(s) for s in result['input_shape'])} (lesion crop + mask)",
+        f"parameters:   {result['params']:,} ({result['params'] / 1e6:.3f} M; the paper's ResNeXt-50 32x4d: "
+        f"{result['paper_params'] / 1e6:.0f} M)",
+        f"size:         {result['size_mb']:.2f} MB float32",
+        f"FLOPs:        {result['flops']:,} ({result['gflops']:.3f} G; multiply-add = 2 FLOPs)",
+    ])

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..imaging2d.training_loop import TrainLoopConfig
-from ..nn.config2d import AttentionUNet2DConfig
+from ..nn.config2d import AttentionUNet2DConfig, ResNeXtClassifier2DConfig
 
 #: ultrasound models average the mask and malignancy probabilities with the mirrored image's (chosen on
 #: validation images: Dice 0.856 -> 0.863 and 0.851 -> 0.857 on folds 0 / 1; malignancy AUC +0.000 to +0.014
@@ -17,6 +17,10 @@ TEST_TIME_FLIP = True
 #: per side (ultrasound.lesion_zoom; chosen on validation images of folds 0 and 1 among 0.25/0.5/1/1.5/2:
 #: validation Dice 0.863 -> 0.870 and 0.857 -> 0.867); written into every ultrasound model card
 LESION_ZOOM_MARGIN = 1.0
+#: the crop classifier's input: the lesion box grown by this fraction of its height / width per side, letterboxed
+#: to CROP_CLASSIFIER_SIZE_PX (chosen on validation images of folds 0 and 1 among 0.5 / 1 / 2)
+CROP_CLASSIFIER_MARGIN = 1.0
+CROP_CLASSIFIER_SIZE_PX = 64
 #: segmentation losses of the BUSI attention U-Net paper (compared there) and their sum (default here)
 SEG_LOSSES: tuple[str, ...] = ("dice+bce", "dice", "bce")
 
@@ -74,3 +78,41 @@ class UltrasoundTrainConfig:
         if unknown:
             raise InputError(f"unknown ultrasound training field(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
+
+
+def _crop_classifier_loop() -> TrainLoopConfig:
+    return TrainLoopConfig(max_epochs=40, patience_epochs=15, learning_rate=2e-3, weight_decay=1e-3, bf16=False)
+
+
+@dataclass
+class CropClassifierTrainConfig:
+    """Everything that defines the training of a fold's lesion-crop malignancy classifier.
+
+    Attributes:
+        network: :class:`~breastlesionseg.nn.config2d.ResNeXtClassifier2DConfig` fields.
+        margin: lesion-box growth per side of the crop (fraction of the box's height / width).
+        size_px: side of the square input.
+        batch_size: crops per optimisation step.
+        loop: optimisation settings (float32: bfloat16 autocast was not measured for the grouped convolutions).
+    """
+
+    network: dict[str, Any] = field(default_factory=lambda: ResNeXtClassifier2DConfig().to_dict())
+    margin: float = CROP_CLASSIFIER_MARGIN
+    size_px: int = CROP_CLASSIFIER_SIZE_PX
+    batch_size: int = 32
+    loop: TrainLoopConfig = field(default_factory=_crop_classifier_loop)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.loop, dict):
+            self.loop = TrainLoopConfig(**self.loop)
+        self.network = ResNeXtClassifier2DConfig.from_dict(self.network).to_dict()
+        if not 0.0 <= self.margin <= 5.0:
+            raise InputError(f"crop classifier margin must be in [0, 5]; got {self.margin}")
+        if not 16 <= self.size_px <= 512:
+            raise InputError(f"crop classifier size_px must be in [16, 512]; got {self.size_px}")
+        if self.batch_size < 2:
+            raise InputError(f"batch_size must be >= 2 (batch norm); got {self.batch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return dataclasses.asdict(self)

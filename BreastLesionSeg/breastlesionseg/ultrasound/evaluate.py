@@ -35,6 +35,19 @@ log = logging.getLogger(__name__)
 TEST_RESULTS = "test_results.json"
 
 
+def fold_classifier(fold_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """(the card's ``crop_classifier`` field, its weights file) of the fold's trained crop classifier, or None."""
+    from ..nn.model_paths import sha256_file
+    from .crop_classifier import classifier_spec
+    from .train_crop_classifier import CLASSIFIER_DIR, read_classifier_config
+
+    run_config = read_classifier_config(fold_dir)
+    weights = fold_dir / CLASSIFIER_DIR / BEST_WEIGHTS
+    if run_config is None or not weights.is_file():
+        return None
+    return classifier_spec(run_config, sha256_file(weights)), weights
+
+
 def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
     """A card (without sha256) describing the fold's model, from its ``train_config.json``."""
     from .calibrate import THRESHOLD_FILE
@@ -46,29 +59,34 @@ def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
     return ModelCard2D(model_id=model_id, modality="ultrasound", arch=config["arch"], config=config["network"],
                        input_size_px=int(config["input_size_px"]), lesion_present_threshold=threshold,
                        test_time_flip=TEST_TIME_FLIP, lesion_zoom_margin=LESION_ZOOM_MARGIN,
-                       malignancy_model=read_fold_malignancy_model(fold_dir) or {})
+                       malignancy_model=read_fold_malignancy_model(fold_dir) or {},
+                       crop_classifier=(fold_classifier(fold_dir) or ({}, None))[0])
 
 
 def load_fold_model(fold_dir: Path) -> UltrasoundModel:
-    """The fold's best-validation network as an :class:`UltrasoundModel`."""
+    """The fold's best-validation network (and crop classifier, when trained) as an :class:`UltrasoundModel`."""
+    from .crop_classifier import load_crop_classifier
+
     card = fold_card(fold_dir, f"busbra-{fold_dir.name}")
     network = build_network_2d(card.arch, card.config)
     network.load_state_dict(torch.load(fold_dir / BEST_WEIGHTS, map_location="cpu", weights_only=True))
-    return UltrasoundModel(network.eval(), card)
+    classifier = fold_classifier(fold_dir)
+    crop_classifier = load_crop_classifier(classifier[1], classifier[0], card.model_id) if classifier else None
+    return UltrasoundModel(network.eval(), card, crop_classifier)
 
 
 def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list[dict[str, Any]]:
     """Predict every test image of ``fold`` and its largest lesion-free crop; writes ``test_results.json``."""
     from .calibrate import THRESHOLD_FILE, calibrate_lesion_threshold
-    from .calibrate_malignancy import MALIGNANCY_MODEL_FILE, fit_fold_malignancy_model
+    from .calibrate_malignancy import fit_fold_malignancy_model, malignancy_model_current
 
     fold_dir = Path(run_dir) / f"fold_{fold}"
     model = load_fold_model(fold_dir)
     if not (fold_dir / THRESHOLD_FILE).is_file():
         calibrate_lesion_threshold(data_root, fold_dir, model.network, model.card.input_size_px, fold)
         model = load_fold_model(fold_dir)
-    if not (fold_dir / MALIGNANCY_MODEL_FILE).is_file():
-        fit_fold_malignancy_model(data_root, fold_dir, fold, model)
+    if not malignancy_model_current(fold_dir):
+        fit_fold_malignancy_model(data_root, fold_dir, fold, _without_malignancy_model(model))
         model = load_fold_model(fold_dir)
     rows = []
     for image in load_images(run_split(data_root, fold_dir, fold)["test"]):
@@ -80,6 +98,7 @@ def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list
                      "lesion_present_probability": result.lesion_present_probability,
                      "malignancy_probability": result.malignancy_probability,
                      "network_malignancy_probability": result.network_malignancy_probability,
+                     "classifier_malignancy_probability": result.classifier_malignancy_probability,
                      **segmentation_metrics(result.mask.astype(bool), image.mask)})
         if image.free_regions:
             negative = predict_image(crop(raw, image.free_regions[0]), model, with_heat_map=False)
@@ -89,6 +108,13 @@ def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list
                          "false_positive_area_px": negative.area_px})
     write_text_atomic(fold_dir / TEST_RESULTS, json.dumps(rows, indent=1, default=float), overwrite=True)
     return rows
+
+
+def _without_malignancy_model(model: UltrasoundModel) -> UltrasoundModel:
+    """The model with its card's malignancy model removed (the fit needs the network's and classifier's own outputs)."""
+    import dataclasses
+
+    return UltrasoundModel(model.network, dataclasses.replace(model.card, malignancy_model={}), model.crop_classifier)
 
 
 def _raw_pixels(path: Path) -> np.ndarray:
@@ -120,8 +146,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         labels = np.array([r["malignant"] for r in known], dtype=int)
         out["malignancy_auc"] = roc_auc(scores, labels)
         out["malignancy_sensitivity"], out["malignancy_specificity"] = sensitivity_specificity(scores, labels)
-        if all("network_malignancy_probability" in r for r in known):  # the network alone, before the descriptors
-            out["network_malignancy_auc"] = roc_auc(np.array([r["network_malignancy_probability"] for r in known]), labels)
+        for source in ("network", "classifier"):  # each model alone, before the combination
+            values = [r.get(f"{source}_malignancy_probability") for r in known]
+            if values and all(v is not None for v in values):
+                out[f"{source}_malignancy_auc"] = roc_auc(np.array(values, dtype=float), labels)
         out["n_malignant"] = int(labels.sum())
         if len(known) < len(lesions):
             out["n_malignancy_known"] = len(known)
@@ -154,6 +182,6 @@ def cross_validation_report(run_dir: str | Path) -> dict[str, Any]:
     if per_fold:
         report["mean_of_folds"] = {k: _mean([s.get(k, math.nan) for s in per_fold.values()])
                                    for k in ("dice", "iou", "precision", "recall", "hd95_px", "malignancy_auc",
-                                             "network_malignancy_auc", "lesion_present_auc")}
+                                             "network_malignancy_auc", "classifier_malignancy_auc", "lesion_present_auc")}
     report["dataset_citation"] = CITATION
     return report

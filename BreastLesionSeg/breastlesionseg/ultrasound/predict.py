@@ -50,6 +50,8 @@ class UltrasoundResult:
             also weighs the lesion descriptors when the card has a malignancy model).
         lesion_descriptors: BI-RADS-like descriptors of the lesion (``ultrasound.lesion_descriptors``;
             empty when no lesion is found).
+        classifier_malignancy_probability: the lesion-crop classifier's own malignancy probability
+            (``ultrasound.crop_classifier``; None when the model has no classifier or no lesion is found).
         source: input file, when read from one.
         frame_index: frame of a multi-frame input.
     """
@@ -65,6 +67,7 @@ class UltrasoundResult:
     model_id: str
     network_malignancy_probability: float = math.nan
     lesion_descriptors: dict[str, float] = field(default_factory=dict)
+    classifier_malignancy_probability: float | None = None
     source: str | None = None
     frame_index: int = 0
 
@@ -80,6 +83,8 @@ class UltrasoundResult:
             "lesion_present_probability": round(self.lesion_present_probability, 6),
             "malignancy_probability": round(self.malignancy_probability, 6),
             "network_malignancy_probability": round(self.network_malignancy_probability, 6),
+            "classifier_malignancy_probability": (None if self.classifier_malignancy_probability is None
+                                                  else round(self.classifier_malignancy_probability, 6)),
             "lesion_descriptors": {name: round(value, 6) for name, value in self.lesion_descriptors.items()},
             "lesion_found": self.lesion_found, "lesion_area_px": self.area_px,
             "lesion_area_mm2": None if self.area_mm2 is None else round(self.area_mm2, 3),
@@ -164,7 +169,8 @@ def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundMod
     With the card's ``lesion_zoom_margin`` a second pass on the first-pass lesion's neighbourhood refines
     the lesion map there and averages its malignancy logit with the first pass's. The lesion-present
     probability is the whole image's (first pass). With the card's ``malignancy_model`` the malignancy
-    probability of a found lesion also weighs its descriptors (shape, orientation, margin, echo pattern).
+    probability of a found lesion also weighs its descriptors (shape, orientation, margin, echo pattern) and,
+    with the card's ``crop_classifier``, the lesion-crop classifier's logit.
     Raises:
         InputError: unreadable or invalid image (named). ModelError: model problems.
     """
@@ -180,15 +186,18 @@ def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundMod
         mask = clean_mask(probability > model.card.threshold)
     heat = letterbox.invert(heat_map) if heat_map is not None else np.zeros_like(probability)
     descriptors = describe_lesion(unit_pixels, mask) if mask.any() else {}
+    classifier_logit = model.crop_classifier.logit(unit_pixels, mask) if model.crop_classifier is not None else None
     network_malignancy = malignancy
     if descriptors and model.malignancy_model is not None:
-        malignancy = model.malignancy_model.probability(network_malignancy, descriptors)
+        malignancy = model.malignancy_model.probability(network_malignancy, descriptors, classifier_logit)
     area_px = int(mask.sum())
     pixel_area = picture.pixel_area_mm2
     return UltrasoundResult(
         mask=mask.astype(np.uint8), lesion_probability_map=probability, lesion_present_probability=lesion_present,
         malignancy_probability=malignancy, network_malignancy_probability=network_malignancy,
-        lesion_descriptors=descriptors, heat_map=np.clip(heat, 0, 1).astype(np.float32), area_px=area_px,
+        lesion_descriptors=descriptors,
+        classifier_malignancy_probability=None if classifier_logit is None else 0.5 * (1.0 + math.tanh(classifier_logit / 2)),
+        heat_map=np.clip(heat, 0, 1).astype(np.float32), area_px=area_px,
         area_mm2=None if pixel_area is None else area_px * pixel_area, spacing_mm=picture.spacing_mm,
         model_id=model.model_id, source=None if str(picture.source) == "<array>" else str(picture.source),
         frame_index=picture.frame_index)

@@ -20,6 +20,9 @@ def test_the_packaged_list_matches_the_repository_models():
         if card_kind(folder) == CARD_KIND_2D:
             card2d = ModelCard2D.read(folder)
             assert sha256_file(folder / card2d.weights_file) == sums["weights_sha256"] == card2d.weights_sha256
+            if card2d.crop_classifier or "crop_classifier_sha256" in sums:
+                classifier = folder / card2d.crop_classifier["weights_file"]
+                assert sha256_file(classifier) == sums["crop_classifier_sha256"] == card2d.crop_classifier["weights_sha256"]
             continue
         card = ModelCard.read(folder)
         assert sha256_file(folder / card.weights_file) == sums["weights_sha256"] == card.weights_sha256
@@ -48,6 +51,24 @@ def test_a_tampered_2d_model_is_refused_by_id(tmp_path, monkeypatch):
     card.write(folder, overwrite=True)
     with pytest.raises(ModelError, match="no weights_sha256"):
         load_model_2d(folder)
+
+
+def test_a_tampered_crop_classifier_of_a_shipped_model_is_refused_by_id(tmp_path, monkeypatch, caplog):
+    from breastlesionseg.ultrasound.model import load_ultrasound_model
+
+    model_id = "us-attunet-busbra"
+    if "crop_classifier_sha256" not in SHIPPED_MODELS[model_id]:
+        pytest.skip("the shipped ultrasound model has no crop classifier")
+    folder = tmp_path / "models" / model_id
+    shutil.copytree(REPO_MODELS_DIR / model_id, folder)
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path / "models"))
+    card = ModelCard2D.read(folder)
+    classifier = folder / card.crop_classifier["weights_file"]
+    classifier.write_bytes(classifier.read_bytes() + b"tampered")
+    card.crop_classifier = {**card.crop_classifier, "weights_sha256": sha256_file(classifier)}
+    card.write(folder, overwrite=True)
+    with pytest.raises(ModelError, match="claims to be the shipped model 'us-attunet-busbra'"):
+        load_ultrasound_model(model_id)
 
 
 def test_mri_and_2d_listings_keep_to_their_kind(caplog):

@@ -1,14 +1,19 @@
 """Fixtures of the ultrasound tests: a tiny model folder with controllable outputs, BUS-BRA location."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from breastlesionseg.imaging2d.model_card2d import ModelCard2D, save_model_2d
 from breastlesionseg.nn.factory2d import build_network_2d
 
+COLUMNS = ("ID", "Case", "Histology", "Pathology", "BIRADS", "Device", "Width", "Height", "Side", "BBOX", "Scale",
+           "Source", "CorrectedBy")
 BUSBRA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "busbra-ultrasound"
 
 
@@ -44,3 +49,39 @@ def busbra_dir() -> Path:
     if not (BUSBRA_DIR / "bus_data.csv").is_file():
         pytest.skip(f"BUS-BRA not found at {BUSBRA_DIR} (needs ../shared/data beside the checkout)")
     return BUSBRA_DIR
+
+
+def _pair(rng: np.random.Generator, height: int = 64, width: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """A gray speckle image with a dark elliptic lesion in its right part (room for a lesion-free crop) and its mask."""
+    yy, xx = np.mgrid[:height, :width]
+    cy, cx = rng.integers(24, 40), rng.integers(70, 80)
+    ry, rx = rng.integers(6, 12), rng.integers(6, 12)
+    mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+    image = np.clip(rng.normal(140, 25, (height, width)) - 90 * mask, 0, 255).astype(np.uint8)
+    return image, mask
+
+
+def write_user_folder(root: Path, pairs: list[tuple[str, str, str, str]]) -> Path:
+    """Images/bus_<id>.png, Masks/mask_<id>.png and bus_data.csv as the Slicer module's export writes them.
+
+    Args:
+        root: folder to create.
+        pairs: (case, pathology, BI-RADS, device) of each image; empty texts are unknown labels.
+    """
+    (root / "Images").mkdir(parents=True)
+    (root / "Masks").mkdir()
+    rng = np.random.default_rng(7)
+    rows = []
+    for index, (case, pathology, birads, device) in enumerate(pairs):
+        number = f"{case.replace(' ', '_')}-{index}"
+        image, mask = _pair(rng)
+        Image.fromarray(image).save(root / "Images" / f"bus_{number}.png")
+        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(root / "Masks" / f"mask_{number}.png")
+        rows.append({"ID": f"bus_{number}", "Case": case, "Histology": "", "Pathology": pathology, "BIRADS": birads,
+                     "Device": device, "Width": image.shape[1], "Height": image.shape[0], "Side": "", "BBOX": "[0,0,1,1]",
+                     "Scale": 1.0, "Source": "synthetic", "CorrectedBy": "test"})
+    with (root / "bus_data.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return root

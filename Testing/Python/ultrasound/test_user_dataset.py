@@ -30,8 +30,8 @@ from breastlesionseg.ultrasound.losses import UltrasoundLoss
 from breastlesionseg.ultrasound.train import CONFIG_FILE, initial_network, make_validator, train_fold
 from breastlesionseg.ultrasound.training_data import load_images
 
-COLUMNS = ("ID", "Case", "Histology", "Pathology", "BIRADS", "Device", "Width", "Height", "Side", "BBOX", "Scale",
-           "Source", "CorrectedBy")
+from .conftest import write_user_folder
+
 #: (case, pathology, BI-RADS, device) of the 15 pairs: 8 patients, some images of unknown labels
 PAIRS = [("P01", "malignant", "5", "Scanner A"), ("P01", "malignant", "5", "Scanner A"),
          ("P02", "benign", "3", "Scanner A"), ("P02", "", "", ""),
@@ -45,40 +45,9 @@ FOLD = 0  # the checks below need a fold with training and validation patients (
 SHIPPED_US = "us-attunet-busbra"
 
 
-def _pair(rng: np.random.Generator, height: int = 64, width: int = 96) -> tuple[np.ndarray, np.ndarray]:
-    """A gray speckle image with a dark elliptic lesion in its right part (room for a lesion-free crop) and its mask."""
-    yy, xx = np.mgrid[:height, :width]
-    cy, cx = rng.integers(24, 40), rng.integers(70, 80)
-    ry, rx = rng.integers(6, 12), rng.integers(6, 12)
-    mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
-    image = np.clip(rng.normal(140, 25, (height, width)) - 90 * mask, 0, 255).astype(np.uint8)
-    return image, mask
-
-
-def write_user_folder(root, pairs=PAIRS):
-    """Images/bus_<id>.png, Masks/mask_<id>.png and bus_data.csv as the Slicer module's export writes them."""
-    (root / "Images").mkdir(parents=True)
-    (root / "Masks").mkdir()
-    rng = np.random.default_rng(7)
-    rows = []
-    for index, (case, pathology, birads, device) in enumerate(pairs):
-        number = f"{case.replace(' ', '_')}-{index}"
-        image, mask = _pair(rng)
-        Image.fromarray(image).save(root / "Images" / f"bus_{number}.png")
-        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(root / "Masks" / f"mask_{number}.png")
-        rows.append({"ID": f"bus_{number}", "Case": case, "Histology": "", "Pathology": pathology, "BIRADS": birads,
-                     "Device": device, "Width": image.shape[1], "Height": image.shape[0], "Side": "", "BBOX": "[0,0,1,1]",
-                     "Scale": 1.0, "Source": "synthetic", "CorrectedBy": "test"})
-    with (root / "bus_data.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return root
-
-
 @pytest.fixture(scope="module")
 def user_folder(tmp_path_factory):
-    return write_user_folder(tmp_path_factory.mktemp("user") / "pairs")
+    return write_user_folder(tmp_path_factory.mktemp("user") / "pairs", PAIRS)
 
 
 def _tiny_config(input_size: int = 32, max_epochs: int = 1) -> UltrasoundTrainConfig:

@@ -1,0 +1,130 @@
+"""Train a fold's lesion-crop malignancy classifier (:mod:`.crop_classifier`) on BUS-BRA(-like) images, resumably.
+
+Training crops come from the fold's training images around the expert outline (the product applies the
+classifier to the predicted outline; the random zoom and shift of the augmentation cover the difference);
+the epoch with the best malignancy ROC AUC on the fold's validation images is kept. Images of unknown
+pathology are left out; the fold's test images are never read. Files: ``fold_<k>/crop_classifier/``
+(``last.pt``, ``best_weights.pt``, ``history.json`` of :mod:`~breastlesionseg.imaging2d.training_loop`, and
+``train_config.json``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import DatasetError
+from ..imaging2d.augment import AugmentConfig, augment_batch
+from ..imaging2d.metrics2d import roc_auc
+from ..imaging2d.training_loop import run_training
+from ..io.atomic import write_text_atomic
+from ..nn.config2d import ResNeXtClassifier2DConfig
+from ..nn.resnext_classifier2d import ResNeXtClassifier2D
+from .busbra import fold_split, read_busbra
+from .config import CropClassifierTrainConfig
+from .crop_classifier import classifier_input, mirrored_mean_logits
+from .train import fold_config, load_images_logged
+
+log = logging.getLogger(__name__)
+
+#: sub-folder of a fold folder holding the classifier's run
+CLASSIFIER_DIR = "crop_classifier"
+CONFIG_FILE = "train_config.json"
+#: stronger geometric augmentation than the segmentation network's: the crop box itself is jittered by it
+CROP_AUGMENT = AugmentConfig(rotate_deg=15.0, zoom=0.2, shift_fraction=0.08)
+
+
+def crop_tensors(images: list, config: CropClassifierTrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """((N, 2, S, S) inputs, (N,) 0/1 malignant) of the images of known pathology, around their expert outlines."""
+    inputs, labels = [], []
+    for image in images:
+        if image.record.malignant is None:
+            continue
+        inputs.append(classifier_input(image.unit_pixels, image.mask, config.margin, config.size_px))
+        labels.append(float(bool(image.record.malignant)))
+    if not inputs:
+        return torch.zeros((0, 2, config.size_px, config.size_px)), torch.zeros(0)
+    return torch.stack(inputs), torch.tensor(labels)
+
+
+def _check_classes(labels: torch.Tensor, role: str, fold: int) -> None:
+    counts = [int((labels == 0).sum()), int((labels == 1).sum())]
+    if min(counts) < 2:
+        raise DatasetError(f"fold {fold}: the {role} images of known pathology hold {counts[0]} benign and {counts[1]} "
+                           "malignant lesions; the crop classifier needs at least 2 of each")
+
+
+def make_epoch_batches(inputs: torch.Tensor, labels: torch.Tensor, config: CropClassifierTrainConfig):
+    """``epoch -> iterator of (augmented (B, 2, S, S) inputs, (B,) labels)`` (seeded by the epoch)."""
+    def batches(epoch: int):
+        generator = torch.Generator().manual_seed(config.loop.seed * 100_003 + epoch)
+        order = torch.randperm(len(labels), generator=generator)
+        for start in range(0, len(order) - 1, config.batch_size):
+            index = order[start:start + config.batch_size]
+            if len(index) < 2:
+                break
+            image, mask = augment_batch(inputs[index, :1], inputs[index, 1:], generator, CROP_AUGMENT)
+            yield torch.cat([image, mask], 1), labels[index]
+
+    return batches
+
+
+def make_validator(inputs: torch.Tensor, labels: torch.Tensor):
+    """``model -> {"score": malignancy AUC, "malignancy_auc"}`` on the validation crops (mirror-averaged logits)."""
+    def validate(model: torch.nn.Module) -> dict[str, float]:
+        logits = torch.cat([mirrored_mean_logits(model, inputs[i:i + 128]) for i in range(0, len(inputs), 128)])
+        auc = roc_auc(logits.numpy(), labels.numpy())
+        return {"score": auc, "malignancy_auc": auc}
+
+    return validate
+
+
+def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
+                          config: CropClassifierTrainConfig | None = None, resume: bool = False) -> Path:
+    """Train the crop classifier of ``run_dir/fold_<k>`` on that fold's split; returns its folder.
+
+    Args:
+        data_root: BUS-BRA folder (or a BUS-BRA-like folder, as for ``train-ultrasound``).
+        fold: the fold; its split (and a held-out scanner) is the one its segmentation network used.
+        run_dir: the ultrasound run folder (``fold_<k>/train_config.json`` must exist).
+        config: training settings (written to ``crop_classifier/train_config.json``).
+        resume: continue an interrupted run.
+    Raises:
+        DatasetError: the fold was not trained, or lacks images of either class.
+    """
+    config = config or CropClassifierTrainConfig()
+    fold_dir = Path(run_dir) / f"fold_{fold}"
+    if not fold_config(fold_dir):
+        raise DatasetError(f"'{fold_dir}' holds no trained fold (train_config.json); run train-ultrasound first")
+    out = fold_dir / CLASSIFIER_DIR
+    split = fold_split(read_busbra(data_root), fold, fold_config(fold_dir).get("holdout_device", ""))
+    train_inputs, train_labels = crop_tensors(load_images_logged(split["train"]), config)
+    val_inputs, val_labels = crop_tensors(load_images_logged(split["val"]), config)
+    _check_classes(train_labels, "training", fold)
+    _check_classes(val_labels, "validation", fold)
+    log.info("fold %d crop classifier: %d training crops (%d malignant), %d validation crops", fold,
+             len(train_labels), int(train_labels.sum()), len(val_labels))
+    torch.manual_seed(config.loop.seed + fold)
+    model = ResNeXtClassifier2D(ResNeXtClassifier2DConfig.from_dict(config.network)).to(memory_format=torch.channels_last)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / CONFIG_FILE, json.dumps({"fold": fold, **config.to_dict()}, indent=1), overwrite=True)
+    pos_weight = (train_labels == 0).sum() / (train_labels == 1).sum()
+
+    def batch_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, labels = batch
+        logits = net(inputs.contiguous(memory_format=torch.channels_last)).float()
+        return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight)
+
+    run_training(model, make_epoch_batches(train_inputs, train_labels, config), batch_loss,
+                 make_validator(val_inputs, val_labels), out, config.loop, resume=resume)
+    return out
+
+
+def read_classifier_config(fold_dir: Path) -> dict | None:
+    """The classifier's ``train_config.json`` of a fold (None when it has no trained classifier)."""
+    path = Path(fold_dir) / CLASSIFIER_DIR / CONFIG_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -1,0 +1,106 @@
+"""Training the lesion-crop classifier of a fold (resumable), its use in evaluation, the malignancy model's
+refit when the classifier changes, and shipping it. Synthetic BUS-BRA-like pairs, no real data."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from breastlesionseg.cli.main import main
+from breastlesionseg.errors import DatasetError, InputError
+from breastlesionseg.imaging2d.model_card2d import ModelCard2D
+from breastlesionseg.imaging2d.training_loop import BEST_WEIGHTS, HISTORY_FILE, TrainLoopConfig
+from breastlesionseg.nn.model_paths import sha256_file
+from breastlesionseg.ultrasound.calibrate_malignancy import MALIGNANCY_MODEL_FILE, malignancy_model_current
+from breastlesionseg.ultrasound.config import CropClassifierTrainConfig
+from breastlesionseg.ultrasound.crop_classifier import CLASSIFIER_WEIGHTS_FILE
+from breastlesionseg.ultrasound.evaluate import evaluate_fold, load_fold_model
+from breastlesionseg.ultrasound.model import load_ultrasound_model
+from breastlesionseg.ultrasound.predict import predict_image
+from breastlesionseg.ultrasound.train_crop_classifier import CLASSIFIER_DIR, train_crop_classifier
+
+from .conftest import write_user_folder
+
+#: 30 patients, one image each, benign and malignant alternating: fold 0 has 20 training (8 malignant),
+#: 5 validation (3 malignant) and 5 test patients
+PAIRS = [(f"C{i:02d}", "malignant" if i % 2 else "benign", "4", "Scanner A") for i in range(30)]
+
+
+def _config(seed: int = 0, epochs: int = 2) -> CropClassifierTrainConfig:
+    return CropClassifierTrainConfig(size_px=32, batch_size=8, loop=TrainLoopConfig(
+        max_epochs=epochs, patience_epochs=5, learning_rate=2e-3, bf16=False, seed=seed))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A run folder whose fold 0 has a 1-epoch tiny network (trained through the CLI) and a 2-epoch classifier."""
+    root = tmp_path_factory.mktemp("crops")
+    data = write_user_folder(root / "pairs", PAIRS)
+    run = root / "run"
+    assert main(["train-ultrasound", "--data", str(data), "--output", str(run), "--folds", "0", "--max-epochs", "1",
+                 "--input-size", "32", "--batch-size", "4", "--no-bf16", "--threads", "1"]) == 0
+    train_crop_classifier(data, 0, run, _config())
+    return data, run
+
+
+def test_classifier_run_files_and_resume(trained_run):
+    data, run = trained_run
+    folder = run / "fold_0" / CLASSIFIER_DIR
+    history = json.loads((folder / HISTORY_FILE).read_text(encoding="utf-8"))
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(0.0 <= h["val_malignancy_auc"] <= 1.0 for h in history)
+    stored = json.loads((folder / "train_config.json").read_text(encoding="utf-8"))
+    assert stored["fold"] == 0 and stored["size_px"] == 32 and stored["margin"] == 1.0
+    before = sha256_file(folder / BEST_WEIGHTS)
+    train_crop_classifier(data, 0, run, _config(), resume=True)  # finished: nothing more to do
+    assert sha256_file(folder / BEST_WEIGHTS) == before
+    assert len(json.loads((folder / HISTORY_FILE).read_text(encoding="utf-8"))) == 2
+    with pytest.raises(InputError, match="--resume"):
+        train_crop_classifier(data, 0, run, _config())
+
+
+def test_untrained_fold_is_refused(trained_run, tmp_path):
+    data, _ = trained_run
+    with pytest.raises(DatasetError, match="train-ultrasound first"):
+        train_crop_classifier(data, 0, tmp_path / "empty-run", _config())
+
+
+def test_evaluation_uses_the_classifier_and_refits_when_it_changes(trained_run):
+    data, run = trained_run
+    fold_dir = run / "fold_0"
+    model = load_fold_model(fold_dir)
+    assert model.crop_classifier is not None and model.card.crop_classifier["size_px"] == 32
+    rows = evaluate_fold(data, run, 0)
+    lesions = [r for r in rows if r["kind"] == "lesion"]
+    found = [r for r in lesions if r["classifier_malignancy_probability"] is not None]
+    assert lesions and found and all(0.0 < r["classifier_malignancy_probability"] < 1.0 for r in found)
+    stored = json.loads((fold_dir / MALIGNANCY_MODEL_FILE).read_text(encoding="utf-8"))
+    assert stored["crop_classifier_sha256"] == sha256_file(fold_dir / CLASSIFIER_DIR / BEST_WEIGHTS)
+    assert malignancy_model_current(fold_dir)
+    # a retrained classifier makes the stored malignancy model stale: evaluation fits it again
+    shutil.rmtree(fold_dir / CLASSIFIER_DIR)
+    train_crop_classifier(data, 0, run, _config(seed=1))
+    assert not malignancy_model_current(fold_dir)
+    evaluate_fold(data, run, 0)
+    assert malignancy_model_current(fold_dir)
+
+
+def test_shipping_copies_the_classifier_and_the_shipped_folder_predicts_the_same(trained_run, tmp_path):
+    import numpy as np
+
+    from breastlesionseg.ultrasound.evaluate import cross_validation_report
+    from breastlesionseg.ultrasound.ship import ship_fold
+
+    data, run = trained_run
+    folder = ship_fold(data, run, 0, tmp_path / "site-model", cross_validation_report(run))
+    card = ModelCard2D.read(folder)
+    assert card.crop_classifier["weights_file"] == CLASSIFIER_WEIGHTS_FILE
+    assert card.crop_classifier["weights_sha256"] == sha256_file(folder / CLASSIFIER_WEIGHTS_FILE)
+    assert sha256_file(folder / CLASSIFIER_WEIGHTS_FILE) == sha256_file(run / "fold_0" / CLASSIFIER_DIR / BEST_WEIGHTS)
+    shipped, fold_model = load_ultrasound_model(folder), load_fold_model(run / "fold_0")
+    image = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(next((data / "Images").iterdir())), np.float32)
+    a = predict_image(image, shipped, with_heat_map=False)
+    b = predict_image(image, fold_model, with_heat_map=False)
+    assert a.classifier_malignancy_probability == pytest.approx(b.classifier_malignancy_probability, abs=1e-6)
+    assert a.malignancy_probability == pytest.approx(b.malignancy_probability, abs=1e-6)
