@@ -32,11 +32,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _stale(fold_dir: Path) -> bool:
+    """Whether the fold's test results predate its network or crop classifier, or its malignancy model is stale."""
     from ..imaging2d.training_loop import BEST_WEIGHTS
+    from ..ultrasound.calibrate_malignancy import malignancy_model_current
     from ..ultrasound.evaluate import TEST_RESULTS
+    from ..ultrasound.train_crop_classifier import CLASSIFIER_DIR
 
     results = fold_dir / TEST_RESULTS
-    return not results.is_file() or results.stat().st_mtime < (fold_dir / BEST_WEIGHTS).stat().st_mtime
+    if not results.is_file() or not malignancy_model_current(fold_dir):
+        return True
+    weights = [fold_dir / BEST_WEIGHTS, fold_dir / CLASSIFIER_DIR / BEST_WEIGHTS]
+    return any(w.is_file() and results.stat().st_mtime < w.stat().st_mtime for w in weights)
+
+
+def _finished(folder: Path) -> bool:
+    """Whether the training run in ``folder`` (a fold, or its crop classifier) has finished; True when it has no run."""
+    import torch
+
+    from ..imaging2d.training_loop import LAST_CHECKPOINT
+
+    last = folder / LAST_CHECKPOINT
+    return not last.is_file() or bool(torch.load(last, map_location="cpu", weights_only=True).get("finished", False))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ultrasound.busbra import NUM_FOLDS
     from ..ultrasound.evaluate import TEST_RESULTS, cross_validation_report, evaluate_fold
     from ..ultrasound.report import write_report
+    from ..ultrasound.train_crop_classifier import CLASSIFIER_DIR
 
     torch.set_num_threads(max(1, args.threads))
     run_dir = Path(args.run)
@@ -54,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
         fold_dir = run_dir / f"fold_{fold}"
         if not (fold_dir / BEST_WEIGHTS).is_file():
             continue
-        finished = (fold_dir / LAST_CHECKPOINT).is_file() and torch.load(
-            fold_dir / LAST_CHECKPOINT, map_location="cpu", weights_only=True).get("finished", False)
+        finished = ((fold_dir / LAST_CHECKPOINT).is_file() and _finished(fold_dir)
+                    and _finished(fold_dir / CLASSIFIER_DIR))
         if not finished and args.folds is None:
-            log.warning("fold %d is still training (or was interrupted): left out (name it in --folds to evaluate "
-                        "its best epoch so far)", fold)
+            log.warning("fold %d (or its crop classifier) is still training or was interrupted: left out (name it in "
+                        "--folds to evaluate its best epochs so far)", fold)
             (fold_dir / TEST_RESULTS).unlink(missing_ok=True)
             continue
         if args.folds is not None or _stale(fold_dir):

@@ -104,3 +104,30 @@ def test_shipping_copies_the_classifier_and_the_shipped_folder_predicts_the_same
     b = predict_image(image, fold_model, with_heat_map=False)
     assert a.classifier_malignancy_probability == pytest.approx(b.classifier_malignancy_probability, abs=1e-6)
     assert a.malignancy_probability == pytest.approx(b.malignancy_probability, abs=1e-6)
+
+
+def test_evaluate_cli_reevaluates_when_the_classifier_changes_and_skips_one_in_training(trained_run):
+    import os
+
+    import torch
+
+    from breastlesionseg.imaging2d.training_loop import LAST_CHECKPOINT
+    from breastlesionseg.ultrasound.evaluate import TEST_RESULTS
+
+    data, run = trained_run
+    fold_dir = run / "fold_0"
+    args = ["evaluate-ultrasound", "--data", str(data), "--run", str(run), "--threads", "1"]
+    assert main(args) == 0
+    results = fold_dir / TEST_RESULTS
+    first = results.stat().st_mtime_ns
+    assert main(args) == 0 and results.stat().st_mtime_ns == first  # nothing changed: not evaluated again
+    weights = fold_dir / CLASSIFIER_DIR / BEST_WEIGHTS
+    later = first + 5_000_000_000
+    os.utime(weights, ns=(later, later))
+    assert main(args) == 0 and results.stat().st_mtime_ns != first
+    report = json.loads((run / "report" / "report.json").read_text(encoding="utf-8"))
+    assert "classifier_malignancy_auc" in report["mean_of_folds"] and report["folds_evaluated"] == [0]
+    state = torch.load(fold_dir / CLASSIFIER_DIR / LAST_CHECKPOINT, weights_only=True)
+    torch.save({**state, "finished": False}, fold_dir / CLASSIFIER_DIR / LAST_CHECKPOINT)
+    assert main(args) != 0  # the only fold's classifier is still training: no fold to report
+    assert not results.is_file()
