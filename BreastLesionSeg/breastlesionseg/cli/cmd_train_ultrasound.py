@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="leave-one-scanner-out: the scanner whose name contains TEXT neither trains nor validates; "
                         "all its images are the test set (e.g. 'Toshiba')")
     p.add_argument("--crop-classifier", action="store_true",
-                   help="also train each fold's lesion-crop malignancy classifier (ResNeXt-style, on the expert outlines)")
+                   help="also train each fold's lesion-crop malignancy classifier (ResNeXt-style, on the lesions the fold's "
+                        "network predicts)")
     p.set_defaults(func=run)
 
 

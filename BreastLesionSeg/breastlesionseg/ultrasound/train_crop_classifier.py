@@ -1,8 +1,10 @@
 """Train a fold's lesion-crop malignancy classifier (:mod:`.crop_classifier`) on BUS-BRA(-like) images, resumably.
 
-Training crops come from the fold's training images around the expert outline (the product applies the
-classifier to the predicted outline; the random zoom and shift of the augmentation cover the difference);
-the epoch with the best malignancy ROC AUC on the fold's validation images is kept. Images of unknown
+Training and validation crops are cut around the lesion the fold's own network predicts on each image
+(through :func:`predict_image`, as the product will; the expert outline only where it finds none): the
+product applies the classifier to predicted outlines, which are smoother than expert ones, and a classifier
+trained on expert outlines lost 0.06-0.07 test AUC on predicted ones (folds 0 and 1). The epoch with the best
+malignancy ROC AUC on the fold's validation crops is kept. Images of unknown
 pathology are left out; the fold's test images are never read. Files: ``fold_<k>/crop_classifier/``
 (``last.pt``, ``best_weights.pt``, ``history.json`` of :mod:`~breastlesionseg.imaging2d.training_loop`, and
 ``train_config.json``).
@@ -38,13 +40,24 @@ CONFIG_FILE = "train_config.json"
 CROP_AUGMENT = AugmentConfig(rotate_deg=15.0, zoom=0.2, shift_fraction=0.08)
 
 
-def crop_tensors(images: list, config: CropClassifierTrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """((N, 2, S, S) inputs, (N,) 0/1 malignant) of the images of known pathology, around their expert outlines."""
+def predicted_mask(model, image) -> np.ndarray:
+    """The (H, W) lesion mask ``model`` predicts on a loaded image (its expert mask when the prediction is empty)."""
+    from ..imaging2d.image_io import read_image_2d
+    from .predict import predict_image
+
+    mask = predict_image(read_image_2d(image.record.image_path).pixels, model, with_heat_map=False).mask.astype(bool)
+    return mask if mask.any() else image.mask
+
+
+def crop_tensors(images: list, config: CropClassifierTrainConfig, model) -> tuple[torch.Tensor, torch.Tensor]:
+    """((N, 2, S, S) inputs, (N,) 0/1 malignant) of the images of known pathology, around the lesions ``model``
+    (the fold's :class:`UltrasoundModel`) predicts."""
     inputs, labels = [], []
     for image in images:
         if image.record.malignant is None:
             continue
-        inputs.append(classifier_input(image.unit_pixels, image.mask, config.margin, config.size_px))
+        mask = predicted_mask(model, image)
+        inputs.append(classifier_input(image.unit_pixels, mask, config.margin, config.size_px))
         labels.append(float(bool(image.record.malignant)))
     if not inputs:
         return torch.zeros((0, 2, config.size_px, config.size_px)), torch.zeros(0)
@@ -102,8 +115,9 @@ def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
         raise DatasetError(f"'{fold_dir}' holds no trained fold (train_config.json); run train-ultrasound first")
     out = fold_dir / CLASSIFIER_DIR
     split = fold_split(read_busbra(data_root), fold, fold_config(fold_dir).get("holdout_device", ""))
-    train_inputs, train_labels = crop_tensors(load_images_logged(split["train"]), config)
-    val_inputs, val_labels = crop_tensors(load_images_logged(split["val"]), config)
+    network = _fold_network(fold_dir)
+    train_inputs, train_labels = crop_tensors(load_images_logged(split["train"]), config, network)
+    val_inputs, val_labels = crop_tensors(load_images_logged(split["val"]), config, network)
     _check_classes(train_labels, "training", fold)
     _check_classes(val_labels, "validation", fold)
     log.info("fold %d crop classifier: %d training crops (%d malignant), %d validation crops", fold,
@@ -122,6 +136,17 @@ def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
     run_training(model, make_epoch_batches(train_inputs, train_labels, config), batch_loss,
                  make_validator(val_inputs, val_labels), out, config.loop, resume=resume)
     return out
+
+
+def _fold_network(fold_dir: Path):
+    """The fold's network as an :class:`UltrasoundModel` without malignancy model or classifier (masks only)."""
+    import dataclasses
+
+    from .evaluate import load_fold_model
+    from .model import UltrasoundModel
+
+    model = load_fold_model(fold_dir)
+    return UltrasoundModel(model.network, dataclasses.replace(model.card, malignancy_model={}, crop_classifier={}))
 
 
 def read_classifier_config(fold_dir: Path) -> dict | None:

@@ -10,13 +10,14 @@ from breastlesionseg.imaging2d.lesion_crops import crop, lesion_bbox, lesion_fre
 from breastlesionseg.imaging2d.metrics2d import dice_score
 from breastlesionseg.ultrasound import load_ultrasound_model, predict_image
 from breastlesionseg.ultrasound.busbra import read_busbra
+from breastlesionseg.ultrasound.malignancy_model import logit
 from breastlesionseg.ultrasound.training_data import NEGATIVE_MIN_SIDE_PX
 
 pytestmark = pytest.mark.realdata
 
 #: image -> (Dice, lesion-present probability, malignancy probability, lesion-present probability of the
 #: largest lesion-free crop), measured on models/us-attunet-busbra (fold 0, test-time flip, second look at the
-#: lesion, malignancy model with the lesion descriptors) at shipping time
+#: lesion, crop classifier, malignancy model with the lesion descriptors) at shipping time
 MEASURED = {
     "0007-l": (0.7909, 0.9998, 0.2749, 0.7478),  # benign (fibroadenoma)
     "0009-l": (0.9518, 1.0000, 0.7559, 0.0836),  # malignant
@@ -24,6 +25,8 @@ MEASURED = {
 }
 #: the network's own malignancy probability of the same images (before the descriptors are weighed in)
 NETWORK_MALIGNANCY = {"0007-l": 0.2890, "0009-l": 0.7071, "0009-r": 0.8122}
+#: the lesion-crop classifier's own malignancy probability of the same images
+CLASSIFIER_MALIGNANCY = {"0007-l": None, "0009-l": None, "0009-r": None}
 TOLERANCE = 0.02
 
 
@@ -49,9 +52,12 @@ def test_dice_and_probabilities(busbra_dir, model, key):
     assert result.lesion_present_probability == pytest.approx(present, abs=TOLERANCE)
     assert result.malignancy_probability == pytest.approx(malignancy, abs=TOLERANCE)
     assert result.network_malignancy_probability == pytest.approx(NETWORK_MALIGNANCY[key], abs=TOLERANCE)
+    assert result.classifier_malignancy_probability == pytest.approx(CLASSIFIER_MALIGNANCY[key], abs=TOLERANCE)
     assert model.malignancy_model is not None and model.card.lesion_zoom_margin == 1.0
-    assert result.malignancy_probability == pytest.approx(
-        model.malignancy_model.probability(result.network_malignancy_probability, result.lesion_descriptors))
+    assert model.crop_classifier is not None and model.malignancy_model.classifier_weight > 0
+    classifier_logit = float(logit(result.classifier_malignancy_probability))
+    assert result.malignancy_probability == pytest.approx(model.malignancy_model.probability(
+        result.network_malignancy_probability, result.lesion_descriptors, classifier_logit), abs=1e-5)
     assert result.heat_map.shape == truth.shape and 0 <= result.heat_map.min() and result.heat_map.max() <= 1
     assert result.area_px == int(result.mask.sum()) and result.area_mm2 is None  # PNG: no pixel size
     region = lesion_free_regions(truth.shape, lesion_bbox(truth), min_side_px=NEGATIVE_MIN_SIDE_PX)[0]
