@@ -72,7 +72,9 @@ def main() -> None:
         model.card = dataclasses.replace(model.card, lesion_zoom_margin=0.0)
     fold = int(model.card.split.get("fold", 0))
     paths = [r.image_path for r in read_busbra(args.data) if r.test_fold == fold][: args.images]
-    result = {"model_id": model.model_id, "lesion_zoom_margin": model.card.lesion_zoom_margin, "threads": args.threads, "images": len(paths), "load_s": round(load_s, 3),
+    result = {"model_id": model.model_id, "lesion_zoom_margin": model.card.lesion_zoom_margin,
+              "crop_classifier": model.crop_classifier is not None, "threads": args.threads, "images": len(paths),
+              "load_s": round(load_s, 3),
               "load_average_1min": os.getloadavg()[0], "cpu": os.cpu_count()}
     for label, heat in (("mask_and_probabilities", False), ("with_heat_map", True)):
         times = time_images(paths, model, heat, args.warmup)

@@ -146,10 +146,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         labels = np.array([r["malignant"] for r in known], dtype=int)
         out["malignancy_auc"] = roc_auc(scores, labels)
         out["malignancy_sensitivity"], out["malignancy_specificity"] = sensitivity_specificity(scores, labels)
-        for source in ("network", "classifier"):  # each model alone, before the combination
-            values = [r.get(f"{source}_malignancy_probability") for r in known]
-            if values and all(v is not None for v in values):
-                out[f"{source}_malignancy_auc"] = roc_auc(np.array(values, dtype=float), labels)
+        if all("network_malignancy_probability" in r for r in known):  # the network alone, before the combination
+            out["network_malignancy_auc"] = roc_auc(np.array([r["network_malignancy_probability"] for r in known]), labels)
+        classified = [r for r in known if r.get("classifier_malignancy_probability") is not None]
+        if classified:  # the crop classifier alone, on the images where a lesion was found
+            out["classifier_malignancy_auc"] = roc_auc(np.array([r["classifier_malignancy_probability"] for r in classified]),
+                                                       np.array([r["malignant"] for r in classified], dtype=int))
+            out["n_classifier"] = len(classified)
         out["n_malignant"] = int(labels.sum())
         if len(known) < len(lesions):
             out["n_malignancy_known"] = len(known)

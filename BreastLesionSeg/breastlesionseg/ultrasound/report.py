@@ -40,7 +40,8 @@ def report_markdown(report: dict[str, Any]) -> str:
              "Lesion-present figures use lesion-free crops of the test images as negatives (synthetic, same images). "
              "Malignancy sensitivity/specificity at probability 0.5; HD95 in pixels of the 256-px images. "
              "network_malignancy_auc: the network's own malignancy output; classifier_malignancy_auc: the lesion-crop "
-             "classifier's own output; malignancy_auc: both combined with the lesion descriptors.", ""]
+             "classifier's own output, on the images where a lesion was found; malignancy_auc: both combined with the "
+             "lesion descriptors.", ""]
     lines += _table("Per fold and pooled", {**{f"fold {k}": v for k, v in report["per_fold"].items()}, "pooled": report["pooled"]})
     lines += _table("By scanner (pooled over folds)", report.get("by_device", {}))
     lines += _table("By BI-RADS (pooled over folds)", report.get("by_birads", {}))

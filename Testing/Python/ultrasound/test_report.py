@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
+
 import pytest
 
 from breastlesionseg.ultrasound.evaluate import TEST_RESULTS, cross_validation_report, summarize
@@ -51,3 +53,19 @@ def test_report_files_and_breakdowns(tmp_path):
     assert {p.name for p in out.iterdir()} == {"report.json", "report.md", "training_curves.png", "roc.png"}
     assert "fold 0" in (out / "report.md").read_text(encoding="utf-8")
     assert json.loads((out / "report.json").read_text(encoding="utf-8"))["by_birads"]["3"]["malignancy_auc"] is None
+
+
+def test_classifier_auc_uses_the_images_with_a_found_lesion():
+    rows = _rows()
+    lesions = [r for r in rows if r["kind"] == "lesion"]
+    for row, value in zip(lesions, (0.9, None, 0.2, 0.3)):  # benign, benign, malignant, malignant; no lesion found on the second
+        row["classifier_malignancy_probability"] = value
+    s = summarize(rows)
+    known = [r for r in lesions if r["classifier_malignancy_probability"] is not None]
+    assert s["n_classifier"] == len(known) == 3
+    from breastlesionseg.imaging2d.metrics2d import roc_auc
+
+    expected = roc_auc(np.array([r["classifier_malignancy_probability"] for r in known]),
+                       np.array([int(r["malignant"]) for r in known]))
+    assert s["classifier_malignancy_auc"] == pytest.approx(expected)
+    assert "classifier_malignancy_auc" not in summarize(_rows())
