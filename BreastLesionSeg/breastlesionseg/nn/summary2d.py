@@ -12,11 +12,19 @@ from typing import Any
 PAPER_SIZE_MB: dict[str, float] = {"u2net_lite": 4.7}
 
 
+def _meta_forward_flops(net: Any, shape: tuple[int, ...]) -> int:
+    """FLOPs (2 per multiply-add) of one forward pass of a meta-device 2D network at input ``shape`` (N, C, H, W)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(shape))
+    return int(counter.get_total_flops())
+
+
 def summarize_2d(arch: str, overrides: dict[str, Any], size_px: int) -> dict[str, Any]:
     """``{"arch", "params", "segmentation_params", "size_mb", "paper_size_mb", "flops", "gflops", "config", "input_shape"}``."""
     import torch
-
-    from torch.utils.flop_counter import FlopCounterMode
 
     from .factory2d import build_network_2d
     from .flops import count_parameters
@@ -26,9 +34,7 @@ def summarize_2d(arch: str, overrides: dict[str, Any], size_px: int) -> dict[str
     shape = (1, net.in_channels, size_px, size_px)
     params = count_parameters(net)
     head_params = sum(p.numel() for name, p in net.named_parameters() if name.startswith("heads."))
-    with torch.device("meta"), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(shape))
-    flops = int(counter.get_total_flops())
+    flops = _meta_forward_flops(net, shape)
     return {"arch": arch, "params": params, "segmentation_params": params - head_params,
             "size_mb": round(params * 4 / 1e6, 3), "segmentation_size_mb": round((params - head_params) * 4 / 1e6, 3),
             "paper_size_mb": PAPER_SIZE_MB.get(arch), "flops": flops, "gflops": round(flops / 1e9, 4),
@@ -55,7 +61,6 @@ def summarize_classifier_2d(size_px: int, in_channels: int = 2) -> dict[str, Any
     """``{"arch", "params", "paper_params", "size_mb", "flops", "gflops", "config", "input_shape"}`` of the
     ResNeXt-style lesion-crop classifier (``nn.resnext_classifier2d``) at a ``size_px`` square input."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from .config2d import ResNeXtClassifier2DConfig
     from .flops import count_parameters
@@ -65,9 +70,7 @@ def summarize_classifier_2d(size_px: int, in_channels: int = 2) -> dict[str, Any
         net = ResNeXtClassifier2D(ResNeXtClassifier2DConfig(in_channels=in_channels))
     shape = (1, in_channels, size_px, size_px)
     params = count_parameters(net)
-    with torch.device("meta"), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(shape))
-    flops = int(counter.get_total_flops())
+    flops = _meta_forward_flops(net, shape)
     return {"arch": "resnext_classifier2d", "params": params, "paper_params": PAPER_CLASSIFIER_PARAMS,
             "size_mb": round(params * 4 / 1e6, 3), "flops": flops, "gflops": round(flops / 1e9, 4),
             "config": net.config.to_dict(), "input_shape": list(shape)}
