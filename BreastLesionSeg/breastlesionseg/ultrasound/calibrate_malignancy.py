@@ -93,7 +93,7 @@ def malignancy_model_current(fold_dir: Path) -> bool:
         return False
     classifier = fold_classifier(fold_dir)
     stored = json.loads(path.read_text(encoding="utf-8")).get("crop_classifier_sha256")
-    return stored == (classifier[0]["weights_sha256"] if classifier else None)
+    return stored == (classifier["weights_sha256"] if classifier else None)
 
 
 def read_fold_malignancy_model(fold_dir: Path) -> dict[str, Any] | None:

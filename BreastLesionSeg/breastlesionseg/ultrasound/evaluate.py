@@ -35,17 +35,24 @@ log = logging.getLogger(__name__)
 TEST_RESULTS = "test_results.json"
 
 
-def fold_classifier(fold_dir: Path) -> tuple[dict[str, Any], Path] | None:
-    """(the card's ``crop_classifier`` field, its weights file) of the fold's trained crop classifier, or None."""
+def fold_classifier_weights(fold_dir: Path) -> Path:
+    """Where the fold's crop classifier keeps its best weights."""
+    from .train_crop_classifier import CLASSIFIER_DIR
+
+    return fold_dir / CLASSIFIER_DIR / BEST_WEIGHTS
+
+
+def fold_classifier(fold_dir: Path) -> dict[str, Any] | None:
+    """The card's ``crop_classifier`` field of the fold's trained crop classifier (its weights hashed), or None."""
     from ..nn.model_paths import sha256_file
     from .crop_classifier import classifier_spec
-    from .train_crop_classifier import CLASSIFIER_DIR, read_classifier_config
+    from .train_crop_classifier import read_classifier_config
 
     run_config = read_classifier_config(fold_dir)
-    weights = fold_dir / CLASSIFIER_DIR / BEST_WEIGHTS
+    weights = fold_classifier_weights(fold_dir)
     if run_config is None or not weights.is_file():
         return None
-    return classifier_spec(run_config, sha256_file(weights)), weights
+    return classifier_spec(run_config, sha256_file(weights))
 
 
 def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
@@ -60,7 +67,7 @@ def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
                        input_size_px=int(config["input_size_px"]), lesion_present_threshold=threshold,
                        test_time_flip=TEST_TIME_FLIP, lesion_zoom_margin=LESION_ZOOM_MARGIN,
                        malignancy_model=read_fold_malignancy_model(fold_dir) or {},
-                       crop_classifier=(fold_classifier(fold_dir) or ({}, None))[0])
+                       crop_classifier=fold_classifier(fold_dir) or {})
 
 
 def load_fold_model(fold_dir: Path) -> UltrasoundModel:
@@ -70,8 +77,8 @@ def load_fold_model(fold_dir: Path) -> UltrasoundModel:
     card = fold_card(fold_dir, f"busbra-{fold_dir.name}")
     network = build_network_2d(card.arch, card.config)
     network.load_state_dict(torch.load(fold_dir / BEST_WEIGHTS, map_location="cpu", weights_only=True))
-    classifier = fold_classifier(fold_dir)
-    crop_classifier = load_crop_classifier(classifier[1], classifier[0], card.model_id) if classifier else None
+    crop_classifier = (load_crop_classifier(fold_classifier_weights(fold_dir), card.crop_classifier, card.model_id)
+                       if card.crop_classifier else None)
     return UltrasoundModel(network.eval(), card, crop_classifier)
 
 
@@ -86,7 +93,7 @@ def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list
         calibrate_lesion_threshold(data_root, fold_dir, model.network, model.card.input_size_px, fold)
         model = load_fold_model(fold_dir)
     if not malignancy_model_current(fold_dir):
-        fit_fold_malignancy_model(data_root, fold_dir, fold, _without_malignancy_model(model))
+        fit_fold_malignancy_model(data_root, fold_dir, fold, model.without(malignancy_model=True))
         model = load_fold_model(fold_dir)
     rows = []
     for image in load_images(run_split(data_root, fold_dir, fold)["test"]):
@@ -108,13 +115,6 @@ def evaluate_fold(data_root: str | Path, run_dir: str | Path, fold: int) -> list
                          "false_positive_area_px": negative.area_px})
     write_text_atomic(fold_dir / TEST_RESULTS, json.dumps(rows, indent=1, default=float), overwrite=True)
     return rows
-
-
-def _without_malignancy_model(model: UltrasoundModel) -> UltrasoundModel:
-    """The model with its card's malignancy model removed (the fit needs the network's and classifier's own outputs)."""
-    import dataclasses
-
-    return UltrasoundModel(model.network, dataclasses.replace(model.card, malignancy_model={}), model.crop_classifier)
 
 
 def _raw_pixels(path: Path) -> np.ndarray:

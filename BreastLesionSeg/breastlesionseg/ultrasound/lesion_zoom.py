@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..imaging2d.lesion_crops import Box, lesion_bbox
-from .malignancy_model import logit
+from .malignancy_model import logit, sigmoid
 
 
 def zoom_box(mask: np.ndarray, margin_fraction: float) -> Box | None:
@@ -52,4 +52,4 @@ def merge_zoomed(probability: np.ndarray, box: Box, zoomed_probability: np.ndarr
 
 def mean_logit_probability(probabilities: list[float]) -> float:
     """The probability whose logit is the mean of the given probabilities' logits (clipped at 1e-6)."""
-    return float(1.0 / (1.0 + math.exp(-np.mean(logit(probabilities)))))
+    return sigmoid(np.mean(logit(probabilities)))

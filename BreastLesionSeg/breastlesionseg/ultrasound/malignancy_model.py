@@ -41,6 +41,11 @@ def logit(probability: np.ndarray | float) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def sigmoid(z: float) -> float:
+    """The probability of logit ``z`` (the inverse of :func:`logit`; no overflow for large ``|z|``)."""
+    return 0.5 * (1.0 + math.tanh(0.5 * float(z)))
+
+
 @dataclass
 class MalignancyModel:
     """The fitted logistic model (see the module docstring for the formula).
@@ -90,7 +95,7 @@ class MalignancyModel:
         z = self.network_weight * float(logit(network_probability)) + float(standardised @ np.array(self.weights)) + self.intercept
         if self.classifier_weight:
             z += self.classifier_weight * float(classifier_logit)
-        return float(1.0 / (1.0 + math.exp(-z)))
+        return sigmoid(z)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (the card's ``malignancy_model`` field)."""

@@ -42,6 +42,15 @@ class UltrasoundModel:
         """The card's model id."""
         return self.card.model_id
 
+    def without(self, *, malignancy_model: bool = False, crop_classifier: bool = False) -> "UltrasoundModel":
+        """The same network with the card's malignancy model and/or the crop classifier left out (to fit them
+        from the network's own outputs, or to predict masks only)."""
+        import dataclasses
+
+        card = dataclasses.replace(self.card, **({"malignancy_model": {}} if malignancy_model else {}),
+                                   **({"crop_classifier": {}} if crop_classifier else {}))
+        return UltrasoundModel(self.network, card, None if crop_classifier else self.crop_classifier)
+
     @property
     def malignancy_model(self) -> "MalignancyModel | None":
         """The card's malignancy model (None: the network's probability alone); raises ModelError when invalid."""

@@ -25,6 +25,7 @@ from ..imaging2d.intensity import scale_to_unit
 from ..imaging2d.lesion_crops import crop
 from .model import DEFAULT_MODEL_ID, UltrasoundModel, load_ultrasound_model
 from .lesion_descriptors import describe_lesion
+from .malignancy_model import sigmoid
 from .lesion_zoom import mean_logit_probability, merge_zoomed, zoom_box
 from .preprocess import network_input
 
@@ -188,15 +189,16 @@ def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundMod
     descriptors = describe_lesion(unit_pixels, mask) if mask.any() else {}
     classifier_logit = model.crop_classifier.logit(unit_pixels, mask) if model.crop_classifier is not None else None
     network_malignancy = malignancy
-    if descriptors and model.malignancy_model is not None:
-        malignancy = model.malignancy_model.probability(network_malignancy, descriptors, classifier_logit)
+    malignancy_model = model.malignancy_model if descriptors else None
+    if malignancy_model is not None:
+        malignancy = malignancy_model.probability(network_malignancy, descriptors, classifier_logit)
     area_px = int(mask.sum())
     pixel_area = picture.pixel_area_mm2
     return UltrasoundResult(
         mask=mask.astype(np.uint8), lesion_probability_map=probability, lesion_present_probability=lesion_present,
         malignancy_probability=malignancy, network_malignancy_probability=network_malignancy,
         lesion_descriptors=descriptors,
-        classifier_malignancy_probability=None if classifier_logit is None else 0.5 * (1.0 + math.tanh(classifier_logit / 2)),
+        classifier_malignancy_probability=None if classifier_logit is None else sigmoid(classifier_logit),
         heat_map=np.clip(heat, 0, 1).astype(np.float32), area_px=area_px,
         area_mm2=None if pixel_area is None else area_px * pixel_area, spacing_mm=picture.spacing_mm,
         model_id=model.model_id, source=None if str(picture.source) == "<array>" else str(picture.source),

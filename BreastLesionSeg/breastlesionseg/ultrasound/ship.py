@@ -13,7 +13,7 @@ from ..imaging2d.writer import json_ready
 from ..io.atomic import write_atomic
 from ..imaging2d.training_loop import BEST_WEIGHTS, HISTORY_FILE
 from .busbra import CITATION, FOLDS_CSV, fold_split, read_busbra
-from .evaluate import fold_card, fold_classifier
+from .evaluate import fold_card, fold_classifier_weights
 from .train import fold_config
 
 TRAINING_COMMAND = "scripts/train_ultrasound_model.sh"
@@ -66,10 +66,8 @@ def ship_fold(data_root: str | Path, run_dir: str | Path, fold: int, target: str
                        "folds_evaluated": report.get("folds_evaluated", []),
                        "mean_of_folds": report.get("mean_of_folds", {}), "pooled": report.get("pooled", {})})
     card.training_command = TRAINING_COMMAND
-    classifier = fold_classifier(fold_dir)
-    if classifier is not None:  # the classifier's file goes in before the card that names it
-        spec, weights = classifier
-        data = weights.read_bytes()
-        write_atomic(target / spec["weights_file"], lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
+    if card.crop_classifier:  # the classifier's file goes in before the card that names it
+        data = fold_classifier_weights(fold_dir).read_bytes()
+        write_atomic(target / card.crop_classifier["weights_file"], lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
     state = torch.load(fold_dir / BEST_WEIGHTS, map_location="cpu", weights_only=True)
     return save_model_2d(state, card, target, overwrite=overwrite)

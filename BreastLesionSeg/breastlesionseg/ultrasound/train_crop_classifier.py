@@ -26,10 +26,9 @@ from ..imaging2d.training_loop import run_training
 from ..io.atomic import write_text_atomic
 from ..nn.config2d import ResNeXtClassifier2DConfig
 from ..nn.resnext_classifier2d import ResNeXtClassifier2D
-from .busbra import fold_split, read_busbra
 from .config import CropClassifierTrainConfig
 from .crop_classifier import classifier_input, mirrored_mean_logits
-from .train import fold_config, load_images_logged
+from .train import fold_config, load_images_logged, run_split
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +108,15 @@ def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
     Raises:
         DatasetError: the fold was not trained, or lacks images of either class.
     """
+    from .evaluate import load_fold_model
+
     config = config or CropClassifierTrainConfig()
     fold_dir = Path(run_dir) / f"fold_{fold}"
     if not fold_config(fold_dir):
         raise DatasetError(f"'{fold_dir}' holds no trained fold (train_config.json); run train-ultrasound first")
     out = fold_dir / CLASSIFIER_DIR
-    split = fold_split(read_busbra(data_root), fold, fold_config(fold_dir).get("holdout_device", ""))
-    network = _fold_network(fold_dir)
+    split = run_split(data_root, fold_dir, fold)
+    network = load_fold_model(fold_dir).without(malignancy_model=True, crop_classifier=True)  # masks only
     train_inputs, train_labels = crop_tensors(load_images_logged(split["train"]), config, network)
     val_inputs, val_labels = crop_tensors(load_images_logged(split["val"]), config, network)
     _check_classes(train_labels, "training", fold)
@@ -136,17 +137,6 @@ def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
     run_training(model, make_epoch_batches(train_inputs, train_labels, config), batch_loss,
                  make_validator(val_inputs, val_labels), out, config.loop, resume=resume)
     return out
-
-
-def _fold_network(fold_dir: Path):
-    """The fold's network as an :class:`UltrasoundModel` without malignancy model or classifier (masks only)."""
-    import dataclasses
-
-    from .evaluate import load_fold_model
-    from .model import UltrasoundModel
-
-    model = load_fold_model(fold_dir)
-    return UltrasoundModel(model.network, dataclasses.replace(model.card, malignancy_model={}, crop_classifier={}))
 
 
 def read_classifier_config(fold_dir: Path) -> dict | None:
