@@ -2,7 +2,7 @@
 # Train, cross-validate and ship the breast-ultrasound model (models/us-attunet-busbra) on BUS-BRA.
 #
 # Resumable: every epoch is checkpointed under $RUN/fold_<k>/ (the crop classifier's under
-# $RUN/fold_<k>/crop_classifier/); rerun this script to continue where it
+# $RUN/fold_<k>/crop_classifier/ and crop_classifier_1/); rerun this script to continue where it
 # stopped (finished folds are skipped). Environment overrides: DATA (BUS-BRA folder), RUN (run folder),
 # FOLDS (default "0 1 2 3 4"), THREADS (torch threads; 1 is fastest on a shared, oversubscribed machine),
 # SHIP_FOLD (the fold whose model is shipped; default 0).
@@ -18,7 +18,7 @@ THREADS=${THREADS:-1}
 SHIP_FOLD=${SHIP_FOLD:-0}
 BLS=.venv/bin/breastlesionseg
 
-# each fold: the segmentation network, then its lesion-crop malignancy classifier (--crop-classifier)
+# each fold: the segmentation network, then its lesion-crop malignancy classifiers (--crop-classifier; margins 1 and 2)
 OMP_NUM_THREADS=$THREADS $BLS train-ultrasound --data "$DATA" --output "$RUN" --folds $FOLDS --resume \
     --threads "$THREADS" --input-size 128 --batch-size 16 --max-epochs 12 --patience 5 --learning-rate 2e-3 \
     --crop-classifier

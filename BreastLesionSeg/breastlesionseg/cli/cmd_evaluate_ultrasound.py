@@ -36,17 +36,18 @@ def _stale(fold_dir: Path) -> bool:
     from ..imaging2d.training_loop import BEST_WEIGHTS
     from ..ultrasound.calibrate_malignancy import malignancy_model_current
     from ..ultrasound.evaluate import TEST_RESULTS
-    from ..ultrasound.train_crop_classifier import CLASSIFIER_DIR
+    from ..ultrasound.train_crop_classifier import member_dirs
 
     results = fold_dir / TEST_RESULTS
     if not results.is_file() or not malignancy_model_current(fold_dir):
         return True
-    weights = [fold_dir / BEST_WEIGHTS, fold_dir / CLASSIFIER_DIR / BEST_WEIGHTS]
+    weights = [fold_dir / BEST_WEIGHTS, *(folder / BEST_WEIGHTS for folder in member_dirs(fold_dir))]
     return any(w.is_file() and results.stat().st_mtime < w.stat().st_mtime for w in weights)
 
 
 def _finished(folder: Path) -> bool:
-    """Whether the training run in ``folder`` (a fold, or its crop classifier) has finished; True when it has no run."""
+    """Whether the training run in ``folder`` (a fold, or one of its crop classifiers) has finished; True when it has
+    no run."""
     import torch
 
     from ..imaging2d.training_loop import LAST_CHECKPOINT
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ultrasound.busbra import NUM_FOLDS
     from ..ultrasound.evaluate import TEST_RESULTS, cross_validation_report, evaluate_fold
     from ..ultrasound.report import write_report
-    from ..ultrasound.train_crop_classifier import CLASSIFIER_DIR
+    from ..ultrasound.train_crop_classifier import member_dirs
 
     torch.set_num_threads(max(1, args.threads))
     run_dir = Path(args.run)
@@ -72,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
         if not (fold_dir / BEST_WEIGHTS).is_file():
             continue
         finished = ((fold_dir / LAST_CHECKPOINT).is_file() and _finished(fold_dir)
-                    and _finished(fold_dir / CLASSIFIER_DIR))
+                    and all(_finished(folder) for folder in member_dirs(fold_dir)))
         if not finished and args.folds is None:
-            log.warning("fold %d (or its crop classifier) is still training or was interrupted: left out (name it in "
+            log.warning("fold %d (or one of its crop classifiers) is still training or was interrupted: left out (name it in "
                         "--folds to evaluate its best epochs so far)", fold)
             (fold_dir / TEST_RESULTS).unlink(missing_ok=True)
             continue

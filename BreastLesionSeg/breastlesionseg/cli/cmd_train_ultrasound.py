@@ -12,8 +12,9 @@ on such a folder (architecture, network and input size come from the model card)
 
     breastlesionseg train-ultrasound --data my_us_pairs --output runs/us-site --init-from us-attunet-busbra
 
-``--crop-classifier`` also trains each fold's lesion-crop malignancy classifier after its network
-(``fold_<k>/crop_classifier/``, resumable the same way; trained from scratch, also with ``--init-from``).
+``--crop-classifier`` also trains each fold's lesion-crop malignancy classifiers after its network (one per
+crop margin, ``fold_<k>/crop_classifier/`` and ``fold_<k>/crop_classifier_1/``, resumable the same way; trained
+from scratch, also with ``--init-from``).
 """
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     for fold in args.folds:
         train_fold(args.data, fold, args.output, config, resume=args.resume, init_from=init_from)
         if args.crop_classifier:
-            from ..ultrasound.train_crop_classifier import train_crop_classifier
+            from ..ultrasound.train_crop_classifier import train_crop_classifiers
 
-            train_crop_classifier(args.data, fold, args.output, resume=args.resume)
+            train_crop_classifiers(args.data, fold, args.output, resume=args.resume)
     return 0

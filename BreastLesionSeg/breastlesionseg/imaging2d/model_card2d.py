@@ -55,8 +55,9 @@ class ModelCard2D:
             lesion maps are averaged, and the malignancy is the mean of both passes' logits (0: one pass).
         malignancy_model: ultrasound: the logistic model that combines the network's malignancy probability
             with the predicted lesion's descriptors (``ultrasound.malignancy_model``; empty: the network alone).
-        crop_classifier: ultrasound: the lesion-crop malignancy classifier (``ultrasound.crop_classifier``:
-            network config, crop margin and size, weights file and its sha256; empty: none).
+        crop_classifier: ultrasound: the lesion-crop malignancy classifiers, an ensemble (``ultrasound.crop_classifier``:
+            ``{"members": [...]}``, each with its network config, crop margin, test margins and size, weights file
+            and its sha256; empty: none).
         training_data: what the weights were trained on, in words.
         dataset_citation: the dataset's citation (required by its licence).
         split: which images trained / validated / tested this model.

@@ -96,7 +96,7 @@ def unwrap_network(module: nn.Module) -> nn.Module:
 
 
 def check_shipped_weights(model_id: str, weights_sha256: str, weights: Path, refuse: bool = True,
-                          key: str = "weights_sha256") -> None:
+                          key: str = "weights_sha256", index: int | None = None) -> None:
     """Weights that claim a shipped model's id must be the ones the package's checksum list names.
 
     Args:
@@ -104,7 +104,9 @@ def check_shipped_weights(model_id: str, weights_sha256: str, weights: Path, ref
         refuse: raise (the model was asked for by id: the user expects the shipped model); else only warn
             (a folder given by path, e.g. a re-training of the demo model before its checksums are updated).
         key: which of the model's checksums (``SHIPPED_MODELS`` entry) the file must match, e.g.
-            ``"crop_classifier_sha256"`` for an ultrasound model's second weights file.
+            ``"crop_classifier_sha256"`` for an ultrasound model's crop classifiers.
+        index: for a checksum list (one per file, e.g. the members of a crop-classifier ensemble), the file's
+            position in it (a single checksum is position 0; a position past the list's end matches nothing).
 
     Raises:
         ModelError: ``refuse`` and the checksum is not the packaged one.
@@ -112,6 +114,9 @@ def check_shipped_weights(model_id: str, weights_sha256: str, weights: Path, ref
     from .shipped_models import SHIPPED_MODELS
 
     expected = SHIPPED_MODELS.get(model_id, {}).get(key)
+    if expected is not None and index is not None:
+        listed = expected if isinstance(expected, list) else [expected]
+        expected = listed[index] if index < len(listed) else "(no such file in the list)"
     if expected is None or weights_sha256 == expected:
         return
     message = (f"'{weights}' claims to be the shipped model '{model_id}' but its sha256 {weights_sha256} is not the "

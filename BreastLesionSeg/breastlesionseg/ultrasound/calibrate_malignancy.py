@@ -77,23 +77,31 @@ def fit_fold_malignancy_model(data_root: str | Path, fold_dir: Path, fold: int, 
         fitted, reason = None, str(exc)
     if fitted:
         log.info("fold %d: malignancy model fitted (%s); network weight %.3f", fold, fitted_on, fitted["network_weight"])
-    classifier_sha256 = model.card.crop_classifier.get("weights_sha256") if model.card.crop_classifier else None
-    payload = {"malignancy_model": fitted, "reason": reason, "crop_classifier_sha256": classifier_sha256}
+    payload = {"malignancy_model": fitted, "reason": reason, **_classifier_key(model.card.crop_classifier or None)}
     write_text_atomic(fold_dir / MALIGNANCY_MODEL_FILE, json.dumps(payload, indent=1), overwrite=True)
     return fitted
 
 
+def _classifier_key(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """What of a ``crop_classifier`` field the fitted malignancy model depends on (each member's weights and
+    whether it averages with the mirror image)."""
+    from .crop_classifier import member_specs, uses_mirror
+
+    members = member_specs(spec) if spec else []
+    return {"crop_classifier_sha256": [member["weights_sha256"] for member in members] or None,
+            "crop_classifier_mirror": [uses_mirror(member) for member in members] or None}
+
+
 def malignancy_model_current(fold_dir: Path) -> bool:
-    """Whether the fold's stored malignancy model was fitted with the fold's current crop classifier (or, like it,
-    without one); False when none is stored."""
+    """Whether the fold's stored malignancy model was fitted with the fold's current crop classifiers (their weights
+    and mirror setting; or, like the fold, without any); False when none is stored."""
     from .evaluate import fold_classifier
 
     path = fold_dir / MALIGNANCY_MODEL_FILE
     if not path.is_file():
         return False
-    classifier = fold_classifier(fold_dir)
-    stored = json.loads(path.read_text(encoding="utf-8")).get("crop_classifier_sha256")
-    return stored == (classifier["weights_sha256"] if classifier else None)
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    return all(stored.get(key) == value for key, value in _classifier_key(fold_classifier(fold_dir)).items())
 
 
 def read_fold_malignancy_model(fold_dir: Path) -> dict[str, Any] | None:

@@ -4,11 +4,18 @@ A second opinion on malignancy beside the segmentation network's own head (the U
 segmentation network with a separate ResNeXt 32x4d classifier): the lesion's bounding box, grown by
 ``margin`` of its height / width on every side, is letterboxed to ``size_px`` together with the lesion mask
 (channels: intensity 0..1, mask 0/1) and classified by :class:`~breastlesionseg.nn.resnext_classifier2d.ResNeXtClassifier2D`.
-It is trained on the expert outlines (:mod:`.train_crop_classifier`) and applied to the predicted one.
+It is trained on the lesions the fold's network predicts (:mod:`.train_crop_classifier`) and applied to the
+predicted one; with ``mirror`` its logit is averaged with the mirror image's.
 
-A model card names it in its ``crop_classifier`` field::
+A model has an ensemble of them, one per margin (their logits averaged). A model card names them in its
+``crop_classifier`` field::
 
-    {"config": {...}, "margin": 1.0, "size_px": 64, "weights_file": "crop_classifier.pt", "weights_sha256": "..."}
+    {"members": [{"config": {...}, "margin": 1.0, "size_px": 64, "weights_file": "crop_classifier.pt",
+                  "weights_sha256": "...", "mirror": false},
+                 {..., "margin": 2.0, "weights_file": "crop_classifier_1.pt", ...}]}
+
+A field holding a single member's keys (no ``members``) is a one-member ensemble; a member without
+``mirror`` averages with the mirror image (as the first, single classifiers did).
 
 The weights are a plain ``state_dict`` loaded with ``weights_only=True`` after their sha256 is checked.
 """
@@ -29,8 +36,10 @@ from .lesion_zoom import zoom_box
 
 #: the card's ``crop_classifier`` keys
 SPEC_KEYS: tuple[str, ...] = ("config", "margin", "size_px", "weights_file", "weights_sha256")
-#: the classifier's weights file in a model folder
+#: the weights file of the ensemble's member 0 in a model folder (member m: ``crop_classifier_<m>.pt``)
 CLASSIFIER_WEIGHTS_FILE = "crop_classifier.pt"
+#: most members an ensemble may have
+MAX_MEMBERS = 8
 
 
 def classifier_input(unit_pixels: np.ndarray, mask: np.ndarray, margin: float, size_px: int) -> torch.Tensor | None:
@@ -72,24 +81,73 @@ class CropClassifier:
     network: torch.nn.Module
     margin: float
     size_px: int
+    mirror: bool = True
 
     def logit(self, unit_pixels: np.ndarray, mask: np.ndarray) -> float | None:
-        """Malignancy logit of the lesion ``mask`` of an image (None when the mask is empty)."""
+        """Malignancy logit of the lesion ``mask`` of an image (with ``mirror``, the mean with its mirror image's);
+        None when the mask is empty."""
         inputs = classifier_input(unit_pixels, mask, self.margin, self.size_px)
         if inputs is None:
             return None
         with torch.inference_mode():
-            return float(mirrored_mean_logits(self.network, inputs[None])[0])
+            if self.mirror:
+                return float(mirrored_mean_logits(self.network, inputs[None])[0])
+            return float(self.network(inputs[None].contiguous(memory_format=torch.channels_last)).float()[0])
 
 
-def classifier_spec(run_config: dict[str, Any], weights_sha256: str) -> dict[str, Any]:
-    """The card's ``crop_classifier`` field of a trained classifier (its ``train_config.json`` and weights' sha256)."""
+@dataclass
+class CropClassifierEnsemble:
+    """The loaded crop classifiers of a model (``members``, in the card's order); their logits are averaged."""
+
+    members: list[CropClassifier]
+
+    def logit(self, unit_pixels: np.ndarray, mask: np.ndarray) -> float | None:
+        """Malignancy logit of the lesion ``mask`` of an image: the mean of the members' logits (None when the mask
+        is empty)."""
+        logits = [member.logit(unit_pixels, mask) for member in self.members]
+        return None if logits[0] is None else float(np.mean(logits))
+
+
+def member_weights_file(member: int) -> str:
+    """The weights file name of an ensemble member in a model folder."""
+    return CLASSIFIER_WEIGHTS_FILE if member == 0 else f"{Path(CLASSIFIER_WEIGHTS_FILE).stem}_{member}.pt"
+
+
+def member_specs(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The member entries of a card's ``crop_classifier`` field (a field without ``members`` is one member)."""
+    return list(spec["members"]) if "members" in spec else [spec]
+
+
+def classifier_spec(run_config: dict[str, Any], weights_sha256: str, member: int = 0) -> dict[str, Any]:
+    """A member entry of the card's ``crop_classifier`` field (its ``train_config.json`` and weights' sha256;
+    ``mirror`` of :data:`~breastlesionseg.ultrasound.config.CROP_CLASSIFIER_MIRROR`)."""
+    from .config import CROP_CLASSIFIER_MIRROR
+
     return {"config": run_config["network"], "margin": float(run_config["margin"]), "size_px": int(run_config["size_px"]),
-            "weights_file": CLASSIFIER_WEIGHTS_FILE, "weights_sha256": weights_sha256}
+            "weights_file": member_weights_file(member), "weights_sha256": weights_sha256, "mirror": CROP_CLASSIFIER_MIRROR}
+
+
+def uses_mirror(spec: dict[str, Any]) -> bool:
+    """Whether a member entry averages its logit with the mirror image's (True when it does not say)."""
+    return bool(spec.get("mirror", True))
 
 
 def validate_spec(spec: dict[str, Any], model_id: str) -> None:
     """Check a card's ``crop_classifier`` field (raises ModelError naming the model and the problem)."""
+    if "members" in spec:
+        members = spec["members"]
+        if set(spec) != {"members"} or not isinstance(members, list) or not 1 <= len(members) <= MAX_MEMBERS:
+            raise ModelError(f"model {model_id}: crop_classifier must be {{\"members\": [1 to {MAX_MEMBERS} entries]}}; "
+                             f"got keys {sorted(spec)}")
+        if not all(isinstance(member, dict) and "members" not in member for member in members):
+            raise ModelError(f"model {model_id}: each crop_classifier member must be a classifier entry")
+        if len({member.get("weights_file") for member in members}) != len(members):
+            raise ModelError(f"model {model_id}: crop_classifier members must have their own weights files")
+    for member in member_specs(spec):
+        _validate_member(member, model_id)
+
+
+def _validate_member(spec: dict[str, Any], model_id: str) -> None:
     from ..nn.config2d import ResNeXtClassifier2DConfig
 
     missing = [key for key in SPEC_KEYS if key not in spec]
@@ -102,6 +160,8 @@ def validate_spec(spec: dict[str, Any], model_id: str) -> None:
     margin, size_px = spec["margin"], spec["size_px"]
     if not (isinstance(margin, (int, float)) and math.isfinite(margin) and 0 <= margin <= 5):
         raise ModelError(f"model {model_id}: crop_classifier margin must be in [0, 5]; got {margin!r}")
+    if not isinstance(spec.get("mirror", True), bool):
+        raise ModelError(f"model {model_id}: crop_classifier mirror must be true or false; got {spec['mirror']!r}")
     if not (isinstance(size_px, int) and 16 <= size_px <= 512):
         raise ModelError(f"model {model_id}: crop_classifier size_px must be an integer in [16, 512]; got {size_px!r}")
     if Path(spec["weights_file"]).name != spec["weights_file"]:
@@ -109,12 +169,23 @@ def validate_spec(spec: dict[str, Any], model_id: str) -> None:
                          f"got {spec['weights_file']!r}")
 
 
+def load_crop_classifiers(weights: list[Path], spec: dict[str, Any], model_id: str) -> CropClassifierEnsemble:
+    """Load the ensemble of a card's ``crop_classifier`` field, member ``m`` from ``weights[m]`` (each
+    sha256-verified against its entry; raises ModelError as :func:`load_crop_classifier`, or when the number
+    of files is not the number of members)."""
+    validate_spec(spec, model_id)
+    members = member_specs(spec)
+    if len(weights) != len(members):
+        raise ModelError(f"model {model_id}: {len(members)} crop classifiers in the card, {len(weights)} weights files")
+    return CropClassifierEnsemble([load_crop_classifier(path, member, model_id) for path, member in zip(weights, members)])
+
+
 def load_crop_classifier(weights: str | Path, spec: dict[str, Any], model_id: str) -> CropClassifier:
-    """Load the classifier of a card's ``crop_classifier`` field from ``weights`` (sha256-verified against the field).
+    """Load one member of a card's ``crop_classifier`` field from ``weights`` (sha256-verified against the entry).
 
     Args:
         weights: the weights file (``model folder / spec["weights_file"]``, or a training run's best weights).
-        spec: the card's ``crop_classifier`` field.
+        spec: the member's entry of the card's ``crop_classifier`` field.
         model_id: the card's model id (for messages).
 
     Raises:
@@ -124,7 +195,7 @@ def load_crop_classifier(weights: str | Path, spec: dict[str, Any], model_id: st
     from ..nn.model_paths import sha256_file
     from ..nn.resnext_classifier2d import ResNeXtClassifier2D
 
-    validate_spec(spec, model_id)
+    _validate_member(spec, model_id)
     weights = Path(weights)
     if not weights.is_file():
         raise ModelError(f"model {model_id}: crop-classifier weights '{weights}' are missing")
@@ -136,4 +207,5 @@ def load_crop_classifier(weights: str | Path, spec: dict[str, Any], model_id: st
         network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except (RuntimeError, KeyError) as exc:
         raise ModelError(f"model {model_id}: '{weights}' does not fit the crop classifier: {exc}") from exc
-    return CropClassifier(network.eval().to(memory_format=torch.channels_last), float(spec["margin"]), int(spec["size_px"]))
+    return CropClassifier(network.eval().to(memory_format=torch.channels_last), float(spec["margin"]), int(spec["size_px"]),
+                          uses_mirror(spec))

@@ -35,24 +35,27 @@ log = logging.getLogger(__name__)
 TEST_RESULTS = "test_results.json"
 
 
-def fold_classifier_weights(fold_dir: Path) -> Path:
-    """Where the fold's crop classifier keeps its best weights."""
-    from .train_crop_classifier import CLASSIFIER_DIR
+def fold_classifier_weights(fold_dir: Path) -> list[Path]:
+    """Where the fold's crop-classifier members keep their best weights, member 0 first (those with a run folder)."""
+    from .train_crop_classifier import member_dirs
 
-    return fold_dir / CLASSIFIER_DIR / BEST_WEIGHTS
+    return [folder / BEST_WEIGHTS for folder in member_dirs(fold_dir)]
 
 
 def fold_classifier(fold_dir: Path) -> dict[str, Any] | None:
-    """The card's ``crop_classifier`` field of the fold's trained crop classifier (its weights hashed), or None."""
+    """The card's ``crop_classifier`` field of the fold's trained crop classifiers (their weights hashed), or None
+    when it has none; a member without best weights yet ends the ensemble there."""
     from ..nn.model_paths import sha256_file
     from .crop_classifier import classifier_spec
-    from .train_crop_classifier import read_classifier_config
+    from .train_crop_classifier import member_dirs, read_classifier_config
 
-    run_config = read_classifier_config(fold_dir)
-    weights = fold_classifier_weights(fold_dir)
-    if run_config is None or not weights.is_file():
-        return None
-    return classifier_spec(run_config, sha256_file(weights))
+    members = []
+    for member, folder in enumerate(member_dirs(fold_dir)):
+        run_config, weights = read_classifier_config(folder), folder / BEST_WEIGHTS
+        if run_config is None or not weights.is_file():
+            break
+        members.append(classifier_spec(run_config, sha256_file(weights), member))
+    return {"members": members} if members else None
 
 
 def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
@@ -72,13 +75,15 @@ def fold_card(fold_dir: Path, model_id: str) -> ModelCard2D:
 
 def load_fold_model(fold_dir: Path) -> UltrasoundModel:
     """The fold's best-validation network (and crop classifier, when trained) as an :class:`UltrasoundModel`."""
-    from .crop_classifier import load_crop_classifier
+    from .crop_classifier import load_crop_classifiers
 
     card = fold_card(fold_dir, f"busbra-{fold_dir.name}")
     network = build_network_2d(card.arch, card.config)
     network.load_state_dict(torch.load(fold_dir / BEST_WEIGHTS, map_location="cpu", weights_only=True))
-    crop_classifier = (load_crop_classifier(fold_classifier_weights(fold_dir), card.crop_classifier, card.model_id)
-                       if card.crop_classifier else None)
+    crop_classifier = None
+    if card.crop_classifier:
+        weights = fold_classifier_weights(fold_dir)[:len(card.crop_classifier["members"])]
+        crop_classifier = load_crop_classifiers(weights, card.crop_classifier, card.model_id)
     return UltrasoundModel(network.eval(), card, crop_classifier)
 
 

@@ -9,7 +9,7 @@ from ..errors import ModelError
 from ..imaging2d.model_card2d import ModelCard2D, load_model_2d
 
 if TYPE_CHECKING:
-    from .crop_classifier import CropClassifier
+    from .crop_classifier import CropClassifierEnsemble
     from .malignancy_model import MalignancyModel
 
 #: the shipped BUS-BRA model (models/us-attunet-busbra)
@@ -23,12 +23,12 @@ class UltrasoundModel:
     Attributes:
         network: the 2D multi-task network (eval mode, CPU, float32).
         card: its model card (input size, thresholds, training data, metrics).
-        crop_classifier: the card's lesion-crop malignancy classifier (None when the card has none).
+        crop_classifier: the card's lesion-crop malignancy classifiers (None when the card has none).
     """
 
     network: Any
     card: ModelCard2D
-    crop_classifier: "CropClassifier | None" = None
+    crop_classifier: "CropClassifierEnsemble | None" = None
 
     def __post_init__(self) -> None:
         import torch
@@ -73,19 +73,21 @@ def load_ultrasound_model(name_or_path: str | Path = DEFAULT_MODEL_ID) -> Ultras
     return model
 
 
-def _crop_classifier(name_or_path: str | Path, card: ModelCard2D) -> "CropClassifier | None":
-    """The card's crop classifier, sha256-verified (and, for a shipped model id, checked against the package's list)."""
+def _crop_classifier(name_or_path: str | Path, card: ModelCard2D) -> "CropClassifierEnsemble | None":
+    """The card's crop classifiers, sha256-verified (and, for a shipped model id, checked against the package's list)."""
     if not card.crop_classifier:
         return None
     from ..nn.model_paths import resolve_model
     from ..nn.registry import check_shipped_weights
-    from .crop_classifier import load_crop_classifier, validate_spec
+    from .crop_classifier import load_crop_classifiers, member_specs, validate_spec
 
     folder = resolve_model(name_or_path)
     validate_spec(card.crop_classifier, card.model_id)
-    weights = folder / card.crop_classifier["weights_file"]
+    members = member_specs(card.crop_classifier)
+    weights = [folder / member["weights_file"] for member in members]
     by_id = not Path(str(name_or_path)).expanduser().exists()
-    # before anything is deserialised; load_crop_classifier then checks the file against the card's sha256
-    check_shipped_weights(card.model_id, card.crop_classifier["weights_sha256"], weights, refuse=by_id,
-                          key="crop_classifier_sha256")
-    return load_crop_classifier(weights, card.crop_classifier, card.model_id)
+    # before anything is deserialised; load_crop_classifiers then checks each file against the card's sha256
+    for index, (member, path) in enumerate(zip(members, weights)):
+        check_shipped_weights(card.model_id, member["weights_sha256"], path, refuse=by_id,
+                              key="crop_classifier_sha256", index=index)
+    return load_crop_classifiers(weights, card.crop_classifier, card.model_id)

@@ -66,8 +66,10 @@ def ship_fold(data_root: str | Path, run_dir: str | Path, fold: int, target: str
                        "folds_evaluated": report.get("folds_evaluated", []),
                        "mean_of_folds": report.get("mean_of_folds", {}), "pooled": report.get("pooled", {})})
     card.training_command = TRAINING_COMMAND
-    if card.crop_classifier:  # the classifier's file goes in before the card that names it
-        data = fold_classifier_weights(fold_dir).read_bytes()
-        write_atomic(target / card.crop_classifier["weights_file"], lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
+    # the classifiers' files go in before the card that names them
+    members = card.crop_classifier["members"] if card.crop_classifier else []
+    for member, weights in zip(members, fold_classifier_weights(fold_dir)):
+        data = weights.read_bytes()
+        write_atomic(target / member["weights_file"], lambda tmp, data=data: tmp.write_bytes(data), overwrite=overwrite)
     state = torch.load(fold_dir / BEST_WEIGHTS, map_location="cpu", weights_only=True)
     return save_model_2d(state, card, target, overwrite=overwrite)

@@ -182,3 +182,18 @@ def test_save_unwraps_compiled_or_parallel_modules(tmp_path):
     torch.testing.assert_close(loaded(x), net.eval()(x))
     with pytest.raises(InputError, match="not a breastlesionseg network"):
         save_model(torch.nn.Conv3d(1, 1, 1), _card(), tmp_path / "conv")
+
+
+def test_a_checksum_list_is_matched_file_by_file(monkeypatch, caplog):
+    from breastlesionseg.nn import shipped_models
+    from breastlesionseg.nn.registry import check_shipped_weights
+
+    monkeypatch.setitem(shipped_models.SHIPPED_MODELS, "m-list", {"parts": ["a" * 64, "b" * 64], "one": "c" * 64})
+    check_shipped_weights("m-list", "a" * 64, Path("x0.pt"), key="parts", index=0)
+    check_shipped_weights("m-list", "b" * 64, Path("x1.pt"), key="parts", index=1)
+    check_shipped_weights("m-list", "c" * 64, Path("y.pt"), key="one", index=0)  # a single checksum is position 0
+    for sha, index, key in (("a" * 64, 1, "parts"), ("a" * 64, 2, "parts"), ("c" * 64, 1, "one")):
+        with pytest.raises(ModelError, match="claims to be the shipped model 'm-list'"):
+            check_shipped_weights("m-list", sha, Path("z.pt"), key=key, index=index)
+    check_shipped_weights("m-list", "d" * 64, Path("z.pt"), refuse=False, key="parts", index=0)
+    assert "loaded because it was given by path" in caplog.text

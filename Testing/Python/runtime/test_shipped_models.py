@@ -11,6 +11,7 @@ from breastlesionseg.imaging2d.model_card2d import ModelCard2D, card_kind, list_
 from breastlesionseg.nn import ModelCard, load_model
 from breastlesionseg.nn.registry import MODELS_ENV, REPO_MODELS_DIR, list_models, sha256_file
 from breastlesionseg.nn.shipped_models import SHIPPED_MODELS
+from breastlesionseg.ultrasound.crop_classifier import member_specs
 
 
 def test_the_packaged_list_matches_the_repository_models():
@@ -21,8 +22,9 @@ def test_the_packaged_list_matches_the_repository_models():
             card2d = ModelCard2D.read(folder)
             assert sha256_file(folder / card2d.weights_file) == sums["weights_sha256"] == card2d.weights_sha256
             if card2d.crop_classifier or "crop_classifier_sha256" in sums:
-                classifier = folder / card2d.crop_classifier["weights_file"]
-                assert sha256_file(classifier) == sums["crop_classifier_sha256"] == card2d.crop_classifier["weights_sha256"]
+                members = member_specs(card2d.crop_classifier)
+                assert ([sha256_file(folder / m["weights_file"]) for m in members] == sums["crop_classifier_sha256"]
+                        == [m["weights_sha256"] for m in members])
             continue
         card = ModelCard.read(folder)
         assert sha256_file(folder / card.weights_file) == sums["weights_sha256"] == card.weights_sha256
@@ -63,9 +65,11 @@ def test_a_tampered_crop_classifier_of_a_shipped_model_is_refused_by_id(tmp_path
     shutil.copytree(REPO_MODELS_DIR / model_id, folder)
     monkeypatch.setenv(MODELS_ENV, str(tmp_path / "models"))
     card = ModelCard2D.read(folder)
-    classifier = folder / card.crop_classifier["weights_file"]
+    members = member_specs(card.crop_classifier)
+    classifier = folder / members[-1]["weights_file"]  # the last member: each file is checked, not only the first
     classifier.write_bytes(classifier.read_bytes() + b"tampered")
-    card.crop_classifier = {**card.crop_classifier, "weights_sha256": sha256_file(classifier)}
+    members[-1] = {**members[-1], "weights_sha256": sha256_file(classifier)}
+    card.crop_classifier = {"members": members}
     card.write(folder, overwrite=True)
     with pytest.raises(ModelError, match="claims to be the shipped model 'us-attunet-busbra'"):
         load_ultrasound_model(model_id)

@@ -16,7 +16,7 @@ from breastlesionseg.nn.factory2d import build_network_2d
 from breastlesionseg.nn.model_paths import sha256_file
 from breastlesionseg.nn.resnext_classifier2d import ResNeXtClassifier2D
 from breastlesionseg.ultrasound.crop_classifier import (CLASSIFIER_WEIGHTS_FILE, classifier_input, load_crop_classifier,
-                                                        mirrored_mean_logits, validate_spec)
+                                                        load_crop_classifiers, mirrored_mean_logits, validate_spec)
 from breastlesionseg.ultrasound.lesion_descriptors import DESCRIPTOR_NAMES
 from breastlesionseg.ultrasound.malignancy_model import MalignancyModel, fit_malignancy_model, logit
 from breastlesionseg.ultrasound.model import load_ultrasound_model
@@ -84,6 +84,47 @@ def test_loading_checks_the_sha256_and_the_field(tmp_path):
             validate_spec({**spec, **bad}, "m")
     with pytest.raises(ModelError, match="lacks"):
         validate_spec({k: v for k, v in spec.items() if k != "margin"}, "m")
+    with pytest.raises(ModelError, match="mirror"):
+        validate_spec({**spec, "mirror": "no"}, "m")
+
+
+def test_logit_with_and_without_the_mirror_image(tmp_path):
+    net, spec = _save_classifier(tmp_path)
+    unit = np.random.default_rng(3).random((53, 61)).astype(np.float32)
+    mask = np.zeros((53, 61), bool)
+    mask[20:31, 25:40] = True
+    x = classifier_input(unit, mask, 1.0, 32)[None]
+    with torch.no_grad():
+        plain, mirrored = float(net(x)[0]), float(net(torch.flip(x, dims=[-1]))[0])
+    weights = tmp_path / CLASSIFIER_WEIGHTS_FILE
+    legacy = load_crop_classifier(weights, spec, "m")  # no "mirror" in the entry: averaged with the mirror image
+    assert legacy.mirror and legacy.logit(unit, mask) == pytest.approx((plain + mirrored) / 2, abs=1e-5)
+    single = load_crop_classifier(weights, {**spec, "mirror": False}, "m")
+    assert single.logit(unit, mask) == pytest.approx(plain, abs=1e-5)
+    assert abs(plain - mirrored) > 1e-4  # the mirror image does change the logit
+    assert single.logit(unit, np.zeros_like(mask)) is None
+
+
+def test_an_ensemble_averages_its_members_logits(tmp_path):
+    _, first = _save_classifier(tmp_path / "a", seed=2)
+    _, second = _save_classifier(tmp_path / "b", seed=3)
+    second = {**second, "margin": 2.0, "weights_file": "crop_classifier_1.pt", "mirror": False}
+    weights = [tmp_path / "a" / CLASSIFIER_WEIGHTS_FILE, tmp_path / "b" / CLASSIFIER_WEIGHTS_FILE]
+    ensemble = load_crop_classifiers(weights, {"members": [first, second]}, "m")
+    unit = np.random.default_rng(4).random((47, 59)).astype(np.float32)
+    mask = np.zeros((47, 59), bool)
+    mask[18:29, 20:33] = True
+    alone = [load_crop_classifier(w, spec, "m").logit(unit, mask) for w, spec in zip(weights, (first, second))]
+    assert ensemble.logit(unit, mask) == pytest.approx(np.mean(alone), abs=1e-6)
+    assert abs(alone[0] - alone[1]) > 1e-4
+    assert ensemble.logit(unit, np.zeros_like(mask)) is None
+    with pytest.raises(ModelError, match="2 crop classifiers in the card, 1 weights files"):
+        load_crop_classifiers(weights[:1], {"members": [first, second]}, "m")
+    for bad, message in (({"members": []}, "members"), ({"members": [first], "margin": 1.0}, "members"),
+                         ({"members": [first, {**second, "weights_file": first["weights_file"]}]}, "own weights files"),
+                         ({"members": [first, {**second, "margin": 9}]}, "margin")):
+        with pytest.raises(ModelError, match=message):
+            validate_spec(bad, "m")
 
 
 def _synthetic(n, rng):
@@ -146,7 +187,7 @@ def test_predict_reports_and_weighs_the_classifier(tmp_path):
     assert result.lesion_found and result.area_px == image.size  # the constant network's lesion is the whole image
     x = classifier_input(scale_to_unit(image), result.mask, 1.0, 32)
     with torch.no_grad():
-        logit_used = float(mirrored_mean_logits(model.crop_classifier.network, x[None])[0])
+        logit_used = float(mirrored_mean_logits(model.crop_classifier.members[0].network, x[None])[0])
     assert result.classifier_malignancy_probability == pytest.approx(1 / (1 + math.exp(-logit_used)), abs=1e-6)
     assert result.network_malignancy_probability == pytest.approx(1 / (1 + math.exp(1.0)), abs=1e-6)
     assert result.malignancy_probability == pytest.approx(
