@@ -81,6 +81,21 @@ def _save(path: Path, payload: Any) -> None:
     write_atomic(path, lambda tmp: torch.save(payload, tmp), overwrite=True)
 
 
+def _finished(state: dict[str, Any], config: TrainLoopConfig) -> bool:
+    """Whether a run in ``state`` (its checkpoint's loop state) is done under ``config``: it stopped early, or it
+    ran ``config.max_epochs``."""
+    return state["stale_epochs"] >= config.patience_epochs or state["epoch"] >= config.max_epochs
+
+
+def run_complete(checkpoint_dir: str | Path, config: TrainLoopConfig) -> bool:
+    """Whether ``checkpoint_dir`` holds a run that resuming under ``config`` would not continue (so a caller can skip
+    preparing its data); False without a checkpoint."""
+    path = Path(checkpoint_dir) / LAST_CHECKPOINT
+    if not path.is_file():
+        return False
+    return _finished(torch.load(path, map_location="cpu", weights_only=True), config)
+
+
 def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, resume: bool,
              config: TrainLoopConfig) -> dict[str, Any]:
     """Load ``last.pt`` into model/optimizer when resuming; the loop state (epoch, best, history).
@@ -98,8 +113,7 @@ def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     optimizer.load_state_dict(checkpoint["optimizer"])
     torch.set_rng_state(checkpoint["torch_rng"])
     state.update({k: checkpoint[k] for k in state})
-    stopped_early = state["stale_epochs"] >= config.patience_epochs
-    state["finished"] = stopped_early or state["epoch"] >= config.max_epochs
+    state["finished"] = _finished(state, config)
     log.info("resumed %s at epoch %d (best score %.4f at epoch %d)", path, state["epoch"], state["best_score"], state["best_epoch"])
     return state
 

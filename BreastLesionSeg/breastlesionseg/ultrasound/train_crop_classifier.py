@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..errors import DatasetError, InputError
 from ..imaging2d.augment import AugmentConfig, augment_batch
 from ..imaging2d.metrics2d import roc_auc
-from ..imaging2d.training_loop import run_training
+from ..imaging2d.training_loop import run_complete, run_training
 from ..io.atomic import write_text_atomic
 from ..nn.config2d import ResNeXtClassifier2DConfig
 from ..nn.resnext_classifier2d import ResNeXtClassifier2D
@@ -138,6 +138,9 @@ def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
     if not fold_config(fold_dir):
         raise DatasetError(f"'{fold_dir}' holds no trained fold (train_config.json); run train-ultrasound first")
     out = member_dir(fold_dir, member)
+    if resume and run_complete(out, config.loop):
+        log.info("fold %d crop classifier %d: finished in '%s', nothing to resume", fold, member, out)
+        return out
     split = run_split(data_root, fold_dir, fold)
     network = load_fold_model(fold_dir).without(malignancy_model=True, crop_classifier=True)  # masks only
     train_inputs, train_labels = crop_tensors(load_images_logged(split["train"]), config, network)

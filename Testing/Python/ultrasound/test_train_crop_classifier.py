@@ -47,7 +47,9 @@ def trained_run(tmp_path_factory):
     return data, run
 
 
-def test_classifier_run_files_and_resume(trained_run):
+def test_classifier_run_files_and_resume(trained_run, monkeypatch):
+    import breastlesionseg.ultrasound.train_crop_classifier as module
+
     data, run = trained_run
     folder = run / "fold_0" / CLASSIFIER_DIR
     history = json.loads((folder / HISTORY_FILE).read_text(encoding="utf-8"))
@@ -56,7 +58,9 @@ def test_classifier_run_files_and_resume(trained_run):
     stored = json.loads((folder / "train_config.json").read_text(encoding="utf-8"))
     assert stored["fold"] == 0 and stored["size_px"] == 32 and stored["margin"] == 1.0
     before = sha256_file(folder / BEST_WEIGHTS)
-    train_crop_classifier(data, 0, run, _config(), resume=True)  # finished: nothing more to do
+    with monkeypatch.context() as patched:  # finished: nothing more to do, not even reading the images
+        patched.setattr(module, "load_images_logged", lambda records: pytest.fail("images read for a finished run"))
+        train_crop_classifier(data, 0, run, _config(), resume=True)
     assert sha256_file(folder / BEST_WEIGHTS) == before
     assert len(json.loads((folder / HISTORY_FILE).read_text(encoding="utf-8"))) == 2
     with pytest.raises(InputError, match="--resume"):
