@@ -19,7 +19,8 @@ SHIPPED_MODELS: dict[str, dict[str, str | list[str]]] = {
     },
     "us-attunet-busbra": {
         "weights_sha256": "ae2a835dc21dde63337d55d41ef1d61acc984df71844292e5d3b50d16d23e167",
-        "crop_classifier_sha256": ["5eab65259c75b2bd571195d6e85934ac9a12982ac8ef4b55fbeaa7d7ba834d44"],
+        "crop_classifier_sha256": ["5eab65259c75b2bd571195d6e85934ac9a12982ac8ef4b55fbeaa7d7ba834d44",
+                                   "9ce617aa7daa750dbc043b7f7320fbfdea94e7703b0dc5b854baa9ac8ee3b325"],
     },
     "hires-unet-cddcesm-demo": {
         "weights_sha256": "6c55f9e5887e989cd4a57158a72ff3cef889981159465dc02c13d447d59e3f8b",
