@@ -70,12 +70,13 @@ def mirrored_mean_logits(network: torch.nn.Module, inputs: torch.Tensor) -> torc
 
 @dataclass
 class CropClassifier:
-    """A loaded crop classifier.
+    """A loaded crop classifier (one member of a model's ensemble).
 
     Attributes:
         network: the classifier (eval mode, CPU, channels-last).
         margin: box growth per side (fraction of the lesion box).
         size_px: input side.
+        mirror: average the logit with the mirror image's.
     """
 
     network: torch.nn.Module
