@@ -64,7 +64,8 @@ def fit_fold_malignancy_model(data_root: str | Path, fold_dir: Path, fold: int, 
     if model.card.malignancy_model:
         raise ValueError("fit_fold_malignancy_model needs the fold's model without a malignancy model")
     split = run_split(data_root, fold_dir, fold)
-    train_descriptors, _, train_labels, _ = descriptor_table(model, split["train"])
+    # stage 1 uses the descriptors only: the crop classifiers need not run on the training images
+    train_descriptors, _, train_labels, _ = descriptor_table(model.without(crop_classifier=True), split["train"])
     val_descriptors, val_probability, val_labels, val_classifier = descriptor_table(model, split["val"])
     fitted_on = (f"stage 1: {len(train_labels)} training images of fold {fold}, stage 2: {len(val_labels)} "
                  f"validation images of fold {fold} (known pathology, predicted lesion not empty)")
