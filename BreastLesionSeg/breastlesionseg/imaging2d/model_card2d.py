@@ -56,8 +56,8 @@ class ModelCard2D:
         malignancy_model: ultrasound: the logistic model that combines the network's malignancy probability
             with the predicted lesion's descriptors (``ultrasound.malignancy_model``; empty: the network alone).
         crop_classifier: ultrasound: the lesion-crop malignancy classifiers, an ensemble (``ultrasound.crop_classifier``:
-            ``{"members": [...]}``, each with its network config, crop margin, test margins and size, weights file
-            and its sha256; empty: none).
+            ``{"members": [...]}``, each with its network config, crop margin and size, mirror setting, weights
+            file and its sha256; empty: none).
         training_data: what the weights were trained on, in words.
         dataset_citation: the dataset's citation (required by its licence).
         split: which images trained / validated / tested this model.

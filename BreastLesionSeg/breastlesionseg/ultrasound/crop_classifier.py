@@ -61,10 +61,14 @@ def classifier_input(unit_pixels: np.ndarray, mask: np.ndarray, margin: float, s
     return torch.cat([image, outline])
 
 
+def network_logits(network: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """(N,) float32 logits of an (N, 2, S, S) batch (fed channels-last, as the classifier is stored)."""
+    return network(inputs.contiguous(memory_format=torch.channels_last)).float()
+
+
 def mirrored_mean_logits(network: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """(N,) logits of an (N, 2, S, S) batch: the mean over each input and its left-right mirror image."""
-    batch = torch.cat([inputs, torch.flip(inputs, dims=[-1])]).contiguous(memory_format=torch.channels_last)
-    logits = network(batch).float()
+    logits = network_logits(network, torch.cat([inputs, torch.flip(inputs, dims=[-1])]))
     return (logits[: len(inputs)] + logits[len(inputs):]) / 2
 
 
@@ -91,9 +95,8 @@ class CropClassifier:
         if inputs is None:
             return None
         with torch.inference_mode():
-            if self.mirror:
-                return float(mirrored_mean_logits(self.network, inputs[None])[0])
-            return float(self.network(inputs[None].contiguous(memory_format=torch.channels_last)).float()[0])
+            logits = mirrored_mean_logits if self.mirror else network_logits
+            return float(logits(self.network, inputs[None])[0])
 
 
 @dataclass
