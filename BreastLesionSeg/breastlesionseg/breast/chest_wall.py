@@ -9,14 +9,19 @@ can be darker than muscle (fat-saturated T1), so a search from the skin is easil
 are dark on every T1 sequence and the heart enhances strongly, and between them and the breast lie
 only the chest wall (ribs, intercostal muscle) and the pectoralis. So:
 
-1. Anchors: dark (air-like) components deep in the body (lungs) and large strongly enhancing
-   components (heart), at least ``min_anchor_depth_mm`` below the body surface.
+1. Anchors, at least ``min_anchor_depth_mm`` below the body surface: dark (air-like) components
+   (lungs), the heart and other large strongly enhancing organs (liver). The heart is told from other
+   strongly enhancing tissue by shape: its bulk is what survives an opening with a ball of radius
+   ``heart_core_mm``, so a pectoralis that enhances as much as the heart (a layer, thinner than the
+   ball) is not the heart. Other large enhancing components anchor only where they do not lie within
+   ``max_depth_mm`` in front of a lung or the heart: there lie the chest wall and the pectoralis.
 2. Levels measured in the image itself: the subcutaneous fat just below the skin, and the muscle
    level = the histogram mode of the tissue 1-20 mm anterior of the anchors with fat-like voxels
    (retromammary fat, fatty rib marrow) left out; a smooth local muscle-level map (normalised
    convolution) absorbs the bias field. A voxel is muscle-like within ``muscle_tolerance`` (log) of
    the local level, but never beyond halfway to the fat level, and never when it enhances like the
-   heart; single-voxel gaps are closed.
+   heart within ``heart_margin_mm`` of the heart's bulk; away from the heart, strong enhancement does
+   not stop a voxel from being muscle; single-voxel gaps are closed.
 3. In every column, within ``max_depth_mm`` anterior of the anchor, the most anterior run of at
    least ``min_band_mm`` muscle-like voxels (below the skin) is followed anteriorly to its end: the
    chest-wall surface.
@@ -74,7 +79,8 @@ def _robust_rows(raw: np.ndarray, degree: int = 4, min_points: int = 12, iterati
     of the rows ``z0 - z_half_window .. z0 + z_half_window``.
 
     Returns the fitted curve between the outermost inlier columns of each row (extended by
-    ``extrapolate`` columns on both sides), NaN elsewhere.
+    ``extrapolate`` columns on both sides, where it never lies anterior of (below) its value at the
+    outermost inlier), NaN elsewhere.
     """
     nz, nx = raw.shape
     out = np.full(raw.shape, np.nan)
@@ -110,10 +116,15 @@ def _robust_rows(raw: np.ndarray, degree: int = 4, min_points: int = 12, iterati
         if coef is None or inl.sum() < 2:
             continue
         xin = xx_all[sel][inl]
-        lo, hi = int(xin.min()), int(xin.max())
-        lo, hi = max(0, lo - extrapolate), min(nx - 1, hi + extrapolate)
+        first, last = int(xin.min()), int(xin.max())
+        lo, hi = max(0, first - extrapolate), min(nx - 1, last + extrapolate)
         xx = (xs_all[lo: hi + 1] - nx / 2.0) / scale_x
         out[z, lo: hi + 1] = sum(coef[k] * xx**k for k in range(deg + 1))
+        # lateral of the outermost detections the thorax curves away (posteriorly): the extrapolated
+        # polynomial may not come forward of its value at the last detection (a high-degree polynomial
+        # swings anteriorly there when the detections cover only the middle of the chest)
+        out[z, lo:first] = np.maximum(out[z, lo:first], out[z, first])
+        out[z, last + 1: hi + 1] = np.maximum(out[z, last + 1: hi + 1], out[z, last])
     return out
 
 
@@ -138,6 +149,8 @@ def find_chest_wall(
     max_muscle_enhancement: float = 0.6,
     heart_enhancement: float = 0.8,
     min_heart_ml: float = 60.0,
+    heart_core_mm: float = 12.0,
+    heart_margin_mm: float = 10.0,
     min_lung_ml: float = 20.0,
     min_anchor_depth_mm: float = 15.0,
     skin_mm: float = 3.0,
@@ -161,10 +174,16 @@ def find_chest_wall(
         air_like: ``(z, y, x)`` bool voxels below the body/air threshold (air and lungs).
         spacing_xyz: voxel size (x, y, z) in mm.
         enhancement: optional ``(z, y, x)`` relative enhancement ``max(post) / pre - 1``; voxels
-            enhancing more than ``max_muscle_enhancement`` (heart) are never muscle.
+            enhancing more than ``max_muscle_enhancement`` near the heart are never muscle.
         max_muscle_enhancement: see ``enhancement`` (0.6 = 60 %).
         heart_enhancement, min_heart_ml: connected regions enhancing more than this (0.8 = 80 %) and
-            larger than ``min_heart_ml`` (the heart) also anchor the search, like the lungs.
+            larger than ``min_heart_ml`` (organs; the heart: larger than that after the opening of
+            ``heart_core_mm``) also anchor the search, like the lungs.
+        heart_core_mm: radius (mm) of the ball of that opening: enhancing structures thinner than twice
+            this (a strongly enhancing pectoralis, vessels) are not the heart; the heart is its bulk and
+            the organ voxels within this distance of it.
+        heart_margin_mm: voxels enhancing more than ``max_muscle_enhancement`` within this distance (mm)
+            of the heart's bulk are the heart, never muscle.
         min_lung_ml: interior dark components smaller than this are ignored (noise, vessels).
         min_anchor_depth_mm: lungs / heart are searched at least this deep below the body surface.
         skin_mm: skin thickness; the subcutaneous fat level is sampled just below it.
@@ -194,17 +213,19 @@ def find_chest_wall(
     # anchors (lungs, heart) lie at least min_anchor_depth_mm below the body surface (dark or
     # enhancing rims just under the skin are not thorax)
     deep = (yy >= y_entry[:, None, :] + int(round(min_anchor_depth_mm / sy))) & has_body[:, None, :]
-    lung = _anchors(body, air_like & deep, body & deep, enhancement, sx * sy * sz / 1000.0, min_lung_ml,
-                    heart_enhancement, min_heart_ml)
+    lung, heart_bulk = _anchors(body, air_like & deep, body & deep, enhancement, spacing_xyz, min_lung_ml,
+                                heart_enhancement, min_heart_ml, heart_core_mm, max_depth_mm)
     y_lung, has_lung = _first_index(lung, axis=1)
     empty = np.full((nz, nx), np.nan)
     if not has_lung.any():
         log.info("no lung found behind the body surface: no chest wall in the field of view")
         return ChestWallResult(empty, empty.copy(), lung)
     d0 = max(1, int(round(skin_mm / sy)))
-    levels = _muscle_like(pre, body, air_like, spacing_xyz, y_entry, y_lung, has_lung, d0, enhancement,
-                          max_muscle_enhancement, muscle_tolerance, seed_tolerance, fat_exclusion, level_sigma_mm,
-                          skin_mm)
+    heart_like = None
+    if enhancement is not None:
+        heart_like = (enhancement >= max_muscle_enhancement) & _near(heart_bulk, spacing_xyz, heart_margin_mm)
+    levels = _muscle_like(pre, body, air_like, spacing_xyz, y_entry, y_lung, has_lung, d0, heart_like,
+                          muscle_tolerance, seed_tolerance, fat_exclusion, level_sigma_mm, skin_mm)
     if levels is None:
         return ChestWallResult(empty, empty.copy(), lung)
     mlike, fat, muscle = levels
@@ -214,10 +235,49 @@ def find_chest_wall(
     return ChestWallResult(surf, raw, lung, fat, muscle, fat < muscle, found_fraction)
 
 
+def _open_ball(mask: np.ndarray, spacing_xyz: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Morphological opening of ``mask`` with a ball of ``radius_mm`` (Euclidean, in mm; two distance maps
+    instead of a large structuring element): what remains is the union of the balls that fit inside."""
+    sampling = [float(v) for v in spacing_xyz[::-1]]
+    core = ndi.distance_transform_edt(mask, sampling=sampling) > radius_mm
+    if not core.any():
+        return core
+    return ndi.distance_transform_edt(~core, sampling=sampling) <= radius_mm
+
+
+def _large_components(mask: np.ndarray, voxel_ml: float, min_ml: float) -> np.ndarray:
+    """The connected components of ``mask`` of at least ``min_ml`` millilitres."""
+    lab, n = ndi.label(mask)
+    if not n:
+        return mask
+    sizes = np.bincount(lab.ravel(), minlength=n + 1).astype(float) * voxel_ml
+    sizes[0] = 0.0
+    return np.isin(lab, np.nonzero(sizes >= min_ml)[0])
+
+
+def _shortly_in_front_of(mask: np.ndarray, depth: int) -> np.ndarray:
+    """``(z, y, x)`` True where ``mask`` holds a voxel at most ``depth`` voxels further posterior (larger y)
+    in the same column."""
+    front = np.zeros_like(mask)
+    for k in range(1, depth + 1):
+        front[:, :-k, :] |= mask[:, k:, :]
+    return front
+
+
+def _near(mask: np.ndarray, spacing_xyz: np.ndarray, distance_mm: float) -> np.ndarray:
+    """``mask`` grown by ``distance_mm`` (Euclidean, in mm)."""
+    if not mask.any():
+        return mask
+    return ndi.distance_transform_edt(~mask, sampling=[float(v) for v in spacing_xyz[::-1]]) <= distance_mm
+
+
 def _anchors(body: np.ndarray, dark_deep: np.ndarray, body_deep: np.ndarray, enhancement: np.ndarray | None,
-             voxel_ml: float, min_lung_ml: float, heart_enhancement: float, min_heart_ml: float) -> np.ndarray:
-    """Step 1: lungs (dark components inside the body outline that do not touch the anterior air) and the
-    heart (large, strongly enhancing) as one bool ``(z, y, x)`` anchor mask."""
+             spacing_xyz: np.ndarray, min_lung_ml: float, heart_enhancement: float, min_heart_ml: float,
+             heart_core_mm: float, max_depth_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1: lungs (dark components inside the body outline that do not touch the anterior air), the heart
+    and other large enhancing organs not just in front of them; ``(anchor, heart bulk)`` bool ``(z, y, x)``
+    masks (the anchor holds the lungs, the whole heart and those organs)."""
+    voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
     lab, n = ndi.label(dark_deep)
     lung = np.zeros_like(body)
     if n:
@@ -228,25 +288,33 @@ def _anchors(body: np.ndarray, dark_deep: np.ndarray, body_deep: np.ndarray, enh
         keep = np.nonzero(sizes >= min_lung_ml)[0]
         if keep.size:
             lung = np.isin(lab, keep)
-    if enhancement is not None:
-        # the heart (large, strongly enhancing, inside the body) is an anchor too: it lies directly
-        # behind the chest wall where the lungs do not
-        enh = (enhancement > heart_enhancement) & body_deep
-        # an opening keeps the bulk of the heart and drops enhancing speckle and vessels that reach
-        # into the chest wall (they would move the anchor anteriorly)
-        enh = ndi.binary_opening(enh, structure=ndi.generate_binary_structure(3, 1), iterations=1)
-        hlab, hn = ndi.label(enh)
-        if hn:
-            hsizes = np.bincount(hlab.ravel(), minlength=hn + 1).astype(float) * voxel_ml
-            hsizes[0] = 0.0
-            keep = np.nonzero(hsizes >= min_heart_ml)[0]
-            if keep.size:
-                lung = lung | np.isin(hlab, keep)
-    return lung
+    if enhancement is None:
+        return lung, np.zeros_like(body)
+    enhancing, bulk = _enhancing_organs((enhancement > heart_enhancement) & body_deep, spacing_xyz, min_heart_ml,
+                                        heart_core_mm)
+    # the heart: its bulk and the enhancing organ voxels around it (its rim)
+    heart = enhancing & _near(bulk, spacing_xyz, heart_core_mm)
+    # other large enhancing organs (the liver under the right breast) anchor the search too, but not within
+    # max_depth_mm in front of the lungs or the heart: that is the chest wall, whose muscle may enhance strongly
+    others = enhancing & ~_shortly_in_front_of(lung | heart, int(round(max_depth_mm / float(spacing_xyz[1]))))
+    return lung | heart | others, bulk
 
 
-def _muscle_like(pre, body, air_like, spacing_xyz, y_entry, y_lung, has_lung, d0, enhancement,
-                 max_muscle_enhancement, muscle_tolerance, seed_tolerance, fat_exclusion, level_sigma_mm,
+def _enhancing_organs(strong: np.ndarray, spacing_xyz: np.ndarray, min_ml: float,
+                      core_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(organs, heart bulk)`` of the strongly enhancing voxels ``strong`` deep in the body: organs are its
+    components of at least ``min_ml`` after a one-voxel opening (drops speckle); the heart's bulk is what
+    survives an opening with a ball of ``core_mm`` (at least ``min_ml``). The heart lies directly behind the
+    chest wall where the lungs do not; the ball drops enhancing layers and tubes (a strongly enhancing
+    pectoralis, vessels reaching into the chest wall), which would move the anchor into the breast."""
+    voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
+    organs = _large_components(ndi.binary_opening(strong, structure=ndi.generate_binary_structure(3, 1)),
+                               voxel_ml, min_ml)
+    return organs, _large_components(_open_ball(strong, spacing_xyz, core_mm), voxel_ml, min_ml)
+
+
+def _muscle_like(pre, body, air_like, spacing_xyz, y_entry, y_lung, has_lung, d0, heart_like,
+                 muscle_tolerance, seed_tolerance, fat_exclusion, level_sigma_mm,
                  skin_mm) -> tuple[np.ndarray, float, float] | None:
     """Step 2: reference levels, subcutaneous fat (just below the skin) and chest wall + muscle (anterior of
     the lungs) as smooth local maps (normalised convolution, so a bias field cancels out), and the
@@ -293,9 +361,10 @@ def _muscle_like(pre, body, air_like, spacing_xyz, y_entry, y_lung, has_lung, d0
     gap = np.zeros_like(mlike)
     gap[:, 1:-1, :] = mlike[:, :-2, :] & mlike[:, 2:, :]
     mlike |= gap & body & ~air_like
-    if enhancement is not None:
-        # skeletal muscle enhances little; the heart (blood pool, myocardium) enhances strongly
-        mlike &= enhancement < max_muscle_enhancement
+    if heart_like is not None:
+        # the heart's rim (blood pool, myocardium) can have a muscle-like pre-contrast level, but it
+        # enhances strongly; skeletal muscle away from the heart may enhance strongly too and stays muscle
+        mlike &= ~heart_like
     return mlike, fat, m0
 
 

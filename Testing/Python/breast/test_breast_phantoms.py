@@ -61,6 +61,14 @@ def test_non_fat_saturated_phantom():
     _check(generate_phantom(PhantomConfig(seed=2, fat_saturated=False)))
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_strongly_enhancing_pectoralis_stays_outside(seed):
+    """A pectoralis that enhances like the heart (100 %) is a layer, not the heart: it is neither an anchor
+    nor excluded from the muscle, so the chest wall is still found in front of it."""
+    ph = generate_phantom(PhantomConfig(seed=seed, muscle_enhancement_percent=100.0))
+    _check(ph, min_dice=0.93)
+
+
 def test_anisotropic_phantom():
     ph = generate_phantom(PhantomConfig(seed=4, size=(280, 192, 42), spacing=(1.2, 1.0, 3.0)))
     _check(ph)

@@ -1,0 +1,59 @@
+"""Chest wall (breast/chest_wall.py): the heart is told from a strongly enhancing pectoralis by shape (bulk vs
+layer), and the lateral extrapolation of the surface never swings forward."""
+from __future__ import annotations
+
+import numpy as np
+
+from breastlesionseg.breast.chest_wall import _enhancing_organs, _open_ball, _robust_rows, _shortly_in_front_of
+
+SPACING_XYZ = np.array([2.0, 2.0, 2.5])
+
+
+def _scene(shape=(31, 57, 49)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(strong, heart, layer): a 25 mm-radius ball (heart) and, 10 mm in front of it, an 8 mm thick
+    layer (a pectoralis enhancing as much as the heart), both 'strongly enhancing'."""
+    zz, yy, xx = np.indices(shape)
+    z_mm, y_mm, x_mm = zz * SPACING_XYZ[2], yy * SPACING_XYZ[1], xx * SPACING_XYZ[0]
+    heart = (z_mm - 37.5) ** 2 + (y_mm - 70.0) ** 2 + (x_mm - 48.0) ** 2 <= 25.0 ** 2
+    layer = (y_mm >= 26.0) & (y_mm < 34.0)
+    return heart | layer, heart, layer
+
+
+def test_ball_opening_keeps_the_bulk_and_drops_a_layer():
+    strong, heart, layer = _scene()
+    bulk = _open_ball(strong, SPACING_XYZ, 12.0)
+    assert not (bulk & layer).any()
+    # the opening of a 25 mm ball with a 12 mm ball is the ball itself, up to voxel discretisation
+    assert np.count_nonzero(bulk & heart) / np.count_nonzero(heart) > 0.9
+    assert not (bulk & ~heart).any()
+
+
+def test_enhancing_organs_separate_heart_bulk_from_a_large_layer():
+    strong, heart, layer = _scene()
+    organs, bulk = _enhancing_organs(strong, SPACING_XYZ, min_ml=20.0, core_mm=12.0)
+    # the layer is large (> 20 mL) so it is an organ, but it has no bulk
+    assert np.count_nonzero(organs & layer) / np.count_nonzero(layer) > 0.9
+    assert not (bulk & layer).any() and (bulk & heart).any()
+
+
+def test_shortly_in_front_of_marks_only_the_voxels_within_depth_in_front():
+    mask = np.zeros((1, 10, 2), bool)
+    mask[0, 6, 0] = True
+    front = _shortly_in_front_of(mask, 3)
+    np.testing.assert_array_equal(np.nonzero(front[0, :, 0])[0], [3, 4, 5])
+    assert not front[0, :, 1].any()
+
+
+def test_extrapolated_surface_never_comes_forward_of_the_outermost_detection():
+    """Detections only in the middle of the chest on a curve bending anteriorly (smaller y) towards its ends:
+    inside the detections the fit follows them; lateral of them the surface stays at the end values."""
+    nx = 161
+    x = np.arange(nx, dtype=float)
+    raw = np.full((3, nx), np.nan)
+    middle = slice(60, 101)
+    raw[:, middle] = 80.0 - 0.01 * (x[middle] - 80.0) ** 2
+    out = _robust_rows(raw, degree=2, extrapolate=30)
+    np.testing.assert_allclose(out[:, middle], raw[:, middle], atol=1e-6)
+    np.testing.assert_allclose(out[:, 30:60], 76.0)  # the polynomial would reach 80 - 0.01 * 50**2 = 55
+    np.testing.assert_allclose(out[:, 101:131], 76.0)
+    assert np.isnan(out[:, :30]).all() and np.isnan(out[:, 131:]).all()
