@@ -35,6 +35,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 log = logging.getLogger(__name__)
@@ -235,14 +236,23 @@ def find_chest_wall(
     return ChestWallResult(surf, raw, lung, fat, muscle, fat < muscle, found_fraction)
 
 
+def _distance_to_mm(mask: np.ndarray, spacing_xyz: np.ndarray) -> np.ndarray:
+    """``(z, y, x)`` Euclidean distance (mm) of every voxel to the nearest voxel of ``mask`` (0 on it; inf when
+    ``mask`` is empty), by SimpleITK's Maurer distance map (exact, multi-threaded)."""
+    if not mask.any():
+        return np.full(mask.shape, np.inf)
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing([float(v) for v in spacing_xyz])
+    distance = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False,
+                                            useImageSpacing=True)
+    return np.maximum(sitk.GetArrayViewFromImage(distance), 0.0)
+
+
 def _open_ball(mask: np.ndarray, spacing_xyz: np.ndarray, radius_mm: float) -> np.ndarray:
     """Morphological opening of ``mask`` with a ball of ``radius_mm`` (Euclidean, in mm; two distance maps
     instead of a large structuring element): what remains is the union of the balls that fit inside."""
-    sampling = [float(v) for v in spacing_xyz[::-1]]
-    core = ndi.distance_transform_edt(mask, sampling=sampling) > radius_mm
-    if not core.any():
-        return core
-    return ndi.distance_transform_edt(~core, sampling=sampling) <= radius_mm
+    core = _distance_to_mm(~mask, spacing_xyz) > radius_mm
+    return _near(core, spacing_xyz, radius_mm)
 
 
 def _large_components(mask: np.ndarray, voxel_ml: float, min_ml: float) -> np.ndarray:
@@ -268,7 +278,7 @@ def _near(mask: np.ndarray, spacing_xyz: np.ndarray, distance_mm: float) -> np.n
     """``mask`` grown by ``distance_mm`` (Euclidean, in mm)."""
     if not mask.any():
         return mask
-    return ndi.distance_transform_edt(~mask, sampling=[float(v) for v in spacing_xyz[::-1]]) <= distance_mm
+    return _distance_to_mm(mask, spacing_xyz) <= distance_mm
 
 
 def _anchors(body: np.ndarray, dark_deep: np.ndarray, body_deep: np.ndarray, enhancement: np.ndarray | None,
