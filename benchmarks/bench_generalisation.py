@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lesion-free-seeds", type=parse_seeds, default=[],
                         help="per held-out family, extra exams drawn with no lesion (seeds not in --family-seeds)")
     parser.add_argument("--oblique-seeds", type=parse_seeds, default=parse_seeds("0-5"),
-                        help="default phantoms scored axial and compound oblique (6 pairs; 2 are too few to judge a 0.05 Dice gap)")
+                        help="default phantoms scored axial and compound oblique "
+                             "(6 pairs; 2 are too few to judge a 0.05 Dice gap)")
     parser.add_argument("--indist-seeds", type=parse_seeds, default=parse_seeds("0,8,12"))
     parser.add_argument("--no-duke", dest="duke", action="store_false")
     parser.add_argument("--fit-confidence", action="store_true", help="fit the confidence model on 'validation'")

@@ -214,8 +214,8 @@ def find_chest_wall(
     # anchors (lungs, heart) lie at least min_anchor_depth_mm below the body surface (dark or
     # enhancing rims just under the skin are not thorax)
     deep = (yy >= y_entry[:, None, :] + int(round(min_anchor_depth_mm / sy))) & has_body[:, None, :]
-    lung, heart_bulk = _anchors(body, air_like & deep, body & deep, enhancement, spacing_xyz, min_lung_ml,
-                                heart_enhancement, min_heart_ml, heart_core_mm, max_depth_mm)
+    lung, heart_distance_mm = _anchors(body, air_like & deep, body & deep, enhancement, spacing_xyz, min_lung_ml,
+                                       heart_enhancement, min_heart_ml, heart_core_mm, max_depth_mm)
     y_lung, has_lung = _first_index(lung, axis=1)
     empty = np.full((nz, nx), np.nan)
     if not has_lung.any():
@@ -224,7 +224,7 @@ def find_chest_wall(
     d0 = max(1, int(round(skin_mm / sy)))
     heart_like = None
     if enhancement is not None:
-        heart_like = (enhancement >= max_muscle_enhancement) & _near(heart_bulk, spacing_xyz, heart_margin_mm)
+        heart_like = (enhancement >= max_muscle_enhancement) & (heart_distance_mm <= heart_margin_mm)
     levels = _muscle_like(pre, body, air_like, spacing_xyz, y_entry, y_lung, has_lung, d0, heart_like,
                           muscle_tolerance, seed_tolerance, fat_exclusion, level_sigma_mm, skin_mm)
     if levels is None:
@@ -285,8 +285,9 @@ def _anchors(body: np.ndarray, dark_deep: np.ndarray, body_deep: np.ndarray, enh
              spacing_xyz: np.ndarray, min_lung_ml: float, heart_enhancement: float, min_heart_ml: float,
              heart_core_mm: float, max_depth_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Step 1: lungs (dark components inside the body outline that do not touch the anterior air), the heart
-    and other large enhancing organs not just in front of them; ``(anchor, heart bulk)`` bool ``(z, y, x)``
-    masks (the anchor holds the lungs, the whole heart and those organs)."""
+    and other large enhancing organs not just in front of them; ``(anchor, heart distance)``: the bool
+    ``(z, y, x)`` anchor (lungs, the whole heart and those organs) and each voxel's distance (mm) to the
+    heart's bulk (inf without one)."""
     voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
     lab, n = ndi.label(dark_deep)
     lung = np.zeros_like(body)
@@ -299,15 +300,16 @@ def _anchors(body: np.ndarray, dark_deep: np.ndarray, body_deep: np.ndarray, enh
         if keep.size:
             lung = np.isin(lab, keep)
     if enhancement is None:
-        return lung, np.zeros_like(body)
+        return lung, np.full(body.shape, np.inf)
     enhancing, bulk = _enhancing_organs((enhancement > heart_enhancement) & body_deep, spacing_xyz, min_heart_ml,
                                         heart_core_mm)
+    heart_distance_mm = _distance_to_mm(bulk, spacing_xyz)
     # the heart: its bulk and the enhancing organ voxels around it (its rim)
-    heart = enhancing & _near(bulk, spacing_xyz, heart_core_mm)
+    heart = enhancing & (heart_distance_mm <= heart_core_mm)
     # other large enhancing organs (the liver under the right breast) anchor the search too, but not within
     # max_depth_mm in front of the lungs or the heart: that is the chest wall, whose muscle may enhance strongly
     others = enhancing & ~_shortly_in_front_of(lung | heart, int(round(max_depth_mm / float(spacing_xyz[1]))))
-    return lung | heart | others, bulk
+    return lung | heart | others, heart_distance_mm
 
 
 def _enhancing_organs(strong: np.ndarray, spacing_xyz: np.ndarray, min_ml: float,
