@@ -26,8 +26,9 @@ only the chest wall (ribs, intercostal muscle) and the pectoralis. So:
    least ``min_band_mm`` muscle-like voxels (below the skin) is followed anteriorly to its end: the
    chest-wall surface.
 4. Regularisation: a Tukey-weighted robust polynomial y(x) per slice (interpolates over columns
-   without anchor: sternum, mediastinum, lateral chest wall), a grey opening along z (ribs stop the
-   search early in narrow bands) and a median along z.
+   without anchor: sternum, mediastinum, lateral chest wall; a slice whose detections span only a short
+   stretch of the chest takes the nearest well-covered slice's curve), a grey opening along z (ribs stop
+   the search early in narrow bands) and a median along z.
 """
 from __future__ import annotations
 
@@ -75,16 +76,19 @@ def _last_index(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _robust_rows(raw: np.ndarray, degree: int = 4, min_points: int = 12, iterations: int = 6,
-                 extrapolate: int = 0, z_half_window: int = 0) -> np.ndarray:
+                 extrapolate: int = 0, z_half_window: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per row (z), a Tukey-biweight robust fit ``y = poly(x) + c (z - z0)`` through the finite values
     of the rows ``z0 - z_half_window .. z0 + z_half_window``.
 
-    Returns the fitted curve between the outermost inlier columns of each row (extended by
-    ``extrapolate`` columns on both sides, where it never lies anterior of (below) its value at the
-    outermost inlier), NaN elsewhere.
+    Returns:
+        ``(curve, span)``: the ``(z, x)`` fitted curve between the outermost inlier columns of each row
+        (extended by ``extrapolate`` columns on both sides, where it never lies anterior of (below) its value
+        at the outermost inlier), NaN elsewhere; and the ``(z,)`` number of columns between the outermost
+        inliers of each row (0 where the row has no fit).
     """
     nz, nx = raw.shape
     out = np.full(raw.shape, np.nan)
+    span = np.zeros(nz, dtype=int)
     xs_all = np.arange(nx, dtype=float)
     scale_x = max(nx / 2.0, 1.0)
     zz, xx_all = np.nonzero(np.isfinite(raw))
@@ -118,6 +122,7 @@ def _robust_rows(raw: np.ndarray, degree: int = 4, min_points: int = 12, iterati
             continue
         xin = xx_all[sel][inl]
         first, last = int(xin.min()), int(xin.max())
+        span[z] = last - first + 1
         lo, hi = max(0, first - extrapolate), min(nx - 1, last + extrapolate)
         xx = (xs_all[lo: hi + 1] - nx / 2.0) / scale_x
         out[z, lo: hi + 1] = sum(coef[k] * xx**k for k in range(deg + 1))
@@ -126,7 +131,7 @@ def _robust_rows(raw: np.ndarray, degree: int = 4, min_points: int = 12, iterati
         # swings anteriorly there when the detections cover only the middle of the chest)
         out[z, lo:first] = np.maximum(out[z, lo:first], out[z, first])
         out[z, last + 1: hi + 1] = np.maximum(out[z, last + 1: hi + 1], out[z, last])
-    return out
+    return out, span
 
 
 def _fill_rows_along_z(values: np.ndarray) -> np.ndarray:
@@ -166,6 +171,7 @@ def find_chest_wall(
     poly_degree: int = 4,
     extrapolate_mm: float = 50.0,
     fit_half_window_mm: float = 0.0,
+    min_span_fraction: float = 0.5,
 ) -> ChestWallResult:
     """Find the anterior chest-wall surface on an LPS-oriented grid.
 
@@ -203,6 +209,8 @@ def find_chest_wall(
             (the lateral chest wall has no lung behind it).
         fit_half_window_mm: each slice's curve is fitted to the detections of the slices within
             this distance (mm) along z (with a linear term in z).
+        min_span_fraction: a slice whose detections span less than this fraction of the median span of the
+            slices takes the curve of the nearest slice that spans enough (0: every slice keeps its own).
 
     Returns:
         :class:`ChestWallResult`.
@@ -232,7 +240,8 @@ def find_chest_wall(
     mlike, fat, muscle = levels
     raw, found_fraction = _front_of_muscle(mlike, y_entry, has_body, y_lung, has_lung, d0, sy, min_band_mm,
                                            max_depth_mm)
-    surf = _regularise(raw, sx, sz, poly_degree, extrapolate_mm, fit_half_window_mm, rib_mm, smoothing_mm)
+    surf = _regularise(raw, sx, sz, poly_degree, extrapolate_mm, fit_half_window_mm, rib_mm, smoothing_mm,
+                       min_span_fraction)
     return ChestWallResult(surf, raw, lung, fat, muscle, fat < muscle, found_fraction)
 
 
@@ -413,12 +422,33 @@ def _front_of_muscle(mlike, y_entry, has_body, y_lung, has_lung, d0, sy, min_ban
     return raw, found_fraction
 
 
+def _drop_narrow_rows(surf: np.ndarray, span: np.ndarray, min_span_fraction: float) -> np.ndarray:
+    """Rows (z) whose detections span fewer than ``min_span_fraction`` of the median span of the fitted rows
+    lose their curve (NaN; :func:`_fill_rows_along_z` then takes the nearest row that spans enough).
+
+    Such a row's polynomial is fitted to a short stretch of the chest (at the edge of the field of view of a
+    compound-oblique exam, or where the lungs end) and, extrapolated laterally, may dive posteriorly into the
+    thorax; a neighbouring slice's curve is the better estimate there.
+    """
+    fitted = span > 0
+    if min_span_fraction <= 0 or not fitted.any():
+        return surf
+    narrow = fitted & (span < min_span_fraction * float(np.median(span[fitted])))
+    if not narrow.any() or narrow.sum() == fitted.sum():
+        return surf
+    out = surf.copy()
+    out[narrow] = np.nan
+    return out
+
+
 def _regularise(raw: np.ndarray, sx: float, sz: float, poly_degree: int, extrapolate_mm: float,
-                fit_half_window_mm: float, rib_mm: float, smoothing_mm: float) -> np.ndarray:
+                fit_half_window_mm: float, rib_mm: float, smoothing_mm: float,
+                min_span_fraction: float = 0.0) -> np.ndarray:
     """Step 4: a robust smooth curve per slice (Tukey-weighted polynomial in x), then ribs (narrow
     posterior excursions along z) removed by a grey opening and a median along z."""
-    surf = _robust_rows(raw, degree=poly_degree, extrapolate=int(round(extrapolate_mm / sx)),
-                        z_half_window=int(round(fit_half_window_mm / sz)))
+    surf, span = _robust_rows(raw, degree=poly_degree, extrapolate=int(round(extrapolate_mm / sx)),
+                              z_half_window=int(round(fit_half_window_mm / sz)))
+    surf = _drop_narrow_rows(surf, span, min_span_fraction)
     if np.isfinite(surf).any():
         finite = np.isfinite(surf)
         filled = _fill_rows_along_z(np.where(finite, surf, np.nan))

@@ -1,10 +1,12 @@
 """Chest wall (breast/chest_wall.py): the heart is told from a strongly enhancing pectoralis by shape (bulk vs
-layer), and the lateral extrapolation of the surface never swings forward."""
+layer), the lateral extrapolation of the surface never swings forward, and a slice with detections along a short
+stretch of the chest only takes its neighbour's curve."""
 from __future__ import annotations
 
 import numpy as np
 
-from breastlesionseg.breast.chest_wall import _enhancing_organs, _open_ball, _robust_rows, _shortly_in_front_of
+from breastlesionseg.breast.chest_wall import (_enhancing_organs, _open_ball, _regularise, _robust_rows,
+                                               _shortly_in_front_of)
 
 SPACING_XYZ = np.array([2.0, 2.0, 2.5])
 
@@ -52,8 +54,27 @@ def test_extrapolated_surface_never_comes_forward_of_the_outermost_detection():
     raw = np.full((3, nx), np.nan)
     middle = slice(60, 101)
     raw[:, middle] = 80.0 - 0.01 * (x[middle] - 80.0) ** 2
-    out = _robust_rows(raw, degree=2, extrapolate=30)
+    out, _ = _robust_rows(raw, degree=2, extrapolate=30)
     np.testing.assert_allclose(out[:, middle], raw[:, middle], atol=1e-6)
     np.testing.assert_allclose(out[:, 30:60], 76.0)  # the polynomial would reach 80 - 0.01 * 50**2 = 55
     np.testing.assert_allclose(out[:, 101:131], 76.0)
     assert np.isnan(out[:, :30]).all() and np.isnan(out[:, 131:]).all()
+
+
+def test_slice_detected_along_a_short_stretch_takes_the_neighbouring_curve():
+    """Slices 0-9 see the chest wall flat at y = 50 over 80 columns; the edge slice 10 (field-of-view edge of an
+    oblique exam) sees it only over 15 columns, on a curve bending posteriorly: extrapolated, its own fit would
+    run deep into the thorax (y up to ~110). With ``min_span_fraction`` it takes slice 9's curve instead."""
+    nx = 101
+    x = np.arange(nx, dtype=float)
+    raw = np.full((11, nx), np.nan)
+    raw[:10, 10:91] = 50.0
+    short = slice(40, 55)
+    raw[10, short] = 50.0 + 0.05 * (x[short] - 40.0) ** 2
+    args = dict(sx=2.0, sz=2.0, poly_degree=2, extrapolate_mm=60.0, fit_half_window_mm=0.0, rib_mm=2.0,
+                smoothing_mm=2.0)
+    own = _regularise(raw, **args, min_span_fraction=0.0)
+    assert np.nanmax(own[10]) > 100.0
+    out = _regularise(raw, **args, min_span_fraction=0.5)
+    np.testing.assert_allclose(out[10], out[9], equal_nan=True)
+    np.testing.assert_allclose(out[:10, 10:91], 50.0, atol=1e-6)
