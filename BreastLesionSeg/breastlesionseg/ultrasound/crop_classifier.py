@@ -77,7 +77,7 @@ class CropClassifier:
     """A loaded crop classifier (one member of a model's ensemble).
 
     Attributes:
-        network: the classifier (eval mode, CPU, channels-last).
+        network: the classifier (eval mode, CPU, channels-last; batch norms folded: inference only).
         margin: box growth per side (fraction of the lesion box).
         size_px: input side.
         mirror: average the logit with the mirror image's.
@@ -195,6 +195,7 @@ def load_crop_classifier(weights: str | Path, spec: dict[str, Any], model_id: st
     Raises:
         ModelError: invalid field, missing file, sha256 mismatch or weights not fitting the network.
     """
+    from ..nn.batch_norm_folding import fold_batch_norms
     from ..nn.config2d import ResNeXtClassifier2DConfig
     from ..nn.model_paths import sha256_file
     from ..nn.resnext_classifier2d import ResNeXtClassifier2D
@@ -211,5 +212,7 @@ def load_crop_classifier(weights: str | Path, spec: dict[str, Any], model_id: st
         network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except (RuntimeError, KeyError) as exc:
         raise ModelError(f"model {model_id}: '{weights}' does not fit the crop classifier: {exc}") from exc
-    return CropClassifier(network.eval().to(memory_format=torch.channels_last), float(spec["margin"]), int(spec["size_px"]),
-                          uses_mirror(spec))
+    size = int(spec["size_px"])
+    example = torch.rand(2, network.in_channels, size, size, generator=torch.Generator().manual_seed(0))
+    network, _ = fold_batch_norms(network.eval(), example)
+    return CropClassifier(network.to(memory_format=torch.channels_last), float(spec["margin"]), size, uses_mirror(spec))

@@ -112,6 +112,8 @@ def test_a_card_with_an_invalid_malignancy_model_is_refused_at_load(tmp_path):
     model = _tiny_model({"descriptor_names": ["colour"], "mean": [0], "scale": [1], "weights": [1],
                          "network_weight": 1, "intercept": 0})
     card = dataclasses.replace(model.card, model_id="tiny-bad")
-    folder = save_model_2d(model.network.state_dict(), card, tmp_path / "tiny-bad")
+    # a loaded model's network has its batch norms folded: save the trainable network's weights
+    network = build_network_2d(card.arch, card.config)
+    folder = save_model_2d(network.state_dict(), card, tmp_path / "tiny-bad")
     with pytest.raises(ModelError, match="unknown descriptor"):
         load_ultrasound_model(folder)
