@@ -9,7 +9,7 @@ before per-lesion confidence) and for the components a **confidence model report
 (``confidence >= report_threshold``). Sections (one JSON line per exam, appended as it goes, so a
 long run can be resumed with ``--resume``):
 
-* ``validation`` — phantoms of the *training* family, seeds 2000+ (never held out): with
+* ``validation`` — phantoms of the *training* family, seeds 2000-2099 (never held out): with
   ``--fit-confidence`` the confidence model is fitted on them (``scripts/calibrate_lesion_confidence.py``'s
   rule) and reused for every other section; otherwise the model card's confidence model is used;
 * ``duke`` — Duke 153 (real exam): fraction of Lesion 1's voxels inside the expert box (target >= 85 %),
@@ -218,7 +218,7 @@ def markdown(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "models" / "mm3dunet-phantom-demo"))
-    parser.add_argument("--validation-seeds", type=parse_seeds, default=parse_seeds("2000-2009"))
+    parser.add_argument("--validation-seeds", type=parse_seeds, default=parse_seeds("2000-2099"))
     parser.add_argument("--families", nargs="+", default=[n for n, f in FAMILIES.items() if f.heldout])
     parser.add_argument("--family-seeds", type=parse_seeds, default=parse_seeds("0-1"))
     parser.add_argument("--lesion-free-seeds", type=parse_seeds, default=[],

@@ -6,8 +6,9 @@ never a held-out family, never the held-out seeds 0-19, never a real exam) is se
 own threshold and minimum volume; every connected component is kept, with its features
 (``breastlesionseg.metrics.component_features``) and its truth: a true lesion when at least
 ``--min-overlap`` of its voxels lie in a ground-truth lesion. A ridge logistic model is fitted on those
-components; the report threshold is the highest confidence (on a 0.05 grid, at most 0.5) that still
-reports every true component of >= 20 mm3 found on the validation phantoms (or ``--threshold``).
+components; the report threshold is the highest confidence (on a 0.01 grid, at most 0.5) that still
+reports ``--keep-fraction`` (default 95 %) of the true components of >= 20 mm3 found on the validation phantoms
+(or ``--threshold``).
 
 Example::
 
@@ -26,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from breastlesionseg.inference import InferenceConfig, SegmentationEngine
-from breastlesionseg.inference.lesion_confidence import (LesionConfidenceModel, choose_report_threshold,
+from breastlesionseg.inference.lesion_confidence import (DEFAULT_KEEP_FRACTION, LesionConfidenceModel,
+                                                         choose_report_threshold,
                                                          confidence_fit_metrics, fit_confidence_model)
 from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES
 from breastlesionseg.phantom import generate_phantom
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", default="training", help="phantom family of the validation phantoms")
     parser.add_argument("--min-overlap", type=float, default=0.1, help="true lesion: this fraction in the truth")
     parser.add_argument("--threshold", type=float, default=None, help="report threshold (default: chosen)")
+    parser.add_argument("--keep-fraction", type=float, default=DEFAULT_KEEP_FRACTION,
+                        help="fraction of the true validation components >= 20 mm3 the chosen threshold keeps reported")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rows", type=Path, default=None,
                         help="reuse the component rows of an earlier --json, or the validation cases of "
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     fitted_on = (f"{len(args.seeds)} validation phantoms, family '{args.family}', seeds "
                  f"{args.seeds[0]}-{args.seeds[-1]} (scripts/calibrate_lesion_confidence.py)")
     model = fit_confidence_model(rows, [r["is_lesion"] for r in rows], 0.5, fitted_on)
-    model.report_threshold = args.threshold if args.threshold is not None else choose_report_threshold(model, rows)
+    model.report_threshold = (args.threshold if args.threshold is not None
+                              else choose_report_threshold(model, rows, keep_fraction=args.keep_fraction))
     model.fit_metrics = confidence_fit_metrics(model, rows, len(args.seeds))
     print(json.dumps({"report_threshold": model.report_threshold, **model.fit_metrics}, indent=2))
     if args.json:

@@ -27,6 +27,8 @@ from ..metrics.component_features import (COMPONENT_FEATURE_NAMES, component_geo
 
 #: ridge penalty (on standardised features) of the logistic fit
 DEFAULT_L2 = 1.0
+#: fraction of the validation phantoms' true lesions (>= 20 mm3) the report threshold keeps reported
+DEFAULT_KEEP_FRACTION = 0.95
 
 
 @dataclass
@@ -157,20 +159,30 @@ def fit_confidence_model(
 
 
 def choose_report_threshold(model: LesionConfidenceModel, rows: Sequence[dict[str, Any]],
-                            min_keep_volume_mm3: float = 20.0) -> float:
-    """Highest threshold on a 0.05 grid (<= 0.5) that still reports every true component >= ``min_keep_volume_mm3``.
+                            min_keep_volume_mm3: float = 20.0, keep_fraction: float = DEFAULT_KEEP_FRACTION) -> float:
+    """The highest threshold (on a 0.01 grid, at most 0.5) that still reports at least ``keep_fraction`` of the true
+    components of at least ``min_keep_volume_mm3``.
+
+    With many validation phantoms, keeping every true component would let the single hardest one (a lesion
+    the network barely found) set the threshold; ``keep_fraction`` < 1 lets a few of them go to the candidates.
 
     Args:
         model: the fitted model.
         rows: labelled components (features, ``volume_mm3``, ``is_lesion``) of the validation phantoms.
-        min_keep_volume_mm3: true components at least this large must stay reported.
+        min_keep_volume_mm3: true components at least this large count.
+        keep_fraction: fraction (0-1] of those that must stay reported.
+
+    Raises:
+        InputError: ``keep_fraction`` outside (0, 1].
     """
+    if not 0.0 < keep_fraction <= 1.0:
+        raise InputError(f"choose_report_threshold: keep_fraction must be in (0, 1], got {keep_fraction}")
     keep = [r for r in rows if r["is_lesion"] and r["volume_mm3"] >= min_keep_volume_mm3]
     if not keep:
         return 0.5
-    lowest = float(model.confidence(keep).min())
-    grid = [float(t) for t in np.round(np.arange(0.05, 0.501, 0.05), 2) if t <= lowest]
-    return grid[-1] if grid else 0.0
+    confidence = np.sort(model.confidence(keep))
+    may_miss = int(np.floor((1.0 - keep_fraction) * len(confidence) + 1e-9))
+    return float(min(np.floor(confidence[may_miss] * 100.0) / 100.0, 0.5))
 
 
 def confidence_fit_metrics(model: LesionConfidenceModel, rows: Sequence[dict[str, Any]], n_exams: int) -> dict:

@@ -11,6 +11,8 @@ Every connected component of the thresholded probability map gets the same fixed
 * ``linearity`` — (l1 - l2) / l1 of the principal variances (1 = a line, 0 = a disc or a ball);
 * ``breast_edge_fraction`` — fraction of the component's voxels within :data:`EDGE_DISTANCE_MM`
   of the outside of the breast region (skin, chest wall, axillary limit);
+* ``edge_distance_mm`` — median distance of the component's voxels to the outside of the breast region,
+  at most :data:`EDGE_DISTANCE_CAP_MM` (axillary lymph nodes lie at the lateral, posterior edge);
 * ``early_enhancement_percent`` — median of 100 (post1 - pre) / pre over the component;
 * ``late_change_percent`` — median of 100 (post_last - post1) / post1 (washout < 0 < persistent).
 
@@ -36,11 +38,14 @@ COMPONENT_FEATURE_NAMES: tuple[str, ...] = (
     "elongation",
     "linearity",
     "breast_edge_fraction",
+    "edge_distance_mm",
     "early_enhancement_percent",
     "late_change_percent",
 )
 #: a voxel this close (mm) to the outside of the breast region counts as touching its edge
 EDGE_DISTANCE_MM = 4.0
+#: distances to the breast region's edge are measured up to this (mm); deeper components get this value
+EDGE_DISTANCE_CAP_MM = 20.0
 #: denominator floor of the percent-enhancement ratios (signal units; avoids division by ~0 in air)
 _MIN_SIGNAL = 1.0
 
@@ -55,13 +60,14 @@ def _principal_variances(index_zyx: np.ndarray, geometry: Geometry) -> np.ndarra
     return np.sort(np.linalg.eigvalsh(cov))[::-1]
 
 
-def _edge_fraction(component: np.ndarray, breast: np.ndarray, spacing_zyx: np.ndarray) -> float:
-    """Fraction of ``component`` voxels within :data:`EDGE_DISTANCE_MM` of a non-breast voxel (same box)."""
-    inside = breast > 0
-    if not np.any(~inside):
-        return 0.0
-    dist = ndimage.distance_transform_edt(inside, sampling=spacing_zyx)
-    return float(np.mean(dist[component] <= EDGE_DISTANCE_MM))
+def _edge_features(component: np.ndarray, breast: np.ndarray | None, spacing_zyx: np.ndarray) -> dict[str, float]:
+    """``breast_edge_fraction`` and ``edge_distance_mm`` of ``component`` (a box reaching at least
+    :data:`EDGE_DISTANCE_CAP_MM` beyond it; ``breast`` on the same box, or None: no edge in reach)."""
+    if breast is None or np.all(breast > 0):
+        return {"breast_edge_fraction": 0.0, "edge_distance_mm": EDGE_DISTANCE_CAP_MM}
+    dist = ndimage.distance_transform_edt(breast > 0, sampling=spacing_zyx)[component]
+    return {"breast_edge_fraction": float(np.mean(dist <= EDGE_DISTANCE_MM)),
+            "edge_distance_mm": float(min(np.median(dist), EDGE_DISTANCE_CAP_MM))}
 
 
 def _box(sl: tuple[slice, ...], margin: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
@@ -89,7 +95,7 @@ def component_geometry_features(
         raise InputError(f"component features: labels {labels.shape}, probability {probability.shape} and breast "
                          f"{None if breast is None else breast.shape} must have the same (z, y, x) shape")
     spacing_zyx = np.asarray(geometry.spacing[::-1], dtype=float)
-    margin = [int(math.ceil(EDGE_DISTANCE_MM / s)) + 1 for s in spacing_zyx]
+    margin = [int(math.ceil(EDGE_DISTANCE_CAP_MM / s)) + 1 for s in spacing_zyx]
     out: dict[int, dict[str, float]] = {}
     for label, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
@@ -105,7 +111,7 @@ def component_geometry_features(
             "probability_max": float(prob.max()),
             "elongation": float(math.sqrt(ev[0] / max(ev[2], 1e-9))),
             "linearity": float((ev[0] - ev[1]) / max(ev[0], 1e-9)),
-            "breast_edge_fraction": 0.0 if breast is None else _edge_fraction(comp, breast[box], spacing_zyx),
+            **_edge_features(comp, None if breast is None else breast[box], spacing_zyx),
         }
     return out
 
@@ -151,4 +157,5 @@ def component_kinetic_features(labels: np.ndarray, phases: Sequence[np.ndarray],
     return out
 
 
-__all__ = ["COMPONENT_FEATURE_NAMES", "EDGE_DISTANCE_MM", "component_geometry_features", "component_kinetic_features"]
+__all__ = ["COMPONENT_FEATURE_NAMES", "EDGE_DISTANCE_CAP_MM", "EDGE_DISTANCE_MM", "component_geometry_features",
+           "component_kinetic_features"]

@@ -80,14 +80,18 @@ def test_without_a_model_every_component_is_a_lesion():
     assert scored.candidate_labels is None and scored.candidates == [] and scored.lesion_confidence == [None]
 
 
-def test_report_threshold_keeps_every_true_component_of_20_mm3():
+def test_report_threshold_keeps_the_asked_fraction_of_true_components_of_20_mm3():
     from breastlesionseg.inference.lesion_confidence import choose_report_threshold, confidence_fit_metrics
 
     model = LesionConfidenceModel(["elongation"], [0.0], [1.0], [-1.0], 3.0, 0.5)  # conf = sigmoid(3 - elongation)
     rows = [{**_features(0.9, e), "volume_mm3": v, "is_lesion": t}
             for e, v, t in ((1.0, 500.0, True), (3.2, 40.0, True), (6.0, 90.0, False), (8.0, 10.0, True))]
-    # the 40 mm3 true component has confidence sigmoid(-0.2) = 0.45; the 10 mm3 one does not count
-    assert choose_report_threshold(model, rows) == pytest.approx(0.45)
+    # the 40 mm3 true component has confidence sigmoid(-0.2) = 0.450; the 10 mm3 one does not count
+    assert choose_report_threshold(model, rows, keep_fraction=1.0) == pytest.approx(0.45)
+    # keeping half of the two, the 500 mm3 one (sigmoid(2) = 0.88) alone sets it, capped at 0.5
+    assert choose_report_threshold(model, rows, keep_fraction=0.5) == pytest.approx(0.5)
+    with pytest.raises(InputError, match="keep_fraction"):
+        choose_report_threshold(model, rows, keep_fraction=0.0)
     model.report_threshold = 0.45
     fm = confidence_fit_metrics(model, rows, n_exams=2)
     assert fm["n_true"] == 3 and fm["false_per_exam_all"] == 0.5 and fm["false_per_exam_reported"] == 0.0

@@ -8,8 +8,8 @@ import pytest
 
 from breastlesionseg.errors import InputError
 from breastlesionseg.geometry import Geometry
-from breastlesionseg.metrics.component_features import (COMPONENT_FEATURE_NAMES, component_geometry_features,
-                                                        component_kinetic_features)
+from breastlesionseg.metrics.component_features import (COMPONENT_FEATURE_NAMES, EDGE_DISTANCE_CAP_MM,
+                                                        component_geometry_features, component_kinetic_features)
 
 GEO = Geometry((41, 37, 23), (0.8, 0.9, 1.5), (-10.0, 5.0, 2.0))
 
@@ -66,7 +66,7 @@ def test_kinetic_features_are_the_known_percentages():
 
 
 def test_feature_names_and_bad_shapes():
-    assert len(set(COMPONENT_FEATURE_NAMES)) == len(COMPONENT_FEATURE_NAMES) == 8
+    assert len(set(COMPONENT_FEATURE_NAMES)) == len(COMPONENT_FEATURE_NAMES) == 9
     labels = _ball_and_tube()
     with pytest.raises(InputError, match="same"):
         component_geometry_features(labels, np.zeros((3, 3, 3), np.float32), None, GEO)
@@ -86,3 +86,17 @@ def test_kinetics_of_a_crop_read_the_full_phases_at_the_offset():
         part = component_kinetic_features(arr, [pre, post1], offset)
         for k in (1, 2):
             assert part[k]["early_enhancement_percent"] == pytest.approx(full[k]["early_enhancement_percent"])
+
+
+def test_edge_distance_is_the_median_distance_to_the_outside_up_to_the_cap():
+    labels = _ball_and_tube()
+    x, _, _ = _mm_coords()
+    ball = labels == 1
+    near = (x >= 2.0).astype(np.uint8)  # outside: the columns x <= 1.6 mm (grid x = 0, 0.8, 1.6)
+    feats = component_geometry_features(labels, labels.astype(np.float32), near, GEO)
+    assert feats[1]["edge_distance_mm"] == pytest.approx(float(np.median(x[ball])) - 1.6, abs=1e-6)
+    far = (x < 31.0).astype(np.uint8)  # outside from x = 31.2 mm: about 21 mm from the ball's centre
+    assert component_geometry_features(labels, labels.astype(np.float32), far, GEO)[1]["edge_distance_mm"] == \
+        EDGE_DISTANCE_CAP_MM
+    assert component_geometry_features(labels, labels.astype(np.float32), None, GEO)[1]["edge_distance_mm"] == \
+        EDGE_DISTANCE_CAP_MM
