@@ -19,8 +19,12 @@ import json
 import os
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "busbra-ultrasound"
@@ -75,7 +79,7 @@ def main() -> None:
     result = {"model_id": model.model_id, "lesion_zoom_margin": model.card.lesion_zoom_margin,
               "crop_classifier": model.crop_classifier is not None, "threads": args.threads, "images": len(paths),
               "load_s": round(load_s, 3),
-              "load_average_1min": os.getloadavg()[0], "cpu": os.cpu_count()}
+              "load_average_1min": os.getloadavg()[0], "cpu": os.cpu_count(), "cpu_model": cpu_model()}
     for label, heat in (("mask_and_probabilities", False), ("with_heat_map", True)):
         times = time_images(paths, model, heat, args.warmup)
         result[label] = {"median_ms": round(statistics.median(times), 1),
