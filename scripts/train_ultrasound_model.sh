@@ -5,7 +5,8 @@
 # $RUN/fold_<k>/crop_classifier/ and crop_classifier_1/); rerun this script to continue where it
 # stopped (finished folds are skipped). Environment overrides: DATA (BUS-BRA folder), RUN (run folder),
 # FOLDS (default "0 1 2 3 4"), THREADS (torch threads; 1 is fastest on a shared, oversubscribed machine),
-# SHIP_FOLD (the fold whose model is shipped; default 0).
+# SHIP_FOLD (the fold whose model is shipped; default 0), DEVICE (auto|cpu|cuda|cuda:N; default auto: a CUDA GPU
+# when there is one, else the CPU; a run may be resumed on another device).
 #
 # The fold-k model is trained on the dataset's training images of fold k, early-stopped on its validation
 # images, and tested on its test images (BUS-BRA 5-fold-cv.csv, kFold == k + 1; patients never shared).
@@ -16,11 +17,12 @@ RUN=${RUN:-benchmarks/output/us-attunet-busbra}
 FOLDS=${FOLDS:-"0 1 2 3 4"}
 THREADS=${THREADS:-1}
 SHIP_FOLD=${SHIP_FOLD:-0}
+DEVICE=${DEVICE:-auto}
 BLS=.venv/bin/breastlesionseg
 
 # each fold: the segmentation network, then its lesion-crop malignancy classifiers (--crop-classifier; margins 1 and 2)
 OMP_NUM_THREADS=$THREADS $BLS train-ultrasound --data "$DATA" --output "$RUN" --folds $FOLDS --resume \
-    --threads "$THREADS" --input-size 128 --batch-size 16 --max-epochs 12 --patience 5 --learning-rate 2e-3 \
+    --threads "$THREADS" --device "$DEVICE" --input-size 128 --batch-size 16 --max-epochs 12 --patience 5 --learning-rate 2e-3 \
     --crop-classifier
 # test-fold metrics of every finished fold, the cross-validation report, curves and ROC plots
 OMP_NUM_THREADS=$THREADS $BLS evaluate-ultrasound --data "$DATA" --run "$RUN" --threads "$THREADS"

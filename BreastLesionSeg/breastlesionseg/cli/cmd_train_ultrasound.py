@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"AdamW learning rate (default {DEFAULT_LEARNING_RATE:g}; {FINE_TUNE_LEARNING_RATE:g} with --init-from)")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N; a run may be resumed "
+                        "on another device (default auto)")
     p.add_argument("--holdout-device", default="", metavar="TEXT",
                    help="leave-one-scanner-out: the scanner whose name contains TEXT neither trains nor validates; "
                         "all its images are the test set (e.g. 'Toshiba')")
@@ -104,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..ultrasound.train import recorded_init_from, train_fold
 
+    from ..inference.device import describe_device, resolve_device
+
     torch.set_num_threads(args.threads)
+    device = str(resolve_device(args.device))  # an unknown or missing device fails before any image is read
+    log.info("training on %s", describe_device(torch.device(device)))
     init_from = args.init_from
     if not init_from and args.resume:
         init_from = recorded_init_from(args.output, args.folds)
@@ -112,9 +119,9 @@ def run(args: argparse.Namespace) -> int:
             log.info("resuming a run that started from model %s", init_from)
     config = build_config(args, init_from)
     for fold in args.folds:
-        train_fold(args.data, fold, args.output, config, resume=args.resume, init_from=init_from)
+        train_fold(args.data, fold, args.output, config, resume=args.resume, init_from=init_from, device=device)
         if args.crop_classifier:
             from ..ultrasound.train_crop_classifier import train_crop_classifiers
 
-            train_crop_classifiers(args.data, fold, args.output, resume=args.resume)
+            train_crop_classifiers(args.data, fold, args.output, resume=args.resume, device=device)
     return 0

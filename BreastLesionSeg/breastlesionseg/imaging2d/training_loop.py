@@ -1,7 +1,10 @@
 """Resumable training loop for 2D networks: checkpoint every epoch, cosine learning rate, early stopping.
 
 The loop is task-agnostic: the caller gives the batches of an epoch, the loss of a batch and a
-validation function returning metrics with a ``"score"`` (higher is better). Files in ``checkpoint_dir``:
+validation function returning metrics with a ``"score"`` (higher is better). On a CUDA device the loop moves
+each batch there before the loss; the validation function sees a model that takes and returns CPU tensors,
+so callers' code is the same on every device. Checkpoints always hold CPU tensors. Files in
+``checkpoint_dir``:
 
 - ``last.pt``: model, optimizer, epoch counters and history (resume point; written atomically
   after every epoch, loaded with ``weights_only=True``).
@@ -61,9 +64,49 @@ class TrainLoopConfig:
             raise InputError(f"learning_rate must be > 0; got {self.learning_rate}")
 
 
-def autocast(enabled: bool) -> Any:
-    """bfloat16 CPU autocast context (a no-op when disabled)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+def autocast(enabled: bool, device_type: str = "cpu") -> Any:
+    """bfloat16 autocast context on ``device_type`` ("cpu" or "cuda"; a no-op when disabled)."""
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` (a tensor, or dicts / lists / tuples of them and other values) with its tensors on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def _to_cpu(output: Any) -> Any:
+    """A network output (tensor, dataclass, tuple/list/dict of them) with its tensors on the CPU."""
+    if isinstance(output, torch.Tensor):
+        return output.cpu()
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        return dataclasses.replace(output, **{f.name: _to_cpu(getattr(output, f.name))
+                                              for f in dataclasses.fields(output) if f.init})
+    if isinstance(output, (dict, list, tuple)):
+        return to_device(output, torch.device("cpu"))
+    return output
+
+
+class _CpuInterface(nn.Module):
+    """``model`` on its device, called with CPU tensors and returning CPU tensors (for validation functions)."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.model = model
+        self.device = device
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Inputs to the model's device, outputs back to the CPU."""
+        return _to_cpu(self.model(*to_device(args, self.device), **to_device(kwargs, self.device)))
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def cosine_learning_rate(epoch: int, config: TrainLoopConfig) -> float:
@@ -119,13 +162,13 @@ def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
 
 
 def _train_one_epoch(model: nn.Module, batches: Iterable[Any], batch_loss: Callable[[nn.Module, Any], torch.Tensor],
-                     optimizer: torch.optim.Optimizer, bf16: bool) -> float:
-    """Mean training loss of one pass over ``batches``."""
+                     optimizer: torch.optim.Optimizer, bf16: bool, device: torch.device) -> float:
+    """Mean training loss of one pass over ``batches`` (each moved to ``device``)."""
     model.train()
     total, count = 0.0, 0
     for batch in batches:
-        with autocast(bf16):
-            loss = batch_loss(model, batch)
+        with autocast(bf16, device.type):
+            loss = batch_loss(model, to_device(batch, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -137,22 +180,32 @@ def _train_one_epoch(model: nn.Module, batches: Iterable[Any], batch_loss: Calla
 def run_training(model: nn.Module, epoch_batches: Callable[[int], Iterable[Any]],
                  batch_loss: Callable[[nn.Module, Any], torch.Tensor],
                  validate: Callable[[nn.Module], dict[str, float]], checkpoint_dir: str | Path,
-                 config: TrainLoopConfig, resume: bool = False) -> list[dict[str, Any]]:
+                 config: TrainLoopConfig, resume: bool = False,
+                 device: str | torch.device = "cpu") -> list[dict[str, Any]]:
     """Train until ``max_epochs`` or early stopping; resumable after an interruption at any point.
 
     Args:
-        model: the network (its weights are those of the last epoch on return; best ones in best_weights.pt).
+        model: the network (on return: on the CPU, with the weights of the last epoch; the best ones are in
+            best_weights.pt).
         epoch_batches: ``epoch -> iterable of batches`` (seed the epoch's augmentation from ``epoch``).
         batch_loss: ``(model, batch) -> scalar loss`` (called under autocast).
         validate: ``model -> metrics`` with a ``"score"`` key, higher is better (model in eval mode, no grad).
         checkpoint_dir: folder of last.pt / best_weights.pt / history.json (created).
         config: optimisation settings.
         resume: continue from ``last.pt``; without it an existing ``last.pt`` is an error.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (the model is moved there; a run may be
+            resumed on another device).
     Returns:
         The per-epoch history.
+    Raises:
+        InputError: an unknown or unavailable device.
     """
+    from ..inference.device import resolve_device
+
+    device = resolve_device(device)
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     state = _restore(checkpoint_dir, model, optimizer, resume, config)
     while not state["finished"]:
@@ -161,25 +214,28 @@ def run_training(model: nn.Module, epoch_batches: Callable[[int], Iterable[Any]]
         learning_rate = cosine_learning_rate(epoch, config)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
-        train_loss = _train_one_epoch(model, epoch_batches(epoch), batch_loss, optimizer, config.bf16)
+        train_loss = _train_one_epoch(model, epoch_batches(epoch), batch_loss, optimizer, config.bf16, device)
         model.eval()
-        with torch.no_grad(), autocast(config.bf16):
-            metrics = {k: float(v) for k, v in validate(model).items()}
+        with torch.no_grad(), autocast(config.bf16, device.type):
+            metrics = {k: float(v) for k, v in validate(model if device.type == "cpu"
+                                                         else _CpuInterface(model, device)).items()}
         record = {"epoch": epoch, "train_loss": train_loss, "learning_rate": learning_rate,
                   "seconds": time.perf_counter() - started, **{f"val_{k}": v for k, v in metrics.items()}}
         state["history"].append(record)
         state["epoch"] = epoch
         if metrics["score"] > state["best_score"]:
             state.update(best_score=metrics["score"], best_epoch=epoch, stale_epochs=0)
-            _save(checkpoint_dir / BEST_WEIGHTS, model.state_dict())
+            _save(checkpoint_dir / BEST_WEIGHTS, _cpu_state(model))
         else:
             state["stale_epochs"] += 1
         state["finished"] = epoch >= config.max_epochs or state["stale_epochs"] >= config.patience_epochs
-        _save(checkpoint_dir / LAST_CHECKPOINT, {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        _save(checkpoint_dir / LAST_CHECKPOINT, {**state, "model": _cpu_state(model),
+                                                  "optimizer": to_device(optimizer.state_dict(), torch.device("cpu")),
                                                   "torch_rng": torch.get_rng_state(),
                                                   "config": dataclasses.asdict(config)})
         write_text_atomic(checkpoint_dir / HISTORY_FILE, json.dumps(state["history"], indent=1), overwrite=True)
         log.info("epoch %d: loss %.4f, %s, %.0f s%s", epoch, train_loss,
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), record["seconds"],
                  " (best)" if state["best_epoch"] == epoch else "")
+    model.to("cpu")
     return state["history"]

@@ -155,7 +155,7 @@ def init_model_card(init_from: str | Path):
 
 
 def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config: UltrasoundTrainConfig,
-               resume: bool = False, init_from: str | Path | None = None) -> Path:
+               resume: bool = False, init_from: str | Path | None = None, device: str = "cpu") -> Path:
     """Train on the fold's training images, early-stop on its validation images.
 
     Args:
@@ -169,6 +169,7 @@ def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config:
             ``init_from`` the one recorded in the fold's ``train_config.json`` is used).
         init_from: id or folder of a 2D ultrasound model to start from (:func:`initial_network`); None:
             random initialisation.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (where the network trains).
     Returns:
         The fold folder (``best_weights.pt`` there is the model to keep).
     Raises:
@@ -198,7 +199,7 @@ def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config:
         return loss_fn(net(batch["image"].contiguous(memory_format=torch.channels_last)), batch)
 
     run_training(model, make_epoch_batches(train_images, config), batch_loss,
-                 make_validator(val_images, config.input_size_px), fold_dir, config.loop, resume=resume)
+                 make_validator(val_images, config.input_size_px), fold_dir, config.loop, resume=resume, device=device)
     return fold_dir
 
 

@@ -111,7 +111,8 @@ def make_validator(inputs: torch.Tensor, labels: torch.Tensor):
 
 
 def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
-                          config: CropClassifierTrainConfig | None = None, resume: bool = False, member: int = 0) -> Path:
+                          config: CropClassifierTrainConfig | None = None, resume: bool = False, member: int = 0,
+                          device: str = "cpu") -> Path:
     """Train member ``member`` of the crop-classifier ensemble of ``run_dir/fold_<k>`` on that fold's split;
     returns its folder.
 
@@ -123,6 +124,8 @@ def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
             of ``CROP_CLASSIFIER_MARGINS``).
         resume: continue an interrupted run.
         member: the ensemble member (its folder, its seed and, by default, its margin).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (where the classifier trains; the fold's
+            network predicts the training masks on the CPU).
     Raises:
         DatasetError: the fold was not trained, or lacks images of either class.
         InputError: ``member`` is not an index of ``CROP_CLASSIFIER_MARGINS``, or member ``member - 1`` is missing.
@@ -158,17 +161,18 @@ def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
     def batch_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         inputs, labels = batch
         logits = net(inputs.contiguous(memory_format=torch.channels_last)).float()
-        return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight)
+        return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight.to(logits.device))
 
     run_training(model, make_epoch_batches(train_inputs, train_labels, config), batch_loss,
-                 make_validator(val_inputs, val_labels), out, config.loop, resume=resume)
+                 make_validator(val_inputs, val_labels), out, config.loop, resume=resume, device=device)
     return out
 
 
-def train_crop_classifiers(data_root: str | Path, fold: int, run_dir: str | Path, resume: bool = False) -> list[Path]:
-    """Train every member of the fold's crop-classifier ensemble (``CROP_CLASSIFIER_MARGINS``) in turn; with
-    ``resume`` a finished member is left as it is. Returns their folders."""
-    return [train_crop_classifier(data_root, fold, run_dir, resume=resume, member=member)
+def train_crop_classifiers(data_root: str | Path, fold: int, run_dir: str | Path, resume: bool = False,
+                           device: str = "cpu") -> list[Path]:
+    """Train every member of the fold's crop-classifier ensemble (``CROP_CLASSIFIER_MARGINS``) in turn on ``device``;
+    with ``resume`` a finished member is left as it is. Returns their folders."""
+    return [train_crop_classifier(data_root, fold, run_dir, resume=resume, member=member, device=device)
             for member in range(len(CROP_CLASSIFIER_MARGINS))]
 
 

@@ -1,4 +1,5 @@
-"""Resumable 2D training loop: a run split in two parts equals the epochs of one run; no silent overwrite."""
+"""Resumable 2D training loop: a run split in two parts equals the epochs of one run; no silent overwrite; a run
+moves between devices (CUDA part skipped without a GPU)."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from breastlesionseg.imaging2d.training_loop import (
     TrainLoopConfig,
     cosine_learning_rate,
     run_training,
+    to_device,
 )
 
 
@@ -66,3 +68,39 @@ def test_cosine_learning_rate_ends_at_the_minimum():
     assert rates[-1] == pytest.approx(1e-4)
     assert rates[2] == pytest.approx(0.55e-3)
     assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_to_device_keeps_the_structure_of_a_batch():
+    batch = {"image": torch.ones(2, 1, 3, 3), "pair": (torch.zeros(2), [torch.ones(1), "name"]), "n": 3}
+    moved = to_device(batch, torch.device("cpu"))
+    assert set(moved) == {"image", "pair", "n"} and moved["n"] == 3
+    assert isinstance(moved["pair"], tuple) and isinstance(moved["pair"][1], list) and moved["pair"][1][1] == "name"
+    assert torch.equal(moved["image"], batch["image"])
+
+
+def test_an_unknown_device_is_refused_before_training(tmp_path):
+    model, batches, loss, validate = _problem()
+    with pytest.raises(InputError, match="--device 'npu'"):
+        run_training(model, batches, loss, validate, tmp_path, TrainLoopConfig(max_epochs=1, bf16=False), device="npu")
+    assert not (tmp_path / LAST_CHECKPOINT).exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_a_run_trained_on_cuda_resumes_on_the_cpu(tmp_path):
+    model, batches, loss, validate = _problem()
+    seen = []
+
+    def validate_on_cpu(net):  # a caller's validation code: CPU tensors in, CPU tensors out
+        out = net(torch.ones(1, 3))
+        seen.append(out.device.type)
+        return validate(net)
+
+    first = run_training(model, batches, loss, validate_on_cpu, tmp_path,
+                         TrainLoopConfig(max_epochs=2, bf16=True, learning_rate=0.05), device="cuda")
+    assert seen == ["cpu", "cpu"] and next(model.parameters()).device.type == "cpu"
+    checkpoint = torch.load(tmp_path / LAST_CHECKPOINT, weights_only=True)
+    assert all(v.device.type == "cpu" for v in checkpoint["model"].values())
+    resumed, *_ = _problem()
+    history = run_training(resumed, batches, loss, validate, tmp_path,
+                           TrainLoopConfig(max_epochs=4, bf16=False, learning_rate=0.05), resume=True, device="cpu")
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4] and history[-1]["val_score"] > first[0]["val_score"]

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from breastlesionseg.cli.main import main
 from breastlesionseg.errors import DatasetError, InputError
@@ -163,3 +164,16 @@ def test_evaluate_cli_reevaluates_when_the_classifier_changes_and_skips_one_in_t
     torch.save({**state, "finished": False}, member_dir(fold_dir, 1) / LAST_CHECKPOINT)
     assert main(args) != 0  # the only fold's classifier is still training: no fold to report
     assert not results.is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_a_classifier_trained_on_cuda(trained_run, tmp_path):
+    data, run = trained_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "fold_0" / CLASSIFIER_DIR)
+    folder = train_crop_classifier(data, 0, copy, _config(), device="cuda")
+    weights = torch.load(folder / BEST_WEIGHTS, weights_only=True)
+    assert all(v.device.type == "cpu" for v in weights.values())
+    history = json.loads((folder / HISTORY_FILE).read_text(encoding="utf-8"))
+    assert [h["epoch"] for h in history] == [1, 2] and all(0.0 <= h["val_malignancy_auc"] <= 1.0 for h in history)

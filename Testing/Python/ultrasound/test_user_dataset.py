@@ -236,3 +236,18 @@ def test_init_from_refuses_other_models(user_folder, tmp_path, caplog):
     assert _cli(user_folder, tmp_path / "run", "--init-from", str(us), "--attention", "none") == EXIT_BAD_INPUT
     assert not (tmp_path / "run").exists()
     assert resolve_model(us) == us
+
+
+def test_an_unusable_device_is_refused_before_anything_is_written(user_folder, tmp_path, caplog):
+    assert _cli(user_folder, tmp_path / "run", "--device", "npu") == EXIT_BAD_INPUT
+    assert "--device 'npu'" in caplog.text and not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_a_fold_trained_on_cuda(user_folder, tmp_path):
+    run = tmp_path / "run"
+    assert _cli(user_folder, run, "--device", "cuda") == 0
+    weights = torch.load(run / f"fold_{FOLD}" / BEST_WEIGHTS, weights_only=True)
+    assert all(v.device.type == "cpu" for v in weights.values())
+    history = json.loads((run / f"fold_{FOLD}" / HISTORY_FILE).read_text(encoding="utf-8"))
+    assert [h["epoch"] for h in history] == [1] and math.isfinite(history[0]["train_loss"])
