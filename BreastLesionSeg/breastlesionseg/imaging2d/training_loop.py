@@ -106,7 +106,12 @@ class _CpuInterface(nn.Module):
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    """``model.state_dict()`` with CPU tensors (same type and version metadata, so files match a CPU run's)."""
+    state = model.state_dict()
+    cpu = type(state)((k, v.detach().cpu()) for k, v in state.items())
+    if hasattr(state, "_metadata"):
+        cpu._metadata = state._metadata
+    return cpu
 
 
 def cosine_learning_rate(epoch: int, config: TrainLoopConfig) -> float:
