@@ -22,7 +22,7 @@ BLS=.venv/bin/breastlesionseg
 
 # each fold: the segmentation network, then its lesion-crop malignancy classifiers (--crop-classifier; margins 1 and 2)
 OMP_NUM_THREADS=$THREADS $BLS train-ultrasound --data "$DATA" --output "$RUN" --folds $FOLDS --resume \
-    --threads "$THREADS" --device "$DEVICE" --input-size 128 --batch-size 16 --max-epochs 12 --patience 5 --learning-rate 2e-3 \
+    --threads "$THREADS" --device "$DEVICE" --input-size 128 --batch-size 16 --max-epochs 20 --patience 5 --learning-rate 2e-3 \
     --crop-classifier
 # test-fold metrics of every finished fold, the cross-validation report, curves and ROC plots
 OMP_NUM_THREADS=$THREADS $BLS evaluate-ultrasound --data "$DATA" --run "$RUN" --threads "$THREADS"

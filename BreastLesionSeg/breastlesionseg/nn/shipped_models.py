@@ -18,9 +18,9 @@ SHIPPED_MODELS: dict[str, dict[str, str | list[str]]] = {
         "onnx_sha256": "58481ccec828e8f453755542b0909783c05913e2db2a3cb225ee06889771ddf0",
     },
     "us-attunet-busbra": {
-        "weights_sha256": "ae2a835dc21dde63337d55d41ef1d61acc984df71844292e5d3b50d16d23e167",
-        "crop_classifier_sha256": ["5eab65259c75b2bd571195d6e85934ac9a12982ac8ef4b55fbeaa7d7ba834d44",
-                                   "9ce617aa7daa750dbc043b7f7320fbfdea94e7703b0dc5b854baa9ac8ee3b325"],
+        "weights_sha256": "3cb6f8cbd76a7dbdf4fb0a0f740e529e10f3104f4750b24e3e03649b218cbde2",
+        "crop_classifier_sha256": ["9c8fd6d8358fd6551f64eb1c0b6662b5a04e6af55249c8e7cfab729975f3d70c",
+                                   "32863cc77da34e98ea79fd85dc1f5e101cc3a43d32ef581b01828411bed09d3b"],
     },
     "hires-unet-cddcesm-demo": {
         "weights_sha256": "6c55f9e5887e989cd4a57158a72ff3cef889981159465dc02c13d447d59e3f8b",

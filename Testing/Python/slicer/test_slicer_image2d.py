@@ -156,7 +156,7 @@ def test_ultrasound_apply_runs_the_shipped_model_on_a_busbra_test_image(ctx, pan
     mask = image2d_scene.lesion_mask(ctx, result.segmentation, node)
     dice = 2 * np.logical_and(mask, truth).sum() / max(mask.sum() + truth.sum(), 1)
     print(f"BUS-BRA {TEST_FOLD_CASE}: Dice {dice:.3f}, {row}")
-    assert dice > 0.82  # measured 0.873 (the model's test-fold median: 0.899)
+    assert dice > 0.82  # measured 0.941 with the 20-epoch fold-0 model
     assert row["lesion_present_probability"] > 0.95  # above the card's lesion-present threshold: a mask is drawn
     assert 0.0 <= row["malignancy_probability"] <= 1.0
     assert row["model_id"] == "us-attunet-busbra" and row["model_demo"] == "no" and "BUS-BRA" in row["model_trained_on"]
