@@ -195,7 +195,7 @@ def load_crop_classifier(weights: str | Path, spec: dict[str, Any], model_id: st
     Raises:
         ModelError: invalid field, missing file, sha256 mismatch or weights not fitting the network.
     """
-    from ..nn.batch_norm_folding import fold_batch_norms
+    from ..nn.batch_norm_folding import fold_batch_norms_2d
     from ..nn.config2d import ResNeXtClassifier2DConfig
     from ..nn.model_paths import sha256_file
     from ..nn.resnext_classifier2d import ResNeXtClassifier2D
@@ -213,6 +213,5 @@ def load_crop_classifier(weights: str | Path, spec: dict[str, Any], model_id: st
     except (RuntimeError, KeyError) as exc:
         raise ModelError(f"model {model_id}: '{weights}' does not fit the crop classifier: {exc}") from exc
     size = int(spec["size_px"])
-    example = torch.rand(2, network.in_channels, size, size, generator=torch.Generator().manual_seed(0))
-    network, _ = fold_batch_norms(network.eval(), example)
+    network = fold_batch_norms_2d(network.eval(), size)
     return CropClassifier(network.to(memory_format=torch.channels_last), float(spec["margin"]), size, uses_mirror(spec))

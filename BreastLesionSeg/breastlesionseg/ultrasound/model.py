@@ -34,14 +34,12 @@ class UltrasoundModel:
     def __post_init__(self) -> None:
         import torch
 
-        from ..nn.batch_norm_folding import fold_batch_norms
+        from ..nn.batch_norm_folding import fold_batch_norms_2d
 
         # batch norms folded into their convolutions (one op less per layer, same outputs within 1e-4), then
         # channels-last convolutions: about 1.7x faster on CPU for these networks, same float32 results
         # (benchmarks/bench_ultrasound.py); predict_image feeds channels-last inputs
-        size = self.card.input_size_px
-        example = torch.rand(2, self.network.in_channels, size, size, generator=torch.Generator().manual_seed(0))
-        self.network, _ = fold_batch_norms(self.network.eval(), example)
+        self.network = fold_batch_norms_2d(self.network.eval(), self.card.input_size_px)
         self.network = self.network.to(memory_format=torch.channels_last)
 
     @property
