@@ -70,26 +70,17 @@ def autocast(enabled: bool, device_type: str = "cpu") -> Any:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """``batch`` (a tensor, or dicts / lists / tuples of them and other values) with its tensors on ``device``."""
+    """``batch`` (a tensor, or dicts / lists / tuples / named tuples of them and other values; a batch or a network
+    output such as :class:`~breastlesionseg.nn.multitask_output.MultiTaskOutput`) with its tensors on ``device``."""
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        return batch.to(device, non_blocking=device.type != "cpu")  # copies to the CPU are complete on return
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a named tuple takes its fields positionally
+        return type(batch)(*(to_device(v, device) for v in batch))
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
-
-
-def _to_cpu(output: Any) -> Any:
-    """A network output (tensor, dataclass, tuple/list/dict of them) with its tensors on the CPU."""
-    if isinstance(output, torch.Tensor):
-        return output.cpu()
-    if dataclasses.is_dataclass(output) and not isinstance(output, type):
-        return dataclasses.replace(output, **{f.name: _to_cpu(getattr(output, f.name))
-                                              for f in dataclasses.fields(output) if f.init})
-    if isinstance(output, (dict, list, tuple)):
-        return to_device(output, torch.device("cpu"))
-    return output
 
 
 class _CpuInterface(nn.Module):
@@ -102,7 +93,8 @@ class _CpuInterface(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Inputs to the model's device, outputs back to the CPU."""
-        return _to_cpu(self.model(*to_device(args, self.device), **to_device(kwargs, self.device)))
+        output = self.model(*to_device(args, self.device), **to_device(kwargs, self.device))
+        return to_device(output, torch.device("cpu"))
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

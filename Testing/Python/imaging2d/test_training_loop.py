@@ -76,6 +76,11 @@ def test_to_device_keeps_the_structure_of_a_batch():
     assert set(moved) == {"image", "pair", "n"} and moved["n"] == 3
     assert isinstance(moved["pair"], tuple) and isinstance(moved["pair"][1], list) and moved["pair"][1][1] == "name"
     assert torch.equal(moved["image"], batch["image"])
+    from breastlesionseg.nn.multitask_output import MultiTaskOutput  # a network output: a named tuple of tensors
+
+    output = MultiTaskOutput(torch.ones(1, 1, 3, 3), torch.zeros(1), torch.ones(1))
+    moved_output = to_device(output, torch.device("cpu"))
+    assert isinstance(moved_output, MultiTaskOutput) and torch.equal(moved_output.seg_logits, output.seg_logits)
 
 
 def test_an_unknown_device_is_refused_before_training(tmp_path):
