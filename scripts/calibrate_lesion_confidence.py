@@ -30,7 +30,7 @@ from breastlesionseg.inference import InferenceConfig, SegmentationEngine
 from breastlesionseg.inference.lesion_confidence import (DEFAULT_KEEP_FRACTION, LesionConfidenceModel,
                                                          choose_report_threshold,
                                                          confidence_fit_metrics, fit_confidence_model)
-from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES
+from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES, with_kinetic_descriptors
 from breastlesionseg.phantom import generate_phantom
 from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
 
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = [r for c in cases if c["section"] == "validation" and c["seed"] in args.seeds for r in c["rows"]]
         else:
             rows = json.loads(args.rows.read_text(encoding="utf-8"))["rows"]
+        rows = [with_kinetic_descriptors(r) for r in rows]
     else:
         engine = SegmentationEngine(InferenceConfig(model=str(args.model), device="cpu", num_threads=args.threads))
         rows = collect_components(engine, args.family, args.seeds, args.min_overlap)

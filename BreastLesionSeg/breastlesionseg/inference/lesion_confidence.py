@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError
 from ..metrics.component_features import (COMPONENT_FEATURE_NAMES, component_geometry_features,
-                                          component_kinetic_features)
+                                          component_kinetic_features, kinetic_descriptor_features)
 
 #: ridge penalty (on standardised features) of the logistic fit
 DEFAULT_L2 = 1.0
@@ -235,8 +235,9 @@ def component_features(
     the crop starting at full-grid index ``crop_start_zyx``)."""
     feats = component_geometry_features(labels_crop, probability_crop, breast_crop, crop_geometry)
     kinetics = component_kinetic_features(labels_crop, phases_full, crop_start_zyx)
-    return {label: {**values, **kinetics.get(label, {"early_enhancement_percent": 0.0, "late_change_percent": 0.0})}
-            for label, values in feats.items()}
+    no_kinetics = {"early_enhancement_percent": 0.0, "late_change_percent": 0.0,
+                   **kinetic_descriptor_features(0.0, 0.0)}
+    return {label: {**values, **kinetics.get(label, no_kinetics)} for label, values in feats.items()}
 
 
 def _relabel(labels: np.ndarray, order: Sequence[int]) -> np.ndarray:

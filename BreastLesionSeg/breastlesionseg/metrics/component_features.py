@@ -14,7 +14,13 @@ Every connected component of the thresholded probability map gets the same fixed
 * ``edge_distance_mm`` — median distance of the component's voxels to the outside of the breast region,
   at most :data:`EDGE_DISTANCE_CAP_MM` (axillary lymph nodes lie at the lateral, posterior edge);
 * ``early_enhancement_percent`` — median of 100 (post1 - pre) / pre over the component;
-* ``late_change_percent`` — median of 100 (post_last - post1) / post1 (washout < 0 < persistent).
+* ``late_change_percent`` — median of 100 (post_last - post1) / post1 (washout < 0 < persistent);
+* ``initial_slow_percent``, ``delayed_persistent_percent``, ``delayed_washout_percent`` — how far the two
+  kinetic medians lie beyond the ACR BI-RADS MRI lexicon cut-offs (2nd ed. 2013): early enhancement below
+  :data:`SLOW_INITIAL_PERCENT` (slow initial phase), late change above +:data:`PLATEAU_BAND_PERCENT`
+  (persistent) or below -:data:`PLATEAU_BAND_PERCENT` (washout); 0 inside the band. A logistic model
+  cannot bend a single kinetic number into these curve types itself; background parenchymal enhancement
+  (slow, persistent) and masses (fast, plateau or washout) differ in them.
 
 Features are computed per component inside its bounding box (plus a margin), never on the whole
 image, so the cost grows with the number of components, not with the exam.
@@ -29,6 +35,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import Geometry
+from .kinetics import PLATEAU_BAND_PERCENT
 
 #: the features of one component, in the order the confidence model uses them
 COMPONENT_FEATURE_NAMES: tuple[str, ...] = (
@@ -41,11 +48,16 @@ COMPONENT_FEATURE_NAMES: tuple[str, ...] = (
     "edge_distance_mm",
     "early_enhancement_percent",
     "late_change_percent",
+    "initial_slow_percent",
+    "delayed_persistent_percent",
+    "delayed_washout_percent",
 )
 #: a voxel this close (mm) to the outside of the breast region counts as touching its edge
 EDGE_DISTANCE_MM = 4.0
 #: distances to the breast region's edge are measured up to this (mm); deeper components get this value
 EDGE_DISTANCE_CAP_MM = 20.0
+#: early enhancement (percent) below which the initial phase is slow (BI-RADS: slow < 50 % <= medium)
+SLOW_INITIAL_PERCENT = 50.0
 #: denominator floor of the percent-enhancement ratios (signal units; avoids division by ~0 in air)
 _MIN_SIGNAL = 1.0
 
@@ -116,6 +128,20 @@ def component_geometry_features(
     return out
 
 
+def kinetic_descriptor_features(early_enhancement_percent: float, late_change_percent: float) -> dict[str, float]:
+    """The BI-RADS curve-type distances (percent, >= 0) of a component's early enhancement and late change."""
+    return {"initial_slow_percent": max(0.0, SLOW_INITIAL_PERCENT - early_enhancement_percent),
+            "delayed_persistent_percent": max(0.0, late_change_percent - PLATEAU_BAND_PERCENT),
+            "delayed_washout_percent": max(0.0, -PLATEAU_BAND_PERCENT - late_change_percent)}
+
+
+def with_kinetic_descriptors(row: dict) -> dict:
+    """``row`` (a component's feature dict) with its kinetic descriptors added when it carries only the two
+    kinetic medians (e.g. component rows saved by an earlier benchmark run); its own values win."""
+    return {**kinetic_descriptor_features(float(row["early_enhancement_percent"]),
+                                          float(row["late_change_percent"])), **row}
+
+
 def component_kinetic_features(labels: np.ndarray, phases: Sequence[np.ndarray],
                                offset_zyx: Sequence[int] = (0, 0, 0)) -> dict[int, dict[str, float]]:
     """Early enhancement and late change (percent, medians) of every component of ``labels``.
@@ -128,7 +154,8 @@ def component_kinetic_features(labels: np.ndarray, phases: Sequence[np.ndarray],
             the crop was padded: voxels outside the phases are ignored).
 
     Returns:
-        ``{label: {"early_enhancement_percent": .., "late_change_percent": ..}}``.
+        ``{label: {"early_enhancement_percent": .., "late_change_percent": .., **kinetic descriptors}}``
+        (:func:`kinetic_descriptor_features`).
     """
     if len(phases) < 2:
         raise InputError(f"component kinetics need a pre and at least one post-contrast phase, got {len(phases)}")
@@ -152,10 +179,13 @@ def component_kinetic_features(labels: np.ndarray, phases: Sequence[np.ndarray],
         last = np.asarray(phases[-1][full], dtype=np.float32)[comp]
         early = 100.0 * (post1 - pre) / np.maximum(pre, _MIN_SIGNAL)
         late = 100.0 * (last - post1) / np.maximum(post1, _MIN_SIGNAL)
-        out[label] = {"early_enhancement_percent": float(np.median(early)),
-                      "late_change_percent": float(np.median(late)) if len(phases) > 2 else 0.0}
+        early_percent = float(np.median(early))
+        late_percent = float(np.median(late)) if len(phases) > 2 else 0.0
+        out[label] = {"early_enhancement_percent": early_percent, "late_change_percent": late_percent,
+                      **kinetic_descriptor_features(early_percent, late_percent)}
     return out
 
 
-__all__ = ["COMPONENT_FEATURE_NAMES", "EDGE_DISTANCE_CAP_MM", "EDGE_DISTANCE_MM", "component_geometry_features",
-           "component_kinetic_features"]
+__all__ = ["COMPONENT_FEATURE_NAMES", "EDGE_DISTANCE_CAP_MM", "EDGE_DISTANCE_MM", "PLATEAU_BAND_PERCENT",
+           "SLOW_INITIAL_PERCENT", "component_geometry_features", "component_kinetic_features",
+           "kinetic_descriptor_features", "with_kinetic_descriptors"]

@@ -40,6 +40,8 @@ from ._inputs import finite_or_none
 PERSISTENT = "persistent"
 PLATEAU = "plateau"
 WASHOUT = "washout"
+#: late change (percent) within +-this is a plateau (BI-RADS delayed phase)
+PLATEAU_BAND_PERCENT = 10.0
 CURVE_TYPES = (PERSISTENT, PLATEAU, WASHOUT)
 CURVE_TYPE_REFERENCE = (
     "ACR BI-RADS Atlas, MRI lexicon (2nd ed., 2013), delayed phase: change of signal from the early to the "
@@ -71,7 +73,7 @@ class KineticsConfig:
     early_phase: int = 1
     late_phase: int = -1
     ftv_ser_min: float | None = None
-    curve_threshold_percent: float = 10.0
+    curve_threshold_percent: float = PLATEAU_BAND_PERCENT
     min_pre_signal: float = 0.0
     pe_floor_fraction: float = 1.0
 
@@ -111,7 +113,7 @@ class KineticsConfig:
         return asdict(self)
 
 
-def classify_curve(late_change_percent: float | None, threshold_percent: float = 10.0) -> str | None:
+def classify_curve(late_change_percent: float | None, threshold_percent: float = PLATEAU_BAND_PERCENT) -> str | None:
     """Kinetic curve type from the early-to-late signal change (BI-RADS delayed phase rule)."""
     if late_change_percent is None or not np.isfinite(late_change_percent):
         return None

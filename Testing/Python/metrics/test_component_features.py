@@ -9,7 +9,9 @@ import pytest
 from breastlesionseg.errors import InputError
 from breastlesionseg.geometry import Geometry
 from breastlesionseg.metrics.component_features import (COMPONENT_FEATURE_NAMES, EDGE_DISTANCE_CAP_MM,
-                                                        component_geometry_features, component_kinetic_features)
+                                                        PLATEAU_BAND_PERCENT, SLOW_INITIAL_PERCENT,
+                                                        component_geometry_features, component_kinetic_features,
+                                                        kinetic_descriptor_features)
 
 GEO = Geometry((41, 37, 23), (0.8, 0.9, 1.5), (-10.0, 5.0, 2.0))
 
@@ -63,10 +65,25 @@ def test_kinetic_features_are_the_known_percentages():
     assert feats[1]["late_change_percent"] == pytest.approx(-20.0, rel=1e-4)
     assert feats[2]["early_enhancement_percent"] == pytest.approx(20.0, rel=1e-4)
     assert feats[2]["late_change_percent"] == pytest.approx(10.0, rel=1e-4)
+    # BI-RADS curve-type distances: the ball is fast with washout 10 % beyond the plateau band, the tube slow
+    # (30 % below 50 %) and on the edge of persistent
+    assert feats[1]["initial_slow_percent"] == 0.0 and feats[1]["delayed_persistent_percent"] == 0.0
+    assert feats[1]["delayed_washout_percent"] == pytest.approx(10.0, rel=1e-3)
+    assert feats[2]["initial_slow_percent"] == pytest.approx(30.0, rel=1e-3)
+    assert feats[2]["delayed_persistent_percent"] == pytest.approx(0.0, abs=1e-3)
+    assert feats[2]["delayed_washout_percent"] == 0.0
+
+
+def test_kinetic_descriptors_are_zero_inside_the_bi_rads_bands():
+    assert kinetic_descriptor_features(SLOW_INITIAL_PERCENT, PLATEAU_BAND_PERCENT) == {
+        "initial_slow_percent": 0.0, "delayed_persistent_percent": 0.0, "delayed_washout_percent": 0.0}
+    assert kinetic_descriptor_features(20.0, 35.0) == {
+        "initial_slow_percent": 30.0, "delayed_persistent_percent": 25.0, "delayed_washout_percent": 0.0}
+    assert kinetic_descriptor_features(180.0, -40.0)["delayed_washout_percent"] == 30.0
 
 
 def test_feature_names_and_bad_shapes():
-    assert len(set(COMPONENT_FEATURE_NAMES)) == len(COMPONENT_FEATURE_NAMES) == 9
+    assert len(set(COMPONENT_FEATURE_NAMES)) == len(COMPONENT_FEATURE_NAMES) == 12
     labels = _ball_and_tube()
     with pytest.raises(InputError, match="same"):
         component_geometry_features(labels, np.zeros((3, 3, 3), np.float32), None, GEO)

@@ -3,10 +3,11 @@
 table but rows of a candidate table (confidence, volume, promoted); the reader can show one and promote it
 to a lesion.
 
-Real run: the self-test's phantom exam (seed 3, two true lesions) through the panel's Apply with the shipped
-demo model, whose card's per-lesion confidence model is kept but whose report threshold is raised from 0.11
-to 0.95 (a copy of the model folder): the lesion found with confidence 0.98 is reported, the true lesion
-found with confidence 0.91 becomes a candidate.
+Real run: the self-test's phantom exam (seed 3, two true lesions, 1,598 and 932 mm3 found) through the panel's
+Apply with the shipped demo model's weights, whose card's per-lesion confidence model is replaced (in a copy of
+the model folder) by one that ranks by volume alone, reporting components above ~1,200 mm3: the larger lesion
+is reported, the smaller true lesion becomes a candidate. (The calibrated model finds both lesions with about
+the same confidence, so a raised threshold cannot split them reliably; the calibration has its own tests.)
 """
 from __future__ import annotations
 
@@ -31,19 +32,22 @@ from BreastLesionSegLib.selftest import SERIES_NAMES
 ROOT = Path(__file__).resolve().parents[3]
 DEMO_MODEL = ROOT / "models" / "mm3dunet-phantom-demo"
 STRICT_ID = "phantom-demo-strict-report"
-STRICT_THRESHOLD = 0.95
+STRICT_THRESHOLD = 0.5
+#: the volume-only confidence model: 0.5 at this volume, higher for larger components
+SPLIT_VOLUME_MM3 = 1200.0
 
 
 @pytest.fixture(scope="module")
 def strict_model(tmp_path_factory):
-    """The shipped demo model with lesion_confidence.report_threshold 0.95 (same weights, new id)."""
+    """The shipped demo model's weights with a volume-only lesion_confidence model (new id)."""
     card = json.loads((DEMO_MODEL / "model_card.json").read_text(encoding="utf-8"))
     if not isinstance(card.get("lesion_confidence"), dict):
         pytest.fail(f"the shipped demo model's card at {DEMO_MODEL} has no lesion_confidence model")
     folder = tmp_path_factory.mktemp("models") / STRICT_ID
     shutil.copytree(DEMO_MODEL, folder)
     card["model_id"] = STRICT_ID
-    card["lesion_confidence"]["report_threshold"] = STRICT_THRESHOLD
+    card["lesion_confidence"].update(feature_names=["log10_volume_mm3"], mean=[float(np.log10(SPLIT_VOLUME_MM3))],
+                                     scale=[0.1], coef=[1.0], intercept=0.0, report_threshold=STRICT_THRESHOLD)
     (folder / "model_card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     return folder
 
@@ -84,7 +88,7 @@ def test_candidates_are_hidden_segments_outside_the_table_and_can_be_promoted(
     result, selection = out.shown
     seg = result.segmentation
     metrics = result.metrics
-    (candidate,) = metrics["candidates"]  # measured: one candidate, confidence 0.907, 931.5 mm3
+    (candidate,) = metrics["candidates"]  # measured: one candidate, 931.5 mm3, confidence 0.25
     assert candidate["confidence"] < STRICT_THRESHOLD <= min(metrics["lesion_confidence"])
     names = segmentation_nodes.segment_names(seg, segmentation_nodes.segment_ids(seg))
     expected_name = f"Candidate 1 (confidence {candidate['confidence']:.2f})"
