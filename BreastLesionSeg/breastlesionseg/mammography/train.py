@@ -88,8 +88,9 @@ def full_resolution_dice(model: torch.nn.Module, cases: list[PreparedCase], thre
 
 
 def train_fold(cases: list[PreparedCase], folds: list[int], fold: int, run_dir: Path,
-               config: MammographyTrainConfig, resume: bool) -> dict[str, Any]:
-    """Train fold ``fold`` (resumable), evaluate its best weights; the fold's result record."""
+               config: MammographyTrainConfig, resume: bool, device: str = "cpu") -> dict[str, Any]:
+    """Train fold ``fold`` (resumable) on ``device`` ("cpu", "cuda", "cuda:N" or "auto"), evaluate its best
+    weights on the CPU; the fold's result record."""
     fold_dir = run_dir / f"fold_{fold}"
     train = [c for c, f in zip(cases, folds) if f != fold]
     held_out = [c for c, f in zip(cases, folds) if f == fold]
@@ -97,7 +98,7 @@ def train_fold(cases: list[PreparedCase], folds: list[int], fold: int, run_dir: 
     torch.manual_seed(config.loop.seed + fold)
     model = HiResUNet2D(config.network)
     run_training(model, make_epoch_batches(train, config), make_loss(), make_validator(held_out, config.threshold),
-                 fold_dir, config.loop, resume=resume)
+                 fold_dir, config.loop, resume=resume, device=device)
     model.load_state_dict(torch.load(fold_dir / BEST_WEIGHTS, map_location="cpu", weights_only=True))
     dice = full_resolution_dice(model, held_out, config.threshold)
     history = json.loads((fold_dir / "history.json").read_text(encoding="utf-8"))
@@ -119,8 +120,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cross_validate(data_root: str | Path, run_dir: str | Path, config: MammographyTrainConfig,
-                   resume: bool = False, only_folds: Sequence[int] | None = None) -> dict[str, Any]:
-    """Train and evaluate every (or the given) fold; writes and returns ``cv_results.json``'s content."""
+                   resume: bool = False, only_folds: Sequence[int] | None = None,
+                   device: str = "cpu") -> dict[str, Any]:
+    """Train (on ``device``) and evaluate every (or the given) fold; writes and returns ``cv_results.json``'s
+    content."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     raw = read_cddcesm(data_root)
@@ -128,7 +131,7 @@ def cross_validate(data_root: str | Path, run_dir: str | Path, config: Mammograp
     cases = [prepare_case(c, config.input_size_px) for c in raw]
     records = []
     for fold in (only_folds if only_folds is not None else range(config.n_folds)):
-        records.append(train_fold(cases, folds, fold, run_dir, config, resume))
+        records.append(train_fold(cases, folds, fold, run_dir, config, resume, device))
         result = {"config": config.to_dict(), "data": str(data_root), "folds": records, "summary": summarize(records)}
         write_text_atomic(run_dir / CV_RESULTS, json.dumps(result, indent=1), overwrite=True)
         log.info("fold %d: mean Dice %.3f (%d images)", fold, records[-1]["mean_dice"], records[-1]["n_held_out"])
@@ -146,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n-folds", type=int, default=None)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one), cpu, cuda or cuda:N")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -157,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_epochs is not None:
         config.loop.max_epochs = args.max_epochs
     config.__post_init__()
-    result = cross_validate(args.data, args.output, config, args.resume, args.folds)
+    from ..inference.device import describe_device, resolve_device
+    device = resolve_device(args.device)  # an unknown or missing device fails before any image is read
+    log.info("training on %s", describe_device(device))
+    result = cross_validate(args.data, args.output, config, args.resume, args.folds, str(device))
     log.info("cross-validated Dice %.3f +- %.3f (n=%d)", result["summary"]["dice_mean"], result["summary"]["dice_sd"],
              result["summary"]["n_images"])
     return 0

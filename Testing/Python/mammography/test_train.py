@@ -8,7 +8,7 @@ import torch
 
 from breastlesionseg.errors import InputError
 from breastlesionseg.imaging2d.model_card2d import ModelCard2D
-from breastlesionseg.imaging2d.training_loop import TrainLoopConfig
+from breastlesionseg.imaging2d.training_loop import BEST_WEIGHTS, TrainLoopConfig
 from breastlesionseg.mammography.cddcesm import read_cddcesm
 from breastlesionseg.mammography.config import MammographyTrainConfig
 from breastlesionseg.mammography.package_model import package
@@ -71,3 +71,20 @@ def test_full_resolution_dice_maps_predictions_back_through_the_letterbox(tiny_c
     assert perfect[0] > 0.9  # 48 -> 32 -> 48 px resampling costs a little at the border
     empty = full_resolution_dice(_OracleNetwork(torch.zeros(1, 1, 32, 32)), cases, 0.5)
     assert empty == [0.0]
+
+
+def test_the_command_line_refuses_an_unknown_device_before_reading_images(tmp_path):
+    from breastlesionseg.mammography.train import main
+
+    with pytest.raises(InputError, match="tpu"):
+        main(["--data", str(tmp_path / "no-such-folder"), "--output", str(tmp_path / "run"), "--device", "tpu"])
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_a_cross_validation_trained_on_cuda_matches_the_cpu_contract(tiny_cddcesm, tmp_path):
+    result = cross_validate(tiny_cddcesm, tmp_path / "run", _config(), only_folds=[0], device="cuda")
+    (fold,) = result["folds"]
+    assert fold["epochs_run"] == 2 and all(0.0 <= d <= 1.0 for d in fold["dice_per_image"])
+    weights = torch.load(tmp_path / "run" / "fold_0" / BEST_WEIGHTS, weights_only=True)
+    assert all(v.device.type == "cpu" for v in weights.values())
