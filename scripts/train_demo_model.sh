@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Train the shipped demo lesion model models/mm3dunet-phantom-demo/ reproducibly, on CPU or GPU.
+# Train the BASE demo lesion network (version 2 of mm3dunet-phantom-demo: classic phantoms only) reproducibly,
+# on CPU or GPU. The shipped model (version 3) is this network fine-tuned on domain-randomised phantoms by
+# scripts/train_randomised_model.sh (INIT=WORK_DIR/model).
 #
 #   scripts/train_demo_model.sh [WORK_DIR]        (default WORK_DIR: benchmarks/output/demo_model)
 #
@@ -10,11 +12,11 @@
 #    instance (--positive-sampling instance) so small lesions are seen as often as large ones,
 # 3. calibrates threshold / minimum lesion volume / window on validation phantoms 2000-2019,
 # 4. evaluates the best weights on the 20 held-out phantoms (seeds 0-19) and records the result in the
-#    model card, 4. copies weights.pt + model_card.json into models/mm3dunet-phantom-demo/.
+#    model card, 5. with DEST set, copies weights.pt + model_card.json there.
 #
 # Environment: THREADS (torch CPU threads, default 2), DEVICE (auto|cpu|cuda, default auto),
-# MAX_TIME_S (training wall-clock budget, default 3600), EPOCHS (default 40), DEST (default
-# models/mm3dunet-phantom-demo).
+# MAX_TIME_S (training wall-clock budget, default 3600), EPOCHS (default 40), DEST (default: none, the model
+# stays in WORK_DIR/model).
 # Version history: v1 (40 cases, 16 epochs x 2 patches/case, voxel-uniform positives) found 27/30 held-out
 # lesions >= 20 mm3; v2 (this recipe) adds cases, patches and instance-balanced positives.
 set -euo pipefail
@@ -26,7 +28,7 @@ THREADS=${THREADS:-2}
 DEVICE=${DEVICE:-auto}
 MAX_TIME_S=${MAX_TIME_S:-3600}
 EPOCHS=${EPOCHS:-40}
-DEST=${DEST:-models/mm3dunet-phantom-demo}  # where the finished model is copied
+DEST=${DEST:-}  # where the finished model is copied (none by default)
 mkdir -p "$WORK"
 
 "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --seeds 1000-1079 --min-lesions 1 --max-lesions 3
@@ -55,6 +57,7 @@ fi
 "$PY" -m breastlesionseg.training.heldout "$WORK/model" --seeds 0-19 --threads "$THREADS" --device "$DEVICE" \
   --update-card --json "$WORK/heldout_phantoms.json" > /dev/null
 
+if [ -z "$DEST" ]; then echo "base model in $WORK/model (DEST not set: nothing copied)"; exit 0; fi
 mkdir -p "$DEST"
 cp "$WORK/model/weights.pt" "$WORK/model/model_card.json" "$DEST/"
 cp "$WORK/model/training_curves.png" "$WORK/model/training_report.md" "$DEST/" 2>/dev/null || true

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fine-tune the demo lesion model on DOMAIN-RANDOMISED phantoms (issue 17), resumably, on CPU or GPU.
+# Fine-tune the demo lesion network on DOMAIN-RANDOMISED phantoms, resumably, on CPU or GPU. With the defaults
+# (THREADS=2) and DEST=models/mm3dunet-phantom-demo this is how the shipped model (version 3) was made.
 #
 #   scripts/train_randomised_model.sh [WORK_DIR]     (default WORK_DIR: benchmarks/output/demo_model_randomised)
 #
@@ -8,17 +9,23 @@
 #    motion, slice thickness, spacing, obliques, noise, bias, fat suppression, intensity scale all drawn
 #    per seed). Never the held-out seeds 0-19, never the validation seeds 2000-2099, never a held-out
 #    family, never a real exam;
-# 2. fine-tunes the shipped demo model on it (--init-from; same architecture and channels) with
+# 2. fine-tunes the base network (INIT) on it (--init-from; same architecture and channels) with
 #    `breastlesionseg train`; rerunning the script continues from WORK_DIR/model/checkpoints/last.pt;
-# 3. fits the per-lesion confidence model on validation phantoms 2000-2099 of the training family and
+# 3. chooses threshold / minimum lesion volume on validation phantoms 2000-2019 (scripts/calibrate_inference.py),
+#    fits the per-lesion confidence model on validation phantoms 2000-2099 of the training family and
 #    benchmarks the result (benchmarks/bench_generalisation.py, the seeds of docs/generalisation.md), so it can be
-#    compared with the shipped one.
+#    compared with the shipped one;
+# 4. with DEST set: copies the model there, stores the confidence model fitted in step 3 in its card, records the
+#    network's held-out phantom evaluation (seeds 0-19) and exports + verifies model.onnx. After shipping,
+#    update breastlesionseg/nn/shipped_models.py with the printed checksums (docs/model_trust.md).
 #
 # Recipe: a gentle fine-tune (learning rate 5e-4 -> 5e-5, 12 epochs) that keeps 15 % of the phantoms for
 # validation, so the best epoch is chosen on ~25 exams rather than 5.
 #
 # Environment: THREADS (torch CPU threads, default 1), DEVICE (auto|cpu|cuda), MAX_TIME_S (training budget,
-# default 5400), EPOCHS (default 12), NICE (default 10), INIT (model to fine-tune, default the shipped one),
+# default 5400), EPOCHS (default 12), NICE (default 10), INIT (network to fine-tune, default
+# benchmarks/output/demo_model/model: the version-2 base made by scripts/train_demo_model.sh, sha256
+# d478ad34712b...), DEST (default none),
 # DEFAULT_SEEDS (e.g. 1000-1031: also put these classic-phantom seeds of the demo model's own training set
 # into the mix, so the fine-tune keeps what it knew; default 1000-1047).
 set -euo pipefail
@@ -31,7 +38,12 @@ DEVICE=${DEVICE:-auto}
 MAX_TIME_S=${MAX_TIME_S:-5400}
 EPOCHS=${EPOCHS:-12}
 NICE=${NICE:-10}
-INIT=${INIT:-models/mm3dunet-phantom-demo}
+INIT=${INIT:-benchmarks/output/demo_model/model}
+DEST=${DEST:-}
+if [ ! -f "$INIT/model_card.json" ] && [ ! -f "$WORK/model/checkpoints/last.pt" ]; then
+  echo "INIT=$INIT is not a model folder: train the base first (scripts/train_demo_model.sh) or set INIT" >&2
+  exit 2
+fi
 SEEDS=${SEEDS:-3000-3127}   # training phantoms (128)
 DEFAULT_SEEDS=${DEFAULT_SEEDS:-1000-1047}
 N_CASES=$(( ${SEEDS#*-} - ${SEEDS%-*} + 1 ))
@@ -58,13 +70,39 @@ fi
 
 nice -n "$NICE" "$BLS" train --data "$WORK/dataset" --output "$WORK/model" $RESUME \
   --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
-  --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from the 80-phantom demo model (default phantoms, seeds 1000-1079); no real patient data" \
+  --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from the 80-phantom base demo model (default phantoms, seeds 1000-1079); no real patient data" \
   --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
   --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
   --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
   --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
   --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none
 
+# threshold / minimum lesion volume chosen on validation phantoms 2000-2019 (as for the base model), into the card
+if [ ! -f "$WORK/calibration.json" ]; then
+  nice -n "$NICE" "$PY" scripts/calibrate_inference.py "$WORK/model" --seeds 2000-2019 --windows 16,32,32 \
+    --thresholds 0.35 0.4 0.45 0.5 0.55 0.6 --min-volumes 10 15 20 30 --threads "$THREADS" \
+    --json "$WORK/calibration.json" --update-card
+fi
+
 # per-lesion confidence fitted on validation phantoms + the generalisation benchmark of the new weights
 nice -n "$NICE" "$PY" benchmarks/bench_generalisation.py --model "$WORK/model" --fit-confidence --resume \
   --family-seeds 0-5 --lesion-free-seeds 100-102 --oblique-seeds 0-11 --threads "$THREADS" --out "$WORK/generalisation"
+
+[ -z "$DEST" ] && exit 0
+# ship: the model, its confidence model (from the benchmark's validation rows), its held-out evaluation, model.onnx
+MODEL_ID=mm3dunet-phantom-demo
+mkdir -p "$DEST"
+cp "$WORK/model/weights.pt" "$WORK/model/model_card.json" "$WORK/model/training_curves.png" \
+  "$WORK/model/training_report.md" "$DEST/"
+cp "$WORK/calibration.json" "$DEST/calibration_validation_phantoms.json"
+nice -n "$NICE" "$PY" scripts/calibrate_lesion_confidence.py "$DEST" --seeds 2000-2099 \
+  --rows "$WORK/generalisation/$MODEL_ID/cases.jsonl" --update-card
+nice -n "$NICE" "$PY" -m breastlesionseg.training.heldout "$DEST" --seeds 0-19 --threads "$THREADS" \
+  --update-card --json "$WORK/heldout_phantoms.json" > /dev/null
+nice -n "$NICE" "$BLS" export "$DEST" --format onnx --into-model-dir --force
+"$PY" - "$DEST" <<'PYEOF'
+import json, sys
+card = json.load(open(f"{sys.argv[1]}/model_card.json"))
+print("update breastlesionseg/nn/shipped_models.py:", {"weights_sha256": card["weights_sha256"],
+                                                       "onnx_sha256": card["onnx_export"]["sha256"]})
+PYEOF

@@ -14,8 +14,8 @@ from __future__ import annotations
 #: repository's models/ folder
 SHIPPED_MODELS: dict[str, dict[str, str | list[str]]] = {
     "mm3dunet-phantom-demo": {
-        "weights_sha256": "d478ad34712bddec455ace32f22e3c6fcbdd145c63f98d4eea2798c1a355644c",
-        "onnx_sha256": "58481ccec828e8f453755542b0909783c05913e2db2a3cb225ee06889771ddf0",
+        "weights_sha256": "aadfc0139208de5dd235646603ae73021287d935491d86236d4a0c098f1dd303",
+        "onnx_sha256": "3538eb5bfefaead524c892d265f45c5d495e61fea679ca8b542f048544d81e64",
     },
     "us-attunet-busbra": {
         "weights_sha256": "3cb6f8cbd76a7dbdf4fb0a0f740e529e10f3104f4750b24e3e03649b218cbde2",
