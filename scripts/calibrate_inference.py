@@ -5,7 +5,9 @@ VALIDATION phantoms, never on the held-out evaluation seeds (0-19) nor the train
 For every validation seed and candidate sliding-window size it runs the real engine once (keeping the
 probability map), then replays the post-processing (threshold -> breast restriction -> components >=
 V mm3) for every (threshold, V) pair and scores lesion Dice and lesion-wise detection against the
-phantom truth. Prints a table and writes JSON; with ``--update-card`` it writes the chosen
+phantom truth. ``--family`` draws the validation phantoms from a family of
+``breastlesionseg.phantom.randomisation`` (e.g. ``training``, the distribution a randomised fine-tune learnt)
+instead of the classic default phantom; held-out families are refused. Prints a table and writes JSON; with ``--update-card`` it writes the chosen
 ``inference_window`` / ``threshold`` / ``min_lesion_volume_mm3`` into the model card (weights untouched).
 
     .venv/bin/python scripts/calibrate_inference.py MODEL_DIR --seeds 2000-2007 \
@@ -42,6 +44,14 @@ def _window(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
+def validation_config(family: str, seed: int):
+    """The phantom configuration of validation seed ``seed``: the classic phantom, or drawn from ``family``."""
+    from breastlesionseg.phantom import PhantomConfig
+    from breastlesionseg.phantom.randomisation import draw_config
+
+    return PhantomConfig(seed=seed) if family == "default" else draw_config(family, seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the calibration; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=_window, nargs="+", default=None, help="candidate windows D,H,W")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--min-volumes", type=float, nargs="+", default=[10.0, 20.0, 30.0], help="mm3")
+    parser.add_argument("--family", default="default",
+                        help="validation phantoms: 'default' (the classic phantom) or a non-held-out family of "
+                             "breastlesionseg.phantom.randomisation (e.g. training)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     parser.add_argument("--update-card", action="store_true", help="write the chosen settings into the model card")
@@ -61,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     bad = sorted(set(args.seeds) & HELD_OUT_SEEDS)
     if bad:
         parser.error(f"--seeds must not include the held-out evaluation seeds 0-19 (got {bad})")
+    from breastlesionseg.phantom.randomisation import FAMILIES
+
+    if args.family != "default" and (args.family not in FAMILIES or FAMILIES[args.family].heldout):
+        usable = sorted({"default"} | {name for name, fam in FAMILIES.items() if not fam.heldout})
+        parser.error(f"--family {args.family!r} is not a calibration family (one of {usable}; held-out families "
+                     f"are never calibrated on)")
 
     import torch
 
@@ -68,21 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     from breastlesionseg.inference.postprocess import postprocess_probability
     from breastlesionseg.metrics import evaluate_segmentation
     from breastlesionseg.nn import load_model, resolve_model
-    from breastlesionseg.phantom import PhantomConfig, generate_phantom
+    from breastlesionseg.phantom import generate_phantom
 
     torch.set_num_threads(args.threads)
     folder = resolve_model(args.model)
     if args.from_json:
         earlier = json.loads(args.from_json.read_text(encoding="utf-8"))
         if args.update_card:
-            _update_card(folder, earlier["chosen"], earlier["seeds"])
+            _update_card(folder, earlier["chosen"], earlier["seeds"], earlier.get("family", "default"))
         return 0
     _, card = load_model(folder)
     windows = args.windows or [tuple(card.patch_size)]
 
     records: list[dict] = []
     for seed in args.seeds:
-        phantom = generate_phantom(PhantomConfig(seed=seed))
+        phantom = generate_phantom(validation_config(args.family, seed))
         exam, truth = phantom.exam, phantom.lesion_labels
         for window in windows:
             engine = SegmentationEngine(InferenceConfig(model=str(folder), device="cpu", window_zyx=window,
@@ -133,16 +152,16 @@ def main(argv: list[str] | None = None) -> int:
 
     best = min(summary, key=score)
     print(f"chosen: window {best['window']}, threshold {best['threshold']}, min lesion volume "
-          f"{best['min_volume_mm3']:g} mm3 (validation seeds {args.seeds[0]}-{args.seeds[-1]})")
+          f"{best['min_volume_mm3']:g} mm3 (validation seeds {args.seeds[0]}-{args.seeds[-1]}, family {args.family})")
     if args.json:
-        args.json.write_text(json.dumps({"seeds": args.seeds, "summary": summary, "chosen": best,
+        args.json.write_text(json.dumps({"seeds": args.seeds, "family": args.family, "summary": summary, "chosen": best,
                                          "records": records}, indent=2))
     if args.update_card:
-        _update_card(folder, best, args.seeds)
+        _update_card(folder, best, args.seeds, args.family)
     return 0
 
 
-def _update_card(folder: Path, best: dict, seeds: list[int]) -> None:
+def _update_card(folder: Path, best: dict, seeds: list[int], family: str = "default") -> None:
     """Write the chosen window / threshold / minimum volume into ``folder``'s model card (atomically)."""
     from breastlesionseg.io.atomic import write_text_atomic
     from breastlesionseg.nn.model_card import ModelCard
@@ -152,7 +171,7 @@ def _update_card(folder: Path, best: dict, seeds: list[int]) -> None:
     card.inference_window = tuple(best["window"])
     card.threshold = float(best["threshold"])
     card.min_lesion_volume_mm3 = float(best["min_volume_mm3"])
-    card.extra["inference_calibration"] = {"validation_seeds": list(seeds), **best,
+    card.extra["inference_calibration"] = {"validation_seeds": list(seeds), "family": family, **best,
                                            "script": "scripts/calibrate_inference.py"}
     card.validate()
     write_text_atomic(card_path, card.to_json(), overwrite=True)
