@@ -6,9 +6,10 @@ For every validation seed and candidate sliding-window size it runs the real eng
 probability map), then replays the post-processing (threshold -> breast restriction -> components >=
 V mm3) for every (threshold, V) pair and scores lesion Dice and lesion-wise detection against the
 phantom truth. ``--family`` draws the validation phantoms from a family of
-``breastlesionseg.phantom.randomisation`` (e.g. ``training``, the distribution a randomised fine-tune learnt)
-instead of the classic default phantom; held-out families are refused. Prints a table and writes JSON; with ``--update-card`` it writes the chosen
-``inference_window`` / ``threshold`` / ``min_lesion_volume_mm3`` into the model card (weights untouched).
+``breastlesionseg.phantom.randomisation`` (``default``, the classic phantom, or e.g. ``training``, the
+distribution a randomised fine-tune learnt); held-out families are refused. Prints a table and writes JSON;
+with ``--update-card`` it writes the chosen ``inference_window`` / ``threshold`` / ``min_lesion_volume_mm3``
+into the model card (weights untouched).
 
     .venv/bin/python scripts/calibrate_inference.py MODEL_DIR --seeds 2000-2007 \
         --windows 16,32,32 32,64,64 --thresholds 0.4 0.5 0.6 0.7 --min-volumes 10 20 30
@@ -44,14 +45,6 @@ def _window(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
-def validation_config(family: str, seed: int):
-    """The phantom configuration of validation seed ``seed``: the classic phantom, or drawn from ``family``."""
-    from breastlesionseg.phantom import PhantomConfig
-    from breastlesionseg.phantom.randomisation import draw_config
-
-    return PhantomConfig(seed=seed) if family == "default" else draw_config(family, seed)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the calibration; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seeds must not include the held-out evaluation seeds 0-19 (got {bad})")
     from breastlesionseg.phantom.randomisation import FAMILIES
 
-    if args.family != "default" and (args.family not in FAMILIES or FAMILIES[args.family].heldout):
-        usable = sorted({"default"} | {name for name, fam in FAMILIES.items() if not fam.heldout})
+    if args.family not in FAMILIES or FAMILIES[args.family].heldout:
+        usable = sorted(name for name, fam in FAMILIES.items() if not fam.heldout)
         parser.error(f"--family {args.family!r} is not a calibration family (one of {usable}; held-out families "
                      f"are never calibrated on)")
 
@@ -88,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from breastlesionseg.metrics import evaluate_segmentation
     from breastlesionseg.nn import load_model, resolve_model
     from breastlesionseg.phantom import generate_phantom
+    from breastlesionseg.phantom.randomisation import draw_config
 
     torch.set_num_threads(args.threads)
     folder = resolve_model(args.model)
@@ -101,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     records: list[dict] = []
     for seed in args.seeds:
-        phantom = generate_phantom(validation_config(args.family, seed))
+        phantom = generate_phantom(draw_config(args.family, seed))
         exam, truth = phantom.exam, phantom.lesion_labels
         for window in windows:
             engine = SegmentationEngine(InferenceConfig(model=str(folder), device="cpu", window_zyx=window,

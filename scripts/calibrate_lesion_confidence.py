@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update-card", action="store_true", help="store the model in the model card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.family not in FAMILIES:
+        parser.error(f"--family {args.family!r} is not a phantom family (one of {sorted(FAMILIES)})")
     if set(args.seeds) & set(EVAL_SEEDS) or FAMILIES[args.family].heldout:
         parser.error("held-out seeds 0-19 and held-out families are never used for calibration")
     if args.rows:

@@ -1,0 +1,28 @@
+"""scripts/calibrate_lesion_confidence.py: what it refuses to calibrate on (no engine runs here)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "calibrate_lesion_confidence.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("calibrate_lesion_confidence", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--family", "no-such-family"], "is not a phantom family"),
+    (["--family", "heldout-oblique"], "never used for calibration"),
+    (["--seeds", "3,2000"], "never used for calibration"),
+])
+def test_unknown_and_held_out_inputs_are_refused_before_any_model_is_read(script, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        script.main(["no-such-model", *args])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
