@@ -26,6 +26,8 @@
 # default 5400), EPOCHS (default 12), NICE (default 10), INIT (network to fine-tune, default
 # benchmarks/output/demo_model/model: the version-2 base made by scripts/train_demo_model.sh, sha256
 # d478ad34712b...), DEST (default none),
+# ACQ_AUGMENT (probability of each acquisition augmentation of training.transforms: noise, slice blur, low
+# resolution, gamma, bias field; default 0 = none, as for version 3),
 # DEFAULT_SEEDS (e.g. 1000-1031: also put these classic-phantom seeds of the demo model's own training set
 # into the mix, so the fine-tune keeps what it knew; default 1000-1047).
 set -euo pipefail
@@ -40,6 +42,7 @@ EPOCHS=${EPOCHS:-12}
 NICE=${NICE:-10}
 INIT=${INIT:-benchmarks/output/demo_model/model}
 DEST=${DEST:-}
+ACQ_AUGMENT=${ACQ_AUGMENT:-0}
 if [ ! -f "$INIT/model_card.json" ] && [ ! -f "$WORK/model/checkpoints/last.pt" ]; then
   echo "INIT=$INIT is not a model folder: train the base first (scripts/train_demo_model.sh) or set INIT" >&2
   exit 2
@@ -74,7 +77,7 @@ nice -n "$NICE" "$BLS" train --data "$WORK/dataset" --output "$WORK/model" $RESU
   --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
   --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
   --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
-  --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
+  --acquisition-augment "$ACQ_AUGMENT" --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
   --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none
 
 # threshold / minimum lesion volume chosen on validation phantoms 2000-2019 (as for the base model), into the card

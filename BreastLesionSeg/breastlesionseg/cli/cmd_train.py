@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="model grid spacing in mm (default 1.5,1.5,1.5)")
     p.add_argument("--margin-mm", type=float, default=16.0, help="optimized-volume crop margin (default 16 mm)")
     p.add_argument("--no-augment", action="store_true", help="no rotation/flip/intensity augmentation")
+    p.add_argument("--acquisition-augment", type=float, default=0.0, metavar="P",
+                   help="probability of each acquisition augmentation: noise, slice blur, low resolution, gamma, "
+                        "bias field (default 0 = none; ignored with --no-augment)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--max-time-s", type=float, default=None, help="stop after the epoch that exceeds this wall time")
     p.add_argument("--model-id", default="", help="model id in the card (default: the output folder name)")
@@ -92,7 +95,8 @@ def config_from_args(args: argparse.Namespace):
         arch=args.arch, expansion=args.expansion, base_width=args.base_width, levels=args.levels, act=args.act,
         channels=tuple(args.channels), target_spacing_mm=args.spacing, crop_margin_mm=args.margin_mm,
         rotate_deg=0.0 if args.no_augment else 15.0, flip_prob=0.0 if args.no_augment else 0.5,
-        intensity_scale=0.0 if args.no_augment else 0.2, num_threads=args.threads, progress=args.progress,
+        intensity_scale=0.0 if args.no_augment else 0.2,
+        acquisition_augment_prob=0.0 if args.no_augment else args.acquisition_augment, num_threads=args.threads, progress=args.progress,
         max_time_s=args.max_time_s, model_id=args.model_id, demo=args.demo, training_data=args.training_data,
     )
     cfg.training_command = command_line(cfg, args)
@@ -113,6 +117,8 @@ def command_line(cfg, args: argparse.Namespace) -> str:
              "--margin-mm", f"{cfg.crop_margin_mm:g}", "--device", cfg.device]
     if args.no_augment:
         parts.append("--no-augment")
+    elif cfg.acquisition_augment_prob > 0:
+        parts += ["--acquisition-augment", f"{cfg.acquisition_augment_prob:g}"]
     if cfg.amp:
         parts.append("--amp")
     if cfg.init_from:

@@ -86,6 +86,8 @@ class TrainConfig:
         rotate_deg: +- axial rotation range of the augmentation (degrees).
         flip_prob: left-right flip probability.
         intensity_scale: +- relative intensity scaling (0.2 = +-20 %).
+        acquisition_augment_prob: probability of each acquisition augmentation (noise, slice blur, low
+            resolution, gamma, bias field; ``training.transforms``); 0 = none.
         val_overlap: sliding-window overlap for validation.
         val_every: validate every this many epochs (and always after the last epoch).
         threshold: probability threshold of the lesion mask.
@@ -135,6 +137,7 @@ class TrainConfig:
     rotate_deg: float = 15.0
     flip_prob: float = 0.5
     intensity_scale: float = 0.2
+    acquisition_augment_prob: float = 0.0
     val_overlap: float = 0.25
     val_every: int = 1
     threshold: float = 0.5
@@ -206,6 +209,9 @@ class TrainConfig:
             raise InputError(f"TrainConfig.flip_prob must be in [0, 1], got {self.flip_prob!r}")
         if not 0.0 <= float(self.intensity_scale) < 1.0:
             raise InputError(f"TrainConfig.intensity_scale must be in [0, 1), got {self.intensity_scale!r}")
+        if not 0.0 <= float(self.acquisition_augment_prob) <= 1.0:
+            raise InputError(f"TrainConfig.acquisition_augment_prob must be in [0, 1], "
+                             f"got {self.acquisition_augment_prob!r}")
         if not 0.0 <= float(self.val_overlap) < 1.0:
             raise InputError(f"TrainConfig.val_overlap must be in [0, 1), got {self.val_overlap!r}")
         _positive_int("val_every", self.val_every)

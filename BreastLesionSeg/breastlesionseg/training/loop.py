@@ -376,7 +376,8 @@ class _TrainingRun:
         """Patch dataset with augmentation, a (distributed) sampler and the loader."""
         config, ctx = self.config, self.ctx
         self.dataset = PatchDataset(train_cases, config.patch_size, config.patches_per_case, config.pos_fraction,
-                                    build_augmentation(config.rotate_deg, config.flip_prob, config.intensity_scale),
+                                    build_augmentation(config.rotate_deg, config.flip_prob, config.intensity_scale,
+                                                       config.acquisition_augment_prob),
                                     seed=config.seed, positive_sampling=config.positive_sampling)
         if ctx.distributed:
             self.sampler = DistributedSampler(self.dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,

@@ -1,23 +1,69 @@
-"""MONAI augmentation of training patches (Wang et al. 2025): +-15 deg axial rotation, LR flip, +-20 % intensity.
+"""MONAI augmentation of training patches.
+
+* geometry and intensity (Wang et al. 2025): +-15 deg axial rotation, left-right flip, +-20 % intensity;
+* acquisition (optional, ``acquisition_prob > 0``; the image-quality augmentations of nnU-Net, Isensee et al.
+  2021, adapted to anisotropic breast MRI): Gaussian noise, a slice-profile blur along z (thick slices),
+  simulated low resolution, gamma contrast and a smooth bias field. The phantom generator draws these
+  factors too, but only within its own ranges; augmenting on top stops the network from relying on the
+  generator's exact noise, slice profile and contrast (its out-of-distribution weakness).
 
 Patches are dicts ``{"image": (C, D, H, W), "label": (1, D, H, W)}`` on the model grid with array
 axes (z, y, x): the axial plane is (y, x), i.e. MONAI's ``range_x`` rotation (about array axis 0),
-and left-right is array axis 2 (x).
+left-right is array axis 2 (x), and the slice direction is array axis 0 (MONAI's ``sigma_x``).
+Images are z-score normalised, so noise and blur strengths are in z-score units and voxels.
 """
 from __future__ import annotations
 
 import math
 
-from monai.transforms import Compose, EnsureTyped, RandFlipd, RandRotated, RandScaleIntensityd
+from monai.transforms import (
+    Compose,
+    EnsureTyped,
+    RandAdjustContrastd,
+    RandBiasFieldd,
+    RandFlipd,
+    RandGaussianNoised,
+    RandGaussianSmoothd,
+    RandRotated,
+    RandScaleIntensityd,
+    RandSimulateLowResolutiond,
+)
+
+#: largest standard deviation of the added Gaussian noise (z-score units)
+NOISE_STD_MAX = 0.1
+#: Gaussian blur sigma ranges (voxels) along the slice direction and in plane: a thick slice profile
+SLICE_BLUR_SIGMA_VOXELS = (0.5, 1.5)
+IN_PLANE_BLUR_SIGMA_VOXELS = (0.0, 0.5)
+#: zoom range of the simulated low resolution (down-sampled by this factor, then up-sampled back)
+LOW_RESOLUTION_ZOOM = (0.5, 1.0)
+#: gamma range of the contrast change (intensity statistics kept)
+GAMMA_RANGE = (0.7, 1.5)
+#: range of the bias field's polynomial coefficients
+BIAS_COEFF_RANGE = (0.0, 0.1)
 
 
-def build_augmentation(rotate_deg: float = 15.0, flip_prob: float = 0.5, intensity_scale: float = 0.2) -> Compose:
+def acquisition_transforms(prob: float) -> list:
+    """Image-only acquisition augmentations, each applied with probability ``prob`` (labels untouched)."""
+    return [
+        RandGaussianNoised(keys="image", prob=prob, mean=0.0, std=NOISE_STD_MAX),
+        RandGaussianSmoothd(keys="image", prob=prob, sigma_x=SLICE_BLUR_SIGMA_VOXELS,
+                            sigma_y=IN_PLANE_BLUR_SIGMA_VOXELS, sigma_z=IN_PLANE_BLUR_SIGMA_VOXELS),
+        RandSimulateLowResolutiond(keys="image", prob=prob, zoom_range=LOW_RESOLUTION_ZOOM),
+        RandAdjustContrastd(keys="image", prob=prob, gamma=GAMMA_RANGE, retain_stats=True),
+        RandBiasFieldd(keys="image", prob=prob, coeff_range=BIAS_COEFF_RANGE),
+    ]
+
+
+def build_augmentation(rotate_deg: float = 15.0, flip_prob: float = 0.5, intensity_scale: float = 0.2,
+                       acquisition_prob: float = 0.0) -> Compose:
     """The training augmentation as a MONAI ``Compose`` (applied after the patch crop).
 
     Args:
         rotate_deg: uniform random rotation in [-rotate_deg, +rotate_deg] degrees in the axial plane.
         flip_prob: probability of a left-right flip.
         intensity_scale: image multiplied by ``1 + U(-s, s)`` (all channels together).
+        acquisition_prob: probability of each acquisition augmentation (:func:`acquisition_transforms`);
+            0 leaves them out.
 
     Returns:
         A ``Compose`` whose randomness is seeded with ``set_random_state``.
@@ -31,5 +77,7 @@ def build_augmentation(rotate_deg: float = 15.0, flip_prob: float = 0.5, intensi
         transforms.append(RandFlipd(keys=("image", "label"), spatial_axis=2, prob=flip_prob))
     if intensity_scale > 0:
         transforms.append(RandScaleIntensityd(keys="image", factors=intensity_scale, prob=1.0))
+    if acquisition_prob > 0:
+        transforms.extend(acquisition_transforms(acquisition_prob))
     transforms.append(EnsureTyped(keys=("image", "label"), track_meta=False))
     return Compose(transforms)

@@ -148,6 +148,8 @@ def test_train_config_validates_arguments(tmp_path):
         TrainConfig(tmp_path, tmp_path / "o", folds=5, fold=5)
     with pytest.raises(InputError, match="loss"):
         TrainConfig(tmp_path, tmp_path / "o", loss="l2")
+    with pytest.raises(InputError, match="acquisition_augment_prob must be in"):
+        TrainConfig(tmp_path, tmp_path / "o", acquisition_augment_prob=1.5)
     cfg = TrainConfig(tmp_path, tmp_path / "out")
     assert cfg.model_id == "out" and cfg.lr == 1e-4 and cfg.weight_decay == 1e-4 and cfg.rotate_deg == 15.0
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -193,3 +195,27 @@ def test_positive_sampling_modes_share_of_small_lesion(mode, low, high):
 def test_positive_sampling_mode_is_validated():
     with pytest.raises(InputError, match="positive_sampling"):
         PatchDataset([_two_lesion_case()], (5, 8, 8), 1, 1.0, None, positive_sampling="lesion")
+
+
+def test_acquisition_augmentation_changes_the_image_only_and_blurs_along_slices():
+    # a single bright slice: a thick-slice blur spreads it to its neighbours along z (array axis 0)
+    image = torch.zeros(2, 9, 11, 13)
+    image[:, 4] = 1.0
+    label = torch.zeros(1, 9, 11, 13)
+    label[0, 3:6, 4:7, 5:8] = 1.0
+    off = build_augmentation(rotate_deg=0.0, flip_prob=0.0, intensity_scale=0.0, acquisition_prob=0.0)
+    assert torch.equal(off({"image": image, "label": label})["image"], image)
+    aug = build_augmentation(rotate_deg=0.0, flip_prob=0.0, intensity_scale=0.0, acquisition_prob=1.0)
+    aug.set_random_state(seed=3)
+    spread = []
+    for _ in range(5):
+        out = aug({"image": image.clone(), "label": label.clone()})
+        assert torch.equal(out["label"], label)  # image-only transforms
+        assert out["image"].shape == image.shape and bool(torch.isfinite(out["image"]).all())
+        profile = out["image"][0].mean(dim=(1, 2))  # mean over the plane, per slice
+        spread.append(float(profile[3] + profile[5]) / float(profile[4]))
+    assert min(spread) > 0.1  # the neighbouring slices received signal (0 before)
+    aug.set_random_state(seed=3)
+    again = aug({"image": image.clone(), "label": label.clone()})
+    aug.set_random_state(seed=3)
+    assert torch.equal(aug({"image": image.clone(), "label": label.clone()})["image"], again["image"])
