@@ -40,7 +40,8 @@ import numpy as np
 from breastlesionseg.inference import InferenceConfig, SegmentationEngine
 from breastlesionseg.inference.lesion_confidence import (LesionConfidenceModel, choose_report_threshold,
                                                          confidence_fit_metrics, fit_confidence_model)
-from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES, with_kinetic_descriptors
+from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES
+from breastlesionseg.metrics.component_rows import read_component_cases
 from breastlesionseg.metrics.component_truth import match_components, reference_lesions, score_subset
 from breastlesionseg.nn.model_card import ModelCard
 from breastlesionseg.phantom import PhantomConfig, generate_phantom
@@ -123,19 +124,11 @@ def planned_cases(args: argparse.Namespace) -> list[tuple[str, Any]]:
     return plan
 
 
-def read_cases(cases_path: Path) -> list[dict]:
-    """The cases of a ``cases.jsonl``, every component row with its kinetic descriptors."""
-    cases = [json.loads(line) for line in cases_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for case in cases:
-        case["rows"] = [with_kinetic_descriptors(r) for r in case["rows"]]
-    return cases
-
-
 def collect(engine: SegmentationEngine, args: argparse.Namespace, cases_path: Path) -> list[dict]:
     """Run every planned case not yet in ``cases_path`` (JSON lines, appended per case)."""
     done = []
     if args.resume and cases_path.is_file():
-        done = read_cases(cases_path)
+        done = read_component_cases(cases_path)
     have = {(c["section"], c["seed"]) for c in done}
     for section, config in planned_cases(args):
         seed = -1 if config == "duke" else config.seed
@@ -251,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / card.model_id
     out.mkdir(parents=True, exist_ok=True)
     if args.summary_only:
-        cases = read_cases(out / "cases.jsonl")
+        cases = read_component_cases(out / "cases.jsonl")
     else:
         cases = collect(probe_engine(args.model, args.threads), args, out / "cases.jsonl")
     model = confidence_model(cases, card, args.fit_confidence)

@@ -26,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from breastlesionseg.errors import InputError
 from breastlesionseg.inference import InferenceConfig, SegmentationEngine
 from breastlesionseg.inference.lesion_confidence import (DEFAULT_KEEP_FRACTION, LesionConfidenceModel,
                                                          choose_report_threshold,
                                                          confidence_fit_metrics, fit_confidence_model)
-from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES, with_kinetic_descriptors
+from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES
+from breastlesionseg.metrics.component_rows import read_component_rows
 from breastlesionseg.phantom import generate_phantom
 from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
 
@@ -105,12 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.seeds) & set(EVAL_SEEDS) or FAMILIES[args.family].heldout:
         parser.error("held-out seeds 0-19 and held-out families are never used for calibration")
     if args.rows:
-        if args.rows.suffix == ".jsonl":  # cases of benchmarks/bench_generalisation.py: its validation section
-            cases = [json.loads(line) for line in args.rows.read_text(encoding="utf-8").splitlines() if line.strip()]
-            rows = [r for c in cases if c["section"] == "validation" and c["seed"] in args.seeds for r in c["rows"]]
-        else:
-            rows = json.loads(args.rows.read_text(encoding="utf-8"))["rows"]
-        rows = [with_kinetic_descriptors(r) for r in rows]
+        try:
+            rows = read_component_rows(args.rows, section="validation", seeds=args.seeds)
+        except InputError as exc:
+            parser.error(f"--rows: {exc}")
+        if not rows:
+            parser.error(f"--rows '{args.rows}' holds no validation component rows of seeds "
+                         f"{args.seeds[0]}-{args.seeds[-1]}")
     else:
         engine = SegmentationEngine(InferenceConfig(model=str(args.model), device="cpu", num_threads=args.threads))
         rows = collect_components(engine, args.family, args.seeds, args.min_overlap)
