@@ -11,6 +11,12 @@ distribution a randomised fine-tune learnt); held-out families are refused. Prin
 with ``--update-card`` it writes the chosen ``inference_window`` / ``threshold`` / ``min_lesion_volume_mm3``
 into the model card (weights untouched).
 
+``--select`` is the rule that picks the setting (:data:`SELECTION_RULES`): ``fewest-fp`` (no missed lesion
+> 20 mm3, then fewest false components per exam down to 1, then Dice) suits a model that reports every
+component; ``best-dice`` (no missed lesion, then Dice) suits a model whose components a per-lesion confidence
+model splits into reported lesions and candidates afterwards, so the raw false components are not what the
+radiologist sees.
+
     .venv/bin/python scripts/calibrate_inference.py MODEL_DIR --seeds 2000-2007 \
         --windows 16,32,32 32,64,64 --thresholds 0.4 0.5 0.6 0.7 --min-volumes 10 20 30
 """
@@ -28,6 +34,24 @@ import numpy as np
 log = logging.getLogger("calibrate_inference")
 
 HELD_OUT_SEEDS = set(range(0, 20))
+#: setting-selection rules of --select (the first is the default)
+SELECTION_RULES = ("fewest-fp", "best-dice")
+
+
+def selection_key(setting: dict, rule: str) -> tuple:
+    """Sort key of one calibrated setting (smaller is better) under ``rule`` (:data:`SELECTION_RULES`).
+
+    Args:
+        setting: a summary row: ``missed_over_20mm3``, ``fp_per_exam``, ``dice_mean_with_lesion`` (None
+            without lesions), ``seconds_per_exam``.
+        rule: ``fewest-fp`` or ``best-dice``.
+    """
+    dice = -(setting["dice_mean_with_lesion"] or 0.0)
+    if rule == "fewest-fp":
+        return (setting["missed_over_20mm3"], max(setting["fp_per_exam"], 1.0), dice, setting["seconds_per_exam"])
+    if rule == "best-dice":
+        return (setting["missed_over_20mm3"], dice, setting["fp_per_exam"], setting["seconds_per_exam"])
+    raise ValueError(f"unknown selection rule {rule!r}; one of {SELECTION_RULES}")
 
 
 def _seeds(text: str) -> list[int]:
@@ -56,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", default="default",
                         help="validation phantoms: 'default' (the classic phantom) or a non-held-out family of "
                              "breastlesionseg.phantom.randomisation (e.g. training)")
+    parser.add_argument("--select", choices=SELECTION_RULES, default=SELECTION_RULES[0],
+                        help="rule that picks the setting: fewest-fp (no missed lesion, fewest false components, "
+                             "Dice) or best-dice (no missed lesion, Dice; for models with a per-lesion confidence "
+                             "split)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     parser.add_argument("--update-card", action="store_true", help="write the chosen settings into the model card")
@@ -139,17 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {s['window']} | {s['threshold']} | {s['min_volume_mm3']:g} | {s['dice_mean_with_lesion']:.3f} | "
               f"{s['fp_per_exam']:.2f} | {s['missed_over_20mm3']} | {s['seconds_per_exam']:.1f} |")
 
-    # choose: no missed lesion > 20 mm3 first, then fewest FP/exam (<= 1), then best Dice, then fastest
-    def score(s: dict) -> tuple:
-        return (s["missed_over_20mm3"], max(s["fp_per_exam"], 1.0), -(s["dice_mean_with_lesion"] or 0.0),
-                s["seconds_per_exam"])
-
-    best = min(summary, key=score)
-    print(f"chosen: window {best['window']}, threshold {best['threshold']}, min lesion volume "
+    best = {**min(summary, key=lambda setting: selection_key(setting, args.select)), "selection": args.select}
+    print(f"chosen ({args.select}): window {best['window']}, threshold {best['threshold']}, min lesion volume "
           f"{best['min_volume_mm3']:g} mm3 (validation seeds {args.seeds[0]}-{args.seeds[-1]}, family {args.family})")
     if args.json:
-        args.json.write_text(json.dumps({"seeds": args.seeds, "family": args.family, "summary": summary, "chosen": best,
-                                         "records": records}, indent=2))
+        args.json.write_text(json.dumps({"seeds": args.seeds, "family": args.family, "selection": args.select,
+                                         "summary": summary, "chosen": best, "records": records}, indent=2))
     if args.update_card:
         _update_card(folder, best, args.seeds, args.family)
     return 0

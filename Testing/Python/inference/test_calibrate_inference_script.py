@@ -36,3 +36,19 @@ def test_held_out_phantoms_are_refused_before_any_model_is_read(script, capsys, 
     with pytest.raises(SystemExit) as exc:
         script.main(["no-such-model", *args])
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def _setting(threshold, missed, fp, dice):
+    return {"threshold": threshold, "missed_over_20mm3": missed, "fp_per_exam": fp, "dice_mean_with_lesion": dice,
+            "seconds_per_exam": 1.0}
+
+
+def test_selection_rules_rank_missed_lesions_first_then_fp_or_dice(script):
+    settings = [_setting(0.3, 1, 0.5, 0.90), _setting(0.4, 0, 2.5, 0.70), _setting(0.6, 0, 1.7, 0.66)]
+    def pick(rule):
+        return min(settings, key=lambda s: script.selection_key(s, rule))["threshold"]
+    assert pick("fewest-fp") == 0.6  # fewer raw false components beat Dice
+    assert pick("best-dice") == 0.4  # the confidence split handles those; Dice decides
+    assert script.SELECTION_RULES[0] == "fewest-fp"
+    with pytest.raises(ValueError, match="unknown selection rule"):
+        script.selection_key(settings[0], "fastest")
