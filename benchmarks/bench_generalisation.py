@@ -46,6 +46,7 @@ from breastlesionseg.metrics.component_truth import match_components, reference_
 from breastlesionseg.nn.model_card import ModelCard
 from breastlesionseg.phantom import PhantomConfig, generate_phantom
 from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
+from breastlesionseg.phantom.structures import SOURCE_NAMES, component_sources
 
 log = logging.getLogger("bench_generalisation")
 REPO = Path(__file__).resolve().parents[1]
@@ -78,11 +79,13 @@ def phantom_case(engine: SegmentationEngine, section: str, config: PhantomConfig
     phantom = generate_phantom(config)
     result = engine.run(phantom.exam)
     ref = np.asarray(phantom.lesion_labels.array)
-    matches = match_components(np.asarray(result.candidate_labels.array), ref)
+    components = np.asarray(result.candidate_labels.array)
+    matches = match_components(components, ref)
+    sources = component_sources(components, ref, np.asarray(phantom.tissue.array), np.asarray(phantom.structures.array))
     rows = []
     for c in result.candidates:
         m = matches[c["id"]]
-        rows.append({**c, **m, "seed": config.seed,
+        rows.append({**c, **m, "seed": config.seed, "source": sources.get(c["id"], "other"),
                      "is_lesion": m["n_overlap"] >= TRUE_OVERLAP_FRACTION * m["n_voxels"]})
     tb, pb = np.asarray(phantom.breast_mask.array) > 0, np.asarray(result.breast_mask.array) > 0
     return {"section": section, "seed": config.seed, "config": config.to_dict(), "rows": rows,
@@ -160,8 +163,19 @@ def summarise_section(cases: list[dict], model: LesionConfidenceModel | None) ->
         n_ref = sum(s["n_ref"] for s in scores)
         out[key] = {"dice": float(np.mean(dices)) if dices else None,
                     "sensitivity": sum(s["n_detected"] for s in scores) / n_ref if n_ref else None,
-                    "fp_per_exam": float(np.mean([s["fp"] for s in scores]))}
+                    "fp_per_exam": float(np.mean([s["fp"] for s in scores])),
+                    "fp_sources": false_positive_sources(cases)}
     return out
+
+
+def false_positive_sources(cases: list[dict]) -> dict[str, int]:
+    """How many kept false components (touching no true lesion) lie in each source (rows with a 'source')."""
+    counts = {name: 0 for name in SOURCE_NAMES}
+    for c in cases:
+        for r in c["rows"]:
+            if r.get("_keep", True) and not r["touches"] and "source" in r:
+                counts[r["source"]] += 1
+    return {name: n for name, n in counts.items() if n}
 
 
 def summarise_duke(case: dict, model: LesionConfidenceModel | None) -> dict[str, Any]:
@@ -199,7 +213,8 @@ def markdown(summary: dict) -> str:
     f = lambda v, fmt="{:.3f}": "-" if v is None else fmt.format(v)  # noqa: E731
     lines = [f"Model `{summary['model_id']}` (sha256 {summary['sha256'][:12]}); confidence model: "
              f"{summary['confidence']}. Figures: reported lesions (all components, i.e. without the "
-             "confidence split, in brackets).", ""]
+             "confidence split, in brackets). `validation`: the phantoms the confidence model was fitted on "
+             "(in-sample).", ""]
     d = summary.get("duke")
     if d:
         r, a = d["reported"], d["all"]
@@ -213,7 +228,22 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {name} | {s['n_exams']} ({s['n_lesion_free']}) | {f(r['dice'])} ({f(a['dice'])}) | "
                      f"{f(r['sensitivity'], '{:.2f}')} ({f(a['sensitivity'], '{:.2f}')}) | "
                      f"{f(r['fp_per_exam'], '{:.2f}')} ({f(a['fp_per_exam'], '{:.2f}')}) | {f(s['breast_dice'])} |")
+    lines += sources_markdown(summary["sections"])
     return "\n".join(lines) + "\n"
+
+
+def sources_markdown(sections: dict) -> list[str]:
+    """Table of where the false lesions lie (phantoms only): reported (all components in brackets)."""
+    names = [n for n in SOURCE_NAMES if any(n in s[k].get("fp_sources", {}) for s in sections.values()
+                                               for k in ("reported", "all"))]
+    if not names:
+        return []
+    lines = ["", "False lesions by where they lie (count of reported false lesions; all false components in "
+             "brackets):", "", "| set | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for section, s in sections.items():
+        r, a = s["reported"].get("fp_sources", {}), s["all"].get("fp_sources", {})
+        lines.append(f"| {section} | " + " | ".join(f"{r.get(n, 0)} ({a.get(n, 0)})" for n in names) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     model = confidence_model(cases, card, args.fit_confidence)
     sections: dict[str, list[dict]] = {}
     for c in cases:
-        if c["section"] not in ("validation", "duke"):
+        if c["section"] != "duke":
             sections.setdefault(c["section"], []).append(c)
     summary = {"model_id": card.model_id, "sha256": card.weights_sha256,
                "confidence": "none" if model is None else f"report threshold {model.report_threshold:.2f}, "

@@ -26,6 +26,7 @@ from .config import PhantomConfig
 from .distractors import (DistractorMaps, arterial_enhancement_percent, draw_distractors,
                           venous_enhancement_percent)
 from .grid import VoxelCoordinates, phantom_geometry
+from .structures import structure_labels
 from .kinetics import (
     BLOOD_PEAK_RANGE_PERCENT, BLOOD_PRE, PRE_SIGNAL, tissue_enhancement_percent, vessel_enhancement_percent,
 )
@@ -56,6 +57,8 @@ class Phantom:
         lesions: one dict per lesion (index, kind, shape, volume_mm3, volume_ml, diameter_mm,
             kinetics, early/late/peak enhancement, rim_enhancement, centroid_lps_mm, side, n_voxels).
         tissue: uint8 tissue-class map (``anatomy.TISSUE_NAMES``), for analysis and debugging.
+        structures: uint8 map of the enhancing non-lesion structures (``structures.STRUCTURE_NAMES``: breast
+            vessels, vessel trees, lymph nodes), for analysing false lesions.
         anatomy: the drawn anatomy parameters (JSON-ready dict).
         generation_time_s: wall time of :func:`generate_phantom`.
     """
@@ -66,6 +69,7 @@ class Phantom:
     lesion_labels: Volume
     lesions: list[dict]
     tissue: Volume | None = None
+    structures: Volume | None = None
     anatomy: dict = field(default_factory=dict)
     generation_time_s: float = 0.0
 
@@ -381,6 +385,7 @@ def generate_phantom(config: PhantomConfig | None = None) -> Phantom:
         lesion_labels=Volume(labels, geometry, name="lesions"),
         lesions=lesions,
         tissue=Volume(patient.maps.tissue, geometry, name="tissue"),
+        structures=Volume(structure_labels(patient.maps, patient.distractors), geometry, name="structures"),
         anatomy=patient.description(),
         generation_time_s=gen_s,
     )
