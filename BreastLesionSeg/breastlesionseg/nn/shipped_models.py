@@ -14,8 +14,8 @@ from __future__ import annotations
 #: repository's models/ folder
 SHIPPED_MODELS: dict[str, dict[str, str | list[str]]] = {
     "mm3dunet-phantom-demo": {
-        "weights_sha256": "aadfc0139208de5dd235646603ae73021287d935491d86236d4a0c098f1dd303",
-        "onnx_sha256": "3538eb5bfefaead524c892d265f45c5d495e61fea679ca8b542f048544d81e64",
+        "weights_sha256": "049494327d6683a893c69428d98d9adc28507584370145b6fb9dcde70172a00b",
+        "onnx_sha256": "39059e1c2e7f4abb8fb075980be1b544dfa53b8356fdcfeadb9ba6f4b84da9dc",
     },
     "us-attunet-busbra": {
         "weights_sha256": "3cb6f8cbd76a7dbdf4fb0a0f740e529e10f3104f4750b24e3e03649b218cbde2",

@@ -1,9 +1,10 @@
 """The shipped demo model gives the same answer on a compound-oblique grid as on the axial one (slow).
 
-One breast of a held-out phantom (seed 0, three lesions) is sampled on an axial grid and on a grid
-rotated 20 degrees about z and then 20 degrees about x (same patient, same physical field of view
-centre). The breast region is the phantom's ground truth, so only the orientation differs. The network
-runs on the canonical LPS-aligned model grid in both cases.
+One breast of held-out phantoms (seeds 0, 3 and 5) is sampled on an axial grid and on a grid rotated 20 degrees
+about z and then 20 degrees about x (same patient, same physical field of view centre). The breast region is
+the phantom's ground truth, so only the orientation differs. The network runs on the canonical LPS-aligned
+model grid in both cases. As the target of docs/generalisation.md, the mean Dice over the exams must lie
+within 0.05 of the axial mean; a single lesion's Dice moves more than that with the resampling.
 """
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ from breastlesionseg.phantom import PhantomConfig, generate_phantom
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "models" / "mm3dunet-phantom-demo"
-#: the left breast of seed 0 (LPS mm) at a spacing that is not the model's (so both grids are resampled)
-ONE_BREAST = dict(seed=0, size=(97, 91, 47), spacing=(1.3, 1.3, 1.9), fov_center_lps_mm=(80.0, -40.0, -5.0))
+#: the left breast (LPS mm) at a spacing that is not the model's (so both grids are resampled)
+ONE_BREAST = dict(size=(97, 91, 47), spacing=(1.3, 1.3, 1.9), fov_center_lps_mm=(80.0, -40.0, -5.0))
+#: seeds whose left-breast lesions lie inside this field of view (seed 1 holds only the cut edge of a lesion
+#: outside it, 71 mm3, that the two grids cut differently; seeds 2 and 4 have no lesion there)
+SEEDS = (0, 3, 5)
+COMPOUND_OBLIQUE = dict(oblique_deg=20.0, oblique_axis="z", oblique2_deg=20.0, oblique2_axis="x")
 
 pytestmark = [
     pytest.mark.slow,
@@ -39,9 +44,13 @@ def _dice(config: PhantomConfig) -> tuple[float, list[float], list[float]]:
 
 
 def test_compound_oblique_lesion_dice_within_0_05_of_axial():
-    axial, axial_vols, truth_vols = _dice(PhantomConfig(**ONE_BREAST))
-    oblique, oblique_vols, _ = _dice(PhantomConfig(**ONE_BREAST, oblique_deg=20.0, oblique_axis="z",
-                                                   oblique2_deg=20.0, oblique2_axis="x"))
-    assert truth_vols, "the test phantom must contain lesions"
-    assert axial >= 0.8, (axial, axial_vols, truth_vols)
-    assert abs(oblique - axial) <= 0.05, (axial, oblique, axial_vols, oblique_vols, truth_vols)
+    axial, oblique, details = [], [], []
+    for seed in SEEDS:
+        a, axial_vols, truth_vols = _dice(PhantomConfig(seed=seed, **ONE_BREAST))
+        o, oblique_vols, _ = _dice(PhantomConfig(seed=seed, **ONE_BREAST, **COMPOUND_OBLIQUE))
+        assert truth_vols, f"the test phantom of seed {seed} must contain lesions"
+        axial.append(a)
+        oblique.append(o)
+        details.append((seed, a, o, axial_vols, oblique_vols, truth_vols))
+    assert np.mean(axial) >= 0.8, details
+    assert abs(np.mean(oblique) - np.mean(axial)) <= 0.05, details
