@@ -42,3 +42,25 @@ def pyradiomics_dir() -> Path:
     if not (PYRADIOMICS_DIR / "breast1_image.nrrd").is_file():
         pytest.skip(f"pyradiomics breast crop not found at {PYRADIOMICS_DIR}")
     return PYRADIOMICS_DIR
+
+
+@pytest.fixture(scope="session")
+def load_repo_script():
+    """A loader of the repository's scripts and benchmarks (not a package): ``load("scripts/x.py")`` -> module.
+
+    Each file is imported once per session, under its file name.
+    """
+    import importlib.util
+
+    modules: dict[str, object] = {}
+
+    def load(relative_path: str):
+        if relative_path not in modules:
+            path = REPO_ROOT / relative_path
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            modules[relative_path] = module
+        return modules[relative_path]
+
+    return load

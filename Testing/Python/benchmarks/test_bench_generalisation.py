@@ -1,21 +1,13 @@
 """benchmarks/bench_generalisation.py: scoring saved component rows (no engine runs here)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_generalisation.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_generalisation", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_repo_script):
+    return load_repo_script("benchmarks/bench_generalisation.py")
 
 
 class _ByVolume:

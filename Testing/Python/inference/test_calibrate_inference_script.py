@@ -1,23 +1,15 @@
 """scripts/calibrate_inference.py: which validation phantoms it may calibrate on (no engine runs here)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from breastlesionseg.phantom import PhantomConfig
 from breastlesionseg.phantom.randomisation import draw_config
 
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "calibrate_inference.py"
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("calibrate_inference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_repo_script):
+    return load_repo_script("scripts/calibrate_inference.py")
 
 
 def test_the_default_family_is_the_classic_phantom_and_training_is_not():

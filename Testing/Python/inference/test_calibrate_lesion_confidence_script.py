@@ -1,20 +1,12 @@
 """scripts/calibrate_lesion_confidence.py: what it refuses to calibrate on (no engine runs here)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "calibrate_lesion_confidence.py"
 
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("calibrate_lesion_confidence", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_repo_script):
+    return load_repo_script("scripts/calibrate_lesion_confidence.py")
 
 
 @pytest.mark.parametrize("args, message", [
