@@ -1,9 +1,9 @@
 """``breastlesionseg phantom``: generate a deterministic synthetic breast DCE-MRI exam with ground truth.
 
 Writes pre.nii.gz, post1.nii.gz .. postK.nii.gz, breast_mask.nii.gz (1 left, 2 right), lesions.nii.gz
-(instances 1..N by decreasing volume), tissue.nii.gz and phantom.json into the output folder and prints
-a summary (phases, grid, breast volumes, lesion table). Same seed and options -> identical files.
-Existing files are never replaced without --force.
+(instances 1..N by decreasing volume), tissue.nii.gz, structures.nii.gz (vessels, lymph nodes) and phantom.json
+into the output folder and prints a summary (phases, grid, breast volumes, lesion table). Same seed and
+options -> identical files. Existing files are never replaced without --force.
 """
 from __future__ import annotations
 

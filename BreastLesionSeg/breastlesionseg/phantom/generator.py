@@ -26,7 +26,7 @@ from .config import PhantomConfig
 from .distractors import (DistractorMaps, arterial_enhancement_percent, draw_distractors,
                           venous_enhancement_percent)
 from .grid import VoxelCoordinates, phantom_geometry
-from .structures import structure_labels
+from .structures import STRUCTURE_NAMES, structure_labels
 from .kinetics import (
     BLOOD_PEAK_RANGE_PERCENT, BLOOD_PRE, PRE_SIGNAL, tissue_enhancement_percent, vessel_enhancement_percent,
 )
@@ -100,6 +100,7 @@ class Phantom:
             "n_lesions": len(self.lesions),
             "lesions": self.lesions,
             "tissue_names": list(TISSUE_NAMES),
+            "structure_names": list(STRUCTURE_NAMES),
             "anatomy": self.anatomy,
             "generation_time_s": self.generation_time_s,
         }

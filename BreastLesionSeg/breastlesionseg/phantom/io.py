@@ -6,6 +6,8 @@ Layout of ``out_dir``::
     breast_mask.nii.gz                           uint8 0 / 1 left / 2 right
     lesions.nii.gz                               uint16 lesion instances 0..N (decreasing volume)
     tissue.nii.gz                                uint8 tissue classes (see phantom.json "tissue_names")
+    structures.nii.gz                            uint8 enhancing non-lesion structures (phantom.json
+                                                 "structure_names": vessels, lymph nodes)
     phantom.json                                 config, grid, phases, breast volumes (mL), lesion table,
                                                  file list; written last, so its presence marks a
                                                  complete phantom
@@ -37,7 +39,7 @@ def phantom_file_names(phase_names: list[str]) -> dict[str, str]:
     """Key -> file name of every file of a phantom folder (phases keyed by phase name)."""
     names = {p: f"{p}.nii.gz" for p in phase_names}
     names.update({"breast_mask": "breast_mask.nii.gz", "lesions": "lesions.nii.gz", "tissue": "tissue.nii.gz",
-                  "json": PHANTOM_JSON})
+                  "structures": "structures.nii.gz", "json": PHANTOM_JSON})
     return names
 
 
@@ -68,7 +70,8 @@ def write_phantom(phantom: Phantom, out_dir: str | os.PathLike, overwrite: bool 
         overwrite: replace existing phantom files (default: refuse, naming the first existing file).
 
     Returns:
-        Key -> written path (keys: phase names, ``breast_mask``, ``lesions``, ``tissue``, ``json``).
+        Key -> written path (keys: phase names, ``breast_mask``, ``lesions``, ``tissue`` and ``structures``
+        when the phantom has them, ``json``).
 
     Raises:
         InputError: a target file exists and ``overwrite`` is false, or ``out_dir`` is a file.
@@ -80,10 +83,11 @@ def write_phantom(phantom: Phantom, out_dir: str | os.PathLike, overwrite: bool 
         write_volume(phase, paths[phase.name], overwrite=overwrite)
     write_volume(phantom.breast_mask, paths["breast_mask"], overwrite=overwrite)
     write_volume(phantom.lesion_labels, paths["lesions"], overwrite=overwrite)
-    if phantom.tissue is not None:
-        write_volume(phantom.tissue, paths["tissue"], overwrite=overwrite)
-    else:
-        paths.pop("tissue")
+    for key, volume in (("tissue", phantom.tissue), ("structures", phantom.structures)):
+        if volume is not None:
+            write_volume(volume, paths[key], overwrite=overwrite)
+        else:
+            paths.pop(key)
     doc = {"format_version": FORMAT_VERSION, **phantom.summary(),
            "files": {k: p.name for k, p in paths.items()}}
     write_text_atomic(paths["json"], json.dumps(doc, indent=2) + "\n", overwrite=overwrite)
@@ -114,8 +118,9 @@ def load_phantom(out_dir: str | os.PathLike) -> Phantom:
     exam = DCEExam(phases, acquisition_times_s=times, notes=[f"phantom loaded from {folder}"])
     breast = read_label_volume(folder / files["breast_mask"], name="breast_mask")
     lesions = read_label_volume(folder / files["lesions"], name="lesions")
-    tissue = read_label_volume(folder / files["tissue"], name="tissue") if "tissue" in files and \
-        (folder / files["tissue"]).is_file() else None
+    tissue, structures = (read_label_volume(folder / files[key], name=key)
+                          if key in files and (folder / files[key]).is_file() else None
+                          for key in ("tissue", "structures"))
     return Phantom(
         config=PhantomConfig.from_dict(doc["config"]),
         exam=exam,
@@ -123,6 +128,7 @@ def load_phantom(out_dir: str | os.PathLike) -> Phantom:
         lesion_labels=lesions,
         lesions=list(doc.get("lesions", [])),
         tissue=tissue,
+        structures=structures,
         anatomy=doc.get("anatomy", {}),
         generation_time_s=float(doc.get("generation_time_s", 0.0)),
     )

@@ -20,7 +20,7 @@ def oblique_phantom():
 def test_write_load_round_trip_preserves_arrays_and_geometry(tmp_path, oblique_phantom):
     p = oblique_phantom
     paths = write_phantom(p, tmp_path / "ph")
-    assert sorted(paths) == sorted(["pre", "post1", "post2", "breast_mask", "lesions", "tissue", "json"])
+    assert sorted(paths) == sorted(["pre", "post1", "post2", "breast_mask", "lesions", "tissue", "structures", "json"])
     assert all(path.is_file() for path in paths.values())
     q = load_phantom(tmp_path / "ph")
     assert q.exam.names == p.exam.names
@@ -30,6 +30,9 @@ def test_write_load_round_trip_preserves_arrays_and_geometry(tmp_path, oblique_p
     assert np.array_equal(q.breast_mask.array, p.breast_mask.array) and q.breast_mask.array.dtype == np.uint8
     assert np.array_equal(q.lesion_labels.array, p.lesion_labels.array) and q.lesion_labels.array.dtype == np.uint16
     assert q.lesions == p.lesions and q.config == p.config
+    for key in ("tissue", "structures"):  # the analysis maps survive too
+        assert np.array_equal(getattr(q, key).array, getattr(p, key).array)
+        assert getattr(q, key).array.dtype == np.uint8 and getattr(q, key).geometry.same_grid(p.exam.geometry)
     # the oblique direction really is in the file (read back independently with SimpleITK)
     img = sitk.ReadImage(str(paths["pre"]))
     assert np.allclose(img.GetDirection(), p.exam.geometry.direction, atol=1e-6)
