@@ -33,7 +33,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -164,17 +164,16 @@ def summarise_section(cases: list[dict], model: LesionConfidenceModel | None) ->
         out[key] = {"dice": float(np.mean(dices)) if dices else None,
                     "sensitivity": sum(s["n_detected"] for s in scores) / n_ref if n_ref else None,
                     "fp_per_exam": float(np.mean([s["fp"] for s in scores])),
-                    "fp_sources": false_positive_sources(cases)}
+                    "fp_sources": false_positive_sources(r for c in cases for r in c["rows"] if r["_keep"])}
     return out
 
 
-def false_positive_sources(cases: list[dict]) -> dict[str, int]:
-    """How many kept false components (touching no true lesion) lie in each source (rows with a 'source')."""
+def false_positive_sources(rows: Iterable[dict]) -> dict[str, int]:
+    """How many of ``rows``' false components (touching no true lesion) lie in each source (rows with one)."""
     counts = {name: 0 for name in SOURCE_NAMES}
-    for c in cases:
-        for r in c["rows"]:
-            if r.get("_keep", True) and not r["touches"] and "source" in r:
-                counts[r["source"]] += 1
+    for r in rows:
+        if not r["touches"] and "source" in r:
+            counts[r["source"]] += 1
     return {name: n for name, n in counts.items() if n}
 
 

@@ -96,7 +96,8 @@ def config_from_args(args: argparse.Namespace):
         channels=tuple(args.channels), target_spacing_mm=args.spacing, crop_margin_mm=args.margin_mm,
         rotate_deg=0.0 if args.no_augment else 15.0, flip_prob=0.0 if args.no_augment else 0.5,
         intensity_scale=0.0 if args.no_augment else 0.2,
-        acquisition_augment_prob=0.0 if args.no_augment else args.acquisition_augment, num_threads=args.threads, progress=args.progress,
+        acquisition_augment_prob=0.0 if args.no_augment else args.acquisition_augment, num_threads=args.threads,
+        progress=args.progress,
         max_time_s=args.max_time_s, model_id=args.model_id, demo=args.demo, training_data=args.training_data,
     )
     cfg.training_command = command_line(cfg, args)

@@ -26,12 +26,12 @@ from .config import PhantomConfig
 from .distractors import (DistractorMaps, arterial_enhancement_percent, draw_distractors,
                           venous_enhancement_percent)
 from .grid import VoxelCoordinates, phantom_geometry
-from .structures import STRUCTURE_NAMES, structure_labels
 from .kinetics import (
     BLOOD_PEAK_RANGE_PERCENT, BLOOD_PRE, PRE_SIGNAL, tissue_enhancement_percent, vessel_enhancement_percent,
 )
 from .lesions import (VoxelLesion, draw_lesions, lesion_signal_relative, peak_enhancement_percent,
                       place_lesions)
+from .structures import STRUCTURE_NAMES, structure_labels
 
 log = logging.getLogger(__name__)
 
