@@ -25,7 +25,7 @@
 # Environment: THREADS (torch CPU threads, default 1), DEVICE (auto|cpu|cuda), MAX_TIME_S (training budget,
 # default 5400), EPOCHS (default 12), NICE (default 10), INIT (network to fine-tune, default
 # benchmarks/output/demo_model/model: the version-2 base made by scripts/train_demo_model.sh, sha256
-# d478ad34712b...), DEST (default none),
+# d478ad34712b...), INIT_NOTE (how the model card names INIT; default: the 80-phantom base), DEST (default none),
 # ACQ_AUGMENT (probability of each acquisition augmentation of training.transforms: noise, slice blur, low
 # resolution, gamma, bias field; default 0 = none, as for the shipped model),
 # DEFAULT_SEEDS (e.g. 1000-1031: also put these classic-phantom seeds of the demo model's own training set
@@ -41,6 +41,7 @@ MAX_TIME_S=${MAX_TIME_S:-5400}
 EPOCHS=${EPOCHS:-12}
 NICE=${NICE:-10}
 INIT=${INIT:-benchmarks/output/demo_model/model}
+INIT_NOTE=${INIT_NOTE:-the 80-phantom base demo model (default phantoms, seeds 1000-1079)}
 DEST=${DEST:-}
 ACQ_AUGMENT=${ACQ_AUGMENT:-0}
 if [ ! -f "$INIT/model_card.json" ] && [ ! -f "$WORK/model/checkpoints/last.pt" ]; then
@@ -73,7 +74,7 @@ fi
 
 nice -n "$NICE" "$BLS" train --data "$WORK/dataset" --output "$WORK/model" $RESUME \
   --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
-  --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from the 80-phantom base demo model (default phantoms, seeds 1000-1079); no real patient data" \
+  --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from $INIT_NOTE; no real patient data" \
   --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
   --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
   --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
