@@ -42,7 +42,12 @@ from breastlesionseg.inference.lesion_confidence import (LesionConfidenceModel, 
                                                          confidence_fit_metrics, fit_confidence_model)
 from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES
 from breastlesionseg.metrics.component_rows import read_component_cases
-from breastlesionseg.metrics.component_truth import match_components, reference_lesions, score_subset
+from breastlesionseg.metrics.component_truth import (
+    is_false_positive,
+    match_components,
+    reference_lesions,
+    score_subset,
+)
 from breastlesionseg.nn.model_card import ModelCard
 from breastlesionseg.phantom import PhantomConfig, generate_phantom
 from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
@@ -172,7 +177,7 @@ def false_positive_sources(rows: Iterable[dict]) -> dict[str, int]:
     """How many of ``rows``' false components (touching no true lesion) lie in each source (rows with one)."""
     counts = {name: 0 for name in SOURCE_NAMES}
     for r in rows:
-        if not r["touches"] and "source" in r:
+        if is_false_positive(r) and "source" in r:
             counts[r["source"]] += 1
     return {name: n for name, n in counts.items() if n}
 

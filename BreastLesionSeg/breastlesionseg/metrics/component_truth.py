@@ -46,6 +46,11 @@ def match_components(components: np.ndarray, reference: np.ndarray) -> dict[int,
     return out
 
 
+def is_false_positive(row: dict[str, Any]) -> bool:
+    """A component row is a false positive when it touches no reference lesion (the rule of this module)."""
+    return not row["touches"]
+
+
 def score_subset(
     rows: Sequence[dict[str, Any]],
     reference_volumes_mm3: dict[int, float],
@@ -65,8 +70,8 @@ def score_subset(
     dice = None if vox + reference_voxels == 0 else 2.0 * overlap / (vox + reference_voxels)
     touched = {t for r in kept for t in r["touches"]}
     big = [int(k) for k, v in reference_volumes_mm3.items() if v >= min_volume_mm3]  # JSON keys may be str
-    return {"dice": dice, "fp": sum(not r["touches"] for r in kept), "n_ref": len(big),
+    return {"dice": dice, "fp": sum(is_false_positive(r) for r in kept), "n_ref": len(big),
             "n_detected": sum(k in touched for k in big)}
 
 
-__all__ = ["match_components", "reference_lesions", "score_subset"]
+__all__ = ["is_false_positive", "match_components", "reference_lesions", "score_subset"]
