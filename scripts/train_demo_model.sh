@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the BASE demo lesion network (version 2 of mm3dunet-phantom-demo: classic phantoms only) reproducibly,
-# on CPU or GPU. The shipped model (version 4) is this network fine-tuned on domain-randomised phantoms by
+# on CPU or GPU. The shipped model (version 5) is this network fine-tuned twice on domain-randomised phantoms by
 # scripts/train_randomised_model.sh (INIT=WORK_DIR/model).
 #
 #   scripts/train_demo_model.sh [WORK_DIR]        (default WORK_DIR: benchmarks/output/demo_model)

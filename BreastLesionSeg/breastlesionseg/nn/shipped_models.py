@@ -14,8 +14,8 @@ from __future__ import annotations
 #: repository's models/ folder
 SHIPPED_MODELS: dict[str, dict[str, str | list[str]]] = {
     "mm3dunet-phantom-demo": {
-        "weights_sha256": "049494327d6683a893c69428d98d9adc28507584370145b6fb9dcde70172a00b",
-        "onnx_sha256": "39059e1c2e7f4abb8fb075980be1b544dfa53b8356fdcfeadb9ba6f4b84da9dc",
+        "weights_sha256": "2fbd50d3bc661db7c58402e97ea7b29c0532d6e2fc7eac5d9256d0c1fe91065c",
+        "onnx_sha256": "e08fd70cc1675c5a228e8d2b5e84b47d6ed5c6339bb32fac5e3b6b9e59608b49",
     },
     "us-attunet-busbra": {
         "weights_sha256": "3cb6f8cbd76a7dbdf4fb0a0f740e529e10f3104f4750b24e3e03649b218cbde2",
