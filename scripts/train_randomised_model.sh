@@ -17,7 +17,8 @@
 #    per seed). Never the held-out seeds 0-19, never the validation seeds 2000-2099, never a held-out
 #    family, never a real exam;
 # 2. fine-tunes the base network (INIT) on it (--init-from; same architecture and channels) with
-#    `breastlesionseg train`; rerunning the script continues from WORK_DIR/model/checkpoints/last.pt;
+#    `breastlesionseg train`; rerunning the script continues from WORK_DIR/model/checkpoints/last.pt, or after a
+#    finished training with the steps below;
 # 3. chooses threshold / minimum lesion volume on validation phantoms (scripts/calibrate_inference.py; default the
 #    training family, seeds 2000-2049, rule best-dice: no missed lesion, then Dice, since the confidence model splits
 #    the components afterwards),
@@ -58,7 +59,11 @@ ACQ_AUGMENT=${ACQ_AUGMENT:-0}
 CALIB_FAMILY=${CALIB_FAMILY:-training}
 CALIB_SEEDS=${CALIB_SEEDS:-2000-2049}
 CALIB_SELECT=${CALIB_SELECT:-best-dice}
-if [ ! -f "$INIT/model_card.json" ] && [ ! -f "$WORK/model/checkpoints/last.pt" ]; then
+# a finished training (an interrupted one leaves checkpoints only, no model card): rerunning continues after it
+# instead of letting `train --resume` rewrite the model files, which would drop the calibrated threshold of step 3
+TRAINED=""
+if [ -f "$WORK/model/model_card.json" ]; then TRAINED=1; fi
+if [ -z "$TRAINED" ] && [ ! -f "$INIT/model_card.json" ] && [ ! -f "$WORK/model/checkpoints/last.pt" ]; then
   echo "INIT=$INIT is not a model folder: train the base first (scripts/train_demo_model.sh) or set INIT" >&2
   exit 2
 fi
@@ -86,14 +91,18 @@ if [ "$DEVICE" != "cpu" ] && "$PY" -c "import torch,sys; sys.exit(0 if torch.cud
   AMP="--amp"
 fi
 
-nice -n "$NICE" "$BLS" train --data "$WORK/dataset" --output "$WORK/model" $RESUME \
-  --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
-  --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from $INIT_NOTE; no real patient data" \
-  --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
-  --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
-  --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
-  --acquisition-augment "$ACQ_AUGMENT" --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
-  --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none
+if [ -n "$TRAINED" ]; then
+  echo "$WORK/model is already trained: skipping the training, continuing with calibration and benchmark"
+else
+  nice -n "$NICE" "$BLS" train --data "$WORK/dataset" --output "$WORK/model" $RESUME \
+    --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
+    --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from $INIT_NOTE; no real patient data" \
+    --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
+    --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
+    --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
+    --acquisition-augment "$ACQ_AUGMENT" --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
+    --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none
+fi
 
 # threshold / minimum lesion volume chosen on validation phantoms (never held-out ones), into the card
 if [ ! -f "$WORK/calibration.json" ]; then
