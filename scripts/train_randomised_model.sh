@@ -59,8 +59,8 @@ ACQ_AUGMENT=${ACQ_AUGMENT:-0}
 CALIB_FAMILY=${CALIB_FAMILY:-training}
 CALIB_SEEDS=${CALIB_SEEDS:-2000-2049}
 CALIB_SELECT=${CALIB_SELECT:-best-dice}
-# a finished training (an interrupted one leaves checkpoints only, no model card): rerunning continues after it
-# instead of letting `train --resume` rewrite the model files, which would drop the calibrated threshold of step 3
+# a finished training (an interrupted one leaves checkpoints only, no model card): rerunning continues with the
+# steps after it (`train --resume` would refuse: nothing is left to train, and the calibrated card is kept)
 TRAINED=""
 if [ -f "$WORK/model/model_card.json" ]; then TRAINED=1; fi
 if [ -z "$TRAINED" ] && [ ! -f "$INIT/model_card.json" ] && [ ! -f "$WORK/model/checkpoints/last.pt" ]; then

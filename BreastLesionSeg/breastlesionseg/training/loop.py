@@ -308,9 +308,26 @@ def _checked_resume(config: TrainConfig, resume_from: Path | None, train_ids: li
                          f"({ {k: old.get(k) for k in diff} }); use the same settings or --force to start over")
     if ckpt["train_ids"] != train_ids or ckpt["val_ids"] != val_ids:
         raise InputError(f"--resume: the dataset's cases changed since '{resume_from}' was written")
-    if ckpt["epoch"] >= config.epochs:
-        log.info("checkpoint already at epoch %d of %d: only writing the model", ckpt["epoch"], config.epochs)
+    _check_resume_keeps_model(config, int(ckpt["epoch"]))
     return ckpt
+
+
+def _check_resume_keeps_model(config: TrainConfig, ckpt_epoch: int) -> None:
+    """A resumed run never silently replaces a finished model folder's files (they may hold a calibrated card).
+
+    Raises:
+        InputError: the folder holds a model card and the checkpoint has no epoch left to train.
+    """
+    card = config.output_dir / "model_card.json"
+    if ckpt_epoch >= config.epochs and card.exists():
+        raise InputError(f"--resume: '{config.output_dir}' already holds the model of this training (epoch "
+                         f"{ckpt_epoch} of --epochs {config.epochs}); nothing is left to train and its model files "
+                         "are kept. Raise --epochs to train on, or use --force to start over")
+    if ckpt_epoch >= config.epochs:
+        log.info("checkpoint already at epoch %d of %d: only writing the model", ckpt_epoch, config.epochs)
+    elif card.exists():
+        log.warning("--resume: training on from epoch %d to %d; the model files in '%s' (model_card.json, weights) "
+                    "will be replaced when it ends", ckpt_epoch, config.epochs, config.output_dir)
 
 
 @dataclass

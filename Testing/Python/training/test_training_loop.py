@@ -96,6 +96,24 @@ def test_resume_refuses_changed_settings(tiny_dataset, tiny_train_config, tmp_pa
         train(tiny_train_config(tiny_dataset, out, epochs=2, val_fraction=0.0, resume=True, patch_size=(8, 8, 8)))
 
 
+def test_resume_of_a_finished_training_keeps_its_model_files(tiny_dataset, tiny_train_config, tmp_path):
+    out = tmp_path / "m"
+    train(tiny_train_config(tiny_dataset, out, epochs=2, val_fraction=0.0))
+    card_path = out / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["threshold"] = 0.123  # stands for a calibrated card
+    card_path.write_text(json.dumps(card))
+    weights_before = (out / "weights.pt").read_bytes()
+    with pytest.raises(InputError, match="nothing is left to train"):
+        train(tiny_train_config(tiny_dataset, out, epochs=2, val_fraction=0.0, resume=True))
+    assert json.loads(card_path.read_text())["threshold"] == 0.123
+    assert (out / "weights.pt").read_bytes() == weights_before
+    # more epochs: the training goes on and replaces the model at its end
+    resumed = train(tiny_train_config(tiny_dataset, out, epochs=3, val_fraction=0.0, resume=True))
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert json.loads(card_path.read_text()).get("threshold") != 0.123
+
+
 def test_fine_tune_from_model_and_channel_mismatch(tiny_dataset, tiny_train_config, tmp_path):
     base = tmp_path / "base"
     train(tiny_train_config(tiny_dataset, base, epochs=1, val_fraction=0.0))
