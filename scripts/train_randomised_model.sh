@@ -41,7 +41,9 @@
 # ACQ_AUGMENT (probability of each acquisition augmentation of training.transforms: noise, slice blur, low
 # resolution, gamma, bias field; default 0 = none, as for the shipped model),
 # DEFAULT_SEEDS (e.g. 1000-1031: also put these classic-phantom seeds of the demo model's own training set
-# into the mix, so the fine-tune keeps what it knew; default 1000-1047).
+# into the mix, so the fine-tune keeps what it knew; default 1000-1047),
+# NONFATSAT_SEEDS (e.g. 3512-3767: also add these seeds of family 'training-nonfatsat', the training family without
+# fat suppression; default none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -77,11 +79,18 @@ export OMP_NUM_THREADS="$THREADS"
 # existing cases are kept, so an interrupted build continues where it stopped
 nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --family training \
   --seeds "$SEEDS" --min-lesions 1 --max-lesions 3
+NONFATSAT_SEEDS=${NONFATSAT_SEEDS:-}
+if [ -n "$NONFATSAT_SEEDS" ]; then
+  nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --family training-nonfatsat \
+    --seeds "$NONFATSAT_SEEDS" --min-lesions 1 --max-lesions 3
+  N_NONFATSAT=$(( ${NONFATSAT_SEEDS#*-} - ${NONFATSAT_SEEDS%-*} + 1 ))
+  MIX=" and $N_NONFATSAT of family 'training-nonfatsat' (the same ranges without fat suppression, seeds $NONFATSAT_SEEDS)"
+fi
 if [ -n "$DEFAULT_SEEDS" ]; then
   nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --seeds "$DEFAULT_SEEDS" \
     --min-lesions 1 --max-lesions 3
   N_DEFAULT=$(( ${DEFAULT_SEEDS#*-} - ${DEFAULT_SEEDS%-*} + 1 ))
-  MIX=" and $N_DEFAULT classic phantoms (seeds $DEFAULT_SEEDS) of the demo model's own training set"
+  MIX="$MIX and $N_DEFAULT classic phantoms (seeds $DEFAULT_SEEDS) of the demo model's own training set"
 fi
 
 RESUME=""

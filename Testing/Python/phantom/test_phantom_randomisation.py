@@ -79,6 +79,13 @@ def test_families_are_deterministic_and_heldout_ranges_leave_training():
     assert abs(cfg.oblique_deg) >= 17 and abs(cfg.oblique2_deg) >= 17
 
 
+def test_non_fat_suppressed_training_family_changes_only_fat_suppression():
+    for seed in (3000, 3001, 3512, 3600):
+        drawn = draw_config("training", seed)
+        assert draw_config("training-nonfatsat", seed) == dataclasses.replace(drawn, fat_saturated=False)
+    assert not FAMILIES["training-nonfatsat"].heldout
+
+
 def test_bad_values_name_the_field():
     with pytest.raises(InputError, match="vessel_trees"):
         PhantomConfig(vessel_trees=9)
