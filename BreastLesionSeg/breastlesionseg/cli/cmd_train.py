@@ -71,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--acquisition-augment", type=float, default=0.0, metavar="P",
                    help="probability of each acquisition augmentation: noise, slice blur, low resolution, gamma, "
                         "bias field (default 0 = none; ignored with --no-augment)")
+    # literal = training.config.CACHE_DTYPES (a test keeps the two equal)
+    p.add_argument("--cache-dtype", choices=("float32", "float16"), default="float32",
+                   help="precision of the in-memory cache of preprocessed cases (float16: half the memory, for "
+                        "datasets whose float32 cache does not fit; default float32)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--max-time-s", type=float, default=None, help="stop after the epoch that exceeds this wall time")
     p.add_argument("--model-id", default="", help="model id in the card (default: the output folder name)")
@@ -96,7 +100,8 @@ def config_from_args(args: argparse.Namespace):
         channels=tuple(args.channels), target_spacing_mm=args.spacing, crop_margin_mm=args.margin_mm,
         rotate_deg=0.0 if args.no_augment else 15.0, flip_prob=0.0 if args.no_augment else 0.5,
         intensity_scale=0.0 if args.no_augment else 0.2,
-        acquisition_augment_prob=0.0 if args.no_augment else args.acquisition_augment, num_threads=args.threads,
+        acquisition_augment_prob=0.0 if args.no_augment else args.acquisition_augment,
+        cache_dtype=args.cache_dtype, num_threads=args.threads,
         progress=args.progress,
         max_time_s=args.max_time_s, model_id=args.model_id, demo=args.demo, training_data=args.training_data,
     )
@@ -120,6 +125,8 @@ def command_line(cfg, args: argparse.Namespace) -> str:
         parts.append("--no-augment")
     elif cfg.acquisition_augment_prob > 0:
         parts += ["--acquisition-augment", f"{cfg.acquisition_augment_prob:g}"]
+    if cfg.cache_dtype != "float32":
+        parts += ["--cache-dtype", cfg.cache_dtype]
     if cfg.amp:
         parts.append("--amp")
     if cfg.init_from:

@@ -24,6 +24,8 @@ LOSSES: tuple[str, ...] = ("dice_ce", "hybrid")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PROGRESS_MODES: tuple[str, ...] = ("bar", "json", "none")
 ARCHS: tuple[str, ...] = ("mm3dunet", "unet3d")
+#: precisions of the in-memory training cache (``TrainConfig.cache_dtype``)
+CACHE_DTYPES: tuple[str, ...] = ("float32", "float16")
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -92,6 +94,9 @@ class TrainConfig:
         val_every: validate every this many epochs (and always after the last epoch).
         threshold: probability threshold of the lesion mask.
         mask_to_breast: restrict predicted lesions to the breast region in validation (as inference does).
+        cache_dtype: precision of the in-memory training cache of preprocessed images: ``float32`` or
+            ``float16`` (half the memory; patches are cast back to float32 before augmentation, and the
+            rounding, ~1e-3 of a z-score value, is far below image noise).
         num_threads: torch CPU threads (None = leave torch's default).
         progress: ``bar`` (stderr), ``json`` (JSON lines on stdout) or ``none``.
         max_time_s: stop after the epoch during which this wall time is exceeded (None = no limit).
@@ -142,6 +147,7 @@ class TrainConfig:
     val_every: int = 1
     threshold: float = 0.5
     mask_to_breast: bool = True
+    cache_dtype: str = "float32"
     num_threads: int | None = None
     progress: str = "bar"
     max_time_s: float | None = None
@@ -217,6 +223,8 @@ class TrainConfig:
         _positive_int("val_every", self.val_every)
         if not 0.0 < float(self.threshold) < 1.0:
             raise InputError(f"TrainConfig.threshold must be in (0, 1), got {self.threshold!r}")
+        if self.cache_dtype not in CACHE_DTYPES:
+            raise InputError(f"TrainConfig.cache_dtype must be one of {list(CACHE_DTYPES)}, got {self.cache_dtype!r}")
         if self.num_threads is not None:
             _positive_int("num_threads", self.num_threads)
         if self.progress not in PROGRESS_MODES:

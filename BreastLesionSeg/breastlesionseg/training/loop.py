@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -61,6 +62,9 @@ CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 CHECKPOINT_FORMAT = 1
+#: cases loaded before the training cache's size is projected (and checked against the free memory)
+CACHE_PROJECTION_CASES = 8
+
 #: config fields a resumed run must share with its checkpoint
 RESUME_KEYS = ("arch", "expansion", "base_width", "levels", "act", "channels", "normalization", "patch_size",
                "target_spacing_mm", "crop_margin_mm", "loss", "folds", "fold", "seed", "data_dir")
@@ -113,7 +117,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def _load_cases(ds: Dataset, ids: list[str], config: TrainConfig, progress: TrainingProgress | None,
                 start: float, width: float) -> dict[str, PreparedCase]:
-    """Read and preprocess the cases (the in-memory training cache)."""
+    """Read and preprocess the cases (the in-memory training cache, images in ``config.cache_dtype``)."""
     manifest = ds.load_manifest()
     out: dict[str, PreparedCase] = {}
     for i, cid in enumerate(ids):
@@ -122,13 +126,41 @@ def _load_cases(ds: Dataset, ids: list[str], config: TrainConfig, progress: Trai
             raise DatasetError(f"case '{cid}' is not in dataset '{ds.root}'")
         data = ds.load_case(record)
         try:
-            out[cid] = prepare_case(cid, data.exam, data.lesion_labels, data.breast_mask, config.channels,
-                                    config.normalization, config.target_spacing_mm, config.crop_margin_mm)
+            case = prepare_case(cid, data.exam, data.lesion_labels, data.breast_mask, config.channels,
+                                config.normalization, config.target_spacing_mm, config.crop_margin_mm)
         except InputError as exc:
             raise DatasetError(f"case '{cid}' of '{ds.root}' cannot be prepared for training: {exc}") from exc
+        out[cid] = dataclasses.replace(case, image=case.image.astype(config.cache_dtype, copy=False))
+        if len(out) == CACHE_PROJECTION_CASES:
+            _warn_if_cache_exceeds_memory(out, len(ids), config.cache_dtype)
         if progress is not None:
             progress.stage("preprocess", start + width * (i + 1) / len(ids), f"case {cid} ({i + 1}/{len(ids)})")
     return out
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can still give (``MemAvailable`` of ``/proc/meminfo``); None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _warn_if_cache_exceeds_memory(loaded: dict[str, PreparedCase], n_cases: int, cache_dtype: str) -> None:
+    """Warn early (after a few cases) when the projected training cache is larger than the free memory."""
+    available = available_memory_bytes()
+    projected = sum(c.nbytes for c in loaded.values()) / len(loaded) * (n_cases - len(loaded))
+    if available is None or projected <= available:
+        return
+    advice = ("--cache-dtype float16 halves the images" if cache_dtype == "float32"
+              else "train on fewer cases or on a machine with more memory")
+    log.warning("the training cache of %d cases will need about %.1f GB more (projected from the first %d), but only "
+                "%.1f GB of memory are available: the run may be killed for memory; %s", n_cases, projected / 1e9,
+                len(loaded), available / 1e9, advice)
 
 
 def _build_network(config: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:

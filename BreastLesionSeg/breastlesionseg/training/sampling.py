@@ -14,7 +14,7 @@ draws the same patches as an uninterrupted one and DDP ranks draw different ones
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -36,6 +36,14 @@ def _pad_to(arr: np.ndarray, shape_zyx: Sequence[int], value: float) -> np.ndarr
         extra = max(0, int(p) - n)
         pads.append((extra // 2, extra - extra // 2))
     return np.pad(arr, pads, mode="constant", constant_values=value) if any(sum(p) for p in pads) else arr
+
+
+def _as_float32(image: Any) -> Any:
+    """A patch of a float16 training cache as float32 (a float32 patch is returned as it is)."""
+    if isinstance(image, torch.Tensor):
+        return image if image.dtype == torch.float32 else image.to(torch.float32)
+    image = np.asarray(image)
+    return image if image.dtype == np.float32 else image.astype(np.float32)
 
 
 INDICES_PER_LESION = 512
@@ -136,7 +144,7 @@ class PatchDataset(Dataset):
         if item["fg"].size == 0:  # lesion-free case: only negatives
             with_fg["fg"] = item["bg"]
         patch = self.crop(with_fg)[0]
-        patch = {"image": patch["image"], "label": patch["label"]}
+        patch = {"image": _as_float32(patch["image"]), "label": patch["label"]}
         if self.augmentation is not None:
             patch = self.augmentation(patch)
         image = torch.as_tensor(np.asarray(patch["image"]), dtype=torch.float32)

@@ -94,6 +94,24 @@ def test_positive_sampling_choices_match_the_training_config(tmp_path):
     assert cmd_train.config_from_args(args).positive_sampling == "voxel"
 
 
+def test_cache_dtype_choices_match_the_training_config_and_reach_the_command(tmp_path):
+    import argparse
+
+    from breastlesionseg.cli import cmd_train
+    from breastlesionseg.training.config import CACHE_DTYPES
+
+    parser = argparse.ArgumentParser()
+    cmd_train.register(parser.add_subparsers())
+    sub = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001 - argparse has no public accessor
+    action = next(a for a in sub._actions if a.dest == "cache_dtype")  # noqa: SLF001
+    assert tuple(action.choices) == CACHE_DTYPES and action.default == CACHE_DTYPES[0]
+    args = parser.parse_args(["train", "--data", str(tmp_path), "--output", str(tmp_path / "m"),
+                              "--cache-dtype", "float16"])
+    cfg = cmd_train.config_from_args(args)
+    assert cfg.cache_dtype == "float16"
+    assert "--cache-dtype float16" in cfg.training_command
+
+
 def test_train_cli_unwritable_or_claimed_output_fails_before_any_work(tmp_path, capsys):
     import os
 

@@ -114,6 +114,34 @@ def test_resume_of_a_finished_training_keeps_its_model_files(tiny_dataset, tiny_
     assert json.loads(card_path.read_text()).get("threshold") != 0.123
 
 
+def test_float16_cache_halves_the_images_and_warns_when_the_cache_will_not_fit(tiny_dataset, tiny_train_config,
+                                                                               tmp_path, monkeypatch, caplog):
+    from breastlesionseg.training.dataset import Dataset
+
+    ds = Dataset(tiny_dataset)
+    ids = ["case0", "case1", "case2"]
+    full = loop_mod._load_cases(ds, ids, tiny_train_config(tiny_dataset, tmp_path / "a"), None, 0.0, 1.0)
+    monkeypatch.setattr(loop_mod, "CACHE_PROJECTION_CASES", 1)
+    monkeypatch.setattr(loop_mod, "available_memory_bytes", lambda: 1000)
+    with caplog.at_level("WARNING", logger=loop_mod.__name__):
+        half = loop_mod._load_cases(ds, ids, tiny_train_config(tiny_dataset, tmp_path / "b", cache_dtype="float16"),
+                                    None, 0.0, 1.0)
+    for cid in ids:
+        assert half[cid].image.dtype == np.float16 and full[cid].image.dtype == np.float32
+        assert half[cid].image.nbytes * 2 == full[cid].image.nbytes
+        np.testing.assert_allclose(half[cid].image, full[cid].image, atol=2e-3 * np.abs(full[cid].image).max())
+    assert "train on fewer cases" in caplog.text and "3 cases" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=loop_mod.__name__):
+        loop_mod._load_cases(ds, ids, tiny_train_config(tiny_dataset, tmp_path / "c"), None, 0.0, 1.0)
+    assert "--cache-dtype float16" in caplog.text
+    # a float16 training runs and its model loads
+    result = train(tiny_train_config(tiny_dataset, tmp_path / "m", epochs=1, val_fraction=0.0, cache_dtype="float16"))
+    assert np.isfinite(result.history[0]["train_loss"])
+    with pytest.raises(InputError, match="cache_dtype"):
+        tiny_train_config(tiny_dataset, tmp_path / "d", cache_dtype="int8")
+
+
 def test_fine_tune_from_model_and_channel_mismatch(tiny_dataset, tiny_train_config, tmp_path):
     base = tmp_path / "base"
     train(tiny_train_config(tiny_dataset, base, epochs=1, val_fraction=0.0))

@@ -2,6 +2,8 @@
 sampling + ACT labels, augmentation axes, energy/CO2 report, config validation."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -98,6 +100,21 @@ def test_lesion_balanced_sampling_and_act_labels():
     neg.set_epoch(3)
     b = [neg[i][0] for i in range(3)]
     assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_float16_cache_gives_float32_patches_equal_to_the_float32_cache():
+    case = _prepared(seed=4)
+    half = dataclasses.replace(case, image=case.image.astype(np.float16))
+    assert half.nbytes - half.label.nbytes - half.breast.nbytes == case.image.nbytes // 2
+    augmentation = build_augmentation(rotate_deg=15.0, flip_prob=0.5, intensity_scale=0.2)
+    full_ds = PatchDataset([case], (4, 6, 6), patches_per_case=6, pos_fraction=0.5, augmentation=augmentation, seed=2)
+    half_ds = PatchDataset([half], (4, 6, 6), patches_per_case=6, pos_fraction=0.5,
+                           augmentation=build_augmentation(rotate_deg=15.0, flip_prob=0.5, intensity_scale=0.2), seed=2)
+    for i in range(len(full_ds)):
+        (a, la, acta), (b, lb, actb) = full_ds[i], half_ds[i]
+        assert b.dtype == torch.float32
+        assert torch.equal(la, lb) and int(acta) == int(actb)  # the same patch ...
+        assert torch.allclose(a, b, atol=5e-3 * float(a.abs().max()))  # ... within float16 rounding
 
 
 def test_augmentation_flips_left_right_and_scales_intensity():
