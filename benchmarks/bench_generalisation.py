@@ -18,7 +18,12 @@ long run can be resumed with ``--resume``):
   with lesions), sensitivity for lesions >= 20 mm3, false positives per exam (lesion-free exams
   included), breast-region Dice;
 * ``axial`` / ``oblique`` — default phantoms and the same patients rotated 20 degrees about z and x;
-* ``in-distribution`` — default phantoms of the held-out seeds 0-19.
+* ``in-distribution`` — default phantoms of the held-out seeds 0-19;
+* ``paired-fatsat`` / ``paired-nonfatsat`` (``--fat-suppression-seeds``) — the same training-family patients drawn
+  with and without fat suppression (family ``training-nonfatsat``; every other draw the same), outside the
+  validation seeds: what fat suppression alone changes, inside the training ranges.
+
+Every section also gives the sensitivity for small lesions (20-300 mm3), where the misses are.
 
 Writes ``benchmarks/output/generalisation/<model id>/cases.jsonl``, ``summary.json`` and ``summary.md``.
 Example (about 1 h on 2 busy CPU cores)::
@@ -59,6 +64,8 @@ DUKE = REPO.parent / "shared" / "data" / "duke-breast-mri-153"
 OUT = REPO / "benchmarks" / "output" / "generalisation"
 #: a component is a true lesion when at least this fraction of its voxels lies in the truth
 TRUE_OVERLAP_FRACTION = 0.1
+#: upper end (mm3) of the small-lesion sensitivity (the lower end is score_subset's 20 mm3)
+SMALL_LESION_MM3 = 300.0
 OBLIQUE = dict(oblique_deg=20.0, oblique_axis="z", oblique2_deg=20.0, oblique2_axis="x")
 
 
@@ -129,6 +136,9 @@ def planned_cases(args: argparse.Namespace) -> list[tuple[str, Any]]:
     for s in args.oblique_seeds:
         plan += [("axial", PhantomConfig(seed=s)), ("oblique", PhantomConfig(seed=s, **OBLIQUE))]
     plan += [("in-distribution", PhantomConfig(seed=s)) for s in args.indist_seeds]
+    for s in args.fat_suppression_seeds:
+        plan += [("paired-fatsat", dataclasses.replace(draw_config("training", s), fat_saturated=True)),
+                 ("paired-nonfatsat", draw_config("training-nonfatsat", s))]
     return plan
 
 
@@ -158,16 +168,21 @@ def summarise_section(cases: list[dict], model: LesionConfidenceModel | None) ->
     out: dict[str, Any] = {"n_exams": len(cases), "n_lesion_free": sum(not c["ref_volumes_mm3"] for c in cases),
                            "breast_dice": float(np.mean([c["breast_dice"] for c in cases]))}
     for key in ("all", "reported"):
-        scores = []
+        scores, small_scores = [], []
         for c in cases:
             conf = model.confidence(c["rows"]) if (model is not None and c["rows"]) else np.ones(len(c["rows"]))
             for r, p in zip(c["rows"], conf):
                 r["_keep"] = key == "all" or model is None or p >= model.report_threshold
             scores.append(score_subset(c["rows"], c["ref_volumes_mm3"], c["ref_voxels"], lambda r: r["_keep"]))
+            small = {k: v for k, v in c["ref_volumes_mm3"].items() if v < SMALL_LESION_MM3}
+            small_scores.append(score_subset(c["rows"], small, c["ref_voxels"], lambda r: r["_keep"]))
         dices = [s["dice"] for s, c in zip(scores, cases) if c["ref_volumes_mm3"] and s["dice"] is not None]
         n_ref = sum(s["n_ref"] for s in scores)
+        n_small = sum(s["n_ref"] for s in small_scores)
         out[key] = {"dice": float(np.mean(dices)) if dices else None,
                     "sensitivity": sum(s["n_detected"] for s in scores) / n_ref if n_ref else None,
+                    "n_small": n_small,
+                    "sensitivity_small": sum(s["n_detected"] for s in small_scores) / n_small if n_small else None,
                     "fp_per_exam": float(np.mean([s["fp"] for s in scores])),
                     "fp_sources": false_positive_sources(r for c in cases for r in c["rows"] if r["_keep"])}
     return out
@@ -225,12 +240,14 @@ def markdown(summary: dict) -> str:
         lines += [f"Duke 153: Lesion 1 {100 * (r['lesion1_fraction_in_box'] or 0):.1f} % inside the expert box "
                   f"({(r['lesion1_volume_mm3'] or 0) / 1000:.2f} mL); {r['other_lesions']} other reported lesions "
                   f"({a['other_lesions']} before the confidence split, {d['n_candidates']} now candidates).", ""]
-    lines += ["| set | exams (lesion-free) | lesion Dice | sensitivity >= 20 mm3 | FP / exam | breast Dice |",
-              "|---|---|---|---|---|---|"]
+    lines += ["| set | exams (lesion-free) | lesion Dice | sensitivity >= 20 mm3 | sensitivity 20-300 mm3 (lesions) "
+              "| FP / exam | breast Dice |", "|---|---|---|---|---|---|---|"]
     for name, s in summary["sections"].items():
         r, a = s["reported"], s["all"]
         lines.append(f"| {name} | {s['n_exams']} ({s['n_lesion_free']}) | {f(r['dice'])} ({f(a['dice'])}) | "
                      f"{f(r['sensitivity'], '{:.2f}')} ({f(a['sensitivity'], '{:.2f}')}) | "
+                     f"{f(r.get('sensitivity_small'), '{:.2f}')} ({f(a.get('sensitivity_small'), '{:.2f}')}; "
+                     f"{r.get('n_small', '-')}) | "
                      f"{f(r['fp_per_exam'], '{:.2f}')} ({f(a['fp_per_exam'], '{:.2f}')}) | {f(s['breast_dice'])} |")
     lines += sources_markdown(summary["sections"])
     return "\n".join(lines) + "\n"
@@ -262,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="default phantoms scored axial and compound oblique "
                              "(6 pairs; 2 are too few to judge a 0.05 Dice gap)")
     parser.add_argument("--indist-seeds", type=parse_seeds, default=parse_seeds("0,8,12"))
+    parser.add_argument("--fat-suppression-seeds", type=parse_seeds, default=[],
+                        help="training-family patients drawn with and without fat suppression (sections "
+                             "paired-fatsat / paired-nonfatsat); not validation seeds, e.g. 2100-2119")
     parser.add_argument("--no-duke", dest="duke", action="store_false")
     parser.add_argument("--fit-confidence", action="store_true", help="fit the confidence model on 'validation'")
     parser.add_argument("--resume", action="store_true", help="keep the cases already in cases.jsonl")
@@ -274,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--families must be held-out families")
     if set(args.validation_seeds) & set(range(20)):
         parser.error("validation seeds must not be the held-out seeds 0-19")
+    if set(args.fat_suppression_seeds) & (set(args.validation_seeds) | set(range(20))):
+        parser.error("--fat-suppression-seeds must be neither validation seeds (the confidence model is fitted on "
+                     "them) nor the held-out seeds 0-19")
     card = ModelCard.read(Path(args.model))
     out = args.out / card.model_id
     out.mkdir(parents=True, exist_ok=True)

@@ -123,7 +123,8 @@ fi
 
 # per-lesion confidence fitted on validation phantoms + the generalisation benchmark of the new weights
 nice -n "$NICE" "$PY" benchmarks/bench_generalisation.py --model "$WORK/model" --fit-confidence --resume \
-  --family-seeds 0-11 --lesion-free-seeds 100-102 --oblique-seeds 0-11 --threads "$THREADS" --out "$WORK/generalisation"
+  --family-seeds 0-11 --lesion-free-seeds 100-102 --oblique-seeds 0-11 --fat-suppression-seeds 2100-2119 \
+  --threads "$THREADS" --out "$WORK/generalisation"
 
 [ -z "$DEST" ] && exit 0
 # ship: the model, its confidence model (from the benchmark's validation rows), its held-out evaluation, model.onnx
