@@ -42,6 +42,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from breastlesionseg.exam.loader import assemble_exam
 from breastlesionseg.inference import InferenceConfig, SegmentationEngine
 from breastlesionseg.inference.lesion_confidence import (LesionConfidenceModel, choose_report_threshold,
                                                          confidence_fit_metrics, fit_confidence_model)
@@ -86,10 +87,18 @@ def probe_engine(model: str, threads: int) -> SegmentationEngine:
     return engine
 
 
-def phantom_case(engine: SegmentationEngine, section: str, config: PhantomConfig) -> dict[str, Any]:
-    """One phantom: component rows (features + match to the truth), reference lesions, breast-region Dice."""
+def phantom_case(engine: SegmentationEngine, section: str, config: PhantomConfig,
+                 register: bool = False) -> dict[str, Any]:
+    """One phantom: component rows (features + match to the truth), reference lesions, breast-region Dice.
+
+    With ``register`` the post-contrast phases are first aligned rigidly to the pre-contrast phase, as
+    ``segment --register`` does (its time is ``register_s``).
+    """
     phantom = generate_phantom(config)
-    result = engine.run(phantom.exam)
+    t0 = time.perf_counter()
+    exam = assemble_exam(list(phantom.exam.phases), register=True) if register else phantom.exam
+    register_s = time.perf_counter() - t0 if register else 0.0
+    result = engine.run(exam)
     ref = np.asarray(phantom.lesion_labels.array)
     components = np.asarray(result.candidate_labels.array)
     matches = match_components(components, ref)
@@ -104,15 +113,17 @@ def phantom_case(engine: SegmentationEngine, section: str, config: PhantomConfig
             "ref_volumes_mm3": reference_lesions(ref, phantom.exam.geometry.voxel_volume_mm3),
             "ref_voxels": int(np.count_nonzero(ref)),
             "breast_dice": float(2 * np.count_nonzero(tb & pb) / max(tb.sum() + pb.sum(), 1)),
-            "segment_s": float(result.timings_s.get("total", 0.0))}
+            "segment_s": float(result.timings_s.get("total", 0.0)), "register_s": register_s}
 
 
-def duke_case(engine: SegmentationEngine) -> dict[str, Any]:
+def duke_case(engine: SegmentationEngine, register: bool = False) -> dict[str, Any]:
     """Duke 153: component rows with the fraction of each component inside the expert box."""
     from breastlesionseg.exam import load_exam, resample_to_grid
     from breastlesionseg.io import read_label_volume
 
-    exam = load_exam(sorted(DUKE.glob("Breast_MRI_153_000[0-4]_*.nii.gz")))
+    t0 = time.perf_counter()
+    exam = load_exam(sorted(DUKE.glob("Breast_MRI_153_000[0-4]_*.nii.gz")), register=register)
+    load_s = time.perf_counter() - t0
     result = engine.run(exam)
     box = read_label_volume(DUKE / "Breast_MRI_153_lesion_bbox.nii.gz")
     if not box.geometry.same_grid(exam.geometry):
@@ -121,7 +132,8 @@ def duke_case(engine: SegmentationEngine) -> dict[str, Any]:
     rows = [{**c, **matches[c["id"]]} for c in result.candidates]
     for r in rows:
         r["fraction_in_box"] = r["n_overlap"] / max(r["n_voxels"], 1)
-    return {"section": "duke", "seed": -1, "rows": rows, "segment_s": float(result.timings_s.get("total", 0.0))}
+    return {"section": "duke", "seed": -1, "rows": rows, "segment_s": float(result.timings_s.get("total", 0.0)),
+            "load_s": load_s}
 
 
 def planned_cases(args: argparse.Namespace) -> list[tuple[str, Any]]:
@@ -153,7 +165,8 @@ def collect(engine: SegmentationEngine, args: argparse.Namespace, cases_path: Pa
         if (section, seed) in have:
             continue
         t0 = time.perf_counter()
-        case = duke_case(engine) if config == "duke" else phantom_case(engine, section, config)
+        case = (duke_case(engine, args.register) if config == "duke"
+                else phantom_case(engine, section, config, args.register))
         case["wall_s"] = time.perf_counter() - t0
         with cases_path.open("a") as fh:
             fh.write(json.dumps(case, default=float) + "\n")
@@ -210,6 +223,7 @@ def summarise_duke(case: dict, model: LesionConfidenceModel | None) -> dict[str,
                     "other_lesions": max(len(rows) - 1, 0)}
     out["n_candidates"] = out["all"]["other_lesions"] - out["reported"]["other_lesions"]
     out["segment_s"] = case["segment_s"]
+    out["load_s"] = case.get("load_s")
     return out
 
 
@@ -233,7 +247,8 @@ def markdown(summary: dict) -> str:
     lines = [f"Model `{summary['model_id']}` (sha256 {summary['sha256'][:12]}); confidence model: "
              f"{summary['confidence']}. Figures: reported lesions (all components, i.e. without the "
              "confidence split, in brackets). `validation`: the phantoms the confidence model was fitted on "
-             "(in-sample).", ""]
+             "(in-sample)." + (" Phases registered rigidly first (segment --register)." if summary.get("register")
+                               else ""), ""]
     d = summary.get("duke")
     if d:
         r, a = d["reported"], d["all"]
@@ -282,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fat-suppression-seeds", type=parse_seeds, default=[],
                         help="training-family patients drawn with and without fat suppression (sections "
                              "paired-fatsat / paired-nonfatsat); not validation seeds, e.g. 2100-2119")
+    parser.add_argument("--register", action="store_true",
+                        help="align the phases rigidly first, as segment --register does (write to another --out)")
     parser.add_argument("--no-duke", dest="duke", action="store_false")
     parser.add_argument("--fit-confidence", action="store_true", help="fit the confidence model on 'validation'")
     parser.add_argument("--resume", action="store_true", help="keep the cases already in cases.jsonl")
@@ -309,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         if c["section"] != "duke":
             sections.setdefault(c["section"], []).append(c)
-    summary = {"model_id": card.model_id, "sha256": card.weights_sha256,
+    summary = {"model_id": card.model_id, "sha256": card.weights_sha256, "register": bool(args.register),
                "confidence": "none" if model is None else f"report threshold {model.report_threshold:.2f}, "
                                                           f"{model.fitted_on}",
                "confidence_model": None if model is None else model.to_dict(),
