@@ -78,36 +78,33 @@ def test_train_cli_rejects_bad_patch(tmp_path):
     assert main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "o"), "--patch", "12,32,32"]) == 2
 
 
-def test_positive_sampling_choices_match_the_training_config(tmp_path):
+def _train_config_with(tmp_path, dest: str, option: list[str]):
+    """(the ``train`` sub-command's argparse action for ``dest``, the TrainConfig of ``train ... option``)."""
     import argparse
 
     from breastlesionseg.cli import cmd_train
-    from breastlesionseg.training.config import POSITIVE_SAMPLING_MODES
 
     parser = argparse.ArgumentParser()
     cmd_train.register(parser.add_subparsers())
     sub = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001 - argparse has no public accessor
-    action = next(a for a in sub._actions if a.dest == "positive_sampling")  # noqa: SLF001
+    action = next(a for a in sub._actions if a.dest == dest)  # noqa: SLF001
+    args = parser.parse_args(["train", "--data", str(tmp_path), "--output", str(tmp_path / "m"), *option])
+    return action, cmd_train.config_from_args(args)
+
+
+def test_positive_sampling_choices_match_the_training_config(tmp_path):
+    from breastlesionseg.training.config import POSITIVE_SAMPLING_MODES
+
+    action, cfg = _train_config_with(tmp_path, "positive_sampling", ["--positive-sampling", "voxel"])
     assert tuple(action.choices) == POSITIVE_SAMPLING_MODES and action.default == POSITIVE_SAMPLING_MODES[0]
-    args = parser.parse_args(["train", "--data", str(tmp_path), "--output", str(tmp_path / "m"),
-                              "--positive-sampling", "voxel"])
-    assert cmd_train.config_from_args(args).positive_sampling == "voxel"
+    assert cfg.positive_sampling == "voxel"
 
 
 def test_cache_dtype_choices_match_the_training_config_and_reach_the_command(tmp_path):
-    import argparse
-
-    from breastlesionseg.cli import cmd_train
     from breastlesionseg.training.config import CACHE_DTYPES
 
-    parser = argparse.ArgumentParser()
-    cmd_train.register(parser.add_subparsers())
-    sub = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001 - argparse has no public accessor
-    action = next(a for a in sub._actions if a.dest == "cache_dtype")  # noqa: SLF001
+    action, cfg = _train_config_with(tmp_path, "cache_dtype", ["--cache-dtype", "float16"])
     assert tuple(action.choices) == CACHE_DTYPES and action.default == CACHE_DTYPES[0]
-    args = parser.parse_args(["train", "--data", str(tmp_path), "--output", str(tmp_path / "m"),
-                              "--cache-dtype", "float16"])
-    cfg = cmd_train.config_from_args(args)
     assert cfg.cache_dtype == "float16"
     assert "--cache-dtype float16" in cfg.training_command
 
