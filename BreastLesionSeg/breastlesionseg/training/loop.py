@@ -17,6 +17,7 @@ averaging) and validates its share of the cases; rank 0 alone writes files and r
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -24,7 +25,6 @@ import os
 import shutil
 import tempfile
 import time
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any

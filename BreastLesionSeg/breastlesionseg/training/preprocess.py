@@ -27,7 +27,8 @@ class PreparedCase:
 
     Attributes:
         case_id: dataset case id.
-        image: ``(C, z, y, x)`` float32 network input (normalised channels).
+        image: ``(C, z, y, x)`` float32 network input (normalised channels; float16 in a ``--cache-dtype float16``
+            training cache).
         label: ``(1, z, y, x)`` uint8 binary lesion mask.
         breast: ``(z, y, x)`` uint8 breast mask (0/1/2).
         geometry: the model grid (crop at the model spacing).
