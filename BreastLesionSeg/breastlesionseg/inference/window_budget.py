@@ -11,10 +11,10 @@ the memory the system has available.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Sequence, Tuple
 
 from ..errors import InputError
+from ..system_memory import available_memory_bytes
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +71,8 @@ def memory_budget_bytes(fraction: float = 0.5, cap_bytes: int = 4 * 2**30) -> in
         raise InputError(f"fraction must be in (0, 1]; got {fraction}")
     if cap_bytes <= 0:
         raise InputError(f"cap_bytes must be positive; got {cap_bytes}")
-    try:
-        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(min(cap_bytes, int(line.split()[1]) * 1024) * fraction)
-    except (OSError, ValueError):
-        pass
-    return int(cap_bytes * fraction)
+    available = available_memory_bytes()
+    return int((cap_bytes if available is None else min(cap_bytes, available)) * fraction)
 
 
 def fit_window(patch_size_zyx: Sequence[int], budget_bytes: int, bytes_per_voxel: float = DEFAULT_BYTES_PER_VOXEL,

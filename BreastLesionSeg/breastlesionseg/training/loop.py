@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..errors import DatasetError, InputError, ModelError
 from ..io.atomic import write_atomic
+from ..system_memory import available_memory_bytes
 from .config import TrainConfig
 from .crossval import split_cases
 from .dataset import Dataset
@@ -136,18 +137,6 @@ def _load_cases(ds: Dataset, ids: list[str], config: TrainConfig, progress: Trai
         if progress is not None:
             progress.stage("preprocess", start + width * (i + 1) / len(ids), f"case {cid} ({i + 1}/{len(ids)})")
     return out
-
-
-def available_memory_bytes() -> int | None:
-    """Memory the system can still give (``MemAvailable`` of ``/proc/meminfo``); None where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _warn_if_cache_exceeds_memory(loaded: dict[str, PreparedCase], n_cases: int, cache_dtype: str) -> None:
