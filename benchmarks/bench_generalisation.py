@@ -95,9 +95,11 @@ def phantom_case(engine: SegmentationEngine, section: str, config: PhantomConfig
     ``segment --register`` does (its time is ``register_s``).
     """
     phantom = generate_phantom(config)
-    t0 = time.perf_counter()
-    exam = assemble_exam(list(phantom.exam.phases), register=True) if register else phantom.exam
-    register_s = time.perf_counter() - t0 if register else 0.0
+    exam, register_s = phantom.exam, 0.0
+    if register:
+        t0 = time.perf_counter()
+        exam = assemble_exam(list(phantom.exam.phases), register=True)
+        register_s = time.perf_counter() - t0
     result = engine.run(exam)
     ref = np.asarray(phantom.lesion_labels.array)
     components = np.asarray(result.candidate_labels.array)

@@ -19,10 +19,8 @@ Families (``FAMILIES``, defined once here):
 """
 from __future__ import annotations
 
-import dataclasses
-
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -96,7 +94,7 @@ TRAINING = PhantomFamily(
 #: the training family without fat suppression (its other ranges and draws per seed unchanged): the shipped model
 #: missed small lesions in non-fat-suppressed training-family exams that it found with fat suppression, and
 #: ``training`` draws only 20 % of them
-TRAINING_NON_FAT_SAT = dataclasses.replace(TRAINING, name="training-nonfatsat", fat_saturated_probability=0.0)
+TRAINING_NON_FAT_SAT = replace(TRAINING, name="training-nonfatsat", fat_saturated_probability=0.0)
 
 #: every family by name; ``heldout-*`` ranges lie (partly) outside ``training``'s
 FAMILIES: dict[str, PhantomFamily] = {
