@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 #: node reference role from a table / chart / curve table / map volume to the segmentation it describes
 RESULT_OF_ROLE = "BreastLesionSegSegmentation"
+# Trainings started from Slicer keep their case cache in half precision: the workstation also holds Slicer and the
+# open exam, and real exams are several times larger than phantoms (one of breastlesionseg.training.config.CACHE_DTYPES)
+SLICER_TRAINING_CACHE_DTYPE = "float16"
 
 
 class ReplaceNotConfirmedError(BreastLesionSegError):
@@ -642,7 +645,8 @@ class SceneLogic:
 
     def training_arguments(self, dataset_folder: str | os.PathLike, output_dir: str | os.PathLike,
                            settings: SegmentationSettings) -> list[str]:
-        """Arguments of ``breastlesionseg train`` (fine-tuning from the selected model when asked)."""
+        """Arguments of ``breastlesionseg train`` (fine-tuning from the selected model when asked; half-precision
+        case cache, :data:`SLICER_TRAINING_CACHE_DTYPE`)."""
         device = "cuda" if settings.device.startswith("cuda") else settings.device  # train takes auto/cpu/cuda
         args = ["train", "--data", str(dataset_folder), "--output", str(output_dir), "--epochs",
                 str(int(settings.training_epochs)), "--device", device, "--progress", "json",
@@ -650,6 +654,7 @@ class SceneLogic:
         if settings.fine_tune:
             dce = dataclasses.replace(settings, modality=MODALITY_DCE_MRI)  # training is DCE-MRI only
             args += ["--init-from", str(self.model_info(dce).folder)]
+        args += ["--cache-dtype", SLICER_TRAINING_CACHE_DTYPE]
         if self.threads:
             args += ["--threads", str(int(self.threads))]
         return args

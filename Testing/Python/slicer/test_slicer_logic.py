@@ -243,6 +243,9 @@ def test_result_for_segmentation_finds_its_own_table_or_makes_one(ctx, exam_node
 
 def test_training_command_and_model_registration_by_id(ctx, tmp_path, tiny_model_dir):
     from BreastLesionSegLib.models import list_models
+    from BreastLesionSegLib.logic import SLICER_TRAINING_CACHE_DTYPE
+    from breastlesionseg.cli.main import build_parser
+    from breastlesionseg.training.config import CACHE_DTYPES
 
     logic = SceneLogic(ctx, threads=2)
     settings = SegmentationSettings(model="slicer-test-tiny", user_model_folders=[str(tiny_model_dir)],
@@ -251,6 +254,9 @@ def test_training_command_and_model_registration_by_id(ctx, tmp_path, tiny_model
     assert args[:5] == ["train", "--data", str(tmp_path / "ds"), "--output", str(tmp_path / "out")]
     assert args[args.index("--epochs") + 1] == "3" and args[args.index("--progress") + 1] == "json"
     assert args[args.index("--init-from") + 1] == str(tiny_model_dir.resolve())
+    assert args[args.index("--cache-dtype") + 1] == SLICER_TRAINING_CACHE_DTYPE == "float16"
+    assert SLICER_TRAINING_CACHE_DTYPE in CACHE_DTYPES
+    assert build_parser().parse_args(args).cache_dtype == "float16"  # the real CLI accepts every argument
     settings.fine_tune = False
     assert "--init-from" not in logic.training_arguments(tmp_path / "ds", tmp_path / "o", settings)
     with pytest.raises(InputError, match="has no case yet"):
