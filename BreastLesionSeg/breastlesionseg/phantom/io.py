@@ -43,7 +43,8 @@ def phantom_file_names(phase_names: list[str]) -> dict[str, str]:
     return names
 
 
-def check_phantom_targets(out_dir: str | os.PathLike, phase_names: list[str], overwrite: bool = False) -> dict[str, Path]:
+def check_phantom_targets(out_dir: str | os.PathLike, phase_names: list[str],
+                          overwrite: bool = False) -> dict[str, Path]:
     """Target paths of a phantom folder; raises :class:`InputError` when one exists and not ``overwrite``.
 
     Call it before generating to fail fast (the CLI does).
