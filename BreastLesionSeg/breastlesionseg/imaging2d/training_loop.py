@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 LAST_CHECKPOINT = "last.pt"
 BEST_WEIGHTS = "best_weights.pt"
 HISTORY_FILE = "history.json"
+#: run settings (dotted keys of the caller's ``run_settings``) a resumed run may change: more epochs or patience,
+#: another device (bfloat16 autocast follows the device)
+RESUMABLE_SETTINGS: tuple[str, ...] = ("loop.max_epochs", "loop.patience_epochs", "loop.bf16")
 
 
 @dataclass
@@ -136,8 +139,41 @@ def run_complete(checkpoint_dir: str | Path, config: TrainLoopConfig) -> bool:
     return _finished(torch.load(path, map_location="cpu", weights_only=True), config)
 
 
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"loop": {"seed": 0}}`` -> ``{"loop.seed": 0}`` (nested dictionaries only; lists stay values)."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _check_same_settings(path: Path, recorded: dict[str, Any] | None, run_settings: dict[str, Any] | None) -> None:
+    """InputError when the checkpoint ``path`` was written under other run settings than ``run_settings``
+    (except :data:`RESUMABLE_SETTINGS`); a checkpoint or a call without settings is not checked."""
+    if recorded is None or run_settings is None:
+        return
+    old, now = _flat(recorded), _flat(json.loads(json.dumps(run_settings)))  # tuples compare as stored lists
+    changed = sorted(k for k in old.keys() | now.keys() if k not in RESUMABLE_SETTINGS and old.get(k) != now.get(k))
+    if changed:
+        raise InputError(f"--resume: '{path}' was trained with other settings for {changed} (checkpoint "
+                         f"{ {k: old.get(k) for k in changed} }, now { {k: now.get(k) for k in changed} }); resume "
+                         "with the same settings, or train into another output folder")
+
+
+def check_resume_settings(checkpoint_dir: str | Path, run_settings: dict[str, Any]) -> None:
+    """Before a resumed run rewrites anything: InputError when ``checkpoint_dir/last.pt`` was trained under other
+    ``run_settings`` (JSON-like, nested dictionaries allowed) than these; nothing to check without a checkpoint."""
+    path = Path(checkpoint_dir) / LAST_CHECKPOINT
+    if path.is_file():
+        _check_same_settings(path, torch.load(path, map_location="cpu", weights_only=True).get("run_settings"),
+                             run_settings)
+
+
 def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, resume: bool,
-             config: TrainLoopConfig) -> dict[str, Any]:
+             config: TrainLoopConfig, run_settings: dict[str, Any] | None) -> dict[str, Any]:
     """Load ``last.pt`` into model/optimizer when resuming; the loop state (epoch, best, history).
 
     A finished run is reopened when ``config`` allows more epochs than it ran and it did not stop early.
@@ -149,6 +185,7 @@ def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     if not resume:
         raise InputError(f"'{path}' exists: pass --resume to continue that run, or choose another output folder")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    _check_same_settings(path, checkpoint.get("run_settings"), run_settings)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     torch.set_rng_state(checkpoint["torch_rng"])
@@ -178,7 +215,7 @@ def run_training(model: nn.Module, epoch_batches: Callable[[int], Iterable[Any]]
                  batch_loss: Callable[[nn.Module, Any], torch.Tensor],
                  validate: Callable[[nn.Module], dict[str, float]], checkpoint_dir: str | Path,
                  config: TrainLoopConfig, resume: bool = False,
-                 device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+                 device: str | torch.device = "cpu", run_settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Train until ``max_epochs`` or early stopping; resumable after an interruption at any point.
 
     Args:
@@ -192,19 +229,23 @@ def run_training(model: nn.Module, epoch_batches: Callable[[int], Iterable[Any]]
         resume: continue from ``last.pt``; without it an existing ``last.pt`` is an error.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (the model is moved there; a run may be
             resumed on another device).
+        run_settings: the caller's whole training configuration (JSON-like), stored in ``last.pt``; a resumed
+            run must have the same, except :data:`RESUMABLE_SETTINGS`. None: not recorded or checked.
     Returns:
         The per-epoch history.
     Raises:
-        InputError: an unknown or unavailable device.
+        InputError: an unknown or unavailable device; ``last.pt`` exists without ``resume``; resuming with other
+            ``run_settings``.
     """
     from ..inference.device import resolve_device
 
     device = resolve_device(device)
+    run_settings = None if run_settings is None else json.loads(json.dumps(run_settings))  # as last.pt holds it
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    state = _restore(checkpoint_dir, model, optimizer, resume, config)
+    state = _restore(checkpoint_dir, model, optimizer, resume, config, run_settings)
     while not state["finished"]:
         epoch = state["epoch"] + 1
         started = time.perf_counter()
@@ -229,7 +270,8 @@ def run_training(model: nn.Module, epoch_batches: Callable[[int], Iterable[Any]]
         _save(checkpoint_dir / LAST_CHECKPOINT, {**state, "model": _cpu_state(model),
                                                   "optimizer": to_device(optimizer.state_dict(), torch.device("cpu")),
                                                   "torch_rng": torch.get_rng_state(),
-                                                  "config": dataclasses.asdict(config)})
+                                                  "config": dataclasses.asdict(config),
+                                                  "run_settings": run_settings})
         write_text_atomic(checkpoint_dir / HISTORY_FILE, json.dumps(state["history"], indent=1), overwrite=True)
         log.info("epoch %d: loss %.4f, %s, %.0f s%s", epoch, train_loss,
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), record["seconds"],

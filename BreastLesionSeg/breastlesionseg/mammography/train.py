@@ -98,7 +98,7 @@ def train_fold(cases: list[PreparedCase], folds: list[int], fold: int, run_dir: 
     torch.manual_seed(config.loop.seed + fold)
     model = HiResUNet2D(config.network)
     run_training(model, make_epoch_batches(train, config), make_loss(), make_validator(held_out, config.threshold),
-                 fold_dir, config.loop, resume=resume, device=device)
+                 fold_dir, config.loop, resume=resume, device=device, run_settings=config.to_dict())
     model.load_state_dict(torch.load(fold_dir / BEST_WEIGHTS, map_location="cpu", weights_only=True))
     dice = full_resolution_dice(model, held_out, config.threshold)
     history = json.loads((fold_dir / "history.json").read_text(encoding="utf-8"))

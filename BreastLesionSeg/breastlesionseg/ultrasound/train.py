@@ -17,7 +17,7 @@ import torch
 from ..errors import DatasetError, InputError, ModelError
 from ..imaging2d.augment import augment_batch
 from ..imaging2d.metrics2d import dice_score, roc_auc
-from ..imaging2d.training_loop import run_training
+from ..imaging2d.training_loop import check_resume_settings, run_training
 from ..io.atomic import write_text_atomic
 from ..nn.factory2d import build_network_2d
 from .busbra import fold_split, read_busbra
@@ -184,6 +184,8 @@ def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config:
             raise DatasetError(f"fold {fold} of '{data_root}' has no {'training' if role == 'train' else 'validation'} "
                                f"image ({len(split['train'])} train, {len(split['val'])} validation, "
                                f"{len(split['test'])} test); add images of more patients or train another fold")
+    if resume:
+        check_resume_settings(fold_dir, config.to_dict())  # before train_config.json is rewritten
     if not init_from and resume:
         init_from = recorded_init_from(output_dir, [fold])
     if init_from:
@@ -199,7 +201,8 @@ def train_fold(data_root: str | Path, fold: int, output_dir: str | Path, config:
         return loss_fn(net(batch["image"].contiguous(memory_format=torch.channels_last)), batch)
 
     run_training(model, make_epoch_batches(train_images, config), batch_loss,
-                 make_validator(val_images, config.input_size_px), fold_dir, config.loop, resume=resume, device=device)
+                 make_validator(val_images, config.input_size_px), fold_dir, config.loop, resume=resume, device=device,
+                 run_settings=config.to_dict())
     return fold_dir
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..errors import DatasetError, InputError
 from ..imaging2d.augment import AugmentConfig, augment_batch
 from ..imaging2d.metrics2d import roc_auc
-from ..imaging2d.training_loop import run_complete, run_training
+from ..imaging2d.training_loop import check_resume_settings, run_complete, run_training
 from ..io.atomic import write_text_atomic
 from ..nn.config2d import ResNeXtClassifier2DConfig
 from ..nn.resnext_classifier2d import ResNeXtClassifier2D
@@ -141,6 +141,8 @@ def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
     if not fold_config(fold_dir):
         raise DatasetError(f"'{fold_dir}' holds no trained fold (train_config.json); run train-ultrasound first")
     out = member_dir(fold_dir, member)
+    if resume:
+        check_resume_settings(out, config.to_dict())  # before its train_config.json is rewritten
     if resume and run_complete(out, config.loop):
         log.info("fold %d crop classifier %d: finished in '%s', nothing to resume", fold, member, out)
         return out
@@ -164,7 +166,8 @@ def train_crop_classifier(data_root: str | Path, fold: int, run_dir: str | Path,
         return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight.to(logits.device))
 
     run_training(model, make_epoch_batches(train_inputs, train_labels, config), batch_loss,
-                 make_validator(val_inputs, val_labels), out, config.loop, resume=resume, device=device)
+                 make_validator(val_inputs, val_labels), out, config.loop, resume=resume, device=device,
+                 run_settings=config.to_dict())
     return out
 
 

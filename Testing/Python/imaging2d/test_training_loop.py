@@ -13,6 +13,7 @@ from breastlesionseg.imaging2d.training_loop import (
     HISTORY_FILE,
     LAST_CHECKPOINT,
     TrainLoopConfig,
+    check_resume_settings,
     cosine_learning_rate,
     run_training,
     to_device,
@@ -52,6 +53,27 @@ def test_resumed_run_continues_and_stops_at_max_epochs(tmp_path):
     again = run_training(resumed_model, batches, loss, validate, tmp_path,
                          TrainLoopConfig(max_epochs=4, bf16=False), resume=True)
     assert len(again) == 4  # a finished run does nothing more
+
+
+def test_resume_with_other_run_settings_is_refused_except_epochs_patience_and_device(tmp_path):
+    model, batches, loss, validate = _problem()
+    settings = {"width": 8, "loop": {"max_epochs": 1, "patience_epochs": 5, "bf16": False}, "sizes": (3, 5)}
+    run_training(model, batches, loss, validate, tmp_path, TrainLoopConfig(max_epochs=1, bf16=False),
+                 run_settings=settings)
+    before = (tmp_path / LAST_CHECKPOINT).read_bytes()
+    other = {**settings, "width": 16, "sizes": (3, 7)}
+    with pytest.raises(InputError, match=r"other settings for \['sizes', 'width'\]"):
+        check_resume_settings(tmp_path, other)
+    with pytest.raises(InputError, match=r"\['width'\]"):
+        run_training(model, batches, loss, validate, tmp_path, TrainLoopConfig(max_epochs=2, bf16=False), resume=True,
+                     run_settings={**settings, "width": 16})
+    assert (tmp_path / LAST_CHECKPOINT).read_bytes() == before  # nothing rewritten
+    longer = {**settings, "loop": {"max_epochs": 2, "patience_epochs": 9, "bf16": True}}
+    check_resume_settings(tmp_path, longer)  # more epochs, patience, another device: allowed
+    history = run_training(model, batches, loss, validate, tmp_path, TrainLoopConfig(max_epochs=2, bf16=False),
+                           resume=True, run_settings=longer)
+    assert [h["epoch"] for h in history] == [1, 2]
+    check_resume_settings(tmp_path / "empty", other)  # no checkpoint: nothing to compare
 
 
 def test_existing_checkpoint_without_resume_is_an_error(tmp_path):

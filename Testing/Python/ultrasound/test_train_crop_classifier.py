@@ -66,6 +66,23 @@ def test_classifier_run_files_and_resume(trained_run, monkeypatch):
     assert len(json.loads((folder / HISTORY_FILE).read_text(encoding="utf-8"))) == 2
     with pytest.raises(InputError, match="--resume"):
         train_crop_classifier(data, 0, run, _config())
+    config_text = (folder / "train_config.json").read_text(encoding="utf-8")
+    with pytest.raises(InputError, match=r"other settings for \['margin'\]"):
+        train_crop_classifier(data, 0, run, _config(margin=2.0), resume=True)  # another member's margin
+    assert (folder / "train_config.json").read_text(encoding="utf-8") == config_text  # the record is kept
+
+
+def test_resuming_a_segmentation_fold_with_other_settings_is_refused_and_keeps_its_record(trained_run):
+    from breastlesionseg.errors import EXIT_BAD_INPUT
+
+    data, run = trained_run
+    fold_config = run / "fold_0" / "train_config.json"
+    before = fold_config.read_text(encoding="utf-8")
+    weights = sha256_file(run / "fold_0" / BEST_WEIGHTS)
+    assert main(["train-ultrasound", "--data", str(data), "--output", str(run), "--folds", "0", "--max-epochs", "1",
+                 "--input-size", "48", "--batch-size", "4", "--no-bf16", "--threads", "1", "--resume"]) == EXIT_BAD_INPUT
+    assert fold_config.read_text(encoding="utf-8") == before and json.loads(before)["input_size_px"] == 32
+    assert sha256_file(run / "fold_0" / BEST_WEIGHTS) == weights
 
 
 def test_members_are_trained_in_order_and_each_with_its_own_seed_and_margin(trained_run):
