@@ -71,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--acquisition-augment", type=float, default=0.0, metavar="P",
                    help="probability of each acquisition augmentation: noise, slice blur, low resolution, gamma, "
                         "bias field (default 0 = none; ignored with --no-augment)")
+    p.add_argument("--subtraction-only", type=float, default=0.0, metavar="P",
+                   help="probability that a training patch shows only its subtraction channels (the others set to "
+                        "0), so the network learns to find lesions from the subtraction alone, as it must without "
+                        "fat suppression (default 0 = never; ignored with --no-augment)")
     # literal = training.config.CACHE_DTYPES (a test keeps the two equal)
     p.add_argument("--cache-dtype", choices=("float32", "float16"), default="float32",
                    help="precision of the in-memory cache of preprocessed cases (float16: half the memory, for "
@@ -101,6 +105,7 @@ def config_from_args(args: argparse.Namespace):
         rotate_deg=0.0 if args.no_augment else 15.0, flip_prob=0.0 if args.no_augment else 0.5,
         intensity_scale=0.0 if args.no_augment else 0.2,
         acquisition_augment_prob=0.0 if args.no_augment else args.acquisition_augment,
+        subtraction_only_prob=0.0 if args.no_augment else args.subtraction_only,
         cache_dtype=args.cache_dtype, num_threads=args.threads,
         progress=args.progress,
         max_time_s=args.max_time_s, model_id=args.model_id, demo=args.demo, training_data=args.training_data,
@@ -123,8 +128,11 @@ def command_line(cfg, args: argparse.Namespace) -> str:
              "--margin-mm", f"{cfg.crop_margin_mm:g}", "--device", cfg.device]
     if args.no_augment:
         parts.append("--no-augment")
-    elif cfg.acquisition_augment_prob > 0:
-        parts += ["--acquisition-augment", f"{cfg.acquisition_augment_prob:g}"]
+    else:
+        if cfg.acquisition_augment_prob > 0:
+            parts += ["--acquisition-augment", f"{cfg.acquisition_augment_prob:g}"]
+        if cfg.subtraction_only_prob > 0:
+            parts += ["--subtraction-only", f"{cfg.subtraction_only_prob:g}"]
     if cfg.cache_dtype != "float32":
         parts += ["--cache-dtype", cfg.cache_dtype]
     if cfg.amp:

@@ -90,6 +90,9 @@ class TrainConfig:
         intensity_scale: +- relative intensity scaling (0.2 = +-20 %).
         acquisition_augment_prob: probability of each acquisition augmentation (noise, slice blur, low
             resolution, gamma, bias field; ``training.transforms``); 0 = none.
+        subtraction_only_prob: probability that a training patch keeps only its subtraction channels (``subK``;
+            the others set to 0), so the network learns to find lesions from the subtraction alone; 0 = never.
+            Needs at least one subtraction and one other channel.
         val_overlap: sliding-window overlap for validation.
         val_every: validate every this many epochs (and always after the last epoch).
         threshold: probability threshold of the lesion mask.
@@ -143,6 +146,7 @@ class TrainConfig:
     flip_prob: float = 0.5
     intensity_scale: float = 0.2
     acquisition_augment_prob: float = 0.0
+    subtraction_only_prob: float = 0.0
     val_overlap: float = 0.25
     val_every: int = 1
     threshold: float = 0.5
@@ -218,6 +222,7 @@ class TrainConfig:
         if not 0.0 <= float(self.acquisition_augment_prob) <= 1.0:
             raise InputError(f"TrainConfig.acquisition_augment_prob must be in [0, 1], "
                              f"got {self.acquisition_augment_prob!r}")
+        self._check_subtraction_only()
         if not 0.0 <= float(self.val_overlap) < 1.0:
             raise InputError(f"TrainConfig.val_overlap must be in [0, 1), got {self.val_overlap!r}")
         _positive_int("val_every", self.val_every)
@@ -233,6 +238,24 @@ class TrainConfig:
             _positive_float("max_time_s", self.max_time_s)
         if not self.model_id:
             self.model_id = self.output_dir.name or "trained-model"
+
+    def _check_subtraction_only(self) -> None:
+        """``subtraction_only_prob`` in [0, 1], and when > 0 channels with a subtraction and something to blank."""
+        if not 0.0 <= float(self.subtraction_only_prob) <= 1.0:
+            raise InputError(f"TrainConfig.subtraction_only_prob must be in [0, 1], got {self.subtraction_only_prob!r}")
+        if self.subtraction_only_prob > 0 and (not self.subtraction_channels() or not self.blanked_channels()):
+            raise InputError(f"TrainConfig.subtraction_only_prob {self.subtraction_only_prob:g} needs input channels "
+                             f"with a subtraction (subK) and at least one other channel; got {list(self.channels)}")
+
+    def subtraction_channels(self) -> list[int]:
+        """Indices of the subtraction channels (``subK``) in ``channels``."""
+        from ..nn.channels import parse_channel_name
+
+        return [i for i, name in enumerate(self.channels) if parse_channel_name(name)[0] == "sub"]
+
+    def blanked_channels(self) -> list[int]:
+        """Indices of the channels a subtraction-only patch sets to 0 (``pre``, ``postK``)."""
+        return [i for i in range(len(self.channels)) if i not in self.subtraction_channels()]
 
     def network_config(self) -> dict[str, Any]:
         """Fields of the network config (``breastlesionseg.nn`` ``MM3DUNetConfig`` / ``UNet3DConfig``)."""

@@ -351,6 +351,12 @@ def _check_resume_keeps_model(config: TrainConfig, ckpt_epoch: int) -> None:
                     "will be replaced when it ends", ckpt_epoch, config.epochs, config.output_dir)
 
 
+def training_augmentation(config: TrainConfig):
+    """The MONAI augmentation of ``config``'s training patches (:func:`~.transforms.build_augmentation`)."""
+    return build_augmentation(config.rotate_deg, config.flip_prob, config.intensity_scale,
+                              config.acquisition_augment_prob, config.blanked_channels(), config.subtraction_only_prob)
+
+
 @dataclass
 class _TrainingRun:
     """The mutable state of one training run: network, optimiser, loader, history, best epoch, meter."""
@@ -414,8 +420,7 @@ class _TrainingRun:
         """Patch dataset with augmentation, a (distributed) sampler and the loader."""
         config, ctx = self.config, self.ctx
         self.dataset = PatchDataset(train_cases, config.patch_size, config.patches_per_case, config.pos_fraction,
-                                    build_augmentation(config.rotate_deg, config.flip_prob, config.intensity_scale,
-                                                       config.acquisition_augment_prob),
+                                    training_augmentation(config),
                                     seed=config.seed, positive_sampling=config.positive_sampling)
         if ctx.distributed:
             self.sampler = DistributedSampler(self.dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,

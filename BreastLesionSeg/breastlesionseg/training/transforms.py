@@ -7,6 +7,11 @@
   factors too, but only within its own ranges; augmenting on top stops the network from relying on the
   generator's exact noise, slice profile and contrast (its out-of-distribution weakness).
 
+* subtraction only (optional, ``subtraction_only_prob > 0``): a patch shows the network only its subtraction
+  channels, the others set to 0 (their normalised mean), so it learns to find a lesion from the subtraction alone.
+  Without fat suppression a small lesion disappears among the fat in ``pre`` and ``post1`` but stays plain in
+  ``sub1`` (``benchmarks/probe_fat_suppression_contrast.py``).
+
 Patches are dicts ``{"image": (C, D, H, W), "label": (1, D, H, W)}`` on the model grid with array
 axes (z, y, x): the axial plane is (y, x), i.e. MONAI's ``range_x`` rotation (about array axis 0),
 left-right is array axis 2 (x), and the slice direction is array axis 0 (MONAI's ``sigma_x``).
@@ -15,6 +20,7 @@ Images are z-score normalised, so noise and blur strengths are in z-score units 
 from __future__ import annotations
 
 import math
+from typing import Any, Hashable, Mapping, Sequence
 
 from monai.transforms import (
     Compose,
@@ -28,6 +34,7 @@ from monai.transforms import (
     RandScaleIntensityd,
     RandSimulateLowResolutiond,
 )
+from monai.transforms.transform import MapTransform, RandomizableTransform
 
 #: largest standard deviation of the added Gaussian noise (z-score units)
 NOISE_STD_MAX = 0.1
@@ -54,8 +61,36 @@ def acquisition_transforms(prob: float) -> list:
     ]
 
 
+class RandBlankChannelsd(RandomizableTransform, MapTransform):
+    """With probability ``prob``, set the given channels of the ``keys`` images to 0 (all of them together).
+
+    Args:
+        keys: the image keys (``(C, D, H, W)`` tensors or arrays; other keys are untouched).
+        channels: indices of the channels to blank.
+        prob: probability per call.
+    """
+
+    def __init__(self, keys: Hashable | Sequence[Hashable], channels: Sequence[int], prob: float) -> None:
+        MapTransform.__init__(self, keys)
+        RandomizableTransform.__init__(self, prob)
+        self.channels = list(channels)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """``data`` with the channels blanked in this call's draw (a copy; the input is not changed)."""
+        out = dict(data)
+        self.randomize(None)
+        if not self._do_transform or not self.channels:
+            return out
+        for key in self.key_iterator(out):
+            image = out[key].clone() if hasattr(out[key], "clone") else out[key].copy()
+            image[self.channels] = 0
+            out[key] = image
+        return out
+
+
 def build_augmentation(rotate_deg: float = 15.0, flip_prob: float = 0.5, intensity_scale: float = 0.2,
-                       acquisition_prob: float = 0.0) -> Compose:
+                       acquisition_prob: float = 0.0, blank_channels: Sequence[int] = (),
+                       subtraction_only_prob: float = 0.0) -> Compose:
     """The training augmentation as a MONAI ``Compose`` (applied after the patch crop).
 
     Args:
@@ -64,6 +99,10 @@ def build_augmentation(rotate_deg: float = 15.0, flip_prob: float = 0.5, intensi
         intensity_scale: image multiplied by ``1 + U(-s, s)`` (all channels together).
         acquisition_prob: probability of each acquisition augmentation (:func:`acquisition_transforms`);
             0 leaves them out.
+        blank_channels: indices of the non-subtraction channels (``pre``, ``postK``) for the subtraction-only
+            patches.
+        subtraction_only_prob: probability that a patch has ``blank_channels`` set to 0 (after every other
+            augmentation); 0 leaves it out.
 
     Returns:
         A ``Compose`` whose randomness is seeded with ``set_random_state``.
@@ -79,5 +118,7 @@ def build_augmentation(rotate_deg: float = 15.0, flip_prob: float = 0.5, intensi
         transforms.append(RandScaleIntensityd(keys="image", factors=intensity_scale, prob=1.0))
     if acquisition_prob > 0:
         transforms.extend(acquisition_transforms(acquisition_prob))
+    if subtraction_only_prob > 0 and blank_channels:
+        transforms.append(RandBlankChannelsd(keys="image", channels=blank_channels, prob=subtraction_only_prob))
     transforms.append(EnsureTyped(keys=("image", "label"), track_meta=False))
     return Compose(transforms)

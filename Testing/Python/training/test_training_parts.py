@@ -167,6 +167,14 @@ def test_train_config_validates_arguments(tmp_path):
         TrainConfig(tmp_path, tmp_path / "o", loss="l2")
     with pytest.raises(InputError, match="acquisition_augment_prob must be in"):
         TrainConfig(tmp_path, tmp_path / "o", acquisition_augment_prob=1.5)
+    with pytest.raises(InputError, match="subtraction_only_prob must be in"):
+        TrainConfig(tmp_path, tmp_path / "o", subtraction_only_prob=-0.1)
+    with pytest.raises(InputError, match=r"needs input channels with a subtraction .* \['pre', 'post1'\]"):
+        TrainConfig(tmp_path, tmp_path / "o", subtraction_only_prob=0.3, channels=("pre", "post1"))
+    with pytest.raises(InputError, match="needs input channels"):
+        TrainConfig(tmp_path, tmp_path / "o", subtraction_only_prob=0.3, channels=("sub1", "sub2"))  # nothing to blank
+    mixed = TrainConfig(tmp_path, tmp_path / "o", subtraction_only_prob=0.3, channels=("sub1", "pre", "post2", "sub2"))
+    assert mixed.subtraction_channels() == [0, 3] and mixed.blanked_channels() == [1, 2]
     cfg = TrainConfig(tmp_path, tmp_path / "out")
     assert cfg.model_id == "out" and cfg.lr == 1e-4 and cfg.weight_decay == 1e-4 and cfg.rotate_deg == 15.0
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -212,6 +220,34 @@ def test_positive_sampling_modes_share_of_small_lesion(mode, low, high):
 def test_positive_sampling_mode_is_validated():
     with pytest.raises(InputError, match="positive_sampling"):
         PatchDataset([_two_lesion_case()], (5, 8, 8), 1, 1.0, None, positive_sampling="lesion")
+
+
+def test_subtraction_only_patches_blank_the_other_channels_at_the_given_rate():
+    image = torch.arange(3 * 5 * 7 * 9, dtype=torch.float32).reshape(3, 5, 7, 9) + 1.0
+    label = torch.zeros(1, 5, 7, 9)
+    label[0, 1:3, 2:5, 3:6] = 1.0
+    always = build_augmentation(rotate_deg=0.0, flip_prob=0.0, intensity_scale=0.0, blank_channels=[0, 1],
+                                subtraction_only_prob=1.0)
+    out = always({"image": image, "label": label})
+    assert not out["image"][:2].any() and torch.equal(out["image"][2], image[2])  # only sub1 (channel 2) kept
+    assert torch.equal(out["label"], label) and image.min() > 0  # label and the input itself untouched
+    sometimes = build_augmentation(rotate_deg=0.0, flip_prob=0.0, intensity_scale=0.0, blank_channels=[0, 1],
+                                   subtraction_only_prob=0.3)
+    sometimes.set_random_state(seed=5)
+    blanked = [not sometimes({"image": image, "label": label})["image"][0].any() for _ in range(400)]
+    assert 0.22 < np.mean(blanked) < 0.38
+    never = build_augmentation(rotate_deg=0.0, flip_prob=0.0, intensity_scale=0.0, blank_channels=[0, 1])
+    assert torch.equal(never({"image": image, "label": label})["image"], image)
+
+
+def test_training_augmentation_blanks_the_configs_non_subtraction_channels(tmp_path):
+    from breastlesionseg.training.loop import training_augmentation
+
+    config = TrainConfig(tmp_path, tmp_path / "o", channels=("sub1", "pre", "post1"), rotate_deg=0.0, flip_prob=0.0,
+                         intensity_scale=0.0, subtraction_only_prob=1.0)
+    image = torch.ones(3, 5, 7, 9)
+    out = training_augmentation(config)({"image": image, "label": torch.zeros(1, 5, 7, 9)})["image"]
+    assert torch.equal(out[0], image[0]) and not out[1:].any()
 
 
 def test_acquisition_augmentation_changes_the_image_only_and_blurs_along_slices():
