@@ -43,7 +43,9 @@
 # DEFAULT_SEEDS (e.g. 1000-1031: also put these classic-phantom seeds of the demo model's own training set
 # into the mix, so the fine-tune keeps what it knew; default 1000-1047),
 # NONFATSAT_SEEDS (e.g. 3512-3767: also add these seeds of family 'training-nonfatsat', the training family without
-# fat suppression; default none).
+# fat suppression; default none),
+# SUBTRACTION_ONLY (probability that a training patch keeps only its subtraction channel, `train --subtraction-only`;
+# default 0 = never, as for the shipped model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -58,6 +60,7 @@ INIT=${INIT:-benchmarks/output/demo_model/model}
 INIT_NOTE=${INIT_NOTE:-the 80-phantom base demo model (default phantoms, seeds 1000-1079)}
 DEST=${DEST:-}
 ACQ_AUGMENT=${ACQ_AUGMENT:-0}
+SUBTRACTION_ONLY=${SUBTRACTION_ONLY:-0}
 CALIB_FAMILY=${CALIB_FAMILY:-training}
 CALIB_SEEDS=${CALIB_SEEDS:-2000-2049}
 CALIB_SELECT=${CALIB_SELECT:-best-dice}
@@ -109,7 +112,7 @@ else
     --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
     --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
     --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
-    --acquisition-augment "$ACQ_AUGMENT" --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
+    --acquisition-augment "$ACQ_AUGMENT" --subtraction-only "$SUBTRACTION_ONLY" --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
     --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none
 fi
 
