@@ -152,15 +152,21 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _check_same_settings(path: Path, recorded: dict[str, Any] | None, run_settings: dict[str, Any] | None) -> None:
     """InputError when the checkpoint ``path`` was written under other run settings than ``run_settings``
-    (except :data:`RESUMABLE_SETTINGS`); a checkpoint or a call without settings is not checked."""
+    (except :data:`RESUMABLE_SETTINGS`; ``run_settings`` JSON-normalised, as :func:`_as_stored` gives them); a
+    checkpoint or a call without settings is not checked."""
     if recorded is None or run_settings is None:
         return
-    old, now = _flat(recorded), _flat(json.loads(json.dumps(run_settings)))  # tuples compare as stored lists
+    old, now = _flat(recorded), _flat(run_settings)
     changed = sorted(k for k in old.keys() | now.keys() if k not in RESUMABLE_SETTINGS and old.get(k) != now.get(k))
     if changed:
         raise InputError(f"--resume: '{path}' was trained with other settings for {changed} (checkpoint "
                          f"{ {k: old.get(k) for k in changed} }, now { {k: now.get(k) for k in changed} }); resume "
                          "with the same settings, or train into another output folder")
+
+
+def _as_stored(run_settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``run_settings`` as ``last.pt`` holds them (through JSON: tuples become lists)."""
+    return None if run_settings is None else json.loads(json.dumps(run_settings))
 
 
 def check_resume_settings(checkpoint_dir: str | Path, run_settings: dict[str, Any]) -> None:
@@ -169,7 +175,7 @@ def check_resume_settings(checkpoint_dir: str | Path, run_settings: dict[str, An
     path = Path(checkpoint_dir) / LAST_CHECKPOINT
     if path.is_file():
         _check_same_settings(path, torch.load(path, map_location="cpu", weights_only=True).get("run_settings"),
-                             run_settings)
+                             _as_stored(run_settings))
 
 
 def _restore(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, resume: bool,
@@ -240,7 +246,7 @@ def run_training(model: nn.Module, epoch_batches: Callable[[int], Iterable[Any]]
     from ..inference.device import resolve_device
 
     device = resolve_device(device)
-    run_settings = None if run_settings is None else json.loads(json.dumps(run_settings))  # as last.pt holds it
+    run_settings = _as_stored(run_settings)
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)

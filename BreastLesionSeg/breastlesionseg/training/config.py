@@ -255,7 +255,8 @@ class TrainConfig:
 
     def blanked_channels(self) -> list[int]:
         """Indices of the channels a subtraction-only patch sets to 0 (``pre``, ``postK``)."""
-        return [i for i in range(len(self.channels)) if i not in self.subtraction_channels()]
+        subtractions = self.subtraction_channels()
+        return [i for i in range(len(self.channels)) if i not in subtractions]
 
     def network_config(self) -> dict[str, Any]:
         """Fields of the network config (``breastlesionseg.nn`` ``MM3DUNetConfig`` / ``UNet3DConfig``)."""
