@@ -45,7 +45,8 @@
 # NONFATSAT_SEEDS (e.g. 3512-3767: also add these seeds of family 'training-nonfatsat', the training family without
 # fat suppression; default none),
 # SUBTRACTION_ONLY (probability that a training patch keeps only its subtraction channel, `train --subtraction-only`;
-# default 0 = never, as for the shipped model).
+# default 0 = never, as for the shipped model),
+# NORMALIZATION (channel normalisation, `train --normalization`: zscore, as for the shipped model, or robust).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -61,6 +62,7 @@ INIT_NOTE=${INIT_NOTE:-the 80-phantom base demo model (default phantoms, seeds 1
 DEST=${DEST:-}
 ACQ_AUGMENT=${ACQ_AUGMENT:-0}
 SUBTRACTION_ONLY=${SUBTRACTION_ONLY:-0}
+NORMALIZATION=${NORMALIZATION:-zscore}
 CALIB_FAMILY=${CALIB_FAMILY:-training}
 CALIB_SEEDS=${CALIB_SEEDS:-2000-2049}
 CALIB_SELECT=${CALIB_SELECT:-best-dice}
@@ -110,7 +112,7 @@ else
     --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
     --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from $INIT_NOTE; no real patient data" \
     --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
-    --channels pre post1 sub1 --spacing 1.5,1.5,2.0 --patch 16,32,32 \
+    --channels pre post1 sub1 --normalization "$NORMALIZATION" --spacing 1.5,1.5,2.0 --patch 16,32,32 \
     --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
     --acquisition-augment "$ACQ_AUGMENT" --subtraction-only "$SUBTRACTION_ONLY" --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
     --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none

@@ -6,10 +6,18 @@ Channel names (the model card's ``input_channels``):
 * ``postK`` — the K-th post-contrast phase (K = 1, 2, ...);
 * ``subK`` — the subtraction ``postK - pre``.
 
-Normalisation ``zscore`` (Wang et al. 2025 section 2.6; Narimani et al.): each channel separately, ``(v - mean) / std``
-with mean and std taken inside ``mask`` when given (the breast region), else over the whole array.
-A constant channel (std < 1e-6 of its scale, e.g. an all-zero subtraction) is only centred, never divided
-by ~0. ``none`` returns the raw values (float32).
+Normalisations (each channel separately, statistics inside ``mask`` when given (the breast region), else over
+the whole array):
+
+* ``zscore`` (Wang et al. 2025 section 2.6; Narimani et al.): ``(v - mean) / std``;
+* ``robust``: ``(v - median) / (1.4826 * MAD)``, MAD the median absolute deviation (1.4826 * MAD is the standard
+  deviation of normally distributed values). The bright, heavy-tailed minority of voxels (vessels, fat edges left
+  by motion in a subtraction without fat suppression) does not change the scale, so a lesion keeps its value;
+  where more than half the voxels share one value (MAD ~0) the standard deviation is used instead;
+* ``none``: the raw values (float32).
+
+A constant channel (scale < 1e-6 of its largest value, e.g. an all-zero subtraction) is only centred, never
+divided by ~0.
 """
 from __future__ import annotations
 
@@ -23,7 +31,10 @@ from ..exam.dce_exam import DCEExam
 from ..geometry import Volume
 
 _NAME_RE = re.compile(r"^(pre|post([1-9][0-9]*)|sub([1-9][0-9]*))$")
-NORMALIZATIONS: tuple[str, ...] = ("zscore", "none")
+#: the channel normalisations a model card may name (see the module docstring)
+NORMALIZATIONS: tuple[str, ...] = ("zscore", "robust", "none")
+#: 1.4826 * MAD estimates the standard deviation of normally distributed values
+MAD_TO_SD = 1.4826
 
 PhaseInput = Union[DCEExam, Sequence[Union[np.ndarray, Volume]]]
 
@@ -81,8 +92,8 @@ def build_channels(
         exam_or_phases: a :class:`DCEExam`, a list of ``(z, y, x)`` arrays / Volumes ``[pre, post1, ...]``
             (e.g. training crops), or a ``(P, z, y, x)`` array.
         channel_names: e.g. ``["pre", "post1", "sub1"]``.
-        normalization: ``zscore`` (per channel) or ``none``.
-        mask: optional ``(z, y, x)`` array or Volume; non-zero voxels give the z-score statistics.
+        normalization: ``zscore``, ``robust`` (per channel) or ``none``.
+        mask: optional ``(z, y, x)`` array or Volume; non-zero voxels give the normalisation statistics.
 
     Returns:
         ``(C, z, y, x)`` float32 array, C = ``len(channel_names)``.
@@ -134,12 +145,25 @@ def build_channels(
             np.subtract(arrays[k], arrays[0], out=channel, dtype=np.float32, casting="unsafe")
         else:
             channel[...] = arrays[k]
-        if normalization == "zscore":
+        if normalization != "none":
             values = channel[inside] if inside is not None else channel
-            mean = float(values.mean(dtype=np.float64))
-            std = float(values.std(dtype=np.float64))
-            scale = max(float(np.abs(values).max()), 1.0)
-            channel -= np.float32(mean)
-            if std > 1e-6 * scale:
-                channel /= np.float32(std)
+            centre, spread = _centre_and_spread(values, normalization)
+            channel -= np.float32(centre)
+            if spread > 1e-6 * max(float(np.abs(values).max()), 1.0):
+                channel /= np.float32(spread)
     return out
+
+
+def _centre_and_spread(values: np.ndarray, normalization: str) -> tuple[float, float]:
+    """Centre and scale of one channel's values: mean / std (``zscore``) or median / 1.4826 MAD (``robust``).
+
+    ``robust`` falls back to the standard deviation where the MAD is ~0 (more than half the values equal).
+    """
+    if normalization == "robust":
+        flat = values.reshape(-1)
+        median = float(np.median(flat))
+        mad_sd = MAD_TO_SD * float(np.median(np.abs(flat - np.float32(median))))
+        if mad_sd > 1e-6 * max(float(np.abs(flat).max()), 1.0):
+            return median, mad_sd
+        return median, float(flat.std(dtype=np.float64))
+    return float(values.mean(dtype=np.float64)), float(values.std(dtype=np.float64))

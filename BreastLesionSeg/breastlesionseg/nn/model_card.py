@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ModelError
+from .channels import NORMALIZATIONS
 from .factory import ModelConfig
 from .model_paths import CARD_FILE
 
@@ -28,7 +29,6 @@ RESEARCH_USE_TEXT = (
     "For research use only. Not a medical device; not for diagnosis or treatment decisions. "
     "Every result must be reviewed and corrected by a qualified reader."
 )
-NORMALIZATIONS: tuple[str, ...] = ("zscore", "none")
 NORMALIZATION_REGIONS: tuple[str, ...] = ("breast_mask", "volume")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHANNEL_RE = re.compile(r"^(pre|post[1-9][0-9]*|sub[1-9][0-9]*)$")
@@ -45,8 +45,8 @@ class ModelCard:
         config: the network config fields (see :mod:`breastlesionseg.nn.config`).
         input_channels: channel names in order (``pre``, ``postK``, ``subK`` = postK - pre); their
             number must equal ``config["in_channels"]``.
-        normalization: per-channel intensity normalisation (``zscore`` or ``none``).
-        normalization_region: where z-score statistics are taken (``breast_mask`` or ``volume``).
+        normalization: per-channel intensity normalisation (``zscore``, ``robust`` or ``none``; see nn/channels).
+        normalization_region: where the normalisation statistics are taken (``breast_mask`` or ``volume``).
         target_spacing_mm: voxel spacing (x, y, z) in mm the network expects.
         patch_size: training patch (D, H, W) in voxels; the default sliding-window size.
         inference_window: sliding-window size (D, H, W) in voxels used at inference when it differs

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..nn.channels import NORMALIZATIONS
 
 #: how the lesion voxel of a positive patch is drawn (see :mod:`.sampling`)
 POSITIVE_SAMPLING_MODES = ("instance", "voxel")
@@ -82,7 +83,7 @@ class TrainConfig:
         levels: network resolution levels.
         act: train with the auxiliary classification head.
         channels: input channel names (``pre``, ``postK``, ``subK``).
-        normalization: ``zscore`` (inside the breast mask) or ``none``.
+        normalization: ``zscore``, ``robust`` (median / MAD) (inside the breast mask) or ``none``; see nn/channels.
         target_spacing_mm: model grid spacing (x, y, z) in mm.
         crop_margin_mm: safe margin of the optimized-volume crop around the breast region.
         rotate_deg: +- axial rotation range of the augmentation (degrees).
@@ -206,6 +207,9 @@ class TrainConfig:
         _positive_int("expansion", self.expansion)
         _positive_int("base_width", self.base_width)
         _positive_int("levels", self.levels)
+        if self.normalization not in NORMALIZATIONS:
+            raise InputError(f"TrainConfig.normalization must be one of {list(NORMALIZATIONS)}, "
+                             f"got {self.normalization!r}")
         self.channels = tuple(self.channels)
         if not self.channels:
             raise InputError("TrainConfig.channels is empty; give input channels such as pre post1 sub1")

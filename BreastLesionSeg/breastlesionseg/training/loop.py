@@ -167,6 +167,9 @@ def _build_network(config: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]
         if tuple(card.target_spacing_mm) != tuple(config.target_spacing_mm):
             log.warning("fine-tuning '%s' (trained at %s mm) at %s mm", card.model_id, card.target_spacing_mm,
                         config.target_spacing_mm)
+        if card.normalization != config.normalization:
+            log.warning("fine-tuning '%s' (trained on %s-normalised channels) with %s normalisation", card.model_id,
+                        card.normalization, config.normalization)
         log.info("fine-tuning from model '%s' (%s)", card.model_id, card.arch)
         network.train()
         return network, {"arch": card.arch, "config": dict(card.config), "init_from": card.model_id,

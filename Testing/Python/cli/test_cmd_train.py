@@ -101,6 +101,15 @@ def test_positive_sampling_choices_match_the_training_config(tmp_path):
     assert cfg.positive_sampling == "voxel"
 
 
+def test_normalization_choices_match_the_channels_and_reach_the_card_config(tmp_path):
+    from breastlesionseg.nn.channels import NORMALIZATIONS
+
+    action, cfg = _train_config_with(tmp_path, "normalization", ["--normalization", "robust"])
+    assert tuple(action.choices) == NORMALIZATIONS and action.default == NORMALIZATIONS[0]
+    assert cfg.normalization == "robust"
+    assert "--normalization robust" in cfg.training_command
+
+
 def test_cache_dtype_choices_match_the_training_config_and_reach_the_command(tmp_path):
     from breastlesionseg.training.config import CACHE_DTYPES
 

@@ -40,6 +40,47 @@ def test_no_normalisation_gives_raw_values_and_subtraction():
     np.testing.assert_allclose(out[2], phases[0])
 
 
+def test_robust_is_median_and_mad_inside_the_mask():
+    phases = _phases()
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[1:4, 2:6, 3:8] = 1
+    out = build_channels(phases, ["pre", "sub2"], normalization="robust", mask=mask)
+    sub = (phases[2] - phases[0]).astype(np.float32)
+    values = sub[mask > 0]
+    median = np.median(values)
+    mad_sd = 1.4826 * np.median(np.abs(values - median))
+    np.testing.assert_allclose(out[1], (sub - median) / mad_sd, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.median(out[:, mask > 0], axis=1), 0, atol=1e-5)
+
+
+def test_robust_scale_ignores_a_bright_minority_that_changes_the_zscore():
+    """A subtraction with bright edges in 5 % of the breast (fat moved without fat suppression): a lesion keeps its
+    robust value, while its z-score falls because the SD grows."""
+    rng = np.random.default_rng(3)
+    pre = rng.normal(100, 1, (11, 13, 17)).astype(np.float32)
+    post = pre + rng.normal(0, 10, pre.shape).astype(np.float32)
+    post[5, 6, 8] += 50.0  # the lesion: 5 SD of the subtraction noise
+    edged = post.copy()
+    edges = rng.random(pre.shape) < 0.05
+    edged[edges] += 200.0
+    edged[5, 6, 8] = post[5, 6, 8]
+    clean_robust, edged_robust = (build_channels([pre, p], ["sub1"], normalization="robust")[0, 5, 6, 8]
+                                  for p in (post, edged))
+    clean_z, edged_z = (build_channels([pre, p], ["sub1"])[0, 5, 6, 8] for p in (post, edged))
+    assert edged_robust == pytest.approx(clean_robust, rel=0.15)
+    assert edged_z < 0.5 * clean_z
+
+
+def test_robust_falls_back_to_the_sd_when_most_values_are_equal():
+    pre = np.zeros(SHAPE, np.float32)
+    post = pre.copy()
+    post[0, :3, :] = 4.0  # 27 of 315 voxels differ: MAD 0
+    out = build_channels([pre, post], ["sub1"], normalization="robust")[0]
+    assert np.isfinite(out).all()
+    sd = post.std()
+    assert out[0, 0, 0] == pytest.approx(4.0 / sd, rel=1e-5) and out[2, 2, 2] == 0.0
+
+
 def test_whole_volume_without_mask_and_constant_channel():
     pre = np.full(SHAPE, 7.0, np.float32)
     post = pre.copy()  # sub1 is all zero: std 0 must not divide by ~0
