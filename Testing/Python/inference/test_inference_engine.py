@@ -92,6 +92,23 @@ def test_breast_restriction_and_min_volume_options(oblique_case, handset_model, 
     assert only_big.n_lesions == 1 and only_big.lesion_volumes_mm3[0] == pytest.approx(v1, rel=0.02)
 
 
+@pytest.mark.parametrize("normalization", ["zscore", "robust"])
+def test_the_model_cards_normalisation_reaches_the_network_input(oblique_case, handset_model, oracle, normalization):
+    """zscore: mean 0 / SD 1 inside the breast on the model grid; robust: median 0 / 1.4826 MAD 1 there."""
+    net, card = handset_model
+    card.normalization = normalization
+    _engine((net, card), oblique_case.breast).run(oblique_case.exam)
+    prepared = oracle[-1]
+    inside = prepared.channels[:, prepared.breast_model > 0]
+    if normalization == "zscore":
+        centre, spread = inside.mean(axis=1), inside.std(axis=1)
+    else:
+        centre = np.median(inside, axis=1)
+        spread = 1.4826 * np.median(np.abs(inside - centre[:, None]), axis=1)
+    np.testing.assert_allclose(centre, 0, atol=1e-4)
+    np.testing.assert_allclose(spread, 1, rtol=1e-3)
+
+
 def test_handset_network_end_to_end_with_probability(oblique_case, handset_model):
     case = oblique_case
     result = _engine(handset_model, case.breast, save_probability=True, min_lesion_volume_mm3=10.0).run(case.exam)

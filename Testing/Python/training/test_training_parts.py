@@ -167,6 +167,8 @@ def test_train_config_validates_arguments(tmp_path):
         TrainConfig(tmp_path, tmp_path / "o", loss="l2")
     with pytest.raises(InputError, match="acquisition_augment_prob must be in"):
         TrainConfig(tmp_path, tmp_path / "o", acquisition_augment_prob=1.5)
+    with pytest.raises(InputError, match=r"normalization must be one of \['zscore', 'robust', 'none'\], got 'minmax'"):
+        TrainConfig(tmp_path, tmp_path / "o", normalization="minmax")
     with pytest.raises(InputError, match="subtraction_only_prob must be in"):
         TrainConfig(tmp_path, tmp_path / "o", subtraction_only_prob=-0.1)
     with pytest.raises(InputError, match=r"needs input channels with a subtraction .* \['pre', 'post1'\]"):
