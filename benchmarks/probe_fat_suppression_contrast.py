@@ -3,7 +3,7 @@
 
 For training-family patients drawn with and without fat suppression (family ``training-nonfatsat``; every other
 draw of a seed is the same), builds the network's input channels exactly as inference does (``pre``, ``post1``,
-``sub1``, z-score inside the true breast region) and, for every lesion of 20-300 mm3, reports per channel:
+``sub1``, normalised inside the true breast region: z-score, or ``--normalization robust``, median / MAD) and, for every lesion of 20-300 mm3, reports per channel:
 
 * ``mean``: the lesion's mean normalised value;
 * ``percentile``: the share of breast voxels below that mean (%), i.e. how much the lesion stands out of the breast;
@@ -14,7 +14,7 @@ No network is run: this measures the input, not the model. Writes
 
 Usage::
 
-    .venv/bin/python benchmarks/probe_fat_suppression_contrast.py --seeds 2100-2119
+    .venv/bin/python benchmarks/probe_fat_suppression_contrast.py --seeds 2100-2119 [--normalization robust]
 """
 from __future__ import annotations
 
@@ -53,11 +53,11 @@ def lesion_contrast(channel: np.ndarray, lesion: np.ndarray, ring: np.ndarray, b
             "cnr": round(float((mean - channel[ring].mean()) / max(float(channel[ring].std()), 1e-6)), 2)}
 
 
-def small_lesions(seed: int, family: str) -> list[dict]:
-    """The 20-300 mm3 lesions of phantom ``seed`` of ``family`` with their contrast in every channel."""
+def small_lesions(seed: int, family: str, normalization: str = "zscore") -> list[dict]:
+    """The 20-300 mm3 lesions of phantom ``seed`` of ``family`` with their contrast in every ``normalization`` channel."""
     phantom = generate_phantom(draw_config(family, seed))
     breast = np.asarray(phantom.breast_mask.array) > 0
-    channels = build_channels(phantom.exam, list(CHANNELS), mask=breast)
+    channels = build_channels(phantom.exam, list(CHANNELS), normalization, mask=breast)
     truth = np.asarray(phantom.lesion_labels.array) > 0
     labels, count = ndimage.label(truth)
     rows = []
@@ -83,21 +83,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("2100-2119"),
                         help="training-family patients (default 2100-2119, the benchmark's pairs)")
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "output" / "fat_suppression_contrast.json")
+    parser.add_argument("--normalization", choices=("zscore", "robust"), default="zscore",
+                        help="channel normalisation inside the breast (nn.channels; default zscore, as version 5)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="output (default benchmarks/output/fat_suppression_contrast[_robust].json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = {"seeds": [args.seeds[0], args.seeds[-1]], "channels": list(CHANNELS), "conditions": {}}
+    suffix = "" if args.normalization == "zscore" else f"_{args.normalization}"
+    out = args.json or REPO / "benchmarks" / "output" / f"fat_suppression_contrast{suffix}.json"
+    result = {"seeds": [args.seeds[0], args.seeds[-1]], "channels": list(CHANNELS),
+              "normalization": args.normalization, "conditions": {}}
     for condition, family in CONDITIONS.items():
-        rows = [row for seed in args.seeds for row in small_lesions(seed, family)]
+        rows = [row for seed in args.seeds for row in small_lesions(seed, family, args.normalization)]
         for r in rows:
             log.info("%-19s seed %d lesion %d %6.1f mm3 | %s", condition, r["seed"], r["lesion"], r["volume_mm3"],
                      " | ".join(f"{n} {r[n]['mean']:5.2f} p{r[n]['percentile']:5.1f} cnr {r[n]['cnr']:5.2f}"
                                 for n in CHANNELS))
         result["conditions"][condition] = {"family": family, "lesions": rows, "median": medians(rows)}
         log.info("%s: median over %d lesions %s", condition, len(rows), result["conditions"][condition]["median"])
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.json, json.dumps(result, indent=1), overwrite=True)
-    log.info("wrote %s", args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, json.dumps(result, indent=1), overwrite=True)
+    log.info("wrote %s", out)
     return 0
 
 
