@@ -3,7 +3,8 @@
 
 For training-family patients drawn with and without fat suppression (family ``training-nonfatsat``; every other
 draw of a seed is the same), builds the network's input channels exactly as inference does (``pre``, ``post1``,
-``sub1``, normalised inside the true breast region: z-score, or ``--normalization robust``, median / MAD) and, for every lesion of 20-300 mm3, reports per channel:
+``sub1``, normalised inside the true breast region: z-score, or ``--normalization robust``, median / MAD) and,
+for every lesion of 20-300 mm3, reports per channel:
 
 * ``mean``: the lesion's mean normalised value;
 * ``percentile``: the share of breast voxels below that mean (%), i.e. how much the lesion stands out of the breast;
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
 
 from breastlesionseg.io.atomic import write_text_atomic  # noqa: E402
-from breastlesionseg.nn.channels import build_channels  # noqa: E402
+from breastlesionseg.nn.channels import NORMALIZATIONS, build_channels  # noqa: E402
 from breastlesionseg.phantom import generate_phantom  # noqa: E402
 from breastlesionseg.phantom.randomisation import draw_config  # noqa: E402
 from breastlesionseg.training.heldout import parse_seeds  # noqa: E402
@@ -54,7 +55,8 @@ def lesion_contrast(channel: np.ndarray, lesion: np.ndarray, ring: np.ndarray, b
 
 
 def small_lesions(seed: int, family: str, normalization: str = "zscore") -> list[dict]:
-    """The 20-300 mm3 lesions of phantom ``seed`` of ``family`` with their contrast in every ``normalization`` channel."""
+    """The 20-300 mm3 lesions of phantom ``seed`` of ``family`` with their contrast in every channel (normalised
+    with ``normalization``)."""
     phantom = generate_phantom(draw_config(family, seed))
     breast = np.asarray(phantom.breast_mask.array) > 0
     channels = build_channels(phantom.exam, list(CHANNELS), normalization, mask=breast)
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("2100-2119"),
                         help="training-family patients (default 2100-2119, the benchmark's pairs)")
-    parser.add_argument("--normalization", choices=("zscore", "robust"), default="zscore",
+    parser.add_argument("--normalization", choices=[n for n in NORMALIZATIONS if n != "none"], default="zscore",
                         help="channel normalisation inside the breast (nn.channels; default zscore, as version 5)")
     parser.add_argument("--json", type=Path, default=None,
                         help="output (default benchmarks/output/fat_suppression_contrast[_robust].json)")

@@ -106,7 +106,8 @@ def config_from_args(args: argparse.Namespace):
         val_every=args.val_every, resume=args.resume,
         init_from=args.init_from, force=args.force, device=args.device, amp=args.amp, seed=args.seed,
         arch=args.arch, expansion=args.expansion, base_width=args.base_width, levels=args.levels, act=args.act,
-        channels=tuple(args.channels), normalization=args.normalization, target_spacing_mm=args.spacing, crop_margin_mm=args.margin_mm,
+        channels=tuple(args.channels), normalization=args.normalization, target_spacing_mm=args.spacing,
+        crop_margin_mm=args.margin_mm,
         rotate_deg=0.0 if args.no_augment else 15.0, flip_prob=0.0 if args.no_augment else 0.5,
         intensity_scale=0.0 if args.no_augment else 0.2,
         acquisition_augment_prob=0.0 if args.no_augment else args.acquisition_augment,
@@ -129,7 +130,8 @@ def command_line(cfg, args: argparse.Namespace) -> str:
              "--folds", str(cfg.folds), "--fold", str(cfg.fold), "--val-fraction", f"{cfg.val_fraction:g}", "--val-every", str(cfg.val_every),
              "--seed", str(cfg.seed), "--arch", cfg.arch, "--expansion", str(cfg.expansion),
              "--base-width", str(cfg.base_width), "--levels", str(cfg.levels), "--act" if cfg.act else "--no-act",
-             "--channels", *cfg.channels, "--normalization", cfg.normalization, "--spacing", ",".join(f"{s:g}" for s in cfg.target_spacing_mm),
+             "--channels", *cfg.channels, "--normalization", cfg.normalization,
+             "--spacing", ",".join(f"{s:g}" for s in cfg.target_spacing_mm),
              "--margin-mm", f"{cfg.crop_margin_mm:g}", "--device", cfg.device]
     if args.no_augment:
         parts.append("--no-augment")

@@ -147,23 +147,25 @@ def build_channels(
             channel[...] = arrays[k]
         if normalization != "none":
             values = channel[inside] if inside is not None else channel
-            centre, spread = _centre_and_spread(values, normalization)
+            negligible = 1e-6 * max(float(np.abs(values).max()), 1.0)
+            centre, spread = _centre_and_spread(values, normalization, negligible)
             channel -= np.float32(centre)
-            if spread > 1e-6 * max(float(np.abs(values).max()), 1.0):
+            if spread > negligible:
                 channel /= np.float32(spread)
     return out
 
 
-def _centre_and_spread(values: np.ndarray, normalization: str) -> tuple[float, float]:
+def _centre_and_spread(values: np.ndarray, normalization: str, negligible: float) -> tuple[float, float]:
     """Centre and scale of one channel's values: mean / std (``zscore``) or median / 1.4826 MAD (``robust``).
 
-    ``robust`` falls back to the standard deviation where the MAD is ~0 (more than half the values equal).
+    ``robust`` falls back to the standard deviation where the MAD is not above ``negligible`` (more than half the
+    values equal).
     """
     if normalization == "robust":
         flat = values.reshape(-1)
         median = float(np.median(flat))
         mad_sd = MAD_TO_SD * float(np.median(np.abs(flat - np.float32(median))))
-        if mad_sd > 1e-6 * max(float(np.abs(flat).max()), 1.0):
+        if mad_sd > negligible:
             return median, mad_sd
         return median, float(flat.std(dtype=np.float64))
     return float(values.mean(dtype=np.float64)), float(values.std(dtype=np.float64))
