@@ -14,7 +14,9 @@ only the chest wall (ribs, intercostal muscle) and the pectoralis. So:
    strongly enhancing tissue by shape: its bulk is what survives an opening with a ball of radius
    ``heart_core_mm``, so a pectoralis that enhances as much as the heart (a layer, thinner than the
    ball) is not the heart. Other large enhancing components anchor only where they do not lie within
-   ``max_depth_mm`` in front of a lung or the heart: there lie the chest wall and the pectoralis.
+   ``max_depth_mm`` in front of a lung or the heart (there lie the chest wall and the pectoralis), nor more
+   than ``max_depth_mm`` in front of every lung and heart voxel of their slice (there lies the breast: marked
+   background enhancement of the gland, joined to an enhancing pectoralis).
 2. Levels measured in the image itself: the subcutaneous fat just below the skin, and the muscle
    level = the histogram mode of the tissue 1-20 mm anterior of the anchors with fat-like voxels
    (retromammary fat, fatty rib marrow) left out; a smooth local muscle-level map (normalised
@@ -317,8 +319,23 @@ def _anchors(body: np.ndarray, dark_deep: np.ndarray, body_deep: np.ndarray, enh
     heart = enhancing & (heart_distance_mm <= heart_core_mm)
     # other large enhancing organs (the liver under the right breast) anchor the search too, but not within
     # max_depth_mm in front of the lungs or the heart: that is the chest wall, whose muscle may enhance strongly
-    others = enhancing & ~_shortly_in_front_of(lung | heart, int(round(max_depth_mm / float(spacing_xyz[1]))))
+    depth = int(round(max_depth_mm / float(spacing_xyz[1])))
+    others = enhancing & ~_shortly_in_front_of(lung | heart, depth) & ~_far_in_front_of_slice(lung | heart, depth)
     return lung | heart | others, heart_distance_mm
+
+
+def _far_in_front_of_slice(mask: np.ndarray, depth: int) -> np.ndarray:
+    """``(z, y, x)`` True more than ``depth`` voxels anterior (smaller y) of the most anterior voxel of ``mask`` in
+    the same axial slice (False in slices without ``mask``).
+
+    The chest wall lies at most ``max_depth_mm`` in front of the thorax (lungs, heart): strongly enhancing tissue
+    further forward than that of every lung and heart voxel of its slice is in the breast (marked background
+    enhancement of the gland, joined to an enhancing pectoralis), not an organ behind the chest wall.
+    """
+    has = mask.any(axis=(1, 2))
+    front = np.where(has, np.argmax(mask.any(axis=2), axis=1), 0)
+    yy = np.arange(mask.shape[1])[None, :, None]
+    return np.broadcast_to(has[:, None, None] & (yy < (front - depth)[:, None, None]), mask.shape)
 
 
 def _enhancing_organs(strong: np.ndarray, spacing_xyz: np.ndarray, min_ml: float,

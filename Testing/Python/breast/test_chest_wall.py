@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from breastlesionseg.breast.chest_wall import (_enhancing_organs, _open_ball, _regularise, _robust_rows,
-                                               _shortly_in_front_of)
+from breastlesionseg.breast.chest_wall import (_anchors, _enhancing_organs, _far_in_front_of_slice, _open_ball,
+                                               _regularise, _robust_rows, _shortly_in_front_of)
 
 SPACING_XYZ = np.array([2.0, 2.0, 2.5])
 
@@ -44,6 +44,37 @@ def test_shortly_in_front_of_marks_only_the_voxels_within_depth_in_front():
     front = _shortly_in_front_of(mask, 3)
     np.testing.assert_array_equal(np.nonzero(front[0, :, 0])[0], [3, 4, 5])
     assert not front[0, :, 1].any()
+
+
+def test_far_in_front_of_slice_marks_only_slices_with_the_mask():
+    mask = np.zeros((2, 10, 3), bool)
+    mask[0, 6, 0] = True
+    mask[0, 8, 2] = True
+    far = _far_in_front_of_slice(mask, 3)
+    # slice 0: the most anterior voxel is at y = 6, so y < 3 in every column; slice 1 has no mask voxel
+    np.testing.assert_array_equal(np.nonzero(far[0, :, 1])[0], [0, 1, 2])
+    assert far[0, :3].all() and not far[0, 3:].any()
+    assert not far[1].any()
+
+
+def test_background_enhancement_far_in_front_of_the_heart_is_no_anchor():
+    """Marked background enhancement of the gland, beside (not in front of) the heart but far anterior of it,
+    must not anchor the chest-wall search; the heart and an enhancing organ in slices below it (liver) do."""
+    shape = (31, 57, 49)
+    zz, yy, xx = np.indices(shape)
+    z_mm, y_mm, x_mm = zz * SPACING_XYZ[2], yy * SPACING_XYZ[1], xx * SPACING_XYZ[0]
+    heart = (z_mm - 50.0) ** 2 + (y_mm - 85.0) ** 2 + (x_mm - 48.0) ** 2 <= 20.0 ** 2
+    liver = (z_mm - 12.5) ** 2 + (y_mm - 85.0) ** 2 + (x_mm - 48.0) ** 2 <= 12.0 ** 2
+    # an enhancing layer (8 mm thick: no bulk for the 6 mm ball), in columns with no heart behind it
+    gland = (z_mm >= 35.0) & (z_mm <= 65.0) & (y_mm >= 6.0) & (y_mm < 14.0) & (x_mm <= 24.0)
+    assert not (gland & (heart | liver)).any()
+    enhancement = np.where(heart | liver | gland, 1.5, 0.1)
+    body = np.ones(shape, bool)
+    anchor, _ = _anchors(body, np.zeros(shape, bool), body, enhancement, SPACING_XYZ, min_lung_ml=20.0,
+                         heart_enhancement=0.8, min_heart_ml=5.0, heart_core_mm=6.0, max_depth_mm=40.0)
+    assert anchor[heart].mean() > 0.95 and anchor[liver].mean() > 0.95
+    # only its distance in front of the heart in its slices excludes it
+    assert not anchor[gland].any()
 
 
 def test_extrapolated_surface_never_comes_forward_of_the_outermost_detection():
