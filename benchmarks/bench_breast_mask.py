@@ -15,6 +15,10 @@ Usage::
 
     .venv/bin/python benchmarks/bench_breast_mask.py                 # Duke + 5 phantoms
     .venv/bin/python benchmarks/bench_breast_mask.py --phantoms 0 --repeats 1
+    # randomised phantom families (breastlesionseg/phantom/randomisation.py): Dice and lesions left outside
+    .venv/bin/python benchmarks/bench_breast_mask.py --phantoms 0 --repeats 1 --no-duke \
+        --families heldout-marked-vessels heldout-nonfatsat-noisy heldout-coarse-thick heldout-oblique \
+        --family-seeds 0-11
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ sys.path.insert(0, str(REPO / "BreastLesionSeg"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_model  # noqa: E402
 
+from breastlesionseg.training.heldout import parse_seeds  # noqa: E402
+
 log = logging.getLogger("bench_breast_mask")
 DUKE = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"
 
@@ -55,6 +61,11 @@ def machine() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def lesions_outside(region: np.ndarray, lesion_labels: np.ndarray) -> list[int]:
+    """Reference lesion labels with less than half of their voxels inside ``region`` (bool, same grid)."""
+    return [int(v) for v in np.unique(lesion_labels[lesion_labels > 0]) if region[lesion_labels == v].mean() < 0.5]
 
 
 def timed(fn, repeats: int):
@@ -125,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per case (median reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "output")
+    parser.add_argument("--no-duke", dest="duke", action="store_false", help="skip the Duke exam")
+    parser.add_argument("--families", nargs="*", default=[],
+                        help="randomised phantom families (phantom/randomisation.py FAMILIES) to measure too")
+    parser.add_argument("--family-seeds", type=parse_seeds, default=parse_seeds("0-11"),
+                        help="seeds per family, e.g. '0-11' or '0,3,5-7' (default 0-11)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -136,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     from breastlesionseg.exam.dce_exam import DCEExam
     from breastlesionseg.geometry import Volume
     from breastlesionseg.phantom import PhantomConfig, generate_phantom
+    from breastlesionseg.phantom.randomisation import draw_config
 
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     report: dict = {"machine": machine(), "repeats": args.repeats, "cases": [], "created_utc": stamp}
     rows = []
 
-    def record(name: str, exam, truth=None, bbox=None) -> dict:
+    def record(name: str, exam, truth=None, bbox=None, lesion_labels=None) -> dict:
         result, times = timed(lambda: segment_breast_region(exam), args.repeats)
         crop = compute_crop(result.mask, margin_mm=16.0, multiple=16)
         case = {
@@ -159,13 +176,17 @@ def main(argv: list[str] | None = None) -> int:
         if truth is not None:
             m, g = result.mask.array > 0, truth > 0
             case["dice_vs_truth"] = float(2 * np.count_nonzero(m & g) / (np.count_nonzero(m) + np.count_nonzero(g)))
+        if lesion_labels is not None:
+            case["lesions_outside"] = lesions_outside(result.mask.array > 0, lesion_labels)
         if bbox is not None:
             case["lesion_box_inside_fraction"] = float(np.mean(result.mask.array[bbox > 0] > 0))
         report["cases"].append(case)
         rows.append(case)
         return {"result": result, "case": case}
 
-    if (DUKE / "Breast_MRI_153_0000_pre.nii.gz").is_file():
+    if not args.duke:
+        log.info("Duke exam skipped (--no-duke)")
+    elif (DUKE / "Breast_MRI_153_0000_pre.nii.gz").is_file():
         paths = sorted(DUKE.glob("Breast_MRI_153_000[0-4]_*.nii.gz"))
         exam = DCEExam([Volume.from_sitk(sitk.ReadImage(str(p)), name=p.stem) for p in paths])
         bbox = sitk.GetArrayFromImage(sitk.ReadImage(str(DUKE / "Breast_MRI_153_lesion_bbox.nii.gz")))
@@ -180,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.phantoms):
         ph = generate_phantom(PhantomConfig(seed=seed))
         record(f"phantom seed {seed}", ph.exam, truth=ph.breast_mask.array)
+    for family in args.families:
+        for seed in args.family_seeds:
+            ph = generate_phantom(draw_config(family, seed))
+            record(f"{family} seed {seed}", ph.exam, truth=ph.breast_mask.array,
+                   lesion_labels=np.asarray(ph.lesion_labels.array))
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench_breast_mask_{stamp}.json"
@@ -195,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {c['case']} | {tuple(c['shape_zyx'])} | {c['time_s_median']:.2f} | {c['volumes_ml']['left']:.0f} | "
               f"{c['volumes_ml']['right']:.0f} | {tuple(c['crop']['shape_zyx'])} | "
               f"{100 * c['crop']['fraction_kept']:.1f} | {dice} |")
+    for family in args.families:
+        cases = [c for c in rows if c["case"].startswith(f"{family} seed ")]
+        dice = [c["dice_vs_truth"] for c in cases]
+        outside = sum(len(c["lesions_outside"]) for c in cases)
+        print(f"{family}: {len(cases)} phantoms, breast Dice mean {np.mean(dice):.4f} min {np.min(dice):.4f}, "
+              f"{outside} lesions with less than half their voxels inside the breast region")
     print(f"written: {path}")
     return 0
 
