@@ -51,6 +51,17 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
+def parse_range_mm(text: str) -> tuple[float, float]:
+    """``"5,12"`` -> ``(5.0, 12.0)`` (mm); the phantom configuration checks the limits."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX in mm (e.g. 5,12), got {text!r}") from None
+    if not 0 < lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected 0 < MIN <= MAX, got {text!r}")
+    return lo, hi
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the dataset; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -64,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                              "phantom; 'training' = domain-randomised); held-out families are refused")
     parser.add_argument("--allow-eval-seeds", action="store_true",
                         help="allow the held-out evaluation seeds 0-19 (never for the demo model)")
+    parser.add_argument("--lesion-diameter-mm", type=parse_range_mm, default=None, metavar="MIN,MAX",
+                        help="draw lesion diameters from MIN-MAX mm instead of the configuration's 5-30 mm "
+                             "(e.g. 5,12: small lesions)")
     parser.add_argument("--force", action="store_true", help="replace cases that already exist")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -75,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("family %r is unknown or held out (out-of-distribution checks only); training families: %s",
                   args.family, [n for n, f in FAMILIES.items() if not f.heldout])
         return 2
+    diameters = ("" if args.lesion_diameter_mm is None
+                 else ", lesion diameter {:g}-{:g} mm".format(*args.lesion_diameter_mm))
     ds = Dataset(args.out)
     existing = set(ds.load_manifest().ids()) if ds.exists() else set()
     t0 = time.monotonic()
@@ -85,11 +101,13 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("%s already in %s: kept", case_id, args.out)
                 continue
             cfg = dataclasses.replace(draw_config(args.family, seed), n_lesions=(args.min_lesions, args.max_lesions))
+            if args.lesion_diameter_mm is not None:
+                cfg = dataclasses.replace(cfg, lesion_diameter_mm=args.lesion_diameter_mm)
             ph = generate_phantom(cfg)
             add_case(ds, case_id, ph.exam.phases, lesions=ph.lesion_labels, breast_mask=ph.breast_mask,
                      phase_names=ph.exam.names,
                      source=f"synthetic phantom seed={seed} family={args.family} (breastlesionseg.phantom, n_lesions="
-                            f"{args.min_lesions}-{args.max_lesions})",
+                            f"{args.min_lesions}-{args.max_lesions}{diameters})",
                      corrected_by="phantom ground truth", notes=f"{len(ph.lesions)} lesion(s): "
                      + ", ".join(f"{l['kind']} {l['volume_mm3']:.0f} mm3" for l in ph.lesions),
                      force=args.force)

@@ -44,6 +44,9 @@
 # into the mix, so the fine-tune keeps what it knew; default 1000-1047),
 # NONFATSAT_SEEDS (e.g. 3512-3767: also add these seeds of family 'training-nonfatsat', the training family without
 # fat suppression; default none),
+# SMALL_NONFATSAT_SEEDS (e.g. 3768-3895: also add these seeds of family 'training-nonfatsat' with small lesions,
+# diameter SMALL_DIAMETER_MM, default 5,12; default none),
+# CACHE_DTYPE (`train --cache-dtype`: float32, as for the shipped model, or float16 for half the memory),
 # SUBTRACTION_ONLY (probability that a training patch keeps only its subtraction channel, `train --subtraction-only`;
 # default 0 = never, as for the shipped model),
 # NORMALIZATION (channel normalisation, `train --normalization`: zscore, as for the shipped model, or robust).
@@ -63,6 +66,7 @@ DEST=${DEST:-}
 ACQ_AUGMENT=${ACQ_AUGMENT:-0}
 SUBTRACTION_ONLY=${SUBTRACTION_ONLY:-0}
 NORMALIZATION=${NORMALIZATION:-zscore}
+CACHE_DTYPE=${CACHE_DTYPE:-float32}
 CALIB_FAMILY=${CALIB_FAMILY:-training}
 CALIB_SEEDS=${CALIB_SEEDS:-2000-2049}
 CALIB_SELECT=${CALIB_SELECT:-best-dice}
@@ -91,6 +95,14 @@ if [ -n "$NONFATSAT_SEEDS" ]; then
   N_NONFATSAT=$(( ${NONFATSAT_SEEDS#*-} - ${NONFATSAT_SEEDS%-*} + 1 ))
   MIX=" and $N_NONFATSAT of family 'training-nonfatsat' (the same ranges without fat suppression, seeds $NONFATSAT_SEEDS)"
 fi
+SMALL_NONFATSAT_SEEDS=${SMALL_NONFATSAT_SEEDS:-}
+SMALL_DIAMETER_MM=${SMALL_DIAMETER_MM:-5,12}
+if [ -n "$SMALL_NONFATSAT_SEEDS" ]; then
+  nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --family training-nonfatsat \
+    --seeds "$SMALL_NONFATSAT_SEEDS" --min-lesions 1 --max-lesions 3 --lesion-diameter-mm "$SMALL_DIAMETER_MM"
+  N_SMALL=$(( ${SMALL_NONFATSAT_SEEDS#*-} - ${SMALL_NONFATSAT_SEEDS%-*} + 1 ))
+  MIX="$MIX and $N_SMALL of family 'training-nonfatsat' with lesion diameters $SMALL_DIAMETER_MM mm (seeds $SMALL_NONFATSAT_SEEDS)"
+fi
 if [ -n "$DEFAULT_SEEDS" ]; then
   nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --seeds "$DEFAULT_SEEDS" \
     --min-lesions 1 --max-lesions 3
@@ -112,7 +124,7 @@ else
     --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
     --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from $INIT_NOTE; no real patient data" \
     --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
-    --channels pre post1 sub1 --normalization "$NORMALIZATION" --spacing 1.5,1.5,2.0 --patch 16,32,32 \
+    --channels pre post1 sub1 --normalization "$NORMALIZATION" --cache-dtype "$CACHE_DTYPE" --spacing 1.5,1.5,2.0 --patch 16,32,32 \
     --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
     --acquisition-augment "$ACQ_AUGMENT" --subtraction-only "$SUBTRACTION_ONLY" --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
     --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none
