@@ -142,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family-seeds", type=parse_seeds, default=parse_seeds("0-11"),
                         help="seeds per family, e.g. '0-11' or '0,3,5-7' (default 0-11)")
     args = parser.parse_args(argv)
+    from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
+
+    unknown = [f for f in args.families if f not in FAMILIES]
+    if unknown:
+        parser.error(f"--families: unknown phantom families {unknown}; choose from {sorted(FAMILIES)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     import SimpleITK as sitk
@@ -152,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     from breastlesionseg.exam.dce_exam import DCEExam
     from breastlesionseg.geometry import Volume
     from breastlesionseg.phantom import PhantomConfig, generate_phantom
-    from breastlesionseg.phantom.randomisation import draw_config
 
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     report: dict = {"machine": machine(), "repeats": args.repeats, "cases": [], "created_utc": stamp}
