@@ -320,9 +320,10 @@ def _anchors(body: np.ndarray, dark_deep: np.ndarray, body_deep: np.ndarray, enh
     # other large enhancing organs (the liver under the right breast) anchor the search too, but not within
     # max_depth_mm in front of the lungs or the heart: that is the chest wall, whose muscle may enhance strongly;
     # nor further forward than that of every lung and heart voxel of the slice: that is the breast
+    thorax = lung | heart
     depth = int(round(max_depth_mm / float(spacing_xyz[1])))
-    others = enhancing & ~_shortly_in_front_of(lung | heart, depth) & ~_far_in_front_of_slice(lung | heart, depth)
-    return lung | heart | others, heart_distance_mm
+    others = enhancing & ~_shortly_in_front_of(thorax, depth) & ~_far_in_front_of_slice(thorax, depth)
+    return thorax | others, heart_distance_mm
 
 
 def _far_in_front_of_slice(mask: np.ndarray, depth: int) -> np.ndarray:
