@@ -50,6 +50,7 @@ from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES
 from breastlesionseg.metrics.component_rows import read_component_cases
 from breastlesionseg.metrics.component_truth import (
     is_false_positive,
+    is_small_lesion,
     match_components,
     reference_lesions,
     score_subset,
@@ -65,8 +66,6 @@ DUKE = REPO.parent / "shared" / "data" / "duke-breast-mri-153"
 OUT = REPO / "benchmarks" / "output" / "generalisation"
 #: a component is a true lesion when at least this fraction of its voxels lies in the truth
 TRUE_OVERLAP_FRACTION = 0.1
-#: upper end (mm3) of the small-lesion sensitivity (the lower end is score_subset's 20 mm3)
-SMALL_LESION_MM3 = 300.0
 OBLIQUE = dict(oblique_deg=20.0, oblique_axis="z", oblique2_deg=20.0, oblique2_axis="x")
 
 
@@ -189,7 +188,7 @@ def summarise_section(cases: list[dict], model: LesionConfidenceModel | None) ->
             for r, p in zip(c["rows"], conf):
                 r["_keep"] = key == "all" or model is None or p >= model.report_threshold
             scores.append(score_subset(c["rows"], c["ref_volumes_mm3"], c["ref_voxels"], lambda r: r["_keep"]))
-            small = {k: v for k, v in c["ref_volumes_mm3"].items() if v < SMALL_LESION_MM3}
+            small = {k: v for k, v in c["ref_volumes_mm3"].items() if is_small_lesion(v)}
             small_scores.append(score_subset(c["rows"], small, c["ref_voxels"], lambda r: r["_keep"]))
         dices = [s["dice"] for s, c in zip(scores, cases) if c["ref_volumes_mm3"] and s["dice"] is not None]
         n_ref = sum(s["n_ref"] for s in scores)

@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "BreastLesionSeg"))
 
 from breastlesionseg.io.atomic import write_text_atomic  # noqa: E402
+from breastlesionseg.metrics.component_truth import is_small_lesion  # noqa: E402
 from breastlesionseg.nn.channels import NORMALIZATIONS, build_channels  # noqa: E402
 from breastlesionseg.phantom import generate_phantom  # noqa: E402
 from breastlesionseg.phantom.randomisation import draw_config  # noqa: E402
@@ -42,8 +43,6 @@ log = logging.getLogger("probe_fat_suppression_contrast")
 CHANNELS = ("pre", "post1", "sub1")
 #: the families of one patient: with fat suppression (as drawn for training) and without
 CONDITIONS = {"fat-suppressed": "training", "not fat-suppressed": "training-nonfatsat"}
-#: lesion volumes reported (mm3): the small lesions of bench_generalisation's small-lesion sensitivity
-SMALL_LESION_RANGE_MM3 = (20.0, 300.0)
 RING_INNER_VOXELS, RING_OUTER_VOXELS = 1, 4
 
 
@@ -66,7 +65,7 @@ def small_lesions(seed: int, family: str, normalization: str = "zscore") -> list
     for index in range(1, count + 1):
         lesion = labels == index
         volume_mm3 = float(lesion.sum() * phantom.exam.geometry.voxel_volume_mm3)
-        if not SMALL_LESION_RANGE_MM3[0] <= volume_mm3 < SMALL_LESION_RANGE_MM3[1]:
+        if not is_small_lesion(volume_mm3):
             continue
         ring = (ndimage.binary_dilation(lesion, iterations=RING_OUTER_VOXELS)
                 & ~ndimage.binary_dilation(lesion, iterations=RING_INNER_VOXELS) & ~truth)

@@ -32,13 +32,12 @@ sys.path.insert(0, str(REPO / "BreastLesionSeg"))
 
 from breastlesionseg.inference import InferenceConfig, SegmentationEngine  # noqa: E402
 from breastlesionseg.io.atomic import write_text_atomic  # noqa: E402
+from breastlesionseg.metrics.component_truth import is_small_lesion  # noqa: E402
 from breastlesionseg.phantom import generate_phantom  # noqa: E402
 from breastlesionseg.phantom.randomisation import draw_config  # noqa: E402
 from breastlesionseg.training.heldout import parse_seeds  # noqa: E402
 
 log = logging.getLogger("probe_small_lesion_fit")
-#: lesion volumes probed (mm3): bench_generalisation's small-lesion range
-SMALL_LESION_RANGE_MM3 = (20.0, 300.0)
 CONDITIONS = ("fat-suppressed", "not fat-suppressed")
 
 
@@ -52,7 +51,7 @@ def small_lesion_maxima(engine: SegmentationEngine, seed: int, condition: str) -
     truth = np.asarray(phantom.lesion_labels.array)
     voxel_mm3 = phantom.exam.geometry.voxel_volume_mm3
     lesions = [(index, float((truth == index).sum() * voxel_mm3)) for index in np.unique(truth[truth > 0])]
-    lesions = [(i, v) for i, v in lesions if SMALL_LESION_RANGE_MM3[0] <= v <= SMALL_LESION_RANGE_MM3[1]]
+    lesions = [(i, v) for i, v in lesions if is_small_lesion(v)]
     if not lesions:
         return []
     probability = np.asarray(engine.run(phantom.exam).probability.array)

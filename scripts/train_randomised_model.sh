@@ -86,27 +86,27 @@ mkdir -p "$WORK"
 export OMP_NUM_THREADS="$THREADS"
 
 # existing cases are kept, so an interrupted build continues where it stopped
-nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --family training \
-  --seeds "$SEEDS" --min-lesions 1 --max-lesions 3
+# add_cases SEEDS FAMILY_ARGS...: build these seeds into the dataset; prints how many seeds that is
+add_cases() {
+  local seeds=$1; shift
+  nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --seeds "$seeds" \
+    --min-lesions 1 --max-lesions 3 "$@" >&2 || return 1
+  echo $(( ${seeds#*-} - ${seeds%-*} + 1 ))
+}
+add_cases "$SEEDS" --family training > /dev/null
 NONFATSAT_SEEDS=${NONFATSAT_SEEDS:-}
 if [ -n "$NONFATSAT_SEEDS" ]; then
-  nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --family training-nonfatsat \
-    --seeds "$NONFATSAT_SEEDS" --min-lesions 1 --max-lesions 3
-  N_NONFATSAT=$(( ${NONFATSAT_SEEDS#*-} - ${NONFATSAT_SEEDS%-*} + 1 ))
+  N_NONFATSAT=$(add_cases "$NONFATSAT_SEEDS" --family training-nonfatsat)
   MIX=" and $N_NONFATSAT of family 'training-nonfatsat' (the same ranges without fat suppression, seeds $NONFATSAT_SEEDS)"
 fi
 SMALL_NONFATSAT_SEEDS=${SMALL_NONFATSAT_SEEDS:-}
 SMALL_DIAMETER_MM=${SMALL_DIAMETER_MM:-5,12}
 if [ -n "$SMALL_NONFATSAT_SEEDS" ]; then
-  nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --family training-nonfatsat \
-    --seeds "$SMALL_NONFATSAT_SEEDS" --min-lesions 1 --max-lesions 3 --lesion-diameter-mm "$SMALL_DIAMETER_MM"
-  N_SMALL=$(( ${SMALL_NONFATSAT_SEEDS#*-} - ${SMALL_NONFATSAT_SEEDS%-*} + 1 ))
+  N_SMALL=$(add_cases "$SMALL_NONFATSAT_SEEDS" --family training-nonfatsat --lesion-diameter-mm "$SMALL_DIAMETER_MM")
   MIX="$MIX and $N_SMALL of family 'training-nonfatsat' with lesion diameters $SMALL_DIAMETER_MM mm (seeds $SMALL_NONFATSAT_SEEDS)"
 fi
 if [ -n "$DEFAULT_SEEDS" ]; then
-  nice -n "$NICE" "$PY" scripts/make_phantom_dataset.py --out "$WORK/dataset" --seeds "$DEFAULT_SEEDS" \
-    --min-lesions 1 --max-lesions 3
-  N_DEFAULT=$(( ${DEFAULT_SEEDS#*-} - ${DEFAULT_SEEDS%-*} + 1 ))
+  N_DEFAULT=$(add_cases "$DEFAULT_SEEDS")
   MIX="$MIX and $N_DEFAULT classic phantoms (seeds $DEFAULT_SEEDS) of the demo model's own training set"
 fi
 

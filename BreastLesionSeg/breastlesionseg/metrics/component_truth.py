@@ -18,6 +18,17 @@ from scipy import ndimage
 
 from ..errors import InputError
 
+#: reference lesions below this volume (mm3) are not counted for sensitivity (too small to call missed)
+MIN_SCORED_LESION_MM3 = 20.0
+#: the small lesions of the benchmarks and probes: [20, 300) mm3, where the misses are (issue 17)
+SMALL_LESION_RANGE_MM3 = (MIN_SCORED_LESION_MM3, 300.0)
+
+
+def is_small_lesion(volume_mm3: float) -> bool:
+    """True for a lesion volume (mm3) in :data:`SMALL_LESION_RANGE_MM3` (lower end included, upper excluded)."""
+    low, high = SMALL_LESION_RANGE_MM3
+    return low <= float(volume_mm3) < high
+
 
 def reference_lesions(reference: np.ndarray, voxel_volume_mm3: float) -> dict[int, float]:
     """``{reference label: volume_mm3}`` of the reference lesions (labels > 0)."""
@@ -56,7 +67,7 @@ def score_subset(
     reference_volumes_mm3: dict[int, float],
     reference_voxels: int,
     keep: Callable[[dict[str, Any]], bool],
-    min_volume_mm3: float = 20.0,
+    min_volume_mm3: float = MIN_SCORED_LESION_MM3,
 ) -> dict[str, Any]:
     """Dice, false positives and detections of the components ``keep`` selects (rows of one exam).
 
@@ -74,4 +85,5 @@ def score_subset(
             "n_detected": sum(k in touched for k in big)}
 
 
-__all__ = ["is_false_positive", "match_components", "reference_lesions", "score_subset"]
+__all__ = ["MIN_SCORED_LESION_MM3", "SMALL_LESION_RANGE_MM3", "is_false_positive", "is_small_lesion", "match_components",
+           "reference_lesions", "score_subset"]

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from breastlesionseg.errors import InputError
-from breastlesionseg.metrics.component_truth import match_components, reference_lesions, score_subset
+from breastlesionseg.metrics.component_truth import (
+    SMALL_LESION_RANGE_MM3,
+    is_small_lesion,
+    match_components,
+    reference_lesions,
+    score_subset,
+)
 
 
 def _maps():
@@ -44,3 +50,10 @@ def test_score_subsets_match_voxel_dice():
     nothing = score_subset(rows, vols, 35, lambda r: False)
     assert nothing == {"dice": 0.0, "fp": 0, "n_ref": 1, "n_detected": 0}
     assert score_subset([], {}, 0, lambda r: True)["dice"] is None
+
+
+@pytest.mark.parametrize("volume_mm3, small", [(19.9, False), (20.0, True), (150.0, True), (299.9, True),
+                                               (300.0, False), (2900.0, False)])
+def test_small_lesion_range_is_half_open(volume_mm3, small):
+    assert SMALL_LESION_RANGE_MM3 == (20.0, 300.0)
+    assert is_small_lesion(volume_mm3) is small
