@@ -1,15 +1,16 @@
 #!/usr/bin/env python
-"""Choose a lesion model's inference settings (window, threshold, minimum lesion volume) on
+"""Choose a lesion model's inference settings (window, grid spacing, threshold, minimum lesion volume) on
 VALIDATION phantoms, never on the held-out evaluation seeds (0-19) nor the training seeds.
 
-For every validation seed and candidate sliding-window size it runs the real engine once (keeping the
-probability map), then replays the post-processing (threshold -> breast restriction -> components >=
+For every validation seed, candidate sliding-window size and candidate grid spacing (``--spacing-scales``: factors
+of the training spacing; below 1 the network runs on a finer grid, where a small lesion covers as many voxels as
+a larger one did in training) it runs the real engine once (keeping the probability map), then replays the post-processing (threshold -> breast restriction -> components >=
 V mm3) for every (threshold, V) pair and scores lesion Dice and lesion-wise detection against the
 phantom truth. ``--family`` draws the validation phantoms from a family of
 ``breastlesionseg.phantom.randomisation`` (``default``, the classic phantom, or e.g. ``training``, the
 distribution a randomised fine-tune learnt); held-out families are refused. Prints a table and writes JSON;
-with ``--update-card`` it writes the chosen ``inference_window`` / ``threshold`` / ``min_lesion_volume_mm3``
-into the model card (weights untouched).
+with ``--update-card`` it writes the chosen ``inference_window`` / ``inference_spacing_mm`` / ``threshold`` /
+``min_lesion_volume_mm3`` into the model card (weights untouched).
 
 ``--select`` is the rule that picks the setting (:data:`SELECTION_RULES`): ``fewest-fp`` (no missed lesion
 > 20 mm3, then fewest false components per exam down to 1, then Dice) suits a model that reports every
@@ -18,7 +19,7 @@ model splits into reported lesions and candidates afterwards, so the raw false c
 radiologist sees.
 
     .venv/bin/python scripts/calibrate_inference.py MODEL_DIR --seeds 2000-2007 \
-        --windows 16,32,32 32,64,64 --thresholds 0.4 0.5 0.6 0.7 --min-volumes 10 20 30
+        --windows 16,32,32 32,64,64 --spacing-scales 1 0.75 --thresholds 0.4 0.5 0.6 0.7 --min-volumes 10 20 30
 """
 from __future__ import annotations
 
@@ -69,12 +70,36 @@ def _window(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
+def detection_counts(detection: dict) -> dict[str, int]:
+    """``fp``, ``fn`` and ``fn_over_20mm3`` (missed reference lesions > 20 mm3) of a
+    :func:`breastlesionseg.metrics.detection.lesion_detection` result."""
+    return {"fp": int(detection["counts"]["fp"]), "fn": int(detection["counts"]["fn"]),
+            "fn_over_20mm3": int(detection["counts_by_volume_mm3"]["gt20"]["fn"])}
+
+
+def _scale(text: str) -> float:
+    value = float(text)
+    if not 0.25 <= value <= 4.0:
+        raise argparse.ArgumentTypeError(f"spacing scale must be a factor in [0.25, 4], got {text!r}")
+    return value
+
+
+def scaled_spacing(target_spacing_mm, scale: float) -> tuple[float, float, float] | None:
+    """The inference grid spacing (x, y, z) in mm for ``scale`` times the training spacing; ``None`` for 1 (the
+    card then runs at its training spacing)."""
+    if scale == 1.0:
+        return None
+    return tuple(round(float(s) * scale, 6) for s in target_spacing_mm)  # type: ignore[return-value]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the calibration; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="model folder or name")
     parser.add_argument("--seeds", type=_seeds, default=_seeds("2000-2007"), help="validation phantom seeds")
     parser.add_argument("--windows", type=_window, nargs="+", default=None, help="candidate windows D,H,W")
+    parser.add_argument("--spacing-scales", type=_scale, nargs="+", default=[1.0],
+                        help="candidate inference grid spacings as factors of the training spacing (default 1)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--min-volumes", type=float, nargs="+", default=[10.0, 20.0, 30.0], help="mm3")
     parser.add_argument("--family", default="default",
@@ -125,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         phantom = generate_phantom(draw_config(args.family, seed))
         exam, truth = phantom.exam, phantom.lesion_labels
-        for window in windows:
+        for window, scale in [(w, f) for w in windows for f in args.spacing_scales]:
             engine = SegmentationEngine(InferenceConfig(model=str(folder), device="cpu", window_zyx=window,
                                                         save_probability=True, num_threads=args.threads))
+            engine.card.inference_spacing_mm = scaled_spacing(card.target_spacing_mm, scale)
             t0 = time.perf_counter()
             result = engine.run(exam)
             seconds = time.perf_counter() - t0
@@ -139,36 +165,35 @@ def main(argv: list[str] | None = None) -> int:
                     pred = truth.with_array(np.asarray(post.lesion_labels_crop, dtype=np.uint16), name="prediction")
                     ev = evaluate_segmentation(pred, truth, surface_distances_mm=False)
                     det = ev["detection"]
-                    big = det["counts_by_volume_mm3"].get(">20", {"fn": 0})
                     records.append({
-                        "seed": seed, "window": list(window), "threshold": threshold, "min_volume_mm3": min_volume,
+                        "seed": seed, "window": list(window), "spacing_scale": scale, "threshold": threshold, "min_volume_mm3": min_volume,
                         "has_lesion": bool(truth.array.any()), "dice": ev["dice"],
-                        "fp": det["counts"]["fp"], "fn": det["counts"]["fn"], "fn_over_20mm3": big["fn"],
+                        **detection_counts(det),
                         "seconds": seconds,
                     })
-            log.info("seed %d window %s: %.1f s", seed, window, seconds)
+            log.info("seed %d window %s spacing x%g: %.1f s", seed, window, scale, seconds)
 
     summary = []
-    keys = sorted({(tuple(r["window"]), r["threshold"], r["min_volume_mm3"]) for r in records})
-    for window, threshold, min_volume in keys:
-        rows = [r for r in records if tuple(r["window"]) == window and r["threshold"] == threshold
-                and r["min_volume_mm3"] == min_volume]
+    keys = sorted({(tuple(r["window"]), r["spacing_scale"], r["threshold"], r["min_volume_mm3"]) for r in records})
+    for window, scale, threshold, min_volume in keys:
+        rows = [r for r in records if (tuple(r["window"]), r["spacing_scale"], r["threshold"], r["min_volume_mm3"])
+                == (window, scale, threshold, min_volume)]
         with_lesion = [r["dice"] for r in rows if r["has_lesion"]]
         summary.append({
-            "window": list(window), "threshold": threshold, "min_volume_mm3": min_volume,
+            "window": list(window), "spacing_scale": scale, "threshold": threshold, "min_volume_mm3": min_volume,
             "dice_mean_with_lesion": float(np.mean(with_lesion)) if with_lesion else None,
             "fp_per_exam": float(np.mean([r["fp"] for r in rows])),
             "missed_over_20mm3": int(sum(r["fn_over_20mm3"] for r in rows)),
             "seconds_per_exam": float(np.mean([r["seconds"] for r in rows])),
         })
-    print("| window | threshold | min mm3 | lesion Dice | FP/exam | missed >20 mm3 | s/exam |")
-    print("|---|---|---|---|---|---|---|")
+    print("| window | spacing x | threshold | min mm3 | lesion Dice | FP/exam | missed >20 mm3 | s/exam |")
+    print("|---|---|---|---|---|---|---|---|")
     for s in summary:
-        print(f"| {s['window']} | {s['threshold']} | {s['min_volume_mm3']:g} | {s['dice_mean_with_lesion']:.3f} | "
+        print(f"| {s['window']} | {s['spacing_scale']:g} | {s['threshold']} | {s['min_volume_mm3']:g} | {s['dice_mean_with_lesion']:.3f} | "
               f"{s['fp_per_exam']:.2f} | {s['missed_over_20mm3']} | {s['seconds_per_exam']:.1f} |")
 
     best = {**min(summary, key=lambda setting: selection_key(setting, args.select)), "selection": args.select}
-    print(f"chosen ({args.select}): window {best['window']}, threshold {best['threshold']}, min lesion volume "
+    print(f"chosen ({args.select}): window {best['window']}, spacing x{best['spacing_scale']:g}, threshold {best['threshold']}, min lesion volume "
           f"{best['min_volume_mm3']:g} mm3 (validation seeds {args.seeds[0]}-{args.seeds[-1]}, family {args.family})")
     if args.json:
         args.json.write_text(json.dumps({"seeds": args.seeds, "family": args.family, "selection": args.select,
@@ -186,6 +211,7 @@ def _update_card(folder: Path, best: dict, seeds: list[int], family: str = "defa
     card_path = Path(folder) / "model_card.json"
     card = ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
     card.inference_window = tuple(best["window"])
+    card.inference_spacing_mm = scaled_spacing(card.target_spacing_mm, float(best.get("spacing_scale", 1.0)))
     card.threshold = float(best["threshold"])
     card.min_lesion_volume_mm3 = float(best["min_volume_mm3"])
     card.extra["inference_calibration"] = {"validation_seeds": list(seeds), "family": family, **best,

@@ -156,7 +156,7 @@ class SegmentationEngine:
             path=str(model_path or ""),
             arch=str(getattr(card, "arch", type(model).__name__)),
             channels=list(card.input_channels),
-            spacing_mm_xyz=tuple(float(s) for s in card.target_spacing_mm),
+            spacing_mm_xyz=card.run_spacing_mm(),
             patch_size_zyx=self._window_zyx(card),
         )
         self._runnable: dict[str, tuple[torch.nn.Module, str]] = {}
@@ -248,7 +248,7 @@ class SegmentationEngine:
             cropped = crop_exam(exam, breast_mask, n_phases, cfg.crop_margin_mm, use_breast_crop=cfg.breast_masking)
         with steps("resample"):
             model_exam, breast_model, model_geometry = resample_to_canonical_model(
-                exam, breast_mask, cropped, card.target_spacing_mm)
+                exam, breast_mask, cropped, card.run_spacing_mm())
             del cropped.phases[:]  # the crops are no longer needed
         with steps("channels"):
             channels = build_model_input(model_exam, breast_model, card.input_channels, card.normalization,

@@ -35,6 +35,12 @@ _CHANNEL_RE = re.compile(r"^(pre|post[1-9][0-9]*|sub[1-9][0-9]*)$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+def _is_spacing(value: Any) -> bool:
+    """True for 3 positive voxel sizes in mm (numbers below 100, no booleans)."""
+    return len(value) == 3 and all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < 100 for s in value)
+
+
 @dataclass
 class ModelCard:
     """Description of a trained lesion model (serialised as ``model_card.json``).
@@ -47,7 +53,11 @@ class ModelCard:
             number must equal ``config["in_channels"]``.
         normalization: per-channel intensity normalisation (``zscore``, ``robust`` or ``none``; see nn/channels).
         normalization_region: where the normalisation statistics are taken (``breast_mask`` or ``volume``).
-        target_spacing_mm: voxel spacing (x, y, z) in mm the network expects.
+        target_spacing_mm: voxel spacing (x, y, z) in mm the network was trained at.
+        inference_spacing_mm: voxel spacing (x, y, z) in mm of the grid the network runs on at inference when it
+            differs from ``target_spacing_mm`` (a finer grid shows a small lesion over more voxels, as the network
+            learned larger ones); ``None`` = ``target_spacing_mm``. Chosen on validation data
+            (``scripts/calibrate_inference.py --spacing-scales``).
         patch_size: training patch (D, H, W) in voxels; the default sliding-window size.
         inference_window: sliding-window size (D, H, W) in voxels used at inference when it differs
             from ``patch_size`` (a fully convolutional network can run on larger windows: fewer windows,
@@ -85,6 +95,7 @@ class ModelCard:
     normalization: str = "zscore"
     normalization_region: str = "breast_mask"
     target_spacing_mm: tuple[float, float, float] = (0.7, 0.7, 1.5)
+    inference_spacing_mm: tuple[float, float, float] | None = None
     patch_size: tuple[int, int, int] = (32, 96, 96)
     inference_window: tuple[int, int, int] | None = None
     overlap: float = 0.25
@@ -110,6 +121,8 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         self.target_spacing_mm = tuple(self.target_spacing_mm)  # type: ignore[assignment]
+        if self.inference_spacing_mm is not None:
+            self.inference_spacing_mm = tuple(self.inference_spacing_mm)  # type: ignore[assignment]
         self.patch_size = tuple(self.patch_size)  # type: ignore[assignment]
         if self.inference_window is not None:
             self.inference_window = tuple(self.inference_window)  # type: ignore[assignment]
@@ -146,10 +159,11 @@ class ModelCard:
                 f"model card field 'normalization_region' must be one of {list(NORMALIZATION_REGIONS)}; "
                 f"got {self.normalization_region!r}"
             )
-        if len(self.target_spacing_mm) != 3 or not all(
-            isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < 100 for s in self.target_spacing_mm
-        ):
+        if not _is_spacing(self.target_spacing_mm):
             raise InputError(f"model card field 'target_spacing_mm' must be 3 positive numbers (x, y, z) in mm; got {self.target_spacing_mm!r}")
+        if self.inference_spacing_mm is not None and not _is_spacing(self.inference_spacing_mm):
+            raise InputError("model card field 'inference_spacing_mm' must be null or 3 positive numbers (x, y, z) in mm; "
+                             f"got {self.inference_spacing_mm!r}")
         if len(self.patch_size) != 3 or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in self.patch_size
         ):
@@ -196,6 +210,12 @@ class ModelCard:
                 raise InputError(f"model card field 'onnx_export.{key}' must be 64 lowercase hex digits; "
                                  f"got {record.get(key)!r}")
 
+    def run_spacing_mm(self) -> tuple[float, float, float]:
+        """Spacing (x, y, z) in mm of the grid the network runs on at inference: ``inference_spacing_mm`` or, when
+        that is unset, ``target_spacing_mm``."""
+        spacing = self.inference_spacing_mm if self.inference_spacing_mm is not None else self.target_spacing_mm
+        return tuple(float(s) for s in spacing)  # type: ignore[return-value]
+
     # ------------------------------------------------------------------ conversions
     def model_config(self) -> ModelConfig:
         """The validated architecture + network config."""
@@ -209,6 +229,8 @@ class ModelCard:
         data["patch_size"] = list(self.patch_size)
         if self.inference_window is not None:
             data["inference_window"] = list(self.inference_window)
+        if self.inference_spacing_mm is not None:
+            data["inference_spacing_mm"] = list(self.inference_spacing_mm)
         data.update({k: v for k, v in extra.items() if k not in data})
         return data
 

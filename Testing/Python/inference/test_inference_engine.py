@@ -265,6 +265,35 @@ def test_background_preparation_is_a_silent_daemon_thread(monkeypatch, handset_m
         "inference backend: " + engine.runnable()[1]]
 
 
+def test_inference_spacing_runs_the_network_on_a_finer_grid_and_maps_back_exactly(oblique_case, handset_model, oracle):
+    """card.inference_spacing_mm: the network grid is finer, every output is still on the exam's own grid."""
+    import dataclasses
+
+    case = oblique_case
+    net, card = handset_model
+    finer = dataclasses.replace(card, inference_spacing_mm=(0.9, 0.8, 1.7))
+    assert card.run_spacing_mm() == pytest.approx((1.2, 1.1, 2.3)) and finer.run_spacing_mm() == (0.9, 0.8, 1.7)
+    coarse_run = _engine((net, card), case.breast, min_lesion_volume_mm3=10.0).run(case.exam)
+    engine = _engine((net, finer), case.breast, min_lesion_volume_mm3=10.0)
+    result = engine.run(case.exam)
+    coarse, fine = oracle[0].model_geometry, oracle[1].model_geometry
+    assert fine.spacing == pytest.approx((0.9, 0.8, 1.7)) and engine.model_info.spacing_mm_xyz == (0.9, 0.8, 1.7)
+    # the same physical extent, more voxels
+    extent = lambda g: np.asarray(g.size) * np.asarray(g.spacing)  # noqa: E731
+    np.testing.assert_allclose(extent(fine), extent(coarse), atol=2.0)
+    assert np.prod(fine.size) > 1.5 * np.prod(coarse.size)
+    for vol in (result.lesion_labels, result.breast_mask):
+        assert vol.geometry == case.exam.geometry
+    truth = case.lesions.array
+    for k in (1, 2):
+        assert dice(result.lesion_labels.array == k, truth == k) > 0.95
+    assert result.lesion_volumes_mm3 == pytest.approx(coarse_run.lesion_volumes_mm3, rel=0.08)
+    with pytest.raises(InputError, match="inference_spacing_mm"):
+        dataclasses.replace(card, inference_spacing_mm=(0.9, 0.0, 1.7))
+    assert "inference_spacing_mm" not in card.to_dict() or card.to_dict()["inference_spacing_mm"] is None
+    assert type(card).from_dict(finer.to_dict()).inference_spacing_mm == (0.9, 0.8, 1.7)
+
+
 def test_window_and_min_volume_come_from_config_else_model_card(random_model_dir, tmp_path):
     """The sliding-window size: InferenceConfig.window_zyx > card.inference_window > card.patch_size."""
     import shutil
