@@ -80,6 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="probability that a training patch shows only its subtraction channels (the others set to "
                         "0), so the network learns to find lesions from the subtraction alone, as it must without "
                         "fat suppression (default 0 = never; ignored with --no-augment)")
+    p.add_argument("--zoom-out", type=float, default=0.0, metavar="P",
+                   help="probability that a training patch is shrunk by 0.7-1.0, so lesions look smaller than drawn "
+                        "(default 0 = never; ignored with --no-augment)")
     # literal = training.config.CACHE_DTYPES (a test keeps the two equal)
     p.add_argument("--cache-dtype", choices=("float32", "float16"), default="float32",
                    help="precision of the in-memory cache of preprocessed cases (float16: half the memory, for "
@@ -112,6 +115,7 @@ def config_from_args(args: argparse.Namespace):
         intensity_scale=0.0 if args.no_augment else 0.2,
         acquisition_augment_prob=0.0 if args.no_augment else args.acquisition_augment,
         subtraction_only_prob=0.0 if args.no_augment else args.subtraction_only,
+        zoom_out_prob=0.0 if args.no_augment else args.zoom_out,
         cache_dtype=args.cache_dtype, num_threads=args.threads,
         progress=args.progress,
         max_time_s=args.max_time_s, model_id=args.model_id, demo=args.demo, training_data=args.training_data,
@@ -140,6 +144,8 @@ def command_line(cfg, args: argparse.Namespace) -> str:
             parts += ["--acquisition-augment", f"{cfg.acquisition_augment_prob:g}"]
         if cfg.subtraction_only_prob > 0:
             parts += ["--subtraction-only", f"{cfg.subtraction_only_prob:g}"]
+        if cfg.zoom_out_prob > 0:
+            parts += ["--zoom-out", f"{cfg.zoom_out_prob:g}"]
     if cfg.cache_dtype != "float32":
         parts += ["--cache-dtype", cfg.cache_dtype]
     if cfg.amp:

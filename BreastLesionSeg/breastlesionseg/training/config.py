@@ -94,6 +94,8 @@ class TrainConfig:
         subtraction_only_prob: probability that a training patch keeps only its subtraction channels (``subK``;
             the others set to 0), so the network learns to find lesions from the subtraction alone; 0 = never.
             Needs at least one subtraction and one other channel.
+        zoom_out_prob: probability that a training patch is shrunk (lesions look smaller;
+            ``training.transforms.ZOOM_OUT_RANGE``); 0 = never.
         val_overlap: sliding-window overlap for validation.
         val_every: validate every this many epochs (and always after the last epoch).
         threshold: probability threshold of the lesion mask.
@@ -148,6 +150,7 @@ class TrainConfig:
     intensity_scale: float = 0.2
     acquisition_augment_prob: float = 0.0
     subtraction_only_prob: float = 0.0
+    zoom_out_prob: float = 0.0
     val_overlap: float = 0.25
     val_every: int = 1
     threshold: float = 0.5
@@ -227,6 +230,8 @@ class TrainConfig:
             raise InputError(f"TrainConfig.acquisition_augment_prob must be in [0, 1], "
                              f"got {self.acquisition_augment_prob!r}")
         self._check_subtraction_only()
+        if not 0.0 <= float(self.zoom_out_prob) <= 1.0:
+            raise InputError(f"TrainConfig.zoom_out_prob must be in [0, 1], got {self.zoom_out_prob!r}")
         if not 0.0 <= float(self.val_overlap) < 1.0:
             raise InputError(f"TrainConfig.val_overlap must be in [0, 1), got {self.val_overlap!r}")
         _positive_int("val_every", self.val_every)

@@ -357,7 +357,8 @@ def _check_resume_keeps_model(config: TrainConfig, ckpt_epoch: int) -> None:
 def training_augmentation(config: TrainConfig):
     """The MONAI augmentation of ``config``'s training patches (:func:`~.transforms.build_augmentation`)."""
     return build_augmentation(config.rotate_deg, config.flip_prob, config.intensity_scale,
-                              config.acquisition_augment_prob, config.blanked_channels(), config.subtraction_only_prob)
+                              config.acquisition_augment_prob, config.blanked_channels(), config.subtraction_only_prob,
+                              config.zoom_out_prob)
 
 
 @dataclass

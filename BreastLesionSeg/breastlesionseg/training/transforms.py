@@ -12,6 +12,11 @@
   Without fat suppression a small lesion disappears among the fat in ``pre`` and ``post1`` but stays plain in
   ``sub1`` (``benchmarks/probe_fat_suppression_contrast.py``).
 
+* zoom out (optional, ``zoom_out_prob > 0``): the patch's content shrunk by a factor in :data:`ZOOM_OUT_RANGE`
+  (edges repeated to keep the patch size), so lesions look smaller than the phantoms drew them. A network that
+  misses small lesions finds them on a finer grid (``experiments/inference_grid_spacing.md``): their size in voxels
+  is what it lacks.
+
 Patches are dicts ``{"image": (C, D, H, W), "label": (1, D, H, W)}`` on the model grid with array
 axes (z, y, x): the axial plane is (y, x), i.e. MONAI's ``range_x`` rotation (about array axis 0),
 left-right is array axis 2 (x), and the slice direction is array axis 0 (MONAI's ``sigma_x``).
@@ -33,6 +38,7 @@ from monai.transforms import (
     RandRotated,
     RandScaleIntensityd,
     RandSimulateLowResolutiond,
+    RandZoomd,
 )
 from monai.transforms.transform import MapTransform, RandomizableTransform
 
@@ -47,6 +53,8 @@ LOW_RESOLUTION_ZOOM = (0.5, 1.0)
 GAMMA_RANGE = (0.7, 1.5)
 #: range of the bias field's polynomial coefficients
 BIAS_COEFF_RANGE = (0.0, 0.1)
+#: zoom factors of the zoom-out augmentation (content shrunk to this fraction of its size, all axes alike)
+ZOOM_OUT_RANGE = (0.7, 1.0)
 
 
 def acquisition_transforms(prob: float) -> list:
@@ -90,7 +98,7 @@ class RandBlankChannelsd(RandomizableTransform, MapTransform):
 
 def build_augmentation(rotate_deg: float = 15.0, flip_prob: float = 0.5, intensity_scale: float = 0.2,
                        acquisition_prob: float = 0.0, blank_channels: Sequence[int] = (),
-                       subtraction_only_prob: float = 0.0) -> Compose:
+                       subtraction_only_prob: float = 0.0, zoom_out_prob: float = 0.0) -> Compose:
     """The training augmentation as a MONAI ``Compose`` (applied after the patch crop).
 
     Args:
@@ -103,6 +111,8 @@ def build_augmentation(rotate_deg: float = 15.0, flip_prob: float = 0.5, intensi
             patches.
         subtraction_only_prob: probability that a patch has ``blank_channels`` set to 0 (after every other
             augmentation); 0 leaves it out.
+        zoom_out_prob: probability that a patch's image and label are shrunk by a factor in
+            :data:`ZOOM_OUT_RANGE` (trilinear / nearest, edges repeated); 0 leaves it out.
 
     Returns:
         A ``Compose`` whose randomness is seeded with ``set_random_state``.
@@ -112,6 +122,10 @@ def build_augmentation(rotate_deg: float = 15.0, flip_prob: float = 0.5, intensi
         r = math.radians(rotate_deg)
         transforms.append(RandRotated(keys=("image", "label"), range_x=(-r, r), prob=1.0, keep_size=True,
                                       mode=("bilinear", "nearest"), padding_mode="zeros"))
+    if zoom_out_prob > 0:
+        transforms.append(RandZoomd(keys=("image", "label"), prob=zoom_out_prob, min_zoom=ZOOM_OUT_RANGE[0],
+                                    max_zoom=ZOOM_OUT_RANGE[1], mode=("trilinear", "nearest"), padding_mode="edge",
+                                    keep_size=True))
     if flip_prob > 0:
         transforms.append(RandFlipd(keys=("image", "label"), spatial_axis=2, prob=flip_prob))
     if intensity_scale > 0:

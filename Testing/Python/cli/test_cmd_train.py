@@ -46,7 +46,7 @@ def test_train_cli_json_progress_and_model(cli_dataset, tmp_path, capsys):
     rc = main(["train", "--data", str(cli_dataset), "--output", str(out), "--epochs", "2", "--patch", "8,16,16",
                "--batch-size", "2", "--patches-per-case", "2", "--base-width", "4", "--levels", "2", "--expansion", "2",
                "--lr", "1e-2", "--spacing", "1.5,1.5,2.0", "--val-fraction", "0.5", "--device", "cpu",
-               "--loss", "hybrid", "--acquisition-augment", "0.5", "--subtraction-only", "0.5", "--progress", "json",
+               "--loss", "hybrid", "--acquisition-augment", "0.5", "--subtraction-only", "0.5", "--zoom-out", "0.5", "--progress", "json",
                "--demo",
                "--model-id", "cli-test"])
     assert rc == 0
@@ -62,6 +62,7 @@ def test_train_cli_json_progress_and_model(cli_dataset, tmp_path, capsys):
     assert card.model_id == "cli-test" and card.demo
     assert "--loss hybrid" in card.training_command and "--patch 8,16,16" in card.training_command
     assert "--acquisition-augment 0.5" in card.training_command and "--subtraction-only 0.5" in card.training_command
+    assert "--zoom-out 0.5" in card.training_command
 
 
 def test_train_cli_bad_dataset_reports_error_event(tmp_path, capsys):

@@ -242,6 +242,36 @@ def test_subtraction_only_patches_blank_the_other_channels_at_the_given_rate():
     assert torch.equal(never({"image": image, "label": label})["image"], image)
 
 
+def test_zoom_out_shrinks_lesions_in_image_and_label_alike(tmp_path):
+    from breastlesionseg.training.loop import training_augmentation
+    from breastlesionseg.training.transforms import ZOOM_OUT_RANGE
+
+    image = torch.zeros(2, 15, 17, 19)
+    label = torch.zeros(1, 15, 17, 19)
+    image[:, 4:11, 5:12, 6:13] = 5.0  # a 7-voxel cube in the centre
+    label[0, 4:11, 5:12, 6:13] = 1.0
+    zoom = build_augmentation(rotate_deg=0.0, flip_prob=0.0, intensity_scale=0.0, zoom_out_prob=1.0)
+    zoom.set_random_state(seed=3)
+    sizes = []
+    for _ in range(20):
+        out = zoom({"image": image, "label": label})
+        assert out["image"].shape == image.shape and out["label"].shape == label.shape
+        assert set(torch.unique(out["label"]).tolist()) <= {0.0, 1.0}
+        n = float(out["label"].sum())
+        low, high = ZOOM_OUT_RANGE
+        assert (low ** 3) * 343 * 0.6 <= n <= 343 * 1.05  # 7^3 voxels shrunk by at most 0.7 per axis
+        bright = out["image"][0] > 2.5
+        assert float((bright == (out["label"][0] > 0)).float().mean()) > 0.97  # the label follows the image
+        sizes.append(n)
+    assert min(sizes) < 0.6 * 343 and max(sizes) > 0.8 * 343  # factors drawn over the range
+    never = build_augmentation(rotate_deg=0.0, flip_prob=0.0, intensity_scale=0.0)
+    assert torch.equal(never({"image": image, "label": label})["label"], label)
+    config = TrainConfig(tmp_path, tmp_path / "o", rotate_deg=0.0, flip_prob=0.0, intensity_scale=0.0, zoom_out_prob=1.0)
+    assert float(training_augmentation(config)({"image": image, "label": label})["label"].sum()) <= 343
+    with pytest.raises(InputError, match="zoom_out_prob must be in"):
+        TrainConfig(tmp_path, tmp_path / "o", zoom_out_prob=1.5)
+
+
 def test_training_augmentation_blanks_the_configs_non_subtraction_channels(tmp_path):
     from breastlesionseg.training.loop import training_augmentation
 
