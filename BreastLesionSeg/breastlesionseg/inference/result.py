@@ -20,7 +20,8 @@ class ModelInfo:
         path: model folder, when loaded from disk.
         arch: network architecture name.
         channels: input channel names.
-        spacing_mm_xyz: model spacing (x, y, z) in mm.
+        spacing_mm_xyz: spacing (x, y, z) in mm of the grid the network ran on (the card's inference spacing, else its
+            training spacing).
         patch_size_zyx: sliding-window size (z, y, x) in voxels.
     """
 
