@@ -50,6 +50,7 @@
 # SUBTRACTION_ONLY (probability that a training patch keeps only its subtraction channel, `train --subtraction-only`;
 # default 0 = never, as for the shipped model),
 # NORMALIZATION (channel normalisation, `train --normalization`: zscore, as for the shipped model, or robust),
+# SPACING (training grid spacing x,y,z in mm, `train --spacing`; default 1.5,1.5,2.0, as for the shipped model),
 # ZOOM_OUT (probability that a training patch is shrunk so its lesions look smaller, `train --zoom-out`; default 0 =
 # never, as for the shipped model).
 set -euo pipefail
@@ -69,6 +70,7 @@ ACQ_AUGMENT=${ACQ_AUGMENT:-0}
 SUBTRACTION_ONLY=${SUBTRACTION_ONLY:-0}
 NORMALIZATION=${NORMALIZATION:-zscore}
 ZOOM_OUT=${ZOOM_OUT:-0}
+SPACING=${SPACING:-1.5,1.5,2.0}
 CACHE_DTYPE=${CACHE_DTYPE:-float32}
 CALIB_FAMILY=${CALIB_FAMILY:-training}
 CALIB_SEEDS=${CALIB_SEEDS:-2000-2049}
@@ -127,7 +129,7 @@ else
     --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
     --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from $INIT_NOTE; no real patient data" \
     --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
-    --channels pre post1 sub1 --normalization "$NORMALIZATION" --cache-dtype "$CACHE_DTYPE" --spacing 1.5,1.5,2.0 --patch 16,32,32 \
+    --channels pre post1 sub1 --normalization "$NORMALIZATION" --cache-dtype "$CACHE_DTYPE" --spacing "$SPACING" --patch 16,32,32 \
     --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
     --acquisition-augment "$ACQ_AUGMENT" --subtraction-only "$SUBTRACTION_ONLY" --zoom-out "$ZOOM_OUT" --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
     --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none
