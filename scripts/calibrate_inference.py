@@ -4,12 +4,12 @@ VALIDATION phantoms, never on the held-out evaluation seeds (0-19) nor the train
 
 For every validation seed, candidate sliding-window size and candidate grid spacing (``--spacing-scales``: factors
 of the training spacing; below 1 the network runs on a finer grid, where a small lesion covers as many voxels as
-a larger one did in training) it runs the real engine once (keeping the probability map), then replays the post-processing (threshold -> breast restriction -> components >=
-V mm3) for every (threshold, V) pair and scores lesion Dice and lesion-wise detection against the
-phantom truth. ``--family`` draws the validation phantoms from a family of
-``breastlesionseg.phantom.randomisation`` (``default``, the classic phantom, or e.g. ``training``, the
-distribution a randomised fine-tune learnt); held-out families are refused. Prints a table and writes JSON;
-with ``--update-card`` it writes the chosen ``inference_window`` / ``inference_spacing_mm`` / ``threshold`` /
+a larger one did in training) it runs the real engine once (keeping the probability map), then replays the
+post-processing (threshold -> breast restriction -> components >= V mm3) for every (threshold, V) pair and
+scores lesion Dice and lesion-wise detection against the phantom truth. ``--family`` draws the validation
+phantoms from a family of ``breastlesionseg.phantom.randomisation`` (``default``, the classic phantom, or e.g.
+``training``, the distribution a randomised fine-tune learnt); held-out families are refused. Prints a table and
+writes JSON; with ``--update-card`` it writes the chosen ``inference_window`` / ``inference_spacing_mm`` / ``threshold`` /
 ``min_lesion_volume_mm3`` into the model card (weights untouched).
 
 ``--select`` is the rule that picks the setting (:data:`SELECTION_RULES`): ``fewest-fp`` (no missed lesion
@@ -75,6 +75,11 @@ def detection_counts(detection: dict) -> dict[str, int]:
     :func:`breastlesionseg.metrics.detection.lesion_detection` result."""
     return {"fp": int(detection["counts"]["fp"]), "fn": int(detection["counts"]["fn"]),
             "fn_over_20mm3": int(detection["counts_by_volume_mm3"]["gt20"]["fn"])}
+
+
+def _setting(record: dict) -> tuple:
+    """The setting a calibration record was scored under: (window, spacing scale, threshold, minimum volume)."""
+    return tuple(record["window"]), record["spacing_scale"], record["threshold"], record["min_volume_mm3"]
 
 
 def _scale(text: str) -> float:
@@ -146,14 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     _, card = load_model(folder)
     windows = args.windows or [tuple(card.patch_size)]
 
+    engines = {}  # one engine per (window, grid): the model is loaded and its backend prepared once
+    for window, scale in [(w, f) for w in windows for f in args.spacing_scales]:
+        engine = SegmentationEngine(InferenceConfig(model=str(folder), device="cpu", window_zyx=window,
+                                                    save_probability=True, num_threads=args.threads))
+        engine.card.inference_spacing_mm = scaled_spacing(card.target_spacing_mm, scale)
+        engines[(window, scale)] = engine
+
     records: list[dict] = []
     for seed in args.seeds:
         phantom = generate_phantom(draw_config(args.family, seed))
         exam, truth = phantom.exam, phantom.lesion_labels
-        for window, scale in [(w, f) for w in windows for f in args.spacing_scales]:
-            engine = SegmentationEngine(InferenceConfig(model=str(folder), device="cpu", window_zyx=window,
-                                                        save_probability=True, num_threads=args.threads))
-            engine.card.inference_spacing_mm = scaled_spacing(card.target_spacing_mm, scale)
+        for (window, scale), engine in engines.items():
             t0 = time.perf_counter()
             result = engine.run(exam)
             seconds = time.perf_counter() - t0
@@ -164,20 +173,18 @@ def main(argv: list[str] | None = None) -> int:
                                                    breast, threshold, min_volume)
                     pred = truth.with_array(np.asarray(post.lesion_labels_crop, dtype=np.uint16), name="prediction")
                     ev = evaluate_segmentation(pred, truth, surface_distances_mm=False)
-                    det = ev["detection"]
                     records.append({
-                        "seed": seed, "window": list(window), "spacing_scale": scale, "threshold": threshold, "min_volume_mm3": min_volume,
-                        "has_lesion": bool(truth.array.any()), "dice": ev["dice"],
-                        **detection_counts(det),
-                        "seconds": seconds,
+                        "seed": seed, "window": list(window), "spacing_scale": scale, "threshold": threshold,
+                        "min_volume_mm3": min_volume, "has_lesion": bool(truth.array.any()), "dice": ev["dice"],
+                        **detection_counts(ev["detection"]), "seconds": seconds,
                     })
             log.info("seed %d window %s spacing x%g: %.1f s", seed, window, scale, seconds)
 
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault(_setting(r), []).append(r)
     summary = []
-    keys = sorted({(tuple(r["window"]), r["spacing_scale"], r["threshold"], r["min_volume_mm3"]) for r in records})
-    for window, scale, threshold, min_volume in keys:
-        rows = [r for r in records if (tuple(r["window"]), r["spacing_scale"], r["threshold"], r["min_volume_mm3"])
-                == (window, scale, threshold, min_volume)]
+    for (window, scale, threshold, min_volume), rows in sorted(groups.items()):
         with_lesion = [r["dice"] for r in rows if r["has_lesion"]]
         summary.append({
             "window": list(window), "spacing_scale": scale, "threshold": threshold, "min_volume_mm3": min_volume,
@@ -189,12 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     print("| window | spacing x | threshold | min mm3 | lesion Dice | FP/exam | missed >20 mm3 | s/exam |")
     print("|---|---|---|---|---|---|---|---|")
     for s in summary:
-        print(f"| {s['window']} | {s['spacing_scale']:g} | {s['threshold']} | {s['min_volume_mm3']:g} | {s['dice_mean_with_lesion']:.3f} | "
-              f"{s['fp_per_exam']:.2f} | {s['missed_over_20mm3']} | {s['seconds_per_exam']:.1f} |")
+        print(f"| {s['window']} | {s['spacing_scale']:g} | {s['threshold']} | {s['min_volume_mm3']:g} | "
+              f"{s['dice_mean_with_lesion']:.3f} | {s['fp_per_exam']:.2f} | {s['missed_over_20mm3']} | "
+              f"{s['seconds_per_exam']:.1f} |")
 
     best = {**min(summary, key=lambda setting: selection_key(setting, args.select)), "selection": args.select}
-    print(f"chosen ({args.select}): window {best['window']}, spacing x{best['spacing_scale']:g}, threshold {best['threshold']}, min lesion volume "
-          f"{best['min_volume_mm3']:g} mm3 (validation seeds {args.seeds[0]}-{args.seeds[-1]}, family {args.family})")
+    print(f"chosen ({args.select}): window {best['window']}, spacing x{best['spacing_scale']:g}, threshold "
+          f"{best['threshold']}, min lesion volume {best['min_volume_mm3']:g} mm3 (validation seeds "
+          f"{args.seeds[0]}-{args.seeds[-1]}, family {args.family})")
     if args.json:
         args.json.write_text(json.dumps({"seeds": args.seeds, "family": args.family, "selection": args.select,
                                          "summary": summary, "chosen": best, "records": records}, indent=2))
