@@ -9,8 +9,8 @@ post-processing (threshold -> breast restriction -> components >= V mm3) for eve
 scores lesion Dice and lesion-wise detection against the phantom truth. ``--family`` draws the validation
 phantoms from a family of ``breastlesionseg.phantom.randomisation`` (``default``, the classic phantom, or e.g.
 ``training``, the distribution a randomised fine-tune learnt); held-out families are refused. Prints a table and
-writes JSON; with ``--update-card`` it writes the chosen ``inference_window`` / ``inference_spacing_mm`` / ``threshold`` /
-``min_lesion_volume_mm3`` into the model card (weights untouched).
+writes JSON; with ``--update-card`` it writes the chosen ``inference_window`` / ``inference_spacing_mm`` /
+``threshold`` / ``min_lesion_volume_mm3`` into the model card (weights untouched).
 
 ``--select`` is the rule that picks the setting (:data:`SELECTION_RULES`): ``fewest-fp`` (no missed lesion
 > 20 mm3, then fewest false components per exam down to 1, then Dice) suits a model that reports every
