@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "BreastLesionSeg"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_model  # noqa: E402
 
-from breastlesionseg.training.heldout import parse_seeds  # noqa: E402
+from breastlesionseg.phantom.seeds import parse_seeds, seeds_argument  # noqa: E402
 
 log = logging.getLogger("bench_breast_mask")
 DUKE = Path(os.environ.get("BLS_SHARED_DATA", REPO.parent / "shared" / "data")) / "duke-breast-mri-153"
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-duke", dest="duke", action="store_false", help="skip the Duke exam")
     parser.add_argument("--families", nargs="*", default=[],
                         help="randomised phantom families (phantom/randomisation.py FAMILIES) to measure too")
-    parser.add_argument("--family-seeds", type=parse_seeds, default=parse_seeds("0-11"),
+    parser.add_argument("--family-seeds", type=seeds_argument, default=parse_seeds("0-11"),
                         help="seeds per family, e.g. '0-11' or '0,3,5-7' (default 0-11)")
     args = parser.parse_args(argv)
     from breastlesionseg.phantom.randomisation import FAMILIES, draw_config

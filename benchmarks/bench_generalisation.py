@@ -58,6 +58,7 @@ from breastlesionseg.metrics.component_truth import (
 from breastlesionseg.nn.model_card import ModelCard
 from breastlesionseg.phantom import PhantomConfig, generate_phantom
 from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
+from breastlesionseg.phantom.seeds import parse_seeds, seeds_argument
 from breastlesionseg.phantom.structures import SOURCE_NAMES, component_sources
 
 log = logging.getLogger("bench_generalisation")
@@ -67,15 +68,6 @@ OUT = REPO / "benchmarks" / "output" / "generalisation"
 #: a component is a true lesion when at least this fraction of its voxels lies in the truth
 TRUE_OVERLAP_FRACTION = 0.1
 OBLIQUE = dict(oblique_deg=20.0, oblique_axis="z", oblique2_deg=20.0, oblique2_axis="x")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-3"`` or ``"1,2,5-7"`` -> sorted unique seeds."""
-    seeds: set[int] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        lo, _, hi = part.partition("-")
-        seeds.update(range(int(lo), int(hi or lo) + 1))
-    return sorted(seeds)
 
 
 def probe_engine(model: str, threads: int) -> SegmentationEngine:
@@ -286,16 +278,16 @@ def sources_markdown(sections: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "models" / "mm3dunet-phantom-demo"))
-    parser.add_argument("--validation-seeds", type=parse_seeds, default=parse_seeds("2000-2099"))
+    parser.add_argument("--validation-seeds", type=seeds_argument, default=parse_seeds("2000-2099"))
     parser.add_argument("--families", nargs="+", default=[n for n, f in FAMILIES.items() if f.heldout])
-    parser.add_argument("--family-seeds", type=parse_seeds, default=parse_seeds("0-1"))
-    parser.add_argument("--lesion-free-seeds", type=parse_seeds, default=[],
+    parser.add_argument("--family-seeds", type=seeds_argument, default=parse_seeds("0-1"))
+    parser.add_argument("--lesion-free-seeds", type=seeds_argument, default=[],
                         help="per held-out family, extra exams drawn with no lesion (seeds not in --family-seeds)")
-    parser.add_argument("--oblique-seeds", type=parse_seeds, default=parse_seeds("0-5"),
+    parser.add_argument("--oblique-seeds", type=seeds_argument, default=parse_seeds("0-5"),
                         help="default phantoms scored axial and compound oblique "
                              "(6 pairs; 2 are too few to judge a 0.05 Dice gap)")
-    parser.add_argument("--indist-seeds", type=parse_seeds, default=parse_seeds("0,8,12"))
-    parser.add_argument("--fat-suppression-seeds", type=parse_seeds, default=[],
+    parser.add_argument("--indist-seeds", type=seeds_argument, default=parse_seeds("0,8,12"))
+    parser.add_argument("--fat-suppression-seeds", type=seeds_argument, default=[],
                         help="training-family patients drawn with and without fat suppression (sections "
                              "paired-fatsat / paired-nonfatsat); not validation seeds, e.g. 2100-2119")
     parser.add_argument("--register", action="store_true",

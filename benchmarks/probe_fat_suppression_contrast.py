@@ -37,7 +37,7 @@ from breastlesionseg.metrics.component_truth import is_small_lesion  # noqa: E40
 from breastlesionseg.nn.channels import NORMALIZATIONS, build_channels  # noqa: E402
 from breastlesionseg.phantom import generate_phantom  # noqa: E402
 from breastlesionseg.phantom.randomisation import draw_config  # noqa: E402
-from breastlesionseg.training.heldout import parse_seeds  # noqa: E402
+from breastlesionseg.phantom.seeds import parse_seeds, seeds_argument  # noqa: E402
 
 log = logging.getLogger("probe_fat_suppression_contrast")
 CHANNELS = ("pre", "post1", "sub1")
@@ -82,7 +82,7 @@ def medians(rows: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("2100-2119"),
+    parser.add_argument("--seeds", type=seeds_argument, default=parse_seeds("2100-2119"),
                         help="training-family patients (default 2100-2119, the benchmark's pairs)")
     parser.add_argument("--normalization", choices=[n for n in NORMALIZATIONS if n != "none"], default="zscore",
                         help="channel normalisation inside the breast (nn.channels; default zscore, as version 5)")

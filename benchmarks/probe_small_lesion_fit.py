@@ -35,7 +35,7 @@ from breastlesionseg.io.atomic import write_text_atomic  # noqa: E402
 from breastlesionseg.metrics.component_truth import is_small_lesion  # noqa: E402
 from breastlesionseg.phantom import generate_phantom  # noqa: E402
 from breastlesionseg.phantom.randomisation import draw_config  # noqa: E402
-from breastlesionseg.training.heldout import parse_seeds  # noqa: E402
+from breastlesionseg.phantom.seeds import parse_seeds, seeds_argument  # noqa: E402
 
 log = logging.getLogger("probe_small_lesion_fit")
 CONDITIONS = ("fat-suppressed", "not fat-suppressed")
@@ -62,7 +62,7 @@ def small_lesion_maxima(engine: SegmentationEngine, seed: int, condition: str) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(REPO / "models" / "mm3dunet-phantom-demo"))
-    parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("3000-3511"),
+    parser.add_argument("--seeds", type=seeds_argument, default=parse_seeds("3000-3511"),
                         help="training-family seeds of the model's training set (default 3000-3511)")
     parser.add_argument("--lesions", type=int, default=14, help="small lesions per condition (default 14)")
     parser.add_argument("--threads", type=int, default=2)

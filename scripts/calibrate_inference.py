@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from breastlesionseg.phantom.seeds import parse_seeds, seeds_argument
+
 log = logging.getLogger("calibrate_inference")
 
 HELD_OUT_SEEDS = set(range(0, 20))
@@ -53,14 +55,6 @@ def selection_key(setting: dict, rule: str) -> tuple:
     if rule == "best-dice":
         return (setting["missed_over_20mm3"], dice, setting["fp_per_exam"], setting["seconds_per_exam"])
     raise ValueError(f"unknown selection rule {rule!r}; one of {SELECTION_RULES}")
-
-
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def _window(text: str) -> tuple[int, int, int]:
@@ -101,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the calibration; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="model folder or name")
-    parser.add_argument("--seeds", type=_seeds, default=_seeds("2000-2007"), help="validation phantom seeds")
+    parser.add_argument("--seeds", type=seeds_argument, default=parse_seeds("2000-2007"), help="validation phantom seeds")
     parser.add_argument("--windows", type=_window, nargs="+", default=None, help="candidate windows D,H,W")
     parser.add_argument("--spacing-scales", type=_scale, nargs="+", default=[1.0],
                         help="candidate inference grid spacings as factors of the training spacing (default 1)")

@@ -35,19 +35,11 @@ from breastlesionseg.metrics.component_features import COMPONENT_FEATURE_NAMES
 from breastlesionseg.metrics.component_rows import read_component_rows
 from breastlesionseg.phantom import generate_phantom
 from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
+from breastlesionseg.phantom.seeds import parse_seeds, seeds_argument
 
 log = logging.getLogger("calibrate_lesion_confidence")
 #: held-out evaluation seeds of the demo model, never used here
 EVAL_SEEDS = range(0, 20)
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"2000-2029"`` or ``"1,2,5-7"`` -> sorted unique seeds."""
-    seeds: set[int] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        lo, _, hi = part.partition("-")
-        seeds.update(range(int(lo), int(hi or lo) + 1))
-    return sorted(seeds)
 
 
 def collect_components(engine: SegmentationEngine, family: str, seeds: list[int], min_overlap: float) -> list[dict]:
@@ -88,7 +80,7 @@ def update_card(folder: Path, model: LesionConfidenceModel) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="model folder (model_card.json + weights)")
-    parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("2000-2029"), help="validation seeds")
+    parser.add_argument("--seeds", type=seeds_argument, default=parse_seeds("2000-2029"), help="validation seeds")
     parser.add_argument("--family", default="training", help="phantom family of the validation phantoms")
     parser.add_argument("--min-overlap", type=float, default=0.1, help="true lesion: this fraction in the truth")
     parser.add_argument("--threshold", type=float, default=None, help="report threshold (default: chosen)")

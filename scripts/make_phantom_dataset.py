@@ -23,6 +23,7 @@ import time
 from breastlesionseg.errors import BreastLesionSegError
 from breastlesionseg.phantom import generate_phantom
 from breastlesionseg.phantom.randomisation import FAMILIES, draw_config
+from breastlesionseg.phantom.seeds import parse_seeds, seeds_argument
 from breastlesionseg.training.dataset import Dataset
 from breastlesionseg.training.dataset_add import add_case
 
@@ -30,25 +31,6 @@ from breastlesionseg.training.dataset_add import add_case
 EVAL_SEEDS = range(0, 20)
 
 log = logging.getLogger("make_phantom_dataset")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"1000-1039"`` or ``"1,2,5-7"`` -> sorted unique seeds."""
-    seeds: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = (int(v) for v in part.split("-", 1))
-            if hi < lo:
-                raise argparse.ArgumentTypeError(f"seed range {part!r} is empty")
-            seeds.update(range(lo, hi + 1))
-        else:
-            seeds.add(int(part))
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"no seed in {text!r}")
-    return sorted(seeds)
 
 
 def parse_range_mm(text: str) -> tuple[float, float]:
@@ -66,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     """Build the dataset; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="dataset folder to create or extend")
-    parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1000-1039"),
+    parser.add_argument("--seeds", type=seeds_argument, default=parse_seeds("1000-1039"),
                         help="phantom seeds, e.g. 1000-1039 (default) or 1,2,5-7")
     parser.add_argument("--min-lesions", type=int, default=1, help="minimum lesions per phantom (default 1)")
     parser.add_argument("--max-lesions", type=int, default=3, help="maximum lesions per phantom (default 3)")

@@ -19,23 +19,11 @@ from typing import Any, Sequence
 import torch
 
 from ..io.atomic import write_text_atomic
+from ..phantom.seeds import parse_seeds
 from .preprocess import prepare_case
 from .validate import ValidationResult, validate_cases
 
 log = logging.getLogger(__name__)
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-19"`` or ``"1,3,5-7"`` -> sorted unique ints."""
-    seeds: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            lo, hi = (int(v) for v in part.split("-", 1))
-            seeds.update(range(lo, hi + 1))
-        elif part:
-            seeds.add(int(part))
-    return sorted(seeds)
 
 
 def evaluate_on_phantoms(model: str | Path, seeds: Sequence[int], device: str = "cpu",
