@@ -23,7 +23,9 @@ long run can be resumed with ``--resume``):
   with and without fat suppression (family ``training-nonfatsat``; every other draw the same), outside the
   validation seeds: what fat suppression alone changes, inside the training ranges.
 
-Every section also gives the sensitivity for small lesions (20-300 mm3), where the misses are.
+Every section also gives the sensitivity for small lesions (20-300 mm3), where the misses are, and its *ceiling*:
+the figures of the components that touch a true lesion alone, which no confidence model can exceed on this
+network's output (a target the ceiling misses needs a better network, not a better confidence rule).
 
 Writes ``benchmarks/output/generalisation/<model id>/cases.jsonl``, ``summary.json`` and ``summary.md``.
 Example (about 1 h on 2 busy CPU cores)::
@@ -169,16 +171,29 @@ def collect(engine: SegmentationEngine, args: argparse.Namespace, cases_path: Pa
     return done
 
 
+#: the component subsets every section is scored on: all components, the ones the confidence model reports, and
+#: the ones that touch a true lesion (what a perfect confidence model would report: the ceiling of any confidence
+#: model on this network's output)
+SUBSETS = ("all", "reported", "ceiling")
+
+
+def _keep(key: str, row: dict, confidence: float, model: LesionConfidenceModel | None) -> bool:
+    """Whether ``row`` belongs to subset ``key`` of :data:`SUBSETS`."""
+    if key == "ceiling":
+        return not is_false_positive(row)
+    return key == "all" or model is None or confidence >= model.report_threshold
+
+
 def summarise_section(cases: list[dict], model: LesionConfidenceModel | None) -> dict[str, Any]:
-    """Lesion Dice / sensitivity >= 20 mm3 / FP per exam / breast Dice, for all and for reported components."""
+    """Lesion Dice / sensitivity >= 20 mm3 / FP per exam / breast Dice for each subset of :data:`SUBSETS`."""
     out: dict[str, Any] = {"n_exams": len(cases), "n_lesion_free": sum(not c["ref_volumes_mm3"] for c in cases),
                            "breast_dice": float(np.mean([c["breast_dice"] for c in cases]))}
-    for key in ("all", "reported"):
+    for key in SUBSETS:
         scores, small_scores = [], []
         for c in cases:
             conf = model.confidence(c["rows"]) if (model is not None and c["rows"]) else np.ones(len(c["rows"]))
             for r, p in zip(c["rows"], conf):
-                r["_keep"] = key == "all" or model is None or p >= model.report_threshold
+                r["_keep"] = _keep(key, r, p, model)
             scores.append(score_subset(c["rows"], c["ref_volumes_mm3"], c["ref_voxels"], lambda r: r["_keep"]))
             small = {k: v for k, v in c["ref_volumes_mm3"].items() if is_small_lesion(v)}
             small_scores.append(score_subset(c["rows"], small, c["ref_voxels"], lambda r: r["_keep"]))
@@ -257,8 +272,24 @@ def markdown(summary: dict) -> str:
                      f"{f(r.get('sensitivity_small'), '{:.2f}')} ({f(a.get('sensitivity_small'), '{:.2f}')}; "
                      f"{r.get('n_small', '-')}) | "
                      f"{f(r['fp_per_exam'], '{:.2f}')} ({f(a['fp_per_exam'], '{:.2f}')}) | {f(s['breast_dice'])} |")
+    lines += ceiling_markdown(summary["sections"])
     lines += sources_markdown(summary["sections"])
     return "\n".join(lines) + "\n"
+
+
+def ceiling_markdown(sections: dict) -> list[str]:
+    """Table of the ceiling subset: what a perfect confidence model would report from this network's output."""
+    f = lambda v, fmt="{:.2f}": "-" if v is None else fmt.format(v)  # noqa: E731
+    sections = {k: s for k, s in sections.items() if "ceiling" in s}
+    if not sections:
+        return []
+    lines = ["", "Ceiling of any confidence model: the components that touch a true lesion, none of the false ones "
+             "(no rule can report more of what the network found, or fewer false lesions):", "",
+             "| set | lesion Dice | sensitivity >= 20 mm3 | sensitivity 20-300 mm3 |", "|---|---|---|---|"]
+    for name, s in sections.items():
+        c = s["ceiling"]
+        lines.append(f"| {name} | {f(c['dice'], '{:.3f}')} | {f(c['sensitivity'])} | {f(c['sensitivity_small'])} |")
+    return lines
 
 
 def sources_markdown(sections: dict) -> list[str]:

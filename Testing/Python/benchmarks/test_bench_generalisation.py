@@ -77,3 +77,15 @@ def test_fat_suppression_pairs_differ_only_in_fat_suppression(bench):
         assert bench.dataclasses.replace(on, fat_saturated=False) == off
     with pytest.raises(SystemExit):
         bench.main(["--fat-suppression-seeds", "2000-2001"])  # validation seeds: refused
+
+
+def test_ceiling_keeps_every_true_component_and_no_false_one(bench):
+    out = bench.summarise_section(_cases(), _ByVolume())["ceiling"]
+    assert out["dice"] == pytest.approx(2 * 180 / (200 + 200)) and out["fp_per_exam"] == 0.0
+    assert out["sensitivity"] == 1.0 and out["fp_sources"] == {}
+    case = {"section": "s", "seed": 0, "ref_volumes_mm3": {"1": 400.0, "2": 90.0}, "ref_voxels": 250,
+            "breast_dice": 0.9, "rows": [_row(200, 180, [1], "lesion"), _row(20, 0, [], "gland")]}
+    missed = bench.summarise_section([case], _ByVolume())["ceiling"]
+    assert missed["sensitivity"] == 0.5 and missed["sensitivity_small"] == 0.0  # the network never found lesion 2
+    table = bench.ceiling_markdown({"s": bench.summarise_section([case], None)})
+    assert table[-1] == "| s | 0.800 | 0.50 | 0.00 |"
