@@ -61,6 +61,7 @@ class ModelInfo:
         threshold: the card's lesion probability threshold (calibrated with the model).
         min_lesion_volume_mm3: the card's minimum lesion volume in mm3.
         modality: the panel modality it segments ("DCE-MRI", "Ultrasound", "Mammography").
+        limitations: the card's known limitations (measured; shown in the summary).
     """
 
     model_id: str
@@ -74,6 +75,7 @@ class ModelInfo:
     threshold: float = 0.5
     min_lesion_volume_mm3: float = 10.0
     modality: str = MODALITY_3D
+    limitations: tuple[str, ...] = ()
 
     @property
     def required_phases(self) -> int:
@@ -98,6 +100,9 @@ class ModelInfo:
             lines.append(f"Inputs: {', '.join(self.input_channels)} (needs {self.required_phases} phases)")
         else:
             lines.append(f"Input: one {self.modality.lower()} image")
+        if self.limitations:
+            lines.append("Known limitations:")
+            lines.extend(f"- {text}" for text in self.limitations)
         if self.description:
             lines.append(self.description)
         lines.append(f"Folder: {self.folder}")
@@ -124,7 +129,14 @@ def read_model_info(folder: str | os.PathLike) -> ModelInfo:
         description=str(card.get("description", "")),
         threshold=float(card.get("threshold", 0.5)),
         min_lesion_volume_mm3=float(card.get("min_lesion_volume_mm3", 10.0)),
+        limitations=_limitations(card),
     )
+
+
+def _limitations(card: dict) -> tuple[str, ...]:
+    """The card's ``limitations`` texts (empty when it has none; the core validates the card when it runs)."""
+    values = card.get("limitations")
+    return tuple(str(v) for v in values if str(v).strip()) if isinstance(values, list) else ()
 
 
 def _read_card(folder: Path) -> dict:

@@ -158,6 +158,7 @@ class SegmentationEngine:
             channels=list(card.input_channels),
             spacing_mm_xyz=card.run_spacing_mm(),
             patch_size_zyx=self._window_zyx(card),
+            limitations=tuple(getattr(card, "limitations", ()) or ()),
         )
         self._runnable: dict[str, tuple[torch.nn.Module, str]] = {}
         self._pending: dict[str, Future] = {}
@@ -200,7 +201,7 @@ class SegmentationEngine:
             raise InputError(f"SegmentationEngine.run needs a DCEExam, got {type(exam).__name__}")
         cfg = self.config
         steps = _Steps(self._stage_weights(), progress, cancel)
-        notes = self._demo_notes()
+        notes = self._model_notes()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         with torch_threads(cfg.num_threads):
@@ -234,11 +235,12 @@ class SegmentationEngine:
         passes = 1 + (len(cfg.tta_flips) if cfg.tta else 0)
         return [(s, _STAGE_WEIGHTS[s] * (passes if s == "inference" else 1)) for s in stages]
 
-    def _demo_notes(self) -> list[str]:
-        if not self.model_info.is_demo:
-            return []
-        return [f"model '{self.model_info.model_id}' is a DEMO model trained on synthetic phantoms only; "
-                "its results on real exams are illustrations, not findings"]
+    def _model_notes(self) -> list[str]:
+        """What every result of this model must say: demo status, then the card's known limitations."""
+        info = self.model_info
+        notes = [f"model '{info.model_id}' is a DEMO model trained on synthetic phantoms only; "
+                 "its results on real exams are illustrations, not findings"] if info.is_demo else []
+        return notes + [f"known limitation of model '{info.model_id}': {text}" for text in info.limitations]
 
     def _prepare_input(self, exam: DCEExam, breast_mask: Volume, steps: "_Steps") -> PreparedInput:
         """Steps crop, resample, channels: the normalised model input on the model grid."""

@@ -23,6 +23,7 @@ class ModelInfo:
         spacing_mm_xyz: spacing (x, y, z) in mm of the grid the network ran on (the card's inference spacing, else its
             training spacing).
         patch_size_zyx: sliding-window size (z, y, x) in voxels.
+        limitations: the model card's known limitations (texts).
     """
 
     model_id: str
@@ -33,6 +34,7 @@ class ModelInfo:
     channels: list[str]
     spacing_mm_xyz: tuple[float, float, float]
     patch_size_zyx: tuple[int, int, int]
+    limitations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy."""
@@ -45,6 +47,7 @@ class ModelInfo:
             "channels": list(self.channels),
             "spacing_mm_xyz": list(self.spacing_mm_xyz),
             "patch_size_zyx": list(self.patch_size_zyx),
+            "limitations": list(self.limitations),
         }
 
 

@@ -70,6 +70,9 @@ class ModelCard:
             (``breastlesionseg.inference.lesion_confidence.LesionConfidenceModel.to_dict()``; validated
             when the engine loads it); empty = every component above the threshold is a lesion.
         training_data: what the model was trained on (free text).
+        limitations: known limitations, measured (one sentence each, with its figures and where they come from):
+            where the model is known to do worse. Shown with every result (``segment``'s notes, ``metrics.json``)
+            and in the Slicer panel's model summary.
         validation_metrics: e.g. ``{"dice": 0.83, "iou": 0.71, "n_cases": 20}``.
         weights_file: weights file name in the folder.
         weights_sha256: hex sha256 of the weights file (filled in by ``save_model``).
@@ -104,6 +107,7 @@ class ModelCard:
     lesion_confidence: dict[str, Any] = field(default_factory=dict)
     label_names: list[str] = field(default_factory=lambda: ["lesion"])
     training_data: str = ""
+    limitations: list[str] = field(default_factory=list)
     validation_metrics: dict[str, Any] = field(default_factory=dict)
     weights_file: str = WEIGHTS_FILE
     weights_sha256: str = ""
@@ -193,6 +197,9 @@ class ModelCard:
             raise InputError(f"model card field 'demo' must be true or false; got {self.demo!r}")
         if self.research_use_only is not True:
             raise InputError("model card field 'research_use_only' must be true: no model of this project is a medical device")
+        if not isinstance(self.limitations, list) or not all(
+                isinstance(text, str) and text.strip() for text in self.limitations):
+            raise InputError(f"model card field 'limitations' must be a list of non-empty texts; got {self.limitations!r}")
         if not isinstance(self.validation_metrics, dict):
             raise InputError(f"model card field 'validation_metrics' must be an object; got {self.validation_metrics!r}")
 

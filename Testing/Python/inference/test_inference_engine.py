@@ -177,6 +177,16 @@ def test_bad_inputs_give_clear_errors(oblique_case, handset_model):
         SegmentationEngine(InferenceConfig(model="no-such-model-xyz", device="cpu"))
 
 
+def test_card_limitations_reach_every_result(oblique_case, handset_model, oracle):
+    """The card's known limitations are in the notes of each result and in its model summary."""
+    text = "small lesions without fat suppression are found about half as often"
+    net, card = handset_model
+    card.limitations = [text]
+    result = _engine((net, card), oblique_case.breast).run(oblique_case.exam)
+    assert f"known limitation of model 'test-handset': {text}" in result.notes
+    assert result.summary()["model"]["limitations"] == [text]
+
+
 def test_real_model_folder_with_heatmap_and_tta(oblique_case, random_model_dir):
     case = oblique_case
     cfg = InferenceConfig(model=str(random_model_dir), device="cpu", heatmap=True, tta=True, tta_flips=((2,),),

@@ -131,6 +131,16 @@ def test_card_errors_name_the_field(tmp_path):
         ModelCard.from_dict(bad)
 
 
+def test_card_limitations_are_texts_and_round_trip():
+    card = _card(limitations=["small lesions without fat suppression: 4 of 9 found"])
+    again = ModelCard.from_dict(json.loads(json.dumps(card.to_dict())))
+    assert again.limitations == ["small lesions without fat suppression: 4 of 9 found"]
+    assert _card().limitations == []
+    for bad in ("one text, not a list", ["ok", ""], ["ok", 3]):
+        with pytest.raises(InputError, match="'limitations'"):
+            _card(limitations=bad)
+
+
 def test_card_json_round_trip_keeps_unknown_fields():
     data = _card(validation_metrics={"dice": 0.8}).to_dict()
     data["future_field"] = {"x": 1}

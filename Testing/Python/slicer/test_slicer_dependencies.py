@@ -95,7 +95,8 @@ def _card(folder: Path, model_id: str, demo: bool = False, channels=("pre", "pos
     folder.mkdir(parents=True)
     (folder / "model_card.json").write_text(json.dumps({
         "model_id": model_id, "arch": "mm3dunet", "input_channels": list(channels), "demo": demo,
-        "training_data": "20 phantom exams", "validation_metrics": {"dice": 0.83, "n_cases": 20}}))
+        "training_data": "20 phantom exams", "validation_metrics": {"dice": 0.83, "n_cases": 20},
+        "limitations": ["small lesions without fat suppression: 4 of 9 found"] if demo else []}))
 
 
 def test_model_list_search_order_and_card_summary(tmp_path, monkeypatch):
@@ -112,6 +113,8 @@ def test_model_list_search_order_and_card_summary(tmp_path, monkeypatch):
     assert found["model-a"].required_phases == 3
     summary = found["model-a"].summary()
     assert "DEMO" in summary and "20 phantom exams" in summary and "dice 0.830" in summary
+    assert "Known limitations:\n- small lesions without fat suppression: 4 of 9 found" in summary
+    assert found["model-b"].limitations == () and "Known limitations" not in found["model-b"].summary()
     assert models.find_model(str(tmp_path / "env" / "m-b")).model_id == "model-b"
     with pytest.raises(ValueError, match="not found"):
         models.find_model("nope", [tmp_path / "user"])
