@@ -178,7 +178,7 @@ def _model_info_2d(folder: Path, card: dict) -> ModelInfo:
         model_id=str(card["model_id"]), folder=folder.resolve(), demo=demo, arch=str(card.get("arch", "")),
         input_channels=("image",), training_data=training_data, validation_metrics=_dice_figures(metrics),
         description=str(card.get("research_use_text", "")), threshold=float(card.get("threshold", 0.5)),
-        min_lesion_volume_mm3=0.0, modality=by_card[card["modality"]])
+        min_lesion_volume_mm3=0.0, modality=by_card[card["modality"]], limitations=_limitations(card))
 
 
 def apply_card_defaults(values, info: ModelInfo):

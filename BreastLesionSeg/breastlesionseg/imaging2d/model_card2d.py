@@ -59,6 +59,8 @@ class ModelCard2D:
             ``{"members": [...]}``, each with its network config, crop margin and size, mirror setting, weights
             file and its sha256; empty: none).
         training_data: what the weights were trained on, in words.
+        limitations: known limitations, measured (one sentence each, with its figures): where the model is known to
+            do worse. Repeated in every result and shown in the Slicer panel's model summary.
         dataset_citation: the dataset's citation (required by its licence).
         split: which images trained / validated / tested this model.
         cv_metrics: cross-validation / test metrics (free-form numbers).
@@ -83,6 +85,7 @@ class ModelCard2D:
     malignancy_model: dict[str, Any] = field(default_factory=dict)
     crop_classifier: dict[str, Any] = field(default_factory=dict)
     training_data: str = ""
+    limitations: list[str] = field(default_factory=list)
     dataset_citation: str = ""
     split: dict[str, Any] = field(default_factory=dict)
     cv_metrics: dict[str, Any] = field(default_factory=dict)
@@ -112,6 +115,10 @@ class ModelCard2D:
             raise ModelError(f"model {self.model_id}: thresholds must be in (0, 1)")
         if not 0.0 <= self.lesion_zoom_margin <= 5.0:
             raise ModelError(f"model {self.model_id}: lesion_zoom_margin must be in [0, 5]; got {self.lesion_zoom_margin}")
+        if not isinstance(self.limitations, list) or not all(
+                isinstance(text, str) and text.strip() for text in self.limitations):
+            raise ModelError(f"model {self.model_id}: limitations must be a list of non-empty texts; "
+                             f"got {self.limitations!r}")
         if self.weights_sha256 and not _SHA_RE.match(self.weights_sha256):
             raise ModelError(f"model {self.model_id}: weights_sha256 is not a hex sha256")
 

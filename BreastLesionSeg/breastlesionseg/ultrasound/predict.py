@@ -55,6 +55,7 @@ class UltrasoundResult:
             (``ultrasound.crop_classifier``; None when the model has no classifier or no lesion is found).
         source: input file, when read from one.
         frame_index: frame of a multi-frame input.
+        model_limitations: the model card's known limitations (texts), repeated with every result.
     """
 
     mask: np.ndarray
@@ -71,6 +72,7 @@ class UltrasoundResult:
     classifier_malignancy_probability: float | None = None
     source: str | None = None
     frame_index: int = 0
+    model_limitations: tuple[str, ...] = ()
 
     @property
     def lesion_found(self) -> bool:
@@ -91,6 +93,7 @@ class UltrasoundResult:
             "lesion_area_mm2": None if self.area_mm2 is None else round(self.area_mm2, 3),
             "pixel_spacing_mm": None if self.spacing_mm is None else list(self.spacing_mm),
             "width_px": int(self.mask.shape[1]), "height_px": int(self.mask.shape[0]),
+            "model_limitations": list(self.model_limitations),
             "research_use_only": True,
         }
 
@@ -202,4 +205,4 @@ def predict_image(image: str | Path | np.ndarray | Image2D, model: UltrasoundMod
         heat_map=np.clip(heat, 0, 1).astype(np.float32), area_px=area_px,
         area_mm2=None if pixel_area is None else area_px * pixel_area, spacing_mm=picture.spacing_mm,
         model_id=model.model_id, source=None if str(picture.source) == "<array>" else str(picture.source),
-        frame_index=picture.frame_index)
+        frame_index=picture.frame_index, model_limitations=tuple(model.card.limitations))

@@ -31,3 +31,19 @@ def test_resaving_identical_weights_keeps_the_file_and_its_checksum(tmp_path):
     network, card = load_model_2d(folder)
     assert card.weights_sha256 != sha
     assert all(torch.equal(network.state_dict()[k], changed[k]) for k in changed)
+
+
+def test_limitations_are_texts_and_survive_the_folder(tmp_path):
+    from breastlesionseg.errors import ModelError
+
+    torch.manual_seed(0)
+    state = build_network_2d("attention_unet2d", CONFIG).state_dict()
+    card = _card()
+    card.limitations = ["a scanner left out of training: Dice 0.70"]
+    folder = save_model_2d(state, card, tmp_path / "m")
+    assert load_model_2d(folder)[1].limitations == ["a scanner left out of training: Dice 0.70"]
+    assert _card().limitations == []
+    for bad in ("one text", [""], [7]):
+        with pytest.raises(ModelError, match="limitations"):
+            ModelCard2D(model_id="tiny-us", modality="ultrasound", arch="attention_unet2d", config=CONFIG,
+                        input_size_px=32, limitations=bad)

@@ -93,3 +93,11 @@ def test_the_panel_selector_follows_the_mode_and_keeps_each_choice(ctx, isolated
     values.mammography_model = "removed-model"  # e.g. a scene saved on another computer
     state, _, index = actions.state(values)
     assert index == -1 and not state.apply and "not installed" in state.status
+
+
+def test_the_shipped_cards_known_limitations_show_in_the_panel_summary(isolated_search_path):
+    for modality in (MODALITY_DCE_MRI, MODALITY_ULTRASOUND):
+        card = json.loads((ROOT / "models" / SHIPPED[modality] / "model_card.json").read_text(encoding="utf-8"))
+        info = find_model(SHIPPED[modality], modality=modality)
+        assert card["limitations"] and info.limitations == tuple(card["limitations"])
+        assert "Known limitations:\n- " + card["limitations"][0] in info.summary()

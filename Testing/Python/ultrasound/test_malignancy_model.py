@@ -103,6 +103,11 @@ def test_predict_applies_the_cards_malignancy_model_to_the_found_lesion():
         fitted.probability(plain.malignancy_probability, plain.lesion_descriptors))
     fields = combined.to_json_dict()
     assert fields["network_malignancy_probability"] == pytest.approx(plain.malignancy_probability, abs=1e-6)
+    assert fields["model_limitations"] == []
+    limited = _tiny_model({})
+    limited.card.limitations = ["a scanner left out of training: Dice 0.70"]
+    assert predict_image(image, limited, with_heat_map=False).to_json_dict()["model_limitations"] == [
+        "a scanner left out of training: Dice 0.70"]
     assert set(fields["lesion_descriptors"]) == set(DESCRIPTOR_NAMES)
 
 
