@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise InputError("no input images found in " + ", ".join(args.inputs))
     model = load_mammography_model(args.model)
+    for text in model.card.limitations:
+        log.warning("known limitation of model '%s': %s", model.model_id, text)
     rows, failures = [], 0
     for path, name in zip(paths, output_names(paths)):
         try:

@@ -63,6 +63,7 @@ class MammographyResult:
         model_id: the model that produced it.
         source: input file, when read from one.
         frame_index: frame of a multi-frame input.
+        model_limitations: the model card's known limitations (texts), repeated with every result.
     """
 
     mask: np.ndarray
@@ -74,6 +75,7 @@ class MammographyResult:
     model_id: str
     source: str | None = None
     frame_index: int = 0
+    model_limitations: tuple[str, ...] = ()
 
     @property
     def lesion_found(self) -> bool:
@@ -90,6 +92,7 @@ class MammographyResult:
             "pixel_spacing_mm": None if self.spacing_mm is None else list(self.spacing_mm),
             "pixel_spacing_source": self.spacing_source,
             "width_px": int(self.mask.shape[1]), "height_px": int(self.mask.shape[0]),
+            "model_limitations": list(self.model_limitations),
             "research_use_only": True,
         }
 
@@ -119,4 +122,5 @@ def predict_image(image: str | Path | np.ndarray | Image2D, model: MammographyMo
         mask=mask.astype(np.uint8), lesion_probability_map=probability.astype(np.float32), area_px=area_px,
         area_mm2=None if pixel_area is None else area_px * pixel_area, spacing_mm=picture.spacing_mm,
         spacing_source=picture.spacing_source, model_id=model.model_id,
-        source=None if str(picture.source) == "<array>" else str(picture.source), frame_index=picture.frame_index)
+        source=None if str(picture.source) == "<array>" else str(picture.source), frame_index=picture.frame_index,
+        model_limitations=tuple(model.card.limitations))

@@ -37,7 +37,16 @@ def test_mask_has_the_input_size_and_area_uses_the_spacing(tiny_model_dir, tmp_p
     assert result.area_mm2 == pytest.approx(result.area_px * 0.05)
     fields = result.to_json_dict()
     assert fields["pixel_spacing_source"] == "ImagerPixelSpacing" and fields["width_px"] == shape[1]
+    assert fields["model_limitations"] == model.card.limitations
     json.dumps(fields)
+
+
+def test_the_cards_limitations_come_with_every_result(tiny_model_dir):
+    model = load_mammography_model(tiny_model_dir)
+    model.card.limitations = ["98 training images: cross-validated Dice 0.47"]
+    image, _ = synthetic_mammogram(31, 27, seed=4)
+    assert predict_image(image, model).to_json_dict()["model_limitations"] == [
+        "98 training images: cross-validated Dice 0.47"]
 
 
 def test_probability_matches_the_network_on_a_square_input(tiny_model_dir):

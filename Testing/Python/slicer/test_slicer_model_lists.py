@@ -96,7 +96,7 @@ def test_the_panel_selector_follows_the_mode_and_keeps_each_choice(ctx, isolated
 
 
 def test_the_shipped_cards_known_limitations_show_in_the_panel_summary(isolated_search_path):
-    for modality in (MODALITY_DCE_MRI, MODALITY_ULTRASOUND):
+    for modality in (MODALITY_DCE_MRI, MODALITY_ULTRASOUND, MODALITY_MAMMOGRAPHY):
         card = json.loads((ROOT / "models" / SHIPPED[modality] / "model_card.json").read_text(encoding="utf-8"))
         info = find_model(SHIPPED[modality], modality=modality)
         assert card["limitations"] and info.limitations == tuple(card["limitations"])
