@@ -51,6 +51,8 @@
 # default 0 = never, as for the shipped model),
 # NORMALIZATION (channel normalisation, `train --normalization`: zscore, as for the shipped model, or robust),
 # SPACING (training grid spacing x,y,z in mm, `train --spacing`; default 1.5,1.5,2.0, as for the shipped model),
+# PATCH (training patch and calibrated inference window D,H,W in voxels, `train --patch`; default 16,32,32, as for
+# the shipped model; on a finer SPACING a larger PATCH keeps the same field of view in mm),
 # ZOOM_OUT (probability that a training patch is shrunk so its lesions look smaller, `train --zoom-out`; default 0 =
 # never, as for the shipped model).
 set -euo pipefail
@@ -71,6 +73,7 @@ SUBTRACTION_ONLY=${SUBTRACTION_ONLY:-0}
 NORMALIZATION=${NORMALIZATION:-zscore}
 ZOOM_OUT=${ZOOM_OUT:-0}
 SPACING=${SPACING:-1.5,1.5,2.0}
+PATCH=${PATCH:-16,32,32}
 CACHE_DTYPE=${CACHE_DTYPE:-float32}
 CALIB_FAMILY=${CALIB_FAMILY:-training}
 CALIB_SEEDS=${CALIB_SEEDS:-2000-2049}
@@ -129,7 +132,7 @@ else
     --init-from "$INIT" --model-id mm3dunet-phantom-demo --demo \
     --training-data "$N_CASES domain-randomised synthetic breast DCE-MRI phantom exams (breastlesionseg.phantom family 'training', seeds $SEEDS, 1-3 lesions each, ground-truth labels)$MIX, fine-tuned from $INIT_NOTE; no real patient data" \
     --arch mm3dunet --expansion 12 --act --base-width 4 --levels 4 \
-    --channels pre post1 sub1 --normalization "$NORMALIZATION" --cache-dtype "$CACHE_DTYPE" --spacing "$SPACING" --patch 16,32,32 \
+    --channels pre post1 sub1 --normalization "$NORMALIZATION" --cache-dtype "$CACHE_DTYPE" --spacing "$SPACING" --patch "$PATCH" \
     --epochs "$EPOCHS" --batch-size 4 --patches-per-case 4 --pos-fraction 0.5 --positive-sampling instance \
     --acquisition-augment "$ACQ_AUGMENT" --subtraction-only "$SUBTRACTION_ONLY" --zoom-out "$ZOOM_OUT" --lr 5e-4 --min-lr 5e-5 --loss hybrid --act-weight 0.1 --val-fraction 0.15 --val-every 2 --seed 0 \
     --device "$DEVICE" $AMP --threads "$THREADS" --max-time-s "$MAX_TIME_S" --progress none
@@ -138,7 +141,7 @@ fi
 # threshold / minimum lesion volume chosen on validation phantoms (never held-out ones), into the card
 if [ ! -f "$WORK/calibration.json" ]; then
   nice -n "$NICE" "$PY" scripts/calibrate_inference.py "$WORK/model" --family "$CALIB_FAMILY" --seeds "$CALIB_SEEDS" \
-    --select "$CALIB_SELECT" --windows 16,32,32 \
+    --select "$CALIB_SELECT" --windows "$PATCH" \
     --thresholds 0.25 0.3 0.35 0.4 0.45 0.5 --min-volumes 10 20 30 --threads "$THREADS" \
     --json "$WORK/calibration.json" --update-card
 fi
