@@ -188,10 +188,11 @@ def summarise_section(cases: list[dict], model: LesionConfidenceModel | None) ->
     """Lesion Dice / sensitivity >= 20 mm3 / FP per exam / breast Dice for each subset of :data:`SUBSETS`."""
     out: dict[str, Any] = {"n_exams": len(cases), "n_lesion_free": sum(not c["ref_volumes_mm3"] for c in cases),
                            "breast_dice": float(np.mean([c["breast_dice"] for c in cases]))}
+    confidence = [model.confidence(c["rows"]) if (model is not None and c["rows"]) else np.ones(len(c["rows"]))
+                  for c in cases]
     for key in SUBSETS:
         scores, small_scores = [], []
-        for c in cases:
-            conf = model.confidence(c["rows"]) if (model is not None and c["rows"]) else np.ones(len(c["rows"]))
+        for c, conf in zip(cases, confidence):
             for r, p in zip(c["rows"], conf):
                 r["_keep"] = _keep(key, r, p, model)
             scores.append(score_subset(c["rows"], c["ref_volumes_mm3"], c["ref_voxels"], lambda r: r["_keep"]))
@@ -249,9 +250,14 @@ def confidence_model(cases: list[dict], card: Any, fit: bool) -> LesionConfidenc
     return model
 
 
+def _number(value: float | None, fmt: str = "{:.3f}") -> str:
+    """A table cell: ``value`` formatted, ``-`` when there is none."""
+    return "-" if value is None else fmt.format(value)
+
+
 def markdown(summary: dict) -> str:
     """The summary as a Markdown table (reported by the confidence model; all components in brackets)."""
-    f = lambda v, fmt="{:.3f}": "-" if v is None else fmt.format(v)  # noqa: E731
+    f = _number
     lines = [f"Model `{summary['model_id']}` (sha256 {summary['sha256'][:12]}); confidence model: "
              f"{summary['confidence']}. Figures: reported lesions (all components, i.e. without the "
              "confidence split, in brackets). `validation`: the phantoms the confidence model was fitted on "
@@ -279,7 +285,6 @@ def markdown(summary: dict) -> str:
 
 def ceiling_markdown(sections: dict) -> list[str]:
     """Table of the ceiling subset: what a perfect confidence model would report from this network's output."""
-    f = lambda v, fmt="{:.2f}": "-" if v is None else fmt.format(v)  # noqa: E731
     sections = {k: s for k, s in sections.items() if "ceiling" in s}
     if not sections:
         return []
@@ -288,7 +293,8 @@ def ceiling_markdown(sections: dict) -> list[str]:
              "| set | lesion Dice | sensitivity >= 20 mm3 | sensitivity 20-300 mm3 |", "|---|---|---|---|"]
     for name, s in sections.items():
         c = s["ceiling"]
-        lines.append(f"| {name} | {f(c['dice'], '{:.3f}')} | {f(c['sensitivity'])} | {f(c['sensitivity_small'])} |")
+        lines.append(f"| {name} | {_number(c['dice'])} | {_number(c['sensitivity'], '{:.2f}')} | "
+                     f"{_number(c['sensitivity_small'], '{:.2f}')} |")
     return lines
 
 
