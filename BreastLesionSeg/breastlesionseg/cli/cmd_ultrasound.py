@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..imaging2d.writer import RESULTS_CSV, write_results_csv
+    from ..nn.limitations import limitation_notes
     from ..ultrasound.model import load_ultrasound_model
 
     torch.set_num_threads(max(1, args.threads))
@@ -98,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise InputError("no input images found in " + ", ".join(args.inputs))
     model = load_ultrasound_model(args.model)
-    for text in model.card.limitations:
-        log.warning("known limitation of model '%s': %s", model.model_id, text)
+    for note in limitation_notes(model.model_id, model.card.limitations):
+        log.warning("%s", note)
     rows, failures = [], 0
     for path, name in zip(paths, output_names(paths)):
         try:

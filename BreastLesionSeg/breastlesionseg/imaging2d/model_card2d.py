@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ModelError
 from ..io.atomic import write_text_atomic
+from ..nn.limitations import is_limitation_list
 from ..nn.model_paths import CARD_FILE
 
 WEIGHTS_FILE = "weights.pt"
@@ -115,8 +116,7 @@ class ModelCard2D:
             raise ModelError(f"model {self.model_id}: thresholds must be in (0, 1)")
         if not 0.0 <= self.lesion_zoom_margin <= 5.0:
             raise ModelError(f"model {self.model_id}: lesion_zoom_margin must be in [0, 5]; got {self.lesion_zoom_margin}")
-        if not isinstance(self.limitations, list) or not all(
-                isinstance(text, str) and text.strip() for text in self.limitations):
+        if not is_limitation_list(self.limitations):
             raise ModelError(f"model {self.model_id}: limitations must be a list of non-empty texts; "
                              f"got {self.limitations!r}")
         if self.weights_sha256 and not _SHA_RE.match(self.weights_sha256):

@@ -35,6 +35,7 @@ import torch
 from ..errors import CancelledError, InputError, ModelError
 from ..exam import DCEExam
 from ..geometry import Geometry, Volume
+from ..nn.limitations import limitation_notes
 from ..progress import CancelToken, ProgressCallback, StageProgress
 from ..runtime.names import BACKEND_THREAD_NAME
 from .canonical_grid import resample_to_canonical_model
@@ -240,7 +241,7 @@ class SegmentationEngine:
         info = self.model_info
         notes = [f"model '{info.model_id}' is a DEMO model trained on synthetic phantoms only; "
                  "its results on real exams are illustrations, not findings"] if info.is_demo else []
-        return notes + [f"known limitation of model '{info.model_id}': {text}" for text in info.limitations]
+        return notes + limitation_notes(info.model_id, info.limitations)
 
     def _prepare_input(self, exam: DCEExam, breast_mask: Volume, steps: "_Steps") -> PreparedInput:
         """Steps crop, resample, channels: the normalised model input on the model grid."""

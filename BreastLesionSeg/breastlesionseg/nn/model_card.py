@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import InputError, ModelError
 from .channels import NORMALIZATIONS
 from .factory import ModelConfig
+from .limitations import is_limitation_list
 from .model_paths import CARD_FILE
 
 #: version of the card format written by this code
@@ -197,8 +198,7 @@ class ModelCard:
             raise InputError(f"model card field 'demo' must be true or false; got {self.demo!r}")
         if self.research_use_only is not True:
             raise InputError("model card field 'research_use_only' must be true: no model of this project is a medical device")
-        if not isinstance(self.limitations, list) or not all(
-                isinstance(text, str) and text.strip() for text in self.limitations):
+        if not is_limitation_list(self.limitations):
             raise InputError(f"model card field 'limitations' must be a list of non-empty texts; got {self.limitations!r}")
         if not isinstance(self.validation_metrics, dict):
             raise InputError(f"model card field 'validation_metrics' must be an object; got {self.validation_metrics!r}")
