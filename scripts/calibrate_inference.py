@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the calibration; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="model folder or name")
-    parser.add_argument("--seeds", type=seeds_argument, default=parse_seeds("2000-2007"), help="validation phantom seeds")
+    parser.add_argument("--seeds", type=seeds_argument, default=parse_seeds("2000-2007"),
+                        help="validation phantom seeds")
     parser.add_argument("--windows", type=_window, nargs="+", default=None, help="candidate windows D,H,W")
     parser.add_argument("--spacing-scales", type=_scale, nargs="+", default=[1.0],
                         help="candidate inference grid spacings as factors of the training spacing (default 1)")

@@ -199,7 +199,8 @@ class ModelCard:
         if self.research_use_only is not True:
             raise InputError("model card field 'research_use_only' must be true: no model of this project is a medical device")
         if not is_limitation_list(self.limitations):
-            raise InputError(f"model card field 'limitations' must be a list of non-empty texts; got {self.limitations!r}")
+            raise InputError(f"model card field 'limitations' must be a list of non-empty texts; "
+                             f"got {self.limitations!r}")
         if not isinstance(self.validation_metrics, dict):
             raise InputError(f"model card field 'validation_metrics' must be an object; got {self.validation_metrics!r}")
 
